@@ -1,0 +1,380 @@
+"""Built-in data sources: celeba (the article's), hf:NAME, image folders, .npy/.npz arrays, synthetic."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+
+from aekit import hookimpl
+from aekit.data import ImageSource
+from aekit.errors import DataSourceError, ImageReadError
+from aekit.images import IMAGE_EXTENSIONS, open_image
+
+CELEBA_HUB_ID = "lansinuote/gen.1.celeba"
+OTHER_SOURCES = "synthetic, a folder of images, a .npy/.npz array, or hf:PATH to a local copy"
+
+
+@hookimpl
+def register_data_sources(register):
+    register("folder", FolderSource, help="a folder of images, recursive (jpg, png, webp, bmp); PATH", claims=_is_image_folder)
+    register("array", ArraySource, help="a .npy/.npz array of images, (N,H,W,3) uint8 or (N,3,H,W) float", claims=_is_array_file)
+    register("hf", open_hf_source, help="hf:NAME[@SPLIT]: a Hugging Face image data set (hub id, save_to_disk folder or parquet)", claims=_is_hf_path)
+    register("celeba", open_celeba, help=f"the article's CelebA ({CELEBA_HUB_ID}), shuffled with seed 0; celeba:PATH for a local copy")
+    register("synthetic", SyntheticSource.from_argument, help="synthetic[:N[:SEED]]: built-in procedural faces with attribute labels (default 2000)")
+
+
+# --- folders of image files -------------------------------------------------------------------------
+
+
+def _is_hf_dir(path: Path) -> bool:
+    return (path / "dataset_dict.json").is_file() or (path / "state.json").is_file()
+
+
+def _is_image_folder(spec: str) -> bool:
+    path = Path(spec)
+    return path.is_dir() and not _is_hf_dir(path)
+
+
+class FolderSource(ImageSource):
+    """Every image file under a folder (recursive, sorted); labels from an `attributes.csv` at its root."""
+
+    def __init__(self, folder: str):
+        self.root = Path(folder)
+        if not self.root.is_dir():
+            raise DataSourceError(f"{folder}: no such folder")
+        self.description = str(self.root)
+        self._files = sorted(_walk_images(self.root))
+        if not self._files:
+            raise DataSourceError(f"{folder}: no image files ({', '.join(IMAGE_EXTENSIONS)}) in this folder")
+
+    def keys(self):
+        return [f.relative_to(self.root).as_posix() for f in self._files]
+
+    def fingerprint(self):
+        digest = hashlib.sha256(str(self.root.resolve()).encode())
+        for f in self._files + [self.root / "attributes.csv"]:
+            try:
+                st = f.stat()
+                digest.update(f"{f}|{st.st_size}|{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+            except OSError:
+                digest.update(f"{f}|missing\n".encode("utf-8", "surrogateescape"))
+        return "folder:" + digest.hexdigest()
+
+    def read(self, index):
+        return open_image(self._files[index])
+
+    def attributes(self):
+        csv_path = self.root / "attributes.csv"
+        return read_attributes_csv(csv_path, self.keys()) if csv_path.is_file() else {}
+
+
+def _walk_images(root: Path):
+    # os.walk does not follow directory symlinks, so symlink loops cannot trap it
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in filenames:
+            if not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS):
+                yield Path(dirpath) / name
+
+
+def read_attributes_csv(path: Path, keys: list[str]) -> dict[str, np.ndarray]:
+    """Integer columns of a CSV keyed by file name (first column), aligned with `keys`; CelebA's -1/1 become 0/1."""
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataSourceError(f"{path}: cannot read ({exc.__class__.__name__})") from None
+    if len(rows) < 2:
+        return {}
+    header, body = rows[0], {r[0]: r[1:] for r in rows[1:] if r}
+    columns = {}
+    for j, name in enumerate(header[1:]):
+        values = []
+        for key in keys:
+            row = body.get(key) or body.get(key.rsplit("/", 1)[-1])
+            try:
+                values.append(int(row[j]) if row is not None else -999)
+            except (ValueError, IndexError):
+                break
+        else:
+            col = np.asarray(values, dtype=np.int64)
+            if set(np.unique(col[col != -999]).tolist()) <= {-1, 1}:
+                col = np.where(col == -999, -1, (col + 1) // 2)  # CelebA's -1/1 -> 0/1, unknown -> -1
+            columns[name] = col.astype(np.int8) if np.abs(col).max(initial=0) < 128 else col
+    return columns
+
+
+# --- arrays --------------------------------------------------------------------------------------------
+
+
+def _is_array_file(spec: str) -> bool:
+    return Path(spec).suffix.lower() in (".npy", ".npz") and Path(spec).exists()
+
+
+class ArraySource(ImageSource):
+    """Images from a .npy/.npz: (N, H, W, 3) or (N, 3, H, W); uint8, or float in [-1, 1] (or [0, 1])."""
+
+    def __init__(self, path: str):
+        self.path = Path(path)
+        self.description = str(self.path)
+        self._attributes, self._names = {}, None
+        try:
+            if self.path.suffix.lower() == ".npz":
+                with np.load(self.path, allow_pickle=False) as archive:
+                    keys = list(archive.keys())
+                    image_key = "images" if "images" in keys else next((k for k in keys if archive[k].ndim == 4), None)
+                    if image_key is None:
+                        raise DataSourceError(f"{path}: no 'images' array (N, H, W, 3) in this .npz (keys: {', '.join(keys)})")
+                    array = archive[image_key]
+                    for k in keys:
+                        value = archive[k]
+                        if k == "names" and value.ndim == 1:
+                            self._names = [str(v) for v in value]
+                        elif k != image_key and value.ndim == 1 and len(value) == len(array) and value.dtype.kind in "biuf":
+                            self._attributes[k] = value
+            else:
+                array = np.load(self.path, mmap_mode="r", allow_pickle=False)
+        except DataSourceError:
+            raise
+        except ValueError as exc:
+            reason = "it holds Python objects (pickle), which aekit never loads" if "pickle" in str(exc) else str(exc)
+            raise DataSourceError(f"{path}: cannot load array: {reason}") from None
+        except (OSError, EOFError, KeyError) as exc:
+            raise DataSourceError(f"{path}: damaged or unreadable array file ({exc.__class__.__name__})") from None
+        self.array = _check_image_array(array, path)
+
+    def keys(self):
+        return self._names or [f"{self.path.stem}[{i}]" for i in range(len(self.array))]
+
+    def fingerprint(self):
+        st = self.path.stat()
+        return f"array:{self.path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+
+    def attributes(self):
+        return self._attributes
+
+    def read(self, index):
+        image = np.asarray(self.array[index])
+        if image.shape[0] == 3 and image.shape[-1] != 3:
+            image = image.transpose(1, 2, 0)
+        if image.dtype == np.uint8:
+            return image
+        image = image.astype(np.float32)
+        if not np.isfinite(image).all():
+            raise ImageReadError(f"{self.keys()[index]}: contains NaN or infinite values")
+        scaled = (image + 1) * 127.5 if self._signed else image * 255.0
+        return np.clip(scaled + 0.5, 0, 255).astype(np.uint8)
+
+    @property
+    def _signed(self) -> bool:
+        # floats with any negative value are read as [-1, 1] (the article's format), else as [0, 1]
+        if not hasattr(self, "_signed_cache"):
+            sample = np.asarray(self.array[: min(len(self.array), 256)], dtype=np.float32)
+            self._signed_cache = bool(np.nanmin(sample) < 0)
+        return self._signed_cache
+
+
+def _check_image_array(array, path):
+    if array.dtype.kind not in "uf" or (array.dtype.kind == "u" and array.dtype != np.uint8):
+        raise DataSourceError(f"{path}: images must be uint8 or float, got {array.dtype}")
+    if array.ndim != 4 or 3 not in (array.shape[1], array.shape[3]):
+        raise DataSourceError(f"{path}: images must be (N, H, W, 3) or (N, 3, H, W), got shape {array.shape}")
+    if len(array) == 0:
+        raise DataSourceError(f"{path}: the array holds no images")
+    if array.dtype.kind == "f":
+        sample = np.asarray(array[: min(len(array), 1024)], dtype=np.float32)
+        if not np.isfinite(sample).all():
+            raise DataSourceError(f"{path}: images contain NaN or infinite values")
+        if sample.min() < -1.001 or sample.max() > 1.001:
+            raise DataSourceError(f"{path}: float images must lie in [-1, 1] or [0, 1], got [{sample.min():.3g}, {sample.max():.3g}]")
+    return array
+
+
+# --- Hugging Face data sets ------------------------------------------------------------------------------
+
+
+def _is_hf_path(spec: str) -> bool:
+    path = Path(spec)
+    return (path.is_file() and path.suffix == ".parquet") or (path.is_dir() and _is_hf_dir(path))
+
+
+class HFSource(ImageSource):
+    """A `datasets.Dataset` with an image column; integer/bool columns become attributes."""
+
+    def __init__(self, dataset, description: str, fingerprint: str):
+        self.dataset, self.description, self._fingerprint = dataset, description, fingerprint
+        self.image_column = _image_column(dataset, description)
+
+    def keys(self):
+        for name in ("image_id", "file_name", "filename", "id"):
+            if name in self.dataset.column_names:
+                return [str(v) for v in self.dataset[name]]
+        return [f"{self.description}[{i}]" for i in range(len(self.dataset))]
+
+    def fingerprint(self):
+        return self._fingerprint
+
+    def attributes(self):
+        from datasets import ClassLabel, Value
+
+        columns = [name for name, feature in self.dataset.features.items()
+                   if isinstance(feature, ClassLabel) or (isinstance(feature, Value) and (feature.dtype.startswith(("int", "uint")) or feature.dtype == "bool"))]
+        if not columns:
+            return {}
+        table = self.dataset.select_columns(columns).with_format("numpy")[:]
+        out = {}
+        for name in columns:
+            col = np.asarray(table[name]).astype(np.int64)
+            if set(np.unique(col).tolist()) <= {-1, 1}:
+                col = (col + 1) // 2  # CelebA's -1/1 -> 0/1
+            out[name] = col
+        return out
+
+    def read(self, index):
+        return self.iter_rows([index])[0]
+
+    def iter_rows(self, indices):
+        from aekit.images import to_rgb
+
+        out = []
+        for item in self.dataset.select_columns([self.image_column])[list(indices)][self.image_column]:
+            if item is None:
+                out.append(ImageReadError(f"{self.description}: empty image"))
+            else:
+                out.append(to_rgb(item) if hasattr(item, "mode") else np.asarray(item, dtype=np.uint8))
+        return out
+
+    def iter_images(self, indices, size):
+        from concurrent.futures import ThreadPoolExecutor
+
+        from aekit.images import resize_rgb
+
+        indices = list(indices)
+        chunks = [indices[i : i + 256] for i in range(0, len(indices), 256)]
+
+        def work(chunk):
+            try:
+                rows = self.iter_rows(chunk)
+            except Exception as exc:  # one damaged row fails its whole batch: retry one by one
+                rows = []
+                for i in chunk:
+                    try:
+                        rows.extend(self.iter_rows([i]))
+                    except Exception as row_exc:
+                        rows.append(ImageReadError(f"{self.description}[{i}]: unreadable image ({type(row_exc).__name__})"))
+                del exc
+            return [(i, None, str(r)) if isinstance(r, Exception) else (i, resize_rgb(r, size), None) for i, r in zip(chunk, rows)]
+
+        with ThreadPoolExecutor(2) as pool:
+            for results in pool.map(work, chunks):
+                yield from results
+
+
+def _image_column(dataset, description):
+    from datasets import Image as HFImage
+
+    for name, feature in dataset.features.items():
+        if isinstance(feature, HFImage):
+            return name
+    for name in ("image", "img"):
+        if name in dataset.column_names:
+            return name
+    raise DataSourceError(f"{description}: no image column (columns: {', '.join(dataset.column_names)})")
+
+
+def load_hf_dataset(name: str, split: str = "train"):
+    """A `datasets.Dataset` from a hub id, a save_to_disk folder, or parquet file(s); DataSourceError offline."""
+    try:
+        import datasets
+    except ImportError:
+        raise DataSourceError("the 'datasets' package is needed for Hugging Face data sources: pip install datasets") from None
+    path = Path(name)
+    try:
+        if path.is_dir() and _is_hf_dir(path):
+            loaded = datasets.load_from_disk(str(path))
+        elif path.suffix == ".parquet" or (path.is_dir() and any(path.glob("**/*.parquet"))):
+            files = [str(path)] if path.is_file() else sorted(str(p) for p in path.glob("**/*.parquet"))
+            loaded = datasets.load_dataset("parquet", data_files={split: files}, split=split)
+        elif path.exists():
+            raise DataSourceError(f"{name}: not a Hugging Face data set (a save_to_disk folder or .parquet)")
+        else:
+            loaded = datasets.load_dataset(name, split=split)
+    except DataSourceError:
+        raise
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise DataSourceError(f"could not load the Hugging Face data set {name!r} ({first}); offline, use {OTHER_SOURCES}") from None
+    if isinstance(loaded, datasets.DatasetDict):
+        if split not in loaded:
+            raise DataSourceError(f"{name}: no split {split!r} (splits: {', '.join(loaded)})")
+        loaded = loaded[split]
+    return loaded
+
+
+def open_hf_source(argument: str) -> HFSource:
+    """hf:NAME[@SPLIT] (split defaults to train)."""
+    name, _, split = argument.partition("@")
+    if not name:
+        raise DataSourceError("hf: needs a data set name or path, e.g. hf:user/faces or hf:./faces_parquet")
+    dataset = load_hf_dataset(name, split or "train")
+    return HFSource(dataset, f"hf:{argument}", f"hf:{name}@{split or 'train'}|{dataset._fingerprint}")
+
+
+def open_celeba(argument: str = "") -> HFSource:
+    """The article's CelebA: the train split, shuffled with seed 0 (take the first N with --limit)."""
+    dataset = load_hf_dataset(argument or CELEBA_HUB_ID, "train").shuffle(seed=0)
+    label = f"celeba:{argument}" if argument else "celeba"
+    return HFSource(dataset, label, f"celeba:{argument or CELEBA_HUB_ID}|{dataset._fingerprint}")
+
+
+# --- synthetic faces -------------------------------------------------------------------------------------
+
+
+class SyntheticSource(ImageSource):
+    """Procedurally drawn faces with known attributes (aekit.synthetic); deterministic, offline."""
+
+    def __init__(self, n: int = 2000, seed: int = 0):
+        if n < 1:
+            raise DataSourceError("synthetic:N needs N of at least 1")
+        self.n, self.seed = n, seed
+        self.description = f"synthetic:{n}:{seed}"
+
+    @classmethod
+    def from_argument(cls, argument: str = ""):
+        parts = [p for p in argument.split(":") if p] if argument else []
+        try:
+            values = [int(p) for p in parts]
+        except ValueError:
+            raise DataSourceError(f"synthetic:{argument}: expected synthetic[:N[:SEED]] with integers") from None
+        if len(values) > 2:
+            raise DataSourceError(f"synthetic:{argument}: expected synthetic[:N[:SEED]]")
+        return cls(*values)
+
+    def keys(self):
+        return [f"synthetic-{self.seed}-{i:06d}" for i in range(self.n)]
+
+    def fingerprint(self):
+        from aekit import synthetic
+
+        return f"synthetic:{self.n}:{self.seed}:{getattr(synthetic, 'VERSION', 1)}"
+
+    def attributes(self):
+        from aekit import synthetic
+
+        if not hasattr(self, "_attributes"):
+            attrs = {name: np.zeros(self.n, dtype=np.int8) for name in synthetic.ATTRIBUTE_NAMES}
+            # attributes come from the same random draws as the pictures; drawing is cheap enough
+            for i in range(self.n):
+                for name, value in synthetic.draw_face(i, self.seed, size=16)[1].items():
+                    attrs[name][i] = value
+            self._attributes = attrs
+        return self._attributes
+
+    def read(self, index):
+        from aekit import synthetic
+
+        return synthetic.draw_face(index, self.seed, size=64)[0]

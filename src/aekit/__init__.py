@@ -1,0 +1,26 @@
+"""aekit: residual convolutional autoencoders for 64x64 faces, with plugins for everything they are good for."""
+
+__version__ = "0.1.0"
+
+from .errors import AekitError, CheckpointError, DataSourceError, ImageReadError, PluginError, RegistryError, TrainingError  # noqa: E402
+from .hookspecs import hookimpl  # noqa: E402
+from .checkpoint import create_model, list_models, load, model_fingerprint  # noqa: E402
+from .model import Autoencoder, AutoencoderConfig  # noqa: E402
+
+__all__ = [
+    "AekitError",
+    "Autoencoder",
+    "AutoencoderConfig",
+    "CheckpointError",
+    "DataSourceError",
+    "ImageReadError",
+    "PluginError",
+    "RegistryError",
+    "TrainingError",
+    "__version__",
+    "create_model",
+    "hookimpl",
+    "list_models",
+    "load",
+    "model_fingerprint",
+]

@@ -1,0 +1,233 @@
+"""The `aekit` command line: one click group; commands come from the registry (core and plugins alike)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from .errors import AekitError
+
+DEBUG_ENV = "AEKIT_DEBUG"
+
+
+class AekitGroup(click.Group):
+    """Looks commands up in the registry and turns every error into one line (unless --debug)."""
+
+    def list_commands(self, ctx):
+        from .plugins import get_registry
+
+        return get_registry().names("command")
+
+    def get_command(self, ctx, name):
+        from .plugins import get_registry
+
+        registry = get_registry()
+        return registry.get("command", name) if name in registry.names("command") else None
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            ctx.exit(130)
+        except Exception as exc:
+            if (ctx.obj or {}).get("debug") or os.environ.get(DEBUG_ENV):
+                traceback.print_exc()
+            elif isinstance(exc, AekitError):
+                click.echo(f"Error: {exc}", err=True)
+            elif isinstance(exc, OSError):
+                where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+                click.echo(f"Error: {where}{exc.strerror or exc}", err=True)
+            else:
+                text = (str(exc).strip().splitlines() or [""])[0]
+                click.echo(f"Error: {type(exc).__name__}: {text} (run with --debug for the traceback)", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=AekitGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="aekit")
+@click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
+@click.pass_context
+def cli(ctx, debug):
+    """aekit: train residual autoencoders for 64x64 faces and use their 128-d latents.
+
+    \b
+    Example:
+      aekit train --data synthetic --epochs 3 --out runs/demo
+      aekit info runs/demo
+    """
+    ctx.ensure_object(dict)["debug"] = debug
+
+
+def main():
+    """Console-script entry point."""
+    cli(prog_name="aekit")
+
+
+# --- options shared with plugins ---------------------------------------------------------------------
+
+
+def model_option(function):
+    """``--model DIR_OR_HUB_ID`` (default: the latest trained run) for plugin commands."""
+    return click.option("--model", "-m", "model_path", metavar="DIR_OR_HUB_ID", default=None,
+                        help="Checkpoint folder or Hugging Face hub id (default: the most recent `aekit train` run).")(function)
+
+
+def load_model_arg(model_path, device: str = "cpu"):
+    """Load the model a command was given (or the latest run)."""
+    from .checkpoint import load
+
+    return load(model_path, device=device)
+
+
+# --- core commands -----------------------------------------------------------------------------------
+
+
+def _default_out() -> Path:
+    return Path("runs") / datetime.now().strftime("run-%Y%m%d-%H%M%S")
+
+
+@click.command()
+@click.option("--data", default="celeba", show_default=True, metavar="SOURCE",
+              help="celeba, synthetic[:N[:SEED]], hf:NAME[@SPLIT], a folder of images, or a .npy/.npz file.")
+@click.option("--arch", default="article", show_default=True, help="Registered model preset (see `aekit plugins`).")
+@click.option("--epochs", type=int, default=10, show_default=True)
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--lr", type=float, default=2e-4, show_default=True, help="Peak learning rate; decays linearly to 0.")
+@click.option("--weight-decay", type=float, default=0.0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--skip", type=int, default=0, help="Skip the first N images of the source.")
+@click.option("--limit", type=int, default=None, help="Use at most N images (the article uses 3000 of CelebA).")
+@click.option("--files", type=click.Path(dir_okay=False), default=None, help="Text file of image names to use (one per line).")
+@click.option("--val-fraction", type=float, default=0.0, show_default=True, help="Share of images held out for validation loss and PSNR.")
+@click.option("--sample-every", type=int, default=1, show_default=True, help="Save a reconstruction/sample grid every N epochs (0: never).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
+              help="auto: bf16 autocast on CUDA, fp32 on CPU.")
+@click.option("--init", "init", metavar="MODEL", default=None, help="Start from this checkpoint's weights (fine-tuning).")
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Run folder (default: runs/run-DATE-TIME).")
+@click.option("--resume", type=click.Path(file_okay=False), default=None, help="Continue a stopped run in this folder with its own settings.")
+@click.option("--push-to-hub", "push_to_hub", metavar="REPO", default=None, help="Upload the final model to this hub repo (opt-in).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@click.pass_context
+def train(ctx, resume, out, push_to_hub, quiet, **settings):
+    """Train an autoencoder and write a checkpoint folder.
+
+    \b
+    Examples:
+      aekit train --data synthetic --epochs 5 --out runs/synth
+      aekit train --data ../faces/ --val-fraction 0.1 --epochs 20
+      aekit train --data celeba --limit 3000 --epochs 100      # the article's run
+      aekit train --resume runs/synth                          # after Ctrl-C or a crash
+    """
+    from .train import Trainer, TrainConfig, read_run_config
+
+    if resume:
+        explicit = [k for k in settings if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE and k != "device"]
+        if explicit or out:
+            names = ", ".join("--" + k.replace("_", "-") for k in explicit + (["out"] if out else []))
+            raise click.UsageError(f"--resume continues a run with its own settings; drop {names}")
+        config, out = read_run_config(resume), Path(resume)
+        if ctx.get_parameter_source("device") == click.core.ParameterSource.COMMANDLINE:
+            config.device = settings["device"]
+    else:
+        config = TrainConfig(**settings)
+        out = Path(out) if out else _default_out()
+        if (out / "training_state.safetensors").exists():
+            raise click.UsageError(f"{out} already holds a run; continue it with --resume {out} or pick another --out")
+    log = (lambda m: click.echo(m, err=True))
+    trainer = Trainer(config, out, progress=not quiet, log=log)
+    click.echo(f"training {config.arch} on {config.data} for {config.epochs} epochs on {trainer.device} "
+               f"({trainer.precision}) -> {out}", err=True)
+    model = trainer.run(resume=bool(resume))
+    click.echo(f"saved {out}")
+    if push_to_hub:
+        url = model.push_to_hub(push_to_hub)
+        click.echo(f"pushed to {url}")
+
+
+@click.command()
+@click.argument("model_path", metavar="[MODEL]", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def info(model_path, as_json):
+    """Show a checkpoint's architecture, parameter counts, training data and metrics.
+
+    \b
+    Example:
+      aekit info runs/synth
+    """
+    from .checkpoint import read_config, resolve_checkpoint_dir, latest_run
+
+    directory = resolve_checkpoint_dir(model_path) if model_path else latest_run()
+    meta = read_config(directory)
+    metrics_path = Path(directory) / "metrics.jsonl"
+    metrics = []
+    if metrics_path.is_file():
+        metrics = [json.loads(line) for line in metrics_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if as_json:
+        click.echo(json.dumps({"path": str(directory), **meta, "metrics": metrics}, indent=2))
+        return
+    training = meta.get("training") or {}
+    params = meta.get("parameters") or {}
+    lines = [
+        f"model:        {directory}",
+        f"architecture: {meta['architecture']} (aekit {meta.get('aekit_version', '?')})",
+        f"config:       " + ", ".join(f"{k}={v}" for k, v in meta["config"].items()),
+    ]
+    if params:
+        lines.append(f"parameters:   encoder {params['encoder']:,}, decoder {params['decoder']:,}, total {params['total']:,}")
+    if training:
+        settings = training.get("settings", {})
+        lines.append(f"trained on:   {training.get('data')} ({training.get('images')} images, {training.get('skipped', 0)} skipped)")
+        lines.append(f"training:     {training.get('epochs_done')}/{training.get('epochs')} epochs, batch {settings.get('batch_size')}, "
+                     f"lr {settings.get('lr')}, {training.get('device')} {training.get('precision')}, {training.get('elapsed_s')} s")
+        for key, value in (training.get("final") or {}).items():
+            lines.append(f"  {key + ':':<14}{value:.4f}" if isinstance(value, float) else f"  {key}: {value}")
+        for key, value in training.items():
+            if key not in ("data", "images", "skipped", "epochs_done", "epochs", "batch_in_epoch", "elapsed_s",
+                           "device", "precision", "settings", "final"):
+                lines.append(f"{key + ':':<14}{value}")
+    if metrics:
+        lines.append("epoch  loss      val_loss  val_psnr  img/s")
+        for row in metrics[-10:]:
+            lines.append(f"{row['epoch']:>5}  {row['loss']:<8.4f}  {row.get('val_loss', float('nan')):<8.4f}  "
+                         f"{row.get('val_psnr', float('nan')):<8.2f}  {row.get('images_per_s', 0):.0f}")
+    click.echo("\n".join(lines))
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def plugins(as_json):
+    """List loaded plugins, their versions and what each registered.
+
+    Set AEKIT_LOAD_PLUGINS=name1,name2 to load only those plugins.
+
+    \b
+    Example:
+      aekit plugins --json
+    """
+    from .plugins import describe_plugins
+
+    rows = describe_plugins()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        status = f"FAILED: {row['error']}" if row["error"] else ""
+        click.echo(f"{row['name']} {row['version'] or ''}  ({row['module']}) {status}".rstrip())
+        for kind, names in row["registered"].items():
+            click.echo(f"  {kind}: {', '.join(names)}")
+
+
+CORE_COMMANDS = [train, info, plugins]
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

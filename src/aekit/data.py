@@ -1,0 +1,238 @@
+"""Data sources, the uint8 image cache, and the in-memory training set.
+
+A data source (registered by a plugin) turns ``--data SOURCE`` into an :class:`ImageSource`.
+:func:`prepare` then decodes and resizes its images once, in parallel, into a uint8 array cached
+under ``$AEKIT_HOME/cache`` keyed by the source's fingerprint and the preprocessing, so a second
+run (or epoch) does no decoding at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import io
+from .checkpoint import aekit_home
+from .errors import DataSourceError, ImageReadError
+from .images import resize_rgb
+
+CACHE_VERSION = 1
+RESIZE_METHOD = "pil-bicubic"
+
+
+class ImageSource:
+    """A sequence of images with names and optional attribute labels; subclasses implement `read`."""
+
+    description: str = "images"
+
+    def __len__(self) -> int:
+        return len(self.keys())
+
+    def keys(self) -> list[str]:
+        """One name per image (a relative file name, a row id...)."""
+        raise NotImplementedError
+
+    def fingerprint(self) -> str:
+        """A string that changes whenever the images or their order change."""
+        raise NotImplementedError
+
+    def attributes(self) -> dict[str, np.ndarray]:
+        """Attribute/label columns aligned with `keys()` (may be empty)."""
+        return {}
+
+    def read(self, index: int):
+        """Image `index` as an RGB PIL image or (H, W, 3) uint8 array; ImageReadError when bad."""
+        raise NotImplementedError
+
+    def iter_images(self, indices, size: int) -> Iterator[tuple[int, np.ndarray | None, str | None]]:
+        """Yield (index, resized uint8 HWC or None, error or None); threads overlap decoding."""
+
+        def work(i):
+            try:
+                return i, resize_rgb(self.read(i), size), None
+            except ImageReadError as exc:
+                return i, None, str(exc)
+
+        workers = min(8, os.cpu_count() or 1)
+        with ThreadPoolExecutor(workers) as pool:
+            yield from pool.map(work, indices, chunksize=32) if workers > 1 else map(work, indices)
+
+
+@dataclass
+class PreparedImages:
+    """Decoded, resized images: uint8 (N, 3, S, S) (maybe memory-mapped), names, labels, skipped files."""
+
+    images: np.ndarray
+    names: list[str]
+    attributes: dict[str, np.ndarray] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+    source: str = ""
+    cache_path: Path | None = None
+    from_cache: bool = False
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def open_source(spec: str) -> ImageSource:
+    """Resolve ``--data`` text to an ImageSource through the registered data sources."""
+    from .plugins import get_registry
+
+    registry = get_registry()
+    spec = str(spec)
+    name, _, argument = spec.partition(":")
+    if name in registry.names("data_source") and len(name) > 1:  # len>1: not a Windows drive letter
+        opener = registry.get("data_source", name)
+    else:
+        claimers = [e for e in registry.entries("data_source") if e.extra.get("claims") and e.extra["claims"](spec)]
+        if not claimers:
+            known = ", ".join(registry.names("data_source")) or "none (no data-source plugin is loaded)"
+            raise DataSourceError(f"{spec}: no such file or folder, and not a known data source (known: {known})")
+        opener, argument = claimers[0].obj, spec
+    source = opener(argument)
+    if not isinstance(source, ImageSource):
+        raise DataSourceError(f"data source for {spec!r} returned {type(source).__name__}, not an ImageSource")
+    return source
+
+
+def select_indices(keys: list[str], skip: int = 0, limit: int | None = None, files=None) -> list[int]:
+    """Indices kept by a file list (names or base names), then --skip, then --limit."""
+    if skip < 0 or (limit is not None and limit < 0):
+        raise DataSourceError("--skip and --limit must be zero or more")
+    indices = list(range(len(keys)))
+    if files is not None:
+        wanted = _read_file_list(files)
+        base = {k: k.rsplit("/", 1)[-1] for k in keys}
+        indices = [i for i in indices if keys[i] in wanted or base[keys[i]] in wanted]
+        if not indices:
+            raise DataSourceError(f"{files}: none of its {len(wanted)} names is in the data source")
+    indices = indices[skip:]
+    return indices if limit is None else indices[:limit]
+
+
+def _read_file_list(files) -> set[str]:
+    if isinstance(files, (list, tuple, set)):
+        return {str(f) for f in files}
+    try:
+        lines = Path(files).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataSourceError(f"{files}: cannot read file list ({exc.__class__.__name__})") from None
+    return {line.strip() for line in lines if line.strip() and not line.startswith("#")}
+
+
+def prepare(source: ImageSource | str, image_size: int = 64, skip: int = 0, limit: int | None = None,
+            files=None, progress: bool = True, use_cache: bool = True) -> PreparedImages:
+    """Decode and resize the selected images once; later calls with the same key read the cache."""
+    if isinstance(source, str):
+        source = open_source(source)
+    keys = source.keys()
+    indices = select_indices(keys, skip, limit, files)
+    if not indices:
+        raise DataSourceError(f"{source.description}: no images selected (it has {len(keys)})")
+    key = _cache_key(source, image_size, indices)
+    cache_dir = aekit_home() / "cache"
+    images_path, meta_path = cache_dir / f"{key}.npy", cache_dir / f"{key}.npz"
+    if use_cache and images_path.is_file() and meta_path.is_file():
+        cached = _read_cache(images_path, meta_path, source.description)
+        if cached is not None:
+            return cached
+    return _decode_into_cache(source, keys, indices, image_size, images_path, meta_path, progress, use_cache)
+
+
+def _cache_key(source, image_size, indices) -> str:
+    digest = hashlib.sha256()
+    digest.update(json.dumps([CACHE_VERSION, RESIZE_METHOD, image_size, source.fingerprint()]).encode())
+    digest.update(np.asarray(indices, dtype=np.int64).tobytes())
+    return digest.hexdigest()[:24]
+
+
+def _read_cache(images_path, meta_path, description) -> PreparedImages | None:
+    try:
+        images = np.load(images_path, mmap_mode="r", allow_pickle=False)
+        with np.load(meta_path, allow_pickle=False) as meta:
+            names = meta["names"].tolist()
+            skipped = meta["skipped"].tolist()
+            attributes = {str(n): meta[f"attr_{i}"] for i, n in enumerate(meta["attr_names"].tolist())}
+    except (OSError, ValueError, KeyError):
+        return None  # damaged cache: rebuild it
+    if len(images) != len(names):
+        return None
+    return PreparedImages(images, names, attributes, skipped, description, images_path, from_cache=True)
+
+
+def _decode_into_cache(source, keys, indices, size, images_path, meta_path, progress, use_cache) -> PreparedImages:
+    all_attributes = source.attributes()
+    good, skipped = [], []
+    buffer = np.empty((len(indices), 3, size, size), dtype=np.uint8)
+    bar = tqdm(total=len(indices), desc=f"decoding {source.description}", unit="img", disable=not progress, leave=False)
+    for i, image, error in source.iter_images(indices, size):
+        if error is None and (image.ndim != 3 or image.shape[2] != 3):
+            error = f"{keys[i]}: expected an RGB image, got shape {image.shape}"
+        if error is None:
+            buffer[len(good)] = image.transpose(2, 0, 1)
+            good.append(i)
+        else:
+            skipped.append(error)
+        bar.update()
+    bar.close()
+    if not good:
+        raise DataSourceError(f"{source.description}: none of the {len(indices)} selected images could be read "
+                              f"(first problem: {skipped[0]})")
+    images = buffer[: len(good)]
+    names = [keys[i] for i in good]
+    attributes = {name: np.asarray(col)[good] for name, col in all_attributes.items()}
+    if use_cache:
+        _write_cache(images, names, attributes, skipped, images_path, meta_path)
+    return PreparedImages(images, names, attributes, skipped, source.description, images_path if use_cache else None)
+
+
+def _write_cache(images, names, attributes, skipped, images_path, meta_path) -> None:
+    try:
+        images_path.parent.mkdir(parents=True, exist_ok=True)
+        with io.atomic_path(images_path) as tmp:
+            np.save(tmp, images, allow_pickle=False)
+        arrays = {f"attr_{i}": np.asarray(v) for i, v in enumerate(attributes.values())}
+        with io.atomic_path(meta_path) as tmp:
+            with open(tmp, "wb") as fh:  # np.savez appends .npz to bare names; a handle avoids that
+                np.savez(fh, names=np.asarray(names, dtype=str), skipped=np.asarray(skipped, dtype=str),
+                         attr_names=np.asarray(list(attributes), dtype=str), **arrays)
+    except OSError as exc:  # a full or read-only cache must not stop the run
+        print(f"Warning: could not write the image cache ({exc.strerror or exc})")
+
+
+class ImageTensorSet:
+    """Batches of float tensors in [-1, 1] from uint8 (N, 3, S, S) images, shuffled by (seed, epoch)."""
+
+    def __init__(self, images: np.ndarray, batch_size: int, drop_last: bool = True):
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.images, self.batch_size, self.drop_last = images, batch_size, drop_last
+
+    def __len__(self) -> int:
+        n = len(self.images)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def batches(self, seed: int | None = None, epoch: int = 0, start: int = 0):
+        """Yield uint8 tensor batches; the order depends only on (seed, epoch) so a resumed run repeats it."""
+        n = len(self.images)
+        if seed is None:
+            order = np.arange(n)
+        else:
+            order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch)).numpy()
+        for b in range(start, len(self)):
+            idx = np.sort(order[b * self.batch_size : (b + 1) * self.batch_size])  # sorted: faster memmap reads
+            yield torch.from_numpy(np.ascontiguousarray(self.images[idx]))
+
+
+def to_float(batch: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] -> float32 [-1, 1], the article's (x - 127.5) / 127.5."""
+    return batch.float().sub_(127.5).div_(127.5)

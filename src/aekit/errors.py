@@ -1,0 +1,29 @@
+"""Exceptions aekit raises on bad input; the CLI prints them as one line."""
+
+
+class AekitError(Exception):
+    """Base class: a problem the user can fix, reported without a traceback on the CLI."""
+
+
+class RegistryError(AekitError):
+    """A registry name is unknown or already taken."""
+
+
+class PluginError(AekitError):
+    """A plugin failed to load or to register."""
+
+
+class DataSourceError(AekitError):
+    """A data source could not be opened or read."""
+
+
+class ImageReadError(DataSourceError):
+    """One image file could not be decoded."""
+
+
+class CheckpointError(AekitError):
+    """A checkpoint is missing, unsafe or does not match its config."""
+
+
+class TrainingError(AekitError):
+    """Training cannot start or continue (bad settings, non-finite loss)."""

@@ -1,0 +1,51 @@
+"""The hooks a plugin can implement: each receives a ``register`` function for one kind of thing.
+
+A plugin is a module (or package) named in the ``aekit.plugins`` entry-point group::
+
+    import aekit
+
+    @aekit.hookimpl
+    def register_noise_models(register):
+        register("poisson", make_poisson_noise, help="Poisson noise; argument: photons per pixel")
+
+Names are unique across all plugins; registering a taken name raises ``RegistryError``.
+"""
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("aekit")
+hookimpl = pluggy.HookimplMarker("aekit")
+
+
+@hookspec
+def register_models(register):
+    """Register model presets: ``register(name, model_class, config, help="")``.
+
+    ``model_class(config)`` builds the ``torch.nn.Module``; ``config`` is a dataclass instance whose
+    fields are saved to ``config.json`` and overridable by ``aekit.create_model(name, **fields)``.
+    """
+
+
+@hookspec
+def register_data_sources(register):
+    """Register data sources for ``--data``: ``register(name, open_source, help="")``.
+
+    ``open_source(argument)`` gets the text after ``NAME:`` in ``--data NAME:ARG`` (or ``""``) and
+    returns an ``aekit.data.ImageSource``. A source may also claim paths: pass ``claims=callable``
+    taking the ``--data`` text and returning True when the source should handle it.
+    """
+
+
+@hookspec
+def register_noise_models(register):
+    """Register noise models for ``--noise NAME:ARG``: ``register(name, make_noise, help="")``."""
+
+
+@hookspec
+def register_samplers(register):
+    """Register latent samplers for generation: ``register(name, sampler_class, help="")``."""
+
+
+@hookspec
+def register_commands(register):
+    """Register CLI commands: ``register(click_command)``; the command's name is its CLI name."""

@@ -1,0 +1,109 @@
+"""Reading any image a user might have as RGB, and drawing image grids."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFile, ImageOps, UnidentifiedImageError
+
+from .errors import ImageReadError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error, never silently grey
+
+
+def open_image(path, draft_size: int | None = None) -> Image.Image:
+    """Open an image file as 8-bit RGB, applying EXIF rotation; ImageReadError on anything bad.
+
+    Transparent pixels are composited over white, 16-bit and float images are scaled to 8 bits.
+    `draft_size` lets JPEG decode at a reduced scale (still at least that size) for speed.
+    Pillow's decompression-bomb limit is enforced as an error.
+    """
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                if draft_size and img.format == "JPEG":
+                    img.draft("RGB", (draft_size, draft_size))
+                img.load()
+                img = ImageOps.exif_transpose(img)
+                return to_rgb(img)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageReadError(f"{path}: image too large ({_first_line(exc)})") from None
+    except UnidentifiedImageError:
+        raise ImageReadError(f"{path}: not an image Pillow can read") from None
+    except IsADirectoryError:
+        raise ImageReadError(f"{path}: is a directory") from None
+    except PermissionError:
+        raise ImageReadError(f"{path}: permission denied") from None
+    except FileNotFoundError:
+        raise ImageReadError(f"{path}: no such file") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:  # truncated or corrupt data
+        raise ImageReadError(f"{path}: damaged image ({_first_line(exc)})") from None
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to RGB (alpha over white, high bit depths scaled down)."""
+    if img.mode == "RGB":
+        return img
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
+        arr = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        img = Image.fromarray(arr, "L")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def resize_rgb(image, size: int) -> np.ndarray:
+    """An RGB PIL image or (H, W, 3) uint8 array resized straight to size x size (bicubic, no crop)."""
+    if isinstance(image, np.ndarray):
+        if image.shape[:2] == (size, size):
+            return image
+        image = Image.fromarray(image)
+    if image.size != (size, size):
+        image = image.resize((size, size), Image.BICUBIC)
+    return np.asarray(image, dtype=np.uint8)
+
+
+def to_uint8_hwc(images) -> np.ndarray:
+    """(N, 3, H, W) tensors/arrays in [-1, 1] to (N, H, W, 3) uint8."""
+    arr = images.detach().cpu().float().numpy() if hasattr(images, "detach") else np.asarray(images, dtype=np.float32)
+    arr = np.clip((arr + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
+    return arr.transpose(0, 2, 3, 1)
+
+
+def image_grid(rows: list[np.ndarray], row_labels: list[str] | None = None, title: str | None = None, scale: int = 2, pad: int = 2) -> Image.Image:
+    """A grid picture: each row is an (N, H, W, 3) uint8 array; labels on the left, title on top."""
+    rows = [np.asarray(r) for r in rows if len(r)]
+    if not rows:
+        raise ValueError("image_grid needs at least one non-empty row")
+    h, w = rows[0].shape[1] * scale, rows[0].shape[2] * scale
+    cols = max(len(r) for r in rows)
+    label_w = 8 + 7 * max((len(s) for s in row_labels or []), default=0) if row_labels else 0
+    title_h = 20 if title else 0
+    canvas = Image.new("RGB", (label_w + cols * (w + pad) + pad, title_h + len(rows) * (h + pad) + pad), "white")
+    draw = ImageDraw.Draw(canvas)
+    if title:
+        draw.text((pad + 2, 4), title, fill="black")
+    for r, row in enumerate(rows):
+        y = title_h + pad + r * (h + pad)
+        if row_labels:
+            draw.text((4, y + h // 2 - 6), row_labels[r], fill="black")
+        for c, img in enumerate(row):
+            tile = Image.fromarray(img).resize((w, h), Image.NEAREST)
+            canvas.paste(tile, (label_w + pad + c * (w + pad), y))
+    return canvas
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

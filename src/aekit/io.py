@@ -1,0 +1,83 @@
+"""Atomic file writing: every file aekit writes goes to a temporary name first, then is renamed."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from .errors import AekitError
+
+
+@contextlib.contextmanager
+def atomic_path(path, suffix: str = ""):
+    """Yield a temporary path beside `path`; rename it over `path` only if the block succeeds."""
+    path = Path(path)
+    if path.is_dir():
+        raise AekitError(f"{path}: is a directory, expected a file path")
+    if not path.parent.is_dir():
+        raise AekitError(f"{path}: folder {path.parent} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=(suffix or path.suffix) + ".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb+") as fh:  # reach the disk before the rename makes it visible
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write_bytes(path, data: bytes) -> None:
+    """Write bytes atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text(path, text: str) -> None:
+    """Write text (UTF-8) atomically."""
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path, obj) -> None:
+    """Write JSON atomically, indented, keys in insertion order."""
+    write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
+
+
+def save_image(path, image, format: str | None = None, **params) -> None:
+    """Save a PIL image atomically; the format follows the extension unless given."""
+    fmt = format or _format_for(path)
+    with atomic_path(path) as tmp:
+        image.save(tmp, format=fmt, **params)
+
+
+def save_figure(path, figure, **params) -> None:
+    """Save a matplotlib figure atomically."""
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format=_format_for(path).lower(), **params)
+
+
+def _format_for(path) -> str:
+    from PIL import Image
+
+    Image.init()
+    ext = Path(path).suffix.lower()
+    if ext not in Image.EXTENSION:
+        raise AekitError(f"{path}: unknown image extension {ext!r} (use .png, .jpg, .webp ...)")
+    return Image.EXTENSION[ext]
+
+
+def _json_default(obj):
+    import numpy as np
+
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

@@ -1,0 +1,200 @@
+"""The plugin manager: finds plugins through the ``aekit.plugins`` entry points and fills the registry.
+
+Built-in plugins are ordinary entry points of the ``aekit`` distribution, so they load (and can be
+switched off) exactly like third-party ones. ``AEKIT_LOAD_PLUGINS`` restricts loading to a
+comma-separated list of entry-point names (an empty value loads none).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from dataclasses import dataclass, field
+from importlib import metadata
+
+import pluggy
+
+from . import hookspecs
+from .errors import AekitError, RegistryError
+from .registry import KINDS, Registry
+
+ENTRY_POINT_GROUP = "aekit.plugins"
+LOAD_ENV = "AEKIT_LOAD_PLUGINS"
+CORE_NAME = "aekit"
+# The core's own contributions (the article's model, the core commands) go through the same hooks.
+CORE_MODULE = "aekit.core_hooks"
+
+HOOKS = {
+    "register_models": "model",
+    "register_data_sources": "data_source",
+    "register_noise_models": "noise_model",
+    "register_samplers": "sampler",
+    "register_commands": "command",
+}
+
+
+@dataclass
+class PluginInfo:
+    """What `aekit plugins` shows about one plugin."""
+
+    name: str
+    version: str | None
+    module: str
+    error: str | None = None
+    hooks: list[str] = field(default_factory=list)
+
+
+pm = pluggy.PluginManager("aekit")
+pm.add_hookspecs(hookspecs)
+registry = Registry()
+plugin_infos: dict[str, PluginInfo] = {}
+_loaded = False
+
+
+def _warn(message: str) -> None:
+    print(f"Warning: {message}", file=sys.stderr)
+
+
+def _allowed_names() -> set[str] | None:
+    value = os.environ.get(LOAD_ENV)
+    if value is None:
+        return None
+    return {name.strip() for name in value.split(",") if name.strip()}
+
+
+def _make_register(kind: str, plugin: str):
+    """A `register` function for one hook of one plugin: records who registered what."""
+    if kind == "command":
+
+        def register_command(command, help: str = ""):
+            name = getattr(command, "name", None)
+            if not name:
+                raise RegistryError(f"plugin {plugin!r} registered a command without a name")
+            registry.add("command", name, command, plugin, help or (command.get_short_help_str() or ""))
+
+        return register_command
+    if kind == "model":
+
+        def register_model(name, model_class, config, help: str = ""):
+            registry.add("model", name, model_class, plugin, help, config=config)
+
+        return register_model
+
+    def register(name, obj, help: str = "", **extra):
+        registry.add(kind, name, obj, plugin, help, **extra)
+
+    return register
+
+
+def _register_contributions(plugin_name: str) -> list[str]:
+    """Call each hook the plugin implements; on any failure drop all it registered and re-raise."""
+    used = []
+    try:
+        for hook_name, kind in HOOKS.items():
+            # Called one plugin at a time (not pm.hook.X()) so that one failing plugin is isolated.
+            for impl in getattr(pm.hook, hook_name).get_hookimpls():
+                if impl.plugin_name == plugin_name:
+                    used.append(hook_name)
+                    impl.function(register=_make_register(kind, plugin_name))
+    except Exception:
+        registry.remove_plugin(plugin_name)
+        raise
+    return used
+
+
+def _load_one(name: str, version: str | None, module_name: str, loader) -> None:
+    info = PluginInfo(name=name, version=version, module=module_name)
+    plugin_infos[name] = info
+    try:
+        module = loader()
+        pm.register(module, name=name)
+        info.hooks = _register_contributions(name)
+    except Exception as exc:  # a broken plugin must never take the others down
+        if pm.has_plugin(name):
+            pm.unregister(name=name)
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        info.error = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+        _warn(f"plugin {name!r} failed to load ({info.error}); other commands still work")
+
+
+def load_plugins() -> Registry:
+    """Load the core and every allowed entry-point plugin once; return the filled registry."""
+    global _loaded
+    if _loaded:
+        return registry
+    _loaded = True
+    from . import __version__
+
+    _load_one(CORE_NAME, __version__, CORE_MODULE, lambda: importlib.import_module(CORE_MODULE))
+    allowed = _allowed_names()
+    seen = set()
+    for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        if ep.name in seen:  # the same distribution visible twice on sys.path
+            continue
+        seen.add(ep.name)
+        if allowed is not None and ep.name not in allowed:
+            continue
+        dist = getattr(ep, "dist", None)
+        version = dist.version if dist is not None else None
+        _load_one(ep.name, version, ep.value, ep.load)
+    return registry
+
+
+def reset() -> None:
+    """Forget every loaded plugin and registered thing (tests use it to reload)."""
+    global _loaded
+    for name in list(plugin_infos):
+        if pm.has_plugin(name):
+            pm.unregister(name=name)
+    plugin_infos.clear()
+    registry.__init__()
+    _loaded = False
+
+
+def get_registry() -> Registry:
+    """The registry, with plugins loaded."""
+    return load_plugins()
+
+
+def describe_plugins() -> list[dict]:
+    """One dict per plugin: name, version, module, hooks, what it registered, error."""
+    load_plugins()
+    rows = []
+    for info in plugin_infos.values():
+        registered = {}
+        for kind in KINDS:
+            names = [e.name for e in registry.entries(kind) if e.plugin == info.name]
+            if names:
+                registered[kind] = names
+        rows.append(
+            {
+                "name": info.name,
+                "version": info.version,
+                "module": info.module,
+                "hooks": info.hooks,
+                "registered": registered,
+                "error": info.error,
+            }
+        )
+    return rows
+
+
+def failed_plugins() -> dict[str, str]:
+    """Plugin name -> error, for plugins that failed to load."""
+    load_plugins()
+    return {name: info.error for name, info in plugin_infos.items() if info.error}
+
+
+__all__ = [
+    "AekitError",
+    "ENTRY_POINT_GROUP",
+    "LOAD_ENV",
+    "describe_plugins",
+    "failed_plugins",
+    "get_registry",
+    "load_plugins",
+    "pm",
+    "registry",
+    "reset",
+]

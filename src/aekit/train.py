@@ -1,0 +1,298 @@
+"""The trainer: the article's recipe (Adam 2e-4, batch 64, MSE, LinearLR 1 -> 0) with both halves trained.
+
+A run directory holds the model (``model.safetensors`` + ``config.json``), ``training_state.safetensors``
+for ``--resume``, ``metrics.jsonl`` (one line per epoch) and ``samples/epoch_NNNN.png`` grids.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import checkpoint, io
+from .data import ImageTensorSet, PreparedImages, prepare, to_float
+from .errors import TrainingError
+from .images import image_grid, to_uint8_hwc
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run; saved in the run so `--resume` can continue it."""
+
+    data: str = "celeba"
+    arch: str = "article"
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 2e-4
+    weight_decay: float = 0.0
+    seed: int = 0
+    skip: int = 0
+    limit: int | None = None
+    files: str | None = None
+    val_fraction: float = 0.0
+    sample_every: int = 1
+    device: str = "auto"
+    precision: str = "auto"
+    init: str | None = None
+
+    def check(self) -> None:
+        """Raise TrainingError on values that cannot work."""
+        problems = []
+        if self.epochs < 1:
+            problems.append(f"--epochs must be at least 1 (got {self.epochs})")
+        if self.batch_size < 1:
+            problems.append(f"--batch-size must be at least 1 (got {self.batch_size})")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            problems.append(f"--lr must be a positive number (got {self.lr})")
+        if self.weight_decay < 0:
+            problems.append(f"--weight-decay must be zero or more (got {self.weight_decay})")
+        if not 0 <= self.val_fraction < 1:
+            problems.append(f"--val-fraction must be in [0, 1) (got {self.val_fraction})")
+        if self.sample_every < 0:
+            problems.append("--sample-every must be zero (never) or more")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            problems.append(f"--precision must be auto, fp32 or bf16 (got {self.precision})")
+        if problems:
+            raise TrainingError("; ".join(problems))
+
+
+def resolve_device(name: str) -> torch.device:
+    """auto -> cuda when available, else cpu; a clear error when cuda is asked for but absent."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise TrainingError("--device cuda was asked for but no CUDA GPU is available; use --device cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise TrainingError(f"unknown device {name!r}; use auto, cpu or cuda") from None
+
+
+def psnr_per_image(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """PSNR in dB of each image on the [0, 1] scale, from tensors in [-1, 1]."""
+    mse = ((pred.float() - target.float()) / 2).pow(2).flatten(1).mean(1).clamp_min(1e-10)
+    return 10 * torch.log10(1 / mse)
+
+
+class Trainer:
+    """Trains one model into `out`; `run()` returns the trained model."""
+
+    def __init__(self, config: TrainConfig, out, progress: bool = True, log=print):
+        config.check()
+        self.config, self.out, self.progress, self.log = config, Path(out), progress, log
+        self.device = resolve_device(config.device)
+        self.precision = config.precision if config.precision != "auto" else ("bf16" if self.device.type == "cuda" else "fp32")
+
+    # -- set-up -------------------------------------------------------------------------------------
+
+    def _prepare_data(self, image_size: int):
+        cfg = self.config
+        data = prepare(cfg.data, image_size, cfg.skip, cfg.limit, cfg.files, progress=self.progress)
+        if data.skipped:
+            shown = "; ".join(data.skipped[:3]) + (" ..." if len(data.skipped) > 3 else "")
+            self.log(f"skipped {len(data.skipped)} unreadable image(s): {shown}")
+        n_val = int(round(len(data) * cfg.val_fraction))
+        order = np.random.default_rng(cfg.seed).permutation(len(data))
+        val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+        train_images = data.images if n_val == 0 else np.asarray(data.images[train_idx])
+        val_images = np.asarray(data.images[val_idx]) if n_val else None
+        if len(train_images) < cfg.batch_size:
+            raise TrainingError(f"only {len(train_images)} training images, fewer than --batch-size {cfg.batch_size}")
+        return data, train_images, val_images
+
+    def _build_model(self):
+        cfg = self.config
+        torch.manual_seed(cfg.seed)
+        if cfg.init:
+            model = checkpoint.load(cfg.init)
+            model.train()
+        else:
+            model = checkpoint.create_model(cfg.arch)
+        return model.to(self.device)
+
+    # -- the loop -----------------------------------------------------------------------------------
+
+    def run(self, resume: bool = False):
+        cfg = self.config
+        self.out.mkdir(parents=True, exist_ok=True)
+        model = self._build_model()
+        data, train_images, val_images = self._prepare_data(model.config.image_size)
+        loader = ImageTensorSet(train_images, cfg.batch_size, drop_last=True)
+        # the article trains only the decoder (optimizer over decoder.parameters()); we train both halves
+        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        total_steps = cfg.epochs * len(loader)
+        scheduler = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1.0, end_factor=0.0, total_iters=total_steps)
+        start_epoch, start_batch, elapsed = 0, 0, 0.0
+        if resume:
+            info = checkpoint.load_training_state(self.out, model, optimizer, scheduler)
+            start_epoch, start_batch, elapsed = info["epoch"], info["batch"], info.get("elapsed_s", 0.0)
+            self._truncate_metrics(start_epoch)
+            self.log(f"resuming {self.out} at epoch {start_epoch + 1}, batch {start_batch}")
+        if self.device.type == "cuda" or self.precision == "bf16":
+            model = model.to(memory_format=torch.channels_last)
+        checkpoint.record_latest(self.out)
+        self._write_run_file(data, len(train_images), 0 if val_images is None else len(val_images))
+        preview = self._preview_batch(train_images, val_images)
+
+        epoch, completed = start_epoch, start_batch
+        try:
+            for epoch in range(start_epoch, cfg.epochs):
+                first = completed = start_batch if epoch == start_epoch else 0
+                t0, seen, loss_sum, nb = time.perf_counter(), 0, 0.0, 0
+                model.train()
+                batches = loader.batches(cfg.seed, epoch, start=first)
+                bar = tqdm(batches, total=len(loader), initial=first, desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                           unit="batch", disable=not self.progress, leave=False)
+                for batch in bar:
+                    loss = self._step(model, optimizer, batch)
+                    scheduler.step()
+                    completed += 1
+                    seen += len(batch)
+                    loss_sum += loss
+                    nb += 1
+                    rate = seen / max(time.perf_counter() - t0, 1e-9)
+                    bar.set_postfix(loss=f"{loss:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}", img_s=f"{rate:.0f}")
+                bar.close()
+                epoch_time = time.perf_counter() - t0
+                elapsed += epoch_time
+                row = {"epoch": epoch + 1, "step": (epoch + 1) * len(loader), "loss": loss_sum / max(nb, 1),
+                       "lr": scheduler.get_last_lr()[0], "time_s": round(epoch_time, 3),
+                       "images_per_s": round(seen / max(epoch_time, 1e-9), 1)}
+                if val_images is not None:
+                    row.update(self.evaluate(model, val_images))
+                self._append_metrics(row)
+                self.log(_format_row(row, cfg.epochs))
+                self._save(model, optimizer, scheduler, epoch + 1, 0, elapsed, row, data)
+                if cfg.sample_every and ((epoch + 1) % cfg.sample_every == 0 or epoch + 1 == cfg.epochs):
+                    self._save_samples(model, preview, epoch + 1)
+        except KeyboardInterrupt:
+            # Ctrl-C: keep everything up to the last finished batch, then stop cleanly
+            if completed >= len(loader):
+                epoch, completed = epoch + 1, 0
+            self._save(model, optimizer, scheduler, epoch, completed, elapsed, None, data)
+            self.log(f"interrupted: saved a checkpoint at epoch {epoch + 1}, batch {completed}; "
+                     f"continue with `aekit train --resume {self.out}`")
+            raise
+        model.eval()
+        return model.to(memory_format=torch.contiguous_format)
+
+    def _step(self, model, optimizer, batch) -> float:
+        x = to_float(batch.to(self.device, non_blocking=True))
+        if self.device.type == "cuda" or self.precision == "bf16":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            pred = model(x)
+        loss = torch.nn.functional.mse_loss(pred.float(), x)
+        value = loss.item()
+        if not math.isfinite(value):
+            raise TrainingError(f"the loss became {value}; the last good checkpoint in {self.out} is kept "
+                                "(try a lower --lr)")
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return value
+
+    @torch.no_grad()
+    def evaluate(self, model, images: np.ndarray, batch_size: int = 256) -> dict:
+        """Held-out MSE loss and mean per-image PSNR (dB, [0, 1] scale)."""
+        model.eval()
+        losses, psnrs = [], []
+        for i in range(0, len(images), batch_size):
+            x = to_float(torch.from_numpy(np.ascontiguousarray(images[i : i + batch_size])).to(self.device))
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+                pred = model(x).float()
+            losses.append(((pred - x) ** 2).flatten(1).mean(1).cpu())
+            psnrs.append(psnr_per_image(pred, x).cpu())
+        model.train()
+        return {"val_loss": float(torch.cat(losses).mean()), "val_psnr": float(torch.cat(psnrs).mean())}
+
+    # -- files ----------------------------------------------------------------------------------------
+
+    def _save(self, model, optimizer, scheduler, epoch, batch, elapsed, row, data: PreparedImages):
+        summary = self._summary(epoch, batch, elapsed, row, data)
+        plain = model.to(memory_format=torch.contiguous_format)
+        checkpoint.save_training_state(self.out, plain, optimizer, scheduler,
+                                       {"epoch": epoch, "batch": batch, "elapsed_s": elapsed, "config": dataclasses.asdict(self.config)})
+        checkpoint.save_model(plain, self.out, training=summary)
+        if self.device.type == "cuda" or self.precision == "bf16":
+            model.to(memory_format=torch.channels_last)
+        model.training_summary = summary
+
+    def _summary(self, epoch, batch, elapsed, row, data) -> dict:
+        last = row or self._last_metrics() or {}
+        return {
+            "data": self.config.data, "images": len(data), "skipped": len(data.skipped),
+            "epochs_done": epoch, "epochs": self.config.epochs, "batch_in_epoch": batch,
+            "elapsed_s": round(elapsed, 1), "device": str(self.device), "precision": self.precision,
+            "settings": dataclasses.asdict(self.config),
+            "final": {k: v for k, v in last.items() if k in ("loss", "val_loss", "val_psnr", "images_per_s")},
+        }
+
+    def _write_run_file(self, data, n_train, n_val):
+        io.write_json(self.out / "run.json", {"config": dataclasses.asdict(self.config), "data": data.source,
+                                              "train_images": n_train, "val_images": n_val})
+
+    def _append_metrics(self, row: dict) -> None:
+        path = self.out / "metrics.jsonl"
+        old = path.read_text(encoding="utf-8") if path.exists() else ""
+        io.write_text(path, old + json.dumps(row) + "\n")
+
+    def _read_metrics(self) -> list[dict]:
+        path = self.out / "metrics.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+    def _last_metrics(self):
+        rows = self._read_metrics()
+        return rows[-1] if rows else None
+
+    def _truncate_metrics(self, epochs_done: int) -> None:
+        rows = [r for r in self._read_metrics() if r["epoch"] <= epochs_done]
+        io.write_text(self.out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+
+    def _preview_batch(self, train_images, val_images, n: int = 8) -> torch.Tensor:
+        source = val_images if val_images is not None and len(val_images) >= n else train_images
+        return to_float(torch.from_numpy(np.ascontiguousarray(source[:n])))
+
+    @torch.no_grad()
+    def _save_samples(self, model, preview, epoch):
+        model.eval()
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            recon = model(preview.to(self.device)).float()
+            # the article's samples: decoder(randn); an autoencoder's latents are not N(0, I), so expect blur
+            generator = torch.Generator().manual_seed(1234)
+            z = torch.randn(len(preview), model.config.latent_dim, generator=generator).to(self.device)
+            samples = model.decoder(z).float()
+        model.train()
+        grid = image_grid([to_uint8_hwc(preview), to_uint8_hwc(recon), to_uint8_hwc(samples)],
+                          ["original", "recon", "N(0,I)"], title=f"{self.out.name}  epoch {epoch}")
+        (self.out / "samples").mkdir(exist_ok=True)
+        io.save_image(self.out / "samples" / f"epoch_{epoch:04d}.png", grid)
+
+
+def _format_row(row: dict, epochs: int) -> str:
+    text = f"epoch {row['epoch']}/{epochs}: loss {row['loss']:.4f}"
+    if "val_loss" in row:
+        text += f", val loss {row['val_loss']:.4f}, val PSNR {row['val_psnr']:.2f} dB"
+    return text + f", {row['images_per_s']:.0f} img/s"
+
+
+def read_run_config(out) -> TrainConfig:
+    """The TrainConfig a run was started with (for --resume)."""
+    path = Path(out) / "run.json"
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))["config"]
+        return TrainConfig(**stored)
+    except FileNotFoundError:
+        raise TrainingError(f"{out}: not a training run (no run.json); nothing to resume") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise TrainingError(f"{path}: damaged run file ({exc})") from None
