@@ -133,6 +133,8 @@ class ArraySource(ImageSource):
                     for k in keys:
                         value = archive[k]
                         if k == "names" and value.ndim == 1:
+                            if len(value) != len(array):
+                                raise DataSourceError(f"{path}: 'names' has {len(value)} entries for {len(array)} images")
                             self._names = [str(v) for v in value]
                         elif k != image_key and value.ndim == 1 and len(value) == len(array) and value.dtype.kind in "biuf":
                             self._attributes[k] = value
@@ -141,7 +143,8 @@ class ArraySource(ImageSource):
         except DataSourceError:
             raise
         except ValueError as exc:
-            reason = "it holds Python objects (pickle), which aekit never loads" if "pickle" in str(exc) else str(exc)
+            reason = ("it holds Python objects (pickle), which aekit never loads"
+                      if "pickle" in str(exc) or "Python objects" in str(exc) else str(exc))
             raise DataSourceError(f"{path}: cannot load array: {reason}") from None
         except (OSError, EOFError, KeyError) as exc:
             raise DataSourceError(f"{path}: damaged or unreadable array file ({exc.__class__.__name__})") from None
@@ -326,7 +329,8 @@ def open_hf_source(argument: str) -> HFSource:
 
 def open_celeba(argument: str = "") -> HFSource:
     """The article's CelebA: the train split, shuffled with seed 0 (take the first N with --limit)."""
-    dataset = load_hf_dataset(argument or CELEBA_HUB_ID, "train").shuffle(seed=0)
+    # keep_in_memory: the shuffled index is small, and a local copy's folder must not be written to
+    dataset = load_hf_dataset(argument or CELEBA_HUB_ID, "train").shuffle(seed=0, keep_in_memory=True)
     label = f"celeba:{argument}" if argument else "celeba"
     return HFSource(dataset, label, f"celeba:{argument or CELEBA_HUB_ID}|{dataset._fingerprint}")
 
@@ -340,6 +344,8 @@ class SyntheticSource(ImageSource):
     def __init__(self, n: int = 2000, seed: int = 0):
         if n < 1:
             raise DataSourceError("synthetic:N needs N of at least 1")
+        if seed < 0:
+            raise DataSourceError("synthetic:N:SEED needs SEED of at least 0")
         self.n, self.seed = n, seed
         self.description = f"synthetic:{n}:{seed}"
 
@@ -367,14 +373,22 @@ class SyntheticSource(ImageSource):
 
         if not hasattr(self, "_attributes"):
             attrs = {name: np.zeros(self.n, dtype=np.int8) for name in synthetic.ATTRIBUTE_NAMES}
-            # attributes come from the same random draws as the pictures; drawing is cheap enough
             for i in range(self.n):
-                for name, value in synthetic.draw_face(i, self.seed, size=16)[1].items():
+                for name, value in synthetic.face_attributes(i, self.seed).items():
                     attrs[name][i] = value
             self._attributes = attrs
         return self._attributes
 
     def read(self, index):
+        return self.read_at(index, 64)
+
+    def read_at(self, index, size):
         from aekit import synthetic
 
-        return synthetic.draw_face(index, self.seed, size=64)[0]
+        return synthetic.draw_face(index, self.seed, size=max(size, 16))[0]
+
+    def iter_images(self, indices, size):
+        from aekit.images import resize_rgb
+
+        for i in indices:  # drawing at the target size beats drawing at 64 and resizing
+            yield i, resize_rgb(self.read_at(i, size), size), None

@@ -162,7 +162,7 @@ def _read_cache(images_path, meta_path, description) -> PreparedImages | None:
             names = meta["names"].tolist()
             skipped = meta["skipped"].tolist()
             attributes = {str(n): meta[f"attr_{i}"] for i, n in enumerate(meta["attr_names"].tolist())}
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, EOFError):
         return None  # damaged cache: rebuild it
     if len(images) != len(names):
         return None
@@ -199,7 +199,8 @@ def _write_cache(images, names, attributes, skipped, images_path, meta_path) -> 
     try:
         images_path.parent.mkdir(parents=True, exist_ok=True)
         with io.atomic_path(images_path) as tmp:
-            np.save(tmp, images, allow_pickle=False)
+            with open(tmp, "wb") as fh:  # np.save appends .npy to a path without it; a handle avoids that
+                np.save(fh, images, allow_pickle=False)
         arrays = {f"attr_{i}": np.asarray(v) for i, v in enumerate(attributes.values())}
         with io.atomic_path(meta_path) as tmp:
             with open(tmp, "wb") as fh:  # np.savez appends .npz to bare names; a handle avoids that

@@ -73,6 +73,12 @@ def _sample_attributes(r) -> tuple[dict[str, int], str]:
     }, hair
 
 
+def face_attributes(index: int, seed: int = 0) -> dict[str, int]:
+    """The attributes of face `index` without drawing it (the same random draws as `draw_face`)."""
+    rng = np.random.default_rng([seed, index])
+    return _sample_attributes(iter(rng.random(64).tolist()).__next__)[0]
+
+
 def draw_face(index: int, seed: int = 0, size: int = 64) -> tuple[np.ndarray, dict[str, int]]:
     """Draw face number `index` of the set with this seed: (size, size, 3) uint8 RGB and its attributes (0/1 ints)."""
     if size < 16:

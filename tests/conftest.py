@@ -1,0 +1,66 @@
+"""Shared fixtures: an isolated AEKIT_HOME, freshly loaded plugins, and a small folder of faces."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import aekit.plugins
+from aekit.synthetic import make_faces
+
+FACE_COUNT = 12
+FACE_SIZE = 32
+FACE_SEED = 3
+
+
+@pytest.fixture(autouse=True)
+def _isolated_aekit(tmp_path_factory, monkeypatch):
+    """Each test gets its own AEKIT_HOME (never ~/.cache) and reloads plugins from scratch."""
+    monkeypatch.setenv("AEKIT_HOME", str(tmp_path_factory.mktemp("aekit_home")))
+    monkeypatch.delenv("AEKIT_LOAD_PLUGINS", raising=False)
+    aekit.plugins.reset()
+    yield
+    aekit.plugins.reset()
+
+
+def face_file_names(count: int = FACE_COUNT) -> list[str]:
+    """Where face i is written, relative to the folder: PNG and JPEG, some in sub/ and sub/deeper/."""
+    names = []
+    for i in range(count):
+        ext = ".jpg" if i in (6, 7, 10) else ".png"
+        if i == 11:
+            names.append(f"sub/deeper/face{i:02d}{ext}")
+        elif i >= 8:
+            names.append(f"sub/face{i:02d}{ext}")
+        else:
+            names.append(f"face{i:02d}{ext}")
+    return names
+
+
+@pytest.fixture
+def face_images():
+    """The faces `face_folder` writes: (images (N, S, S, 3) uint8, {attribute: 0/1 array}, relative names)."""
+    images, attrs = make_faces(FACE_COUNT, seed=FACE_SEED, size=FACE_SIZE)
+    return images, attrs, face_file_names()
+
+
+@pytest.fixture
+def face_folder(tmp_path, face_images):
+    """A folder of 12 small synthetic faces (PNG and JPEG, some in subfolders) plus a CelebA-style attributes.csv."""
+    images, attrs, names = face_images
+    root = tmp_path / "faces"
+    for image, name in zip(images, names):
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if name.endswith(".jpg"):
+            Image.fromarray(image).save(path, quality=95)
+        else:
+            Image.fromarray(image).save(path)
+    lines = ["image_id,Smiling,Male"]
+    for i, name in enumerate(names):  # keyed by file name, -1/1 like CelebA's list_attr_celeba
+        smiling, male = (2 * int(attrs[k][i]) - 1 for k in ("Smiling", "Male"))
+        lines.append(f"{name.rsplit('/', 1)[-1]},{smiling},{male}")
+    (root / "attributes.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert np.asarray(images).shape == (FACE_COUNT, FACE_SIZE, FACE_SIZE, 3)
+    return root
