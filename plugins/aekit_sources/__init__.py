@@ -231,7 +231,10 @@ class HFSource(ImageSource):
         table = self.dataset.select_columns(columns).with_format("numpy")[:]
         out = {}
         for name in columns:
-            col = np.asarray(table[name]).astype(np.int64)
+            raw = np.asarray(table[name])
+            if raw.dtype == object:  # nullable column with missing values: not usable as a label
+                continue
+            col = raw.astype(np.int64)
             if set(np.unique(col).tolist()) <= {-1, 1}:
                 col = (col + 1) // 2  # CelebA's -1/1 -> 0/1
             out[name] = col
@@ -245,8 +248,12 @@ class HFSource(ImageSource):
 
         out = []
         for item in self.dataset.select_columns([self.image_column])[list(indices)][self.image_column]:
-            if item is None:
+            if isinstance(item, dict) and item.get("bytes"):  # parquet written without HF's Image feature
+                item = _decode_bytes(item["bytes"], self.description)
+            if item is None or isinstance(item, dict):
                 out.append(ImageReadError(f"{self.description}: empty image"))
+            elif isinstance(item, Exception):
+                out.append(item)
             else:
                 out.append(to_rgb(item) if hasattr(item, "mode") else np.asarray(item, dtype=np.uint8))
         return out
@@ -277,6 +284,19 @@ class HFSource(ImageSource):
                 yield from results
 
 
+def _decode_bytes(data: bytes, description: str):
+    import io as _io
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(_io.BytesIO(data)) as img:
+            img.load()
+            return img.copy()
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        return ImageReadError(f"{description}: undecodable image bytes ({type(exc).__name__})")
+
+
 def _image_column(dataset, description):
     from datasets import Image as HFImage
 
@@ -289,7 +309,7 @@ def _image_column(dataset, description):
     raise DataSourceError(f"{description}: no image column (columns: {', '.join(dataset.column_names)})")
 
 
-def load_hf_dataset(name: str, split: str = "train"):
+def load_hf_dataset(name: str, split: str = "train", split_given: bool = False):
     """A `datasets.Dataset` from a hub id, a save_to_disk folder, or parquet file(s); DataSourceError offline."""
     try:
         import datasets
@@ -315,6 +335,8 @@ def load_hf_dataset(name: str, split: str = "train"):
         if split not in loaded:
             raise DataSourceError(f"{name}: no split {split!r} (splits: {', '.join(loaded)})")
         loaded = loaded[split]
+    elif split_given and split != "train":
+        raise DataSourceError(f"{name}: holds a single data set without splits; drop @{split}")
     return loaded
 
 
@@ -323,7 +345,7 @@ def open_hf_source(argument: str) -> HFSource:
     name, _, split = argument.partition("@")
     if not name:
         raise DataSourceError("hf: needs a data set name or path, e.g. hf:user/faces or hf:./faces_parquet")
-    dataset = load_hf_dataset(name, split or "train")
+    dataset = load_hf_dataset(name, split or "train", split_given=bool(split))
     return HFSource(dataset, f"hf:{argument}", f"hf:{name}@{split or 'train'}|{dataset._fingerprint}")
 
 
@@ -351,14 +373,14 @@ class SyntheticSource(ImageSource):
 
     @classmethod
     def from_argument(cls, argument: str = ""):
-        parts = [p for p in argument.split(":") if p] if argument else []
-        try:
-            values = [int(p) for p in parts]
+        parts = argument.split(":") if argument else []
+        if len(parts) > 2:
+            raise DataSourceError(f"synthetic:{argument}: expected synthetic[:N[:SEED]]")
+        try:  # an empty part keeps its default: synthetic::5 is the default N with seed 5
+            values = dict((k, int(p)) for k, p in zip(("n", "seed"), parts) if p)
         except ValueError:
             raise DataSourceError(f"synthetic:{argument}: expected synthetic[:N[:SEED]] with integers") from None
-        if len(values) > 2:
-            raise DataSourceError(f"synthetic:{argument}: expected synthetic[:N[:SEED]]")
-        return cls(*values)
+        return cls(**values)
 
     def keys(self):
         return [f"synthetic-{self.seed}-{i:06d}" for i in range(self.n)]

@@ -99,6 +99,8 @@ def _default_out() -> Path:
 @click.option("--data", default="celeba", show_default=True, metavar="SOURCE",
               help="celeba, synthetic[:N[:SEED]], hf:NAME[@SPLIT], a folder of images, or a .npy/.npz file.")
 @click.option("--arch", default="article", show_default=True, help="Registered model preset (see `aekit plugins`).")
+@click.option("--model-config", "model_config", multiple=True, metavar="FIELD=VALUE",
+              help="Override a preset's config field, e.g. --model-config latent_dim=64 --model-config widths=16,32,64,128.")
 @click.option("--epochs", type=int, default=10, show_default=True)
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--lr", type=float, default=2e-4, show_default=True, help="Peak learning rate; decays linearly to 0.")
@@ -139,6 +141,7 @@ def train(ctx, resume, out, push_to_hub, quiet, **settings):
         if ctx.get_parameter_source("device") == click.core.ParameterSource.COMMANDLINE:
             config.device = settings["device"]
     else:
+        settings["model_config"] = _parse_fields(settings["model_config"])
         config = TrainConfig(**settings)
         out = Path(out) if out else _default_out()
         if (out / "training_state.safetensors").exists():
@@ -152,6 +155,27 @@ def train(ctx, resume, out, push_to_hub, quiet, **settings):
     if push_to_hub:
         url = model.push_to_hub(push_to_hub)
         click.echo(f"pushed to {url}")
+
+
+def _parse_fields(items) -> dict:
+    """FIELD=VALUE pairs; values are ints, floats, or comma-separated tuples of them."""
+    fields = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r}: expected FIELD=VALUE", param_hint="--model-config")
+        parts = [_number(v) for v in value.split(",")]
+        fields[key.strip()] = tuple(parts) if "," in value else parts[0]
+    return fields
+
+
+def _number(text: str):
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    raise click.BadParameter(f"{text!r} is not a number", param_hint="--model-config")
 
 
 @click.command()

@@ -197,3 +197,4 @@ def as_model_input(images, image_size: int) -> torch.Tensor:
 
 
 ARTICLE = AutoencoderConfig()
+SMALL = AutoencoderConfig(widths=(16, 32, 64, 128), convs_per_half=1)

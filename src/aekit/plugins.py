@@ -128,11 +128,13 @@ def load_plugins() -> Registry:
 
     _load_one(CORE_NAME, __version__, CORE_MODULE, lambda: importlib.import_module(CORE_MODULE))
     allowed = _allowed_names()
-    seen = set()
+    seen: dict[str, str] = {}
     for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-        if ep.name in seen:  # the same distribution visible twice on sys.path
+        if ep.name in seen:  # the same name twice: the same distribution on sys.path twice, or a clash
+            if ep.value != seen[ep.name]:
+                _warn(f"two plugins are named {ep.name!r} ({seen[ep.name]} and {ep.value}); only the first is loaded")
             continue
-        seen.add(ep.name)
+        seen[ep.name] = ep.value
         if allowed is not None and ep.name not in allowed:
             continue
         dist = getattr(ep, "dist", None)

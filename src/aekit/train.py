@@ -42,6 +42,7 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "auto"
     init: str | None = None
+    model_config: dict = dataclasses.field(default_factory=dict)  # overrides of the preset's config fields
 
     def check(self) -> None:
         """Raise TrainingError on values that cannot work."""
@@ -115,7 +116,7 @@ class Trainer:
             model = checkpoint.load(cfg.init)
             model.train()
         else:
-            model = checkpoint.create_model(cfg.arch)
+            model = checkpoint.create_model(cfg.arch, **cfg.model_config)
         return model.to(self.device)
 
     # -- the loop -----------------------------------------------------------------------------------
@@ -206,7 +207,7 @@ class Trainer:
         model.eval()
         losses, psnrs = [], []
         for i in range(0, len(images), batch_size):
-            x = to_float(torch.from_numpy(np.ascontiguousarray(images[i : i + batch_size])).to(self.device))
+            x = to_float(torch.from_numpy(np.array(images[i : i + batch_size])).to(self.device))
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
                 pred = model(x).float()
             losses.append(((pred - x) ** 2).flatten(1).mean(1).cpu())
@@ -261,7 +262,7 @@ class Trainer:
 
     def _preview_batch(self, train_images, val_images, n: int = 8) -> torch.Tensor:
         source = val_images if val_images is not None and len(val_images) >= n else train_images
-        return to_float(torch.from_numpy(np.ascontiguousarray(source[:n])))
+        return to_float(torch.from_numpy(np.array(source[:n])))
 
     @torch.no_grad()
     def _save_samples(self, model, preview, epoch):

@@ -1,0 +1,104 @@
+"""The article's architecture: parameter counts, shapes, the normalisation, the presets and the encode/decode API."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import aekit
+from aekit.model import ARTICLE, Autoencoder, AutoencoderConfig, Block, FeatureNorm
+
+
+def test_article_parameter_counts_equal_the_article():
+    model = aekit.create_model("article")
+    counts = model.num_parameters()
+    assert counts["encoder"] == 4_989_224
+    assert counts["decoder"] == 5_221_568
+
+
+def test_article_is_the_default_config():
+    assert Autoencoder().config == ARTICLE == AutoencoderConfig()
+    assert ARTICLE.encoder_grid == 3  # 64 -> 31 -> 15 -> 7 -> 3, so Linear(256*3*3 = 2304, 128)
+    assert aekit.create_model().encoder[-1].in_features == 2304
+
+
+def test_shapes_through_encoder_and_decoder():
+    torch.manual_seed(0)
+    model = aekit.create_model("article").eval()
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    z = model.encoder(x)
+    assert z.shape == (2, 128)
+    # the transposed blocks grow 4 -> 9 -> 19 -> 39 -> 79 before the nearest resize to 64
+    assert model.decoder[:7](z).shape == (2, 3, 79, 79)
+    y = model(x)
+    assert y.shape == (2, 3, 64, 64)
+    assert y.min() >= -1 and y.max() <= 1  # Tanh
+
+
+def test_block_layers_match_the_article():
+    block = Block(8, 16, is_encoder=False)
+    convs = [m for m in block.s if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert len(convs) == 9
+    assert [c.stride[0] for c in convs] == [1, 1, 1, 1, 2, 1, 1, 1, 1]
+    assert convs[4].padding == (0, 0) and convs[0].padding == (1, 1)
+    assert isinstance(block.res, torch.nn.ConvTranspose2d) and block.res.stride == (2, 2)
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in block.s) == 9
+    assert sum(isinstance(m, torch.nn.LeakyReLU) for m in block.s) == 9
+
+
+def test_feature_norm_is_instance_norm_1d_on_2d_input_without_the_warning():
+    x = torch.randn(5, 4096) * 3 + 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = torch.nn.InstanceNorm1d(4096)(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = FeatureNorm(4096)(x)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    assert got[0].mean().abs() < 1e-5  # each sample normalised over its own features
+
+
+def test_presets_are_registered_and_overridable():
+    assert {"article", "small"} <= set(aekit.list_models())
+    small = aekit.create_model("small")
+    assert small.num_parameters()["total"] < aekit.create_model().num_parameters()["total"] / 5
+    tiny = aekit.create_model("article", image_size=32, widths=(4, 8), latent_dim=16)
+    assert tiny.encode(torch.zeros(3, 3, 32, 32)).shape == (3, 16)
+    with pytest.raises(aekit.CheckpointError, match="no config field"):
+        aekit.create_model("article", depth=3)
+    with pytest.raises(aekit.RegistryError, match="unknown model 'nope'.*article"):
+        aekit.create_model("nope")
+
+
+def _tiny():
+    torch.manual_seed(0)
+    return aekit.create_model("article", image_size=32, widths=(4, 8), convs_per_half=1, latent_dim=16)
+
+
+def test_encode_accepts_tensors_arrays_and_pil_images():
+    model = _tiny()
+    rng = np.random.default_rng(0)
+    array = rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    from_array = model.encode(array)
+    from_tensor = model.encode(torch.from_numpy(array).permute(0, 3, 1, 2).float() / 127.5 - 1)
+    from_pil = model.encode([Image.fromarray(a) for a in array])
+    torch.testing.assert_close(from_array, from_tensor)
+    torch.testing.assert_close(from_array, from_pil)
+    big = model.encode(np.repeat(np.repeat(array, 2, axis=1), 2, axis=2))  # resized to 32x32
+    assert big.shape == (2, 16)
+    assert model.training  # encode switches to eval mode and back
+
+
+def test_decode_and_reconstruct_shapes_and_errors():
+    model = _tiny()
+    images = model.decode(torch.zeros(4, 16))
+    assert images.shape == (4, 3, 32, 32)
+    assert model.reconstruct(images).shape == (4, 3, 32, 32)
+    with pytest.raises(ValueError, match=r"\(N, 16\)"):
+        model.decode(torch.zeros(4, 15))
+    with pytest.raises(ValueError, match="NaN"):
+        model.encode(torch.full((1, 3, 32, 32), float("nan")))
+    with pytest.raises(ValueError, match=r"\(N, H, W, 3\)"):
+        model.encode(np.zeros((2, 32, 32), dtype=np.uint8))

@@ -1,0 +1,120 @@
+"""The trainer: loss falls, exact resume after an interruption, clear errors, files it writes."""
+
+import json
+
+import pytest
+import torch
+
+import aekit
+from aekit.train import Trainer, TrainConfig, read_run_config
+
+TINY = {"image_size": 32, "widths": (8, 16), "convs_per_half": 1, "latent_dim": 32}
+
+
+def _config(**overrides):
+    settings = dict(data="synthetic:96", epochs=2, batch_size=32, lr=2e-3, seed=1, model_config=dict(TINY), sample_every=1)
+    settings.update(overrides)
+    return TrainConfig(**settings)
+
+
+def _interrupt_after(monkeypatch, steps):
+    calls = {"n": 0}
+    real_step = Trainer._step
+
+    def step(self, *args):
+        if calls["n"] == steps:
+            raise KeyboardInterrupt
+        calls["n"] += 1
+        return real_step(self, *args)
+
+    monkeypatch.setattr(Trainer, "_step", step)
+
+
+def test_short_run_loss_falls_and_writes_its_files(tmp_path):
+    out = tmp_path / "run"
+    model = Trainer(_config(data="synthetic:160", epochs=6, val_fraction=0.2), out, progress=False, log=lambda m: None).run()
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == list(range(1, 7))
+    assert rows[-1]["loss"] < 0.7 * rows[0]["loss"]
+    assert rows[-1]["val_psnr"] > rows[0]["val_psnr"]
+    assert rows[-1]["lr"] == pytest.approx(0.0)  # LinearLR from 1 to 0 over the whole run
+    assert {"loss", "val_loss", "val_psnr", "time_s", "images_per_s"} <= set(rows[0])
+    assert sorted(p.name for p in (out / "samples").iterdir()) == [f"epoch_{e:04d}.png" for e in range(1, 7)]
+    loaded = aekit.load(out)
+    assert loaded.training_summary["epochs_done"] == 6
+    assert loaded.training_summary["final"]["val_psnr"] == pytest.approx(rows[-1]["val_psnr"])
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    assert torch.equal(loaded(x), model.eval()(x))
+
+
+def test_both_halves_are_trained(tmp_path):
+    torch.manual_seed(1)
+    before = aekit.create_model("article", **TINY).state_dict()
+    model = Trainer(_config(epochs=1), tmp_path / "run", progress=False, log=lambda m: None).run()
+    after = model.state_dict()
+    assert not torch.equal(before["encoder.0.s.0.weight"], after["encoder.0.s.0.weight"])
+    assert not torch.equal(before["decoder.0.weight"], after["decoder.0.weight"])
+
+
+@pytest.mark.parametrize("stop_after", [3, 4])  # after epoch 1 (3 batches an epoch), and mid-epoch 2
+def test_interrupted_then_resumed_run_equals_uninterrupted_run(tmp_path, monkeypatch, stop_after):
+    full = Trainer(_config(), tmp_path / "full", progress=False, log=lambda m: None).run()
+
+    with monkeypatch.context() as patch:
+        _interrupt_after(patch, stop_after)
+        with pytest.raises(KeyboardInterrupt):
+            Trainer(_config(), tmp_path / "split", progress=False, log=lambda m: None).run()
+    state = aekit.load(tmp_path / "split").training_summary
+    assert (state["epochs_done"], state["batch_in_epoch"]) == divmod(stop_after, 3)
+
+    resumed = Trainer(read_run_config(tmp_path / "split"), tmp_path / "split", progress=False, log=lambda m: None).run(resume=True)
+    for key, value in full.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[key]), key
+    full_rows = (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()
+    split_rows = (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()
+    assert len(split_rows) == len(full_rows) == 2
+
+
+def test_fine_tuning_starts_from_init_weights(tmp_path):
+    Trainer(_config(epochs=1), tmp_path / "base", progress=False, log=lambda m: None).run()
+    base = aekit.load(tmp_path / "base")
+    tuned = Trainer(_config(epochs=1, lr=1e-9, init=str(tmp_path / "base")), tmp_path / "tuned", progress=False, log=lambda m: None).run()
+    # with a negligible learning rate the weights stay at the initial checkpoint's
+    torch.testing.assert_close(tuned.state_dict()["decoder.0.weight"], base.state_dict()["decoder.0.weight"], atol=1e-6, rtol=0)
+
+
+def test_non_finite_loss_stops_with_a_clear_error_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    Trainer(_config(epochs=1), out, progress=False, log=lambda m: None).run()
+    good = (out / "model.safetensors").read_bytes()
+    monkeypatch.setattr(torch.nn.functional, "mse_loss", lambda a, b: (a - b).sum() * float("nan"))
+    with pytest.raises(aekit.TrainingError, match="loss became nan.*last good checkpoint"):
+        Trainer(_config(epochs=1), tmp_path / "other", progress=False, log=lambda m: None).run()
+    assert (out / "model.safetensors").read_bytes() == good
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"epochs": -1}, "--epochs must be at least 1"),
+        ({"batch_size": 0}, "--batch-size must be at least 1"),
+        ({"lr": 0.0}, "--lr must be a positive"),
+        ({"val_fraction": 1.5}, "--val-fraction"),
+        ({"device": "tpu"}, "unknown device"),
+    ],
+)
+def test_bad_settings_are_refused(tmp_path, overrides, message):
+    with pytest.raises(aekit.TrainingError, match=message):
+        Trainer(_config(**overrides), tmp_path / "run", progress=False).run()
+
+
+def test_batch_larger_than_the_data_is_refused(tmp_path):
+    with pytest.raises(aekit.TrainingError, match="fewer than --batch-size"):
+        Trainer(_config(data="synthetic:10", batch_size=32), tmp_path / "run", progress=False).run()
+
+
+def test_cuda_requested_without_a_gpu(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(aekit.TrainingError, match="no CUDA GPU"):
+        Trainer(_config(device="cuda"), tmp_path / "run", progress=False)
