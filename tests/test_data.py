@@ -601,3 +601,15 @@ def test_to_float_range():
     out = to_float(batch)
     assert out.dtype == torch.float32
     assert torch.allclose(out, torch.tensor([-1.0, 1.0, 0.5 / 127.5]))
+
+
+def test_window_suffix_selects_a_slice_of_the_source_order():
+    from aekit.data import prepare, split_slice
+
+    assert split_slice("faces/[:9000]") == ("faces/", slice(None, 9000))
+    assert split_slice("synthetic:20[5:-5]") == ("synthetic:20", slice(5, -5))
+    assert split_slice("plain") == ("plain", None)
+    whole = prepare("synthetic:20", 32, progress=False)
+    part = prepare("synthetic:20[5:15]", 32, skip=2, limit=3, progress=False)
+    assert part.names == whole.names[7:10]
+    assert (part.images == whole.images[7:10]).all()

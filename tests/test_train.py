@@ -118,3 +118,13 @@ def test_cuda_requested_without_a_gpu(tmp_path):
         pytest.skip("a GPU is present")
     with pytest.raises(aekit.TrainingError, match="no CUDA GPU"):
         Trainer(_config(device="cuda"), tmp_path / "run", progress=False)
+
+
+def test_separate_validation_source_with_a_window(tmp_path):
+    out = tmp_path / "run"
+    Trainer(_config(data="synthetic:96[:64]", val_data="synthetic:96[64:]", epochs=1), out, progress=False, log=lambda m: None).run()
+    run = json.loads((out / "run.json").read_text())
+    assert (run["train_images"], run["val_images"]) == (64, 32)
+    assert "val_psnr" in json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
+    with pytest.raises(aekit.TrainingError, match="either --val-data or --val-fraction"):
+        Trainer(_config(val_data="synthetic:8", val_fraction=0.1), out, progress=False)

@@ -97,7 +97,8 @@ def _default_out() -> Path:
 
 @click.command()
 @click.option("--data", default="celeba", show_default=True, metavar="SOURCE",
-              help="celeba, synthetic[:N[:SEED]], hf:NAME[@SPLIT], a folder of images, or a .npy/.npz file.")
+              help="celeba, synthetic[:N[:SEED]], hf:NAME[@SPLIT], a folder of images, or a .npy/.npz file; "
+                   "append [START:STOP] to take a window, e.g. faces/[:9000].")
 @click.option("--arch", default="article", show_default=True, help="Registered model preset (see `aekit plugins`).")
 @click.option("--model-config", "model_config", multiple=True, metavar="FIELD=VALUE",
               help="Override a preset's config field, e.g. --model-config latent_dim=64 --model-config widths=16,32,64,128.")
@@ -110,6 +111,7 @@ def _default_out() -> Path:
 @click.option("--limit", type=int, default=None, help="Use at most N images (the article uses 3000 of CelebA).")
 @click.option("--files", type=click.Path(dir_okay=False), default=None, help="Text file of image names to use (one per line).")
 @click.option("--val-fraction", type=float, default=0.0, show_default=True, help="Share of images held out for validation loss and PSNR.")
+@click.option("--val-data", default=None, metavar="SOURCE", help="A separate held-out source, e.g. faces/[9000:] (a [START:STOP] window works on any source).")
 @click.option("--sample-every", type=int, default=1, show_default=True, help="Save a reconstruction/sample grid every N epochs (0: never).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,

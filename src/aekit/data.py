@@ -9,6 +9,7 @@ run (or epoch) does no decoding at all.
 from __future__ import annotations
 
 import hashlib
+import re
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -83,6 +84,18 @@ class PreparedImages:
         return len(self.images)
 
 
+SLICE = re.compile(r"^(?P<spec>.+)\[(?P<start>-?\d*):(?P<stop>-?\d*)\]$")
+
+
+def split_slice(spec: str) -> tuple[str, slice | None]:
+    """``SOURCE[START:STOP]`` -> (SOURCE, slice); a plain spec has no slice."""
+    match = SLICE.match(str(spec))
+    if not match:
+        return str(spec), None
+    to_int = lambda t: int(t) if t else None  # noqa: E731
+    return match["spec"], slice(to_int(match["start"]), to_int(match["stop"]))
+
+
 def open_source(spec: str) -> ImageSource:
     """Resolve ``--data`` text to an ImageSource through the registered data sources."""
     from .plugins import get_registry
@@ -104,11 +117,11 @@ def open_source(spec: str) -> ImageSource:
     return source
 
 
-def select_indices(keys: list[str], skip: int = 0, limit: int | None = None, files=None) -> list[int]:
-    """Indices kept by a file list (names or base names), then --skip, then --limit."""
+def select_indices(keys: list[str], skip: int = 0, limit: int | None = None, files=None, window: slice | None = None) -> list[int]:
+    """Indices kept by a SOURCE[START:STOP] window, a file list (names or base names), --skip, then --limit."""
     if skip < 0 or (limit is not None and limit < 0):
         raise DataSourceError("--skip and --limit must be zero or more")
-    indices = list(range(len(keys)))
+    indices = list(range(len(keys)))[window or slice(None)]
     if files is not None:
         wanted = _read_file_list(files)
         base = {k: k.rsplit("/", 1)[-1] for k in keys}
@@ -131,11 +144,17 @@ def _read_file_list(files) -> set[str]:
 
 def prepare(source: ImageSource | str, image_size: int = 64, skip: int = 0, limit: int | None = None,
             files=None, progress: bool = True, use_cache: bool = True) -> PreparedImages:
-    """Decode and resize the selected images once; later calls with the same key read the cache."""
+    """Decode and resize the selected images once; later calls with the same key read the cache.
+
+    `source` may be an ImageSource or ``--data`` text, optionally with a ``[START:STOP]`` window
+    over the source's order (``faces/[:9000]``), applied before `files`, `skip` and `limit`.
+    """
+    window = None
     if isinstance(source, str):
-        source = open_source(source)
+        spec, window = split_slice(source)
+        source = open_source(spec)
     keys = source.keys()
-    indices = select_indices(keys, skip, limit, files)
+    indices = select_indices(keys, skip, limit, files, window)
     if not indices:
         raise DataSourceError(f"{source.description}: no images selected (it has {len(keys)})")
     key = _cache_key(source, image_size, indices)

@@ -38,6 +38,7 @@ class TrainConfig:
     limit: int | None = None
     files: str | None = None
     val_fraction: float = 0.0
+    val_data: str | None = None  # a separate held-out source, e.g. "faces/[9000:]"
     sample_every: int = 1
     device: str = "auto"
     precision: str = "auto"
@@ -57,6 +58,8 @@ class TrainConfig:
             problems.append(f"--weight-decay must be zero or more (got {self.weight_decay})")
         if not 0 <= self.val_fraction < 1:
             problems.append(f"--val-fraction must be in [0, 1) (got {self.val_fraction})")
+        if self.val_data and self.val_fraction:
+            problems.append("give either --val-data or --val-fraction, not both")
         if self.sample_every < 0:
             problems.append("--sample-every must be zero (never) or more")
         if self.precision not in ("auto", "fp32", "bf16"):
@@ -105,6 +108,9 @@ class Trainer:
         val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
         train_images = data.images if n_val == 0 else np.asarray(data.images[train_idx])
         val_images = np.asarray(data.images[val_idx]) if n_val else None
+        if cfg.val_data:
+            held_out = prepare(cfg.val_data, image_size, progress=self.progress)
+            val_images = np.asarray(held_out.images)
         if len(train_images) < cfg.batch_size:
             raise TrainingError(f"only {len(train_images)} training images, fewer than --batch-size {cfg.batch_size}")
         return data, train_images, val_images
