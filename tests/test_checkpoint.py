@@ -136,3 +136,68 @@ def test_atomic_save_leaves_no_partial_file_when_writing_fails(tmp_path, monkeyp
         model.save_pretrained(tmp_path)
     assert (tmp_path / "model.safetensors").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "model.safetensors"]
+
+
+def test_push_to_hub_uploads_only_safetensors_and_json(monkeypatch):
+    uploaded = {}
+
+    class FakeApi:
+        def __init__(self, token=None):
+            pass
+
+        def create_repo(self, repo_id, **kwargs):
+            uploaded["repo"] = repo_id
+
+        def upload_folder(self, folder_path, repo_id, **kwargs):
+            from pathlib import Path
+
+            uploaded["files"] = sorted(p.name for p in Path(folder_path).iterdir())
+
+    monkeypatch.setattr("huggingface_hub.HfApi", FakeApi)
+    url = _tiny().push_to_hub("me/faces")
+    assert url.endswith("me/faces") and uploaded == {"repo": "me/faces", "files": ["config.json", "model.safetensors"]}
+
+
+def test_push_to_hub_failure_is_a_checkpoint_error(monkeypatch):
+    class OfflineApi:
+        def __init__(self, token=None):
+            pass
+
+        def create_repo(self, repo_id, **kwargs):
+            raise ConnectionError("network is unreachable")
+
+    monkeypatch.setattr("huggingface_hub.HfApi", OfflineApi)
+    with pytest.raises(aekit.CheckpointError, match="could not push to the hub repo 'me/faces': network is unreachable"):
+        _tiny().push_to_hub("me/faces")
+
+
+def test_hub_ids_load_through_snapshot_download(tmp_path, monkeypatch):
+    _tiny().save_pretrained(tmp_path / "hub-copy")
+    asked = {}
+
+    def fake_snapshot_download(repo_id, allow_patterns=None):
+        asked.update(repo_id=repo_id, allow_patterns=allow_patterns)
+        return str(tmp_path / "hub-copy")
+
+    monkeypatch.setattr("huggingface_hub.snapshot_download", fake_snapshot_download)
+    model = aekit.load("someone/faces-ae")
+    assert model.config.latent_dim == 16
+    assert asked["repo_id"] == "someone/faces-ae" and "model.safetensors" in asked["allow_patterns"]
+    assert not any(p.endswith((".bin", ".pt")) for p in asked["allow_patterns"])
+
+
+def test_written_files_get_normal_permissions(tmp_path):
+    import os
+    import stat
+
+    _tiny().save_pretrained(tmp_path)
+    mode = stat.S_IMODE(os.stat(tmp_path / "config.json").st_mode)
+    assert mode == 0o666 & ~_umask()
+
+
+def _umask():
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

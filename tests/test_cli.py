@@ -92,3 +92,20 @@ def test_every_command_has_help_with_an_example(runner):
         result = runner.invoke(cli, [command, "--help"])
         assert result.exit_code == 0 and "Example" in result.output, command
     assert "Example" in runner.invoke(cli, ["--help"]).output
+
+
+def test_model_option_defaults_to_the_latest_run(runner, tmp_path):
+    import click
+
+    from aekit.cli import load_model_arg, model_option
+
+    @click.command()
+    @model_option
+    def latent_size(model_path):
+        click.echo(load_model_arg(model_path).config.latent_dim)
+
+    missing = runner.invoke(latent_size, [])
+    assert missing.exit_code != 0 and "aekit train" in str(missing.exception)
+    assert _train(runner, tmp_path / "run", "--model-config", "latent_dim=24").exit_code == 0
+    assert runner.invoke(latent_size, []).output.strip() == "24"
+    assert runner.invoke(latent_size, ["--model", str(tmp_path / "run")]).output.strip() == "24"

@@ -11,6 +11,16 @@ from pathlib import Path
 from .errors import AekitError
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp makes 0600 files; give written files the permissions open() would have given them
+FILE_MODE = 0o666 & ~_current_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(path, suffix: str = ""):
     """Yield a temporary path beside `path`; rename it over `path` only if the block succeeds."""
@@ -25,6 +35,7 @@ def atomic_path(path, suffix: str = ""):
         yield Path(tmp)
         with open(tmp, "rb+") as fh:  # reach the disk before the rename makes it visible
             os.fsync(fh.fileno())
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
