@@ -49,3 +49,12 @@ def register_samplers(register):
 @hookspec
 def register_commands(register):
     """Register CLI commands: ``register(click_command)``; the command's name is its CLI name."""
+
+
+@hookspec
+def on_train_end(model, run_dir, train_images):
+    """Called after `aekit train` saved its final checkpoint (e.g. to fit a latent prior beside it).
+
+    ``train_images`` is the uint8 (N, 3, S, S) training set; ``run_dir`` the checkpoint folder. A
+    failure here is reported as a warning and never loses the trained model.
+    """

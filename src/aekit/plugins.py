@@ -109,7 +109,8 @@ def _load_one(name: str, version: str | None, module_name: str, loader) -> None:
     try:
         module = loader()
         pm.register(module, name=name)
-        info.hooks = _register_contributions(name)
+        _register_contributions(name)
+        info.hooks = sorted(caller.name for caller in pm.get_hookcallers(module) or [])
     except Exception as exc:  # a broken plugin must never take the others down
         if pm.has_plugin(name):
             pm.unregister(name=name)
@@ -180,6 +181,17 @@ def describe_plugins() -> list[dict]:
             }
         )
     return rows
+
+
+def call_isolated(hook_name: str, **kwargs) -> None:
+    """Call a notification hook on every plugin; a failing plugin is reported and skipped."""
+    load_plugins()
+    for impl in getattr(pm.hook, hook_name).get_hookimpls():
+        try:
+            impl.function(**kwargs)
+        except Exception as exc:
+            detail = (str(exc).strip().splitlines() or [""])[0]
+            _warn(f"plugin {impl.plugin_name!r} failed in {hook_name} ({type(exc).__name__}: {detail})")
 
 
 def failed_plugins() -> dict[str, str]:

@@ -21,6 +21,7 @@ from . import checkpoint, io
 from .data import ImageTensorSet, PreparedImages, prepare, to_float
 from .errors import TrainingError
 from .images import image_grid, to_uint8_hwc
+from .metrics import psnr
 
 
 @dataclass
@@ -80,18 +81,13 @@ def resolve_device(name: str) -> torch.device:
         raise TrainingError(f"unknown device {name!r}; use auto, cpu or cuda") from None
 
 
-def psnr_per_image(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """PSNR in dB of each image on the [0, 1] scale, from tensors in [-1, 1]."""
-    mse = ((pred.float() - target.float()) / 2).pow(2).flatten(1).mean(1).clamp_min(1e-10)
-    return 10 * torch.log10(1 / mse)
-
-
 class Trainer:
     """Trains one model into `out`; `run()` returns the trained model."""
 
-    def __init__(self, config: TrainConfig, out, progress: bool = True, log=print):
+    def __init__(self, config: TrainConfig, out, progress: bool = True, log=print, run_hooks: bool = True):
         config.check()
         self.config, self.out, self.progress, self.log = config, Path(out), progress, log
+        self.run_hooks = run_hooks  # plugins' on_train_end (e.g. fitting a latent prior)
         self.device = resolve_device(config.device)
         self.precision = config.precision if config.precision != "auto" else ("bf16" if self.device.type == "cuda" else "fp32")
 
@@ -129,9 +125,9 @@ class Trainer:
 
     def run(self, resume: bool = False):
         cfg = self.config
-        self.out.mkdir(parents=True, exist_ok=True)
         model = self._build_model()
         data, train_images, val_images = self._prepare_data(model.config.image_size)
+        self.out.mkdir(parents=True, exist_ok=True)
         loader = ImageTensorSet(train_images, cfg.batch_size, drop_last=True)
         # the article trains only the decoder (optimizer over decoder.parameters()); we train both halves
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -189,7 +185,13 @@ class Trainer:
                      f"continue with `aekit train --resume {self.out}`")
             raise
         model.eval()
-        return model.to(memory_format=torch.contiguous_format)
+        model = model.to(memory_format=torch.contiguous_format)
+        if self.run_hooks:
+            from .plugins import call_isolated
+
+            call_isolated("on_train_end", model=model, run_dir=self.out, train_images=train_images)
+            model.eval()
+        return model
 
     def _step(self, model, optimizer, batch) -> float:
         x = to_float(batch.to(self.device, non_blocking=True))
@@ -217,9 +219,9 @@ class Trainer:
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
                 pred = model(x).float()
             losses.append(((pred - x) ** 2).flatten(1).mean(1).cpu())
-            psnrs.append(psnr_per_image(pred, x).cpu())
+            psnrs.append(psnr(pred.cpu(), x.cpu()))
         model.train()
-        return {"val_loss": float(torch.cat(losses).mean()), "val_psnr": float(torch.cat(psnrs).mean())}
+        return {"val_loss": float(torch.cat(losses).mean()), "val_psnr": float(np.concatenate(psnrs).mean())}
 
     # -- files ----------------------------------------------------------------------------------------
 
