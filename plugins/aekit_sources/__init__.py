@@ -67,6 +67,12 @@ class FolderSource(ImageSource):
     def read(self, index):
         return open_image(self._files[index])
 
+    def byte_size(self, index):
+        try:
+            return self._files[index].stat().st_size
+        except OSError:
+            return None
+
     def attributes(self):
         csv_path = self.root / "attributes.csv"
         return read_attributes_csv(csv_path, self.keys()) if csv_path.is_file() else {}

@@ -64,8 +64,166 @@ class ImageSource:
                 return i, None, str(exc)
 
         workers = min(8, os.cpu_count() or 1)
+        if workers == 1:
+            yield from map(work, indices)
+            return
+        indices = list(indices)
+        chunk = 64 * workers
+        # at most two chunks in flight, so memory stays bounded however many images there are
         with ThreadPoolExecutor(workers) as pool:
-            yield from pool.map(work, indices, chunksize=32) if workers > 1 else map(work, indices)
+            pending = [pool.submit(work, i) for i in indices[:chunk]]
+            for start in range(chunk, len(indices) + chunk, chunk):
+                upcoming = [pool.submit(work, i) for i in indices[start : start + chunk]]
+                for future in pending:
+                    yield future.result()
+                pending = upcoming
+
+    def byte_size(self, index: int) -> int | None:
+        """Size in bytes of the stored (compressed) image, when it is a file; else None."""
+        return None
+
+
+class FileListSource(ImageSource):
+    """Image files named one by one (as given on a command line)."""
+
+    def __init__(self, paths):
+        self.paths = [Path(p) for p in paths]
+        self.description = f"{len(self.paths)} file(s)"
+
+    def keys(self):
+        return [str(p) for p in self.paths]
+
+    def fingerprint(self):
+        digest = hashlib.sha256()
+        for p in self.paths:
+            try:
+                st = p.stat()
+                digest.update(f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+            except OSError:
+                digest.update(f"{p}|missing\n".encode("utf-8", "surrogateescape"))
+        return "files:" + digest.hexdigest()
+
+    def read(self, index):
+        from .images import open_image
+
+        return open_image(self.paths[index])
+
+    def byte_size(self, index):
+        try:
+            return self.paths[index].stat().st_size
+        except OSError:
+            return None
+
+
+class ConcatSource(ImageSource):
+    """Several sources one after the other; names get the source's label as a prefix when ambiguous."""
+
+    def __init__(self, sources: list[ImageSource], labels: list[str]):
+        self.sources = sources
+        self.description = " + ".join(s.description for s in sources)
+        self._keys, self._where = [], []
+        for s_index, (source, label) in enumerate(zip(sources, labels)):
+            for k_index, key in enumerate(source.keys()):
+                self._keys.append(f"{label}/{key}" if label else key)
+                self._where.append((s_index, k_index))
+
+    def keys(self):
+        return self._keys
+
+    def fingerprint(self):
+        return "concat:" + "|".join(s.fingerprint() for s in self.sources)
+
+    def attributes(self):
+        return {}
+
+    def read(self, index):
+        s, k = self._where[index]
+        return self.sources[s].read(k)
+
+    def byte_size(self, index):
+        s, k = self._where[index]
+        return self.sources[s].byte_size(k)
+
+
+def open_inputs(inputs) -> ImageSource:
+    """Command-line INPUT...: image files, folders, array files or any ``--data`` text, as one source."""
+    inputs = [str(i) for i in inputs]
+    if not inputs:
+        raise DataSourceError("no input given: name image files, a folder, an array file or a data source")
+    files = [i for i in inputs if Path(i).is_file() and Path(i).suffix.lower() not in (".npy", ".npz", ".parquet")]
+    if len(files) == len(inputs):
+        return FileListSource(files)
+    sources, labels = [], []
+    if files:
+        sources.append(FileListSource(files))
+        labels.append("")
+    others = [i for i in inputs if i not in files]
+    for spec in others:
+        base, window = split_slice(spec)
+        source = open_source(base)
+        if window is not None:
+            source = SubsetSource(source, list(range(len(source)))[window])
+        sources.append(source)
+        labels.append(Path(base.rstrip("/")).name if len(inputs) > 1 else "")
+    return sources[0] if len(sources) == 1 and not labels[0] else ConcatSource(sources, labels)
+
+
+class SubsetSource(ImageSource):
+    """Some images of another source, by index."""
+
+    def __init__(self, source: ImageSource, indices: list[int]):
+        self.source, self.indices = source, indices
+        self.description = source.description
+
+    def keys(self):
+        keys = self.source.keys()
+        return [keys[i] for i in self.indices]
+
+    def fingerprint(self):
+        digest = hashlib.sha256(np.asarray(self.indices, dtype=np.int64).tobytes()).hexdigest()[:16]
+        return f"{self.source.fingerprint()}|subset:{digest}"
+
+    def attributes(self):
+        return {k: np.asarray(v)[self.indices] for k, v in self.source.attributes().items()}
+
+    def read(self, index):
+        return self.source.read(self.indices[index])
+
+    def byte_size(self, index):
+        return self.source.byte_size(self.indices[index])
+
+
+@dataclass
+class Batch:
+    """A batch of decoded images from `iter_batches`."""
+
+    indices: list[int]
+    names: list[str]
+    images: np.ndarray  # uint8 (B, S, S, 3)
+
+
+def iter_batches(source: ImageSource, size: int, batch_size: int = 256, skipped: list | None = None,
+                 progress: bool = True, desc: str = "reading") -> Iterator[Batch]:
+    """Stream a source in batches of decoded, resized images; bad images go to `skipped` (bounded memory)."""
+    keys = source.keys()
+    indices, images = [], []
+    bar = tqdm(total=len(keys), desc=desc, unit="img", disable=not progress, leave=False)
+    for i, image, error in source.iter_images(range(len(keys)), size):
+        bar.update()
+        if error is None and (image.ndim != 3 or image.shape[2] != 3):
+            error = f"{keys[i]}: expected an RGB image, got shape {image.shape}"
+        if error is not None:
+            if skipped is not None:
+                skipped.append(error)
+            continue
+        indices.append(i)
+        images.append(image)
+        if len(images) == batch_size:
+            yield Batch(indices, [keys[j] for j in indices], np.stack(images))
+            indices, images = [], []
+    bar.close()
+    if images:
+        yield Batch(indices, [keys[j] for j in indices], np.stack(images))
 
 
 @dataclass

@@ -1,0 +1,327 @@
+"""Compress images to latent ``.npz`` files and back: ``aekit compress`` / ``aekit decompress``.
+
+The ``.npz`` format (readable with ``np.load(path, allow_pickle=False)``):
+
+==============  =====================================================================
+``latents``     (N, latent_dim) float32, float16, or int8 (quantised per dimension)
+``scale``       int8 only: (latent_dim,) float32; ``z = (q + 128) * scale + offset``
+``offset``      int8 only: (latent_dim,) float32
+``names``       (N,) the source names (file names relative to their folder)
+``dtype``       the storage dtype's name
+``model_id``    ``aekit.model_fingerprint(model)``: decompress refuses another model's latents
+``meta``        JSON: format version, image size, the model's architecture and config
+==============  =====================================================================
+
+In Python: ``save_latents(path, latents, names, model, dtype)`` and ``load_latents(path, model)``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import click
+import numpy as np
+import torch
+
+from aekit import hookimpl
+from aekit.errors import AekitError
+
+FORMAT = "aekit-latents"
+FORMAT_VERSION = 1
+DTYPES = ("float32", "float16", "int8")
+
+
+class LatentFileError(AekitError):
+    """A latent .npz file is damaged, incomplete, or made by another model."""
+
+
+@dataclass
+class LatentFile:
+    """What `load_latents` returns: float32 latents, their names and the file's metadata."""
+
+    latents: np.ndarray
+    names: list[str]
+    dtype: str
+    model_id: str
+    meta: dict
+    stored_bytes: int  # the latents' payload in the file (quantisation parameters included)
+
+
+# --- the format ------------------------------------------------------------------------------------
+
+
+def quantize_int8(latents: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-dimension affine int8: (q, scale, offset) with z ~= (q + 128) * scale + offset."""
+    low, high = latents.min(axis=0), latents.max(axis=0)
+    scale = np.maximum(high - low, 1e-12).astype(np.float32) / 255.0
+    q = np.rint((latents - low) / scale) - 128
+    return np.clip(q, -128, 127).astype(np.int8), scale, low.astype(np.float32)
+
+
+def dequantize_int8(q: np.ndarray, scale: np.ndarray, offset: np.ndarray) -> np.ndarray:
+    """Inverse of `quantize_int8`."""
+    return ((q.astype(np.float32) + 128.0) * scale + offset).astype(np.float32)
+
+
+def encode_for_storage(latents: np.ndarray, dtype: str) -> dict[str, np.ndarray]:
+    """The arrays that store `latents` in `dtype` (with quantisation parameters for int8)."""
+    if dtype not in DTYPES:
+        raise LatentFileError(f"unknown dtype {dtype!r} (choose {', '.join(DTYPES)})")
+    latents = np.asarray(latents, dtype=np.float32)
+    if dtype == "int8":
+        q, scale, offset = quantize_int8(latents)
+        return {"latents": q, "scale": scale, "offset": offset}
+    return {"latents": latents.astype(dtype)}
+
+
+def decode_from_storage(arrays: dict[str, np.ndarray], dtype: str) -> np.ndarray:
+    """Float32 latents back from `encode_for_storage`'s arrays."""
+    if dtype == "int8":
+        return dequantize_int8(arrays["latents"], arrays["scale"], arrays["offset"])
+    return np.asarray(arrays["latents"], dtype=np.float32)
+
+
+def save_latents(path, latents: np.ndarray, names, model, dtype: str = "float16") -> int:
+    """Write a latent .npz atomically; returns the stored payload in bytes."""
+    from aekit import io, model_fingerprint
+
+    latents = np.asarray(latents, dtype=np.float32)
+    names = [str(n) for n in names]
+    if latents.ndim != 2 or len(latents) != len(names):
+        raise LatentFileError(f"need (N, d) latents and N names, got {latents.shape} and {len(names)} names")
+    if not np.isfinite(latents).all():
+        raise LatentFileError("latents contain NaN or infinite values")
+    arrays = encode_for_storage(latents, dtype)
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "image_size": model.config.image_size,
+            "architecture": getattr(model, "architecture", "article"), "config": model.config.to_dict()}
+    with io.atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:  # a handle: np.savez would add ".npz" to the temporary name
+            np.savez(fh, names=np.asarray(names, dtype=str), dtype=np.asarray(dtype),
+                     model_id=np.asarray(model_fingerprint(model)), meta=np.asarray(json.dumps(meta)), **arrays)
+    return sum(a.nbytes for a in arrays.values())
+
+
+def load_latents(path, model=None) -> LatentFile:
+    """Read a latent .npz (never unpickling); with `model`, refuse latents that another model made."""
+    import zipfile
+
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except FileNotFoundError:
+        raise LatentFileError(f"{path}: no such file") from None
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
+        reason = "it holds Python objects (pickle), which aekit never loads" if "pickle" in str(exc) else f"{type(exc).__name__}"
+        raise LatentFileError(f"{path}: not a readable latent .npz ({reason})") from None
+    missing = [k for k in ("latents", "names", "dtype", "model_id", "meta") if k not in arrays]
+    if missing:
+        raise LatentFileError(f"{path}: not an aekit latent file (missing {', '.join(missing)})")
+    dtype = str(arrays["dtype"])
+    if dtype == "int8" and not {"scale", "offset"} <= set(arrays):
+        raise LatentFileError(f"{path}: int8 latents without their scale/offset")
+    try:
+        meta = json.loads(str(arrays["meta"]))
+    except json.JSONDecodeError:
+        raise LatentFileError(f"{path}: damaged metadata") from None
+    latents = decode_from_storage(arrays, dtype)
+    names = [str(n) for n in arrays["names"]]
+    if latents.ndim != 2 or len(latents) != len(names):
+        raise LatentFileError(f"{path}: {len(names)} names for latents of shape {latents.shape}")
+    if not np.isfinite(latents).all():
+        raise LatentFileError(f"{path}: latents contain NaN or infinite values")
+    model_id = str(arrays["model_id"])
+    if model is not None:
+        from aekit import model_fingerprint
+
+        own = model_fingerprint(model)
+        if own != model_id:
+            where = getattr(model, "checkpoint_dir", None) or "this model"
+            raise LatentFileError(f"{path}: made by model {model_id}, not by {where} ({own}); "
+                                  "decompress with the model that compressed it")
+    stored = sum(arrays[k].nbytes for k in ("latents", "scale", "offset") if k in arrays)
+    return LatentFile(latents, names, dtype, model_id, meta, stored)
+
+
+# --- round-trip report -------------------------------------------------------------------------------
+
+
+@dataclass
+class Report:
+    """Round-trip figures for `aekit compress --report`."""
+
+    images: int
+    payload_bytes: int
+    file_bytes: int
+    input_bytes: int | None
+    psnr: float
+    ssim: float
+    image_size: int
+
+    def rows(self) -> list[tuple[str, str]]:
+        raw = self.image_size * self.image_size * 3
+        per_image = self.payload_bytes / self.images
+        rows = [("images", f"{self.images}"),
+                ("bytes per image (latents)", f"{per_image:.1f}"),
+                ("bytes per image (.npz file)", f"{self.file_bytes / self.images:.1f}"),
+                (f"ratio vs raw {self.image_size}x{self.image_size} pixels ({raw} B)", f"{raw / per_image:.1f}x")]
+        if self.input_bytes:
+            rows.append(("ratio vs input files", f"{self.input_bytes / self.images / per_image:.1f}x "
+                                                 f"({self.input_bytes / self.images:.0f} B per file)"))
+        rows += [("round-trip PSNR", f"{self.psnr:.2f} dB"), ("round-trip SSIM", f"{self.ssim:.4f}")]
+        return rows
+
+
+def round_trip_quality(model, source, latents: np.ndarray, batch_size: int, progress: bool) -> tuple[float, float, int]:
+    """Mean PSNR/SSIM of decode(latents) against the source images; also the input files' total bytes."""
+    from aekit.data import iter_batches
+    from aekit.images import to_uint8_hwc
+    from aekit.metrics import psnr, ssim
+
+    size = model.config.image_size
+    psnrs, ssims, row = [], [], 0
+    for batch in iter_batches(source, size, batch_size, progress=progress, desc="checking round trip"):
+        decoded = to_uint8_hwc(model.decode(torch.from_numpy(latents[row : row + len(batch.images)])))
+        row += len(batch.images)
+        psnrs.append(psnr(decoded, batch.images))
+        ssims.append(ssim(decoded, batch.images))
+    sizes = [source.byte_size(i) for i in range(len(source.keys()))]
+    input_bytes = sum(sizes) if sizes and all(s is not None for s in sizes) else None
+    return float(np.concatenate(psnrs).mean()), float(np.concatenate(ssims).mean()), input_bytes
+
+
+# --- commands ----------------------------------------------------------------------------------------
+
+
+@hookimpl
+def register_commands(register):
+    from aekit.cli import model_option
+
+    @click.command()
+    @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+    @model_option
+    @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="The .npz to write.")
+    @click.option("--dtype", type=click.Choice(DTYPES), default="float16", show_default=True,
+                  help="Storage: float16 is 256 bytes a 128-d face; int8 is 128 bytes plus 1 KB of scales per file.")
+    @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
+    @click.option("--report", is_flag=True, help="Print bytes per image, compression ratios, and round-trip PSNR/SSIM.")
+    @click.option("--strict", is_flag=True, help="Fail on the first unreadable image instead of skipping it.")
+    @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+    def compress(inputs, model_path, out, dtype, batch_size, report, strict, quiet):
+        """Encode images to a latent .npz (INPUT: image files, folders, array files or data sources).
+
+        \b
+        Examples:
+          aekit compress faces/ --out faces.npz --report
+          aekit compress a.jpg b.png --dtype int8 --out two.npz
+        """
+        from aekit.cli import load_model_arg
+        from aekit.data import iter_batches, open_inputs
+
+        out = Path(out)
+        if not out.parent.is_dir():
+            raise AekitError(f"{out}: folder {out.parent} does not exist")
+        source = open_inputs(inputs)
+        if any(Path(k).resolve() == out.resolve() for k in source.keys() if Path(k).exists()):
+            raise AekitError(f"{out}: would overwrite an input; choose another --out")
+        model = load_model_arg(model_path)
+        skipped, names, chunks = [], [], []
+        for batch in iter_batches(source, model.config.image_size, batch_size, skipped, not quiet, "compressing"):
+            if strict and skipped:
+                raise AekitError(skipped[0])
+            chunks.append(model.encode(batch.images).numpy())
+            names += batch.names
+        if strict and skipped:
+            raise AekitError(skipped[0])
+        _list_skipped(skipped)
+        if not chunks:
+            raise AekitError("no image could be read; nothing written")
+        latents = np.concatenate(chunks)
+        payload = save_latents(out, latents, names, model, dtype)
+        click.echo(f"wrote {out}: {len(names)} latents ({dtype}, {payload / len(names):.0f} bytes each)"
+                   + (f", {len(skipped)} skipped" if skipped else ""))
+        if report:
+            stored = load_latents(out).latents  # what decompress will see, quantisation included
+            good = _subset(source, names)
+            mean_psnr, mean_ssim, input_bytes = round_trip_quality(model, good, stored, batch_size, not quiet)
+            result = Report(len(names), payload, out.stat().st_size, input_bytes, mean_psnr, mean_ssim, model.config.image_size)
+            width = max(len(k) for k, _ in result.rows())
+            for key, value in result.rows():
+                click.echo(f"  {key:<{width}}  {value}")
+
+    @click.command()
+    @click.argument("latent_file", type=click.Path(dir_okay=False))
+    @model_option
+    @click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Folder for the PNGs (created if missing).")
+    @click.option("--size", type=click.IntRange(min=1, max=4096), default=None, help="Resize outputs to SIZE x SIZE (default: the model's).")
+    @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
+    @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+    def decompress(latent_file, model_path, out, size, batch_size, quiet):
+        """Decode a latent .npz back to one PNG per latent, named after its source.
+
+        \b
+        Example:
+          aekit decompress faces.npz --out restored/ --size 128
+        """
+        from PIL import Image
+        from tqdm.auto import tqdm
+
+        from aekit import io
+        from aekit.cli import load_model_arg
+        from aekit.images import to_uint8_hwc
+
+        model = load_model_arg(model_path)
+        stored = load_latents(latent_file, model)
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        targets = output_names(stored.names)
+        bar = tqdm(total=len(targets), desc="decompressing", unit="img", disable=quiet, leave=False)
+        for start in range(0, len(targets), batch_size):
+            images = to_uint8_hwc(model.decode(torch.from_numpy(stored.latents[start : start + batch_size])))
+            for image, name in zip(images, targets[start : start + batch_size]):
+                picture = Image.fromarray(image)
+                if size and size != picture.width:
+                    picture = picture.resize((size, size), Image.BICUBIC)
+                path = out / name
+                path.parent.mkdir(parents=True, exist_ok=True)
+                io.save_image(path, picture)
+                bar.update()
+        bar.close()
+        click.echo(f"wrote {len(targets)} PNGs to {out}")
+
+    register(compress)
+    register(decompress)
+
+
+def output_names(names: list[str]) -> list[str]:
+    """Safe, unique relative PNG paths for source names (no absolute paths, no '..')."""
+    seen, result = {}, []
+    for name in names:
+        parts = [p for p in PurePosixPath(name.replace("\\", "/")).parts if p not in ("/", "..", ".", "")]
+        stem = str(PurePosixPath(*parts).with_suffix("")) if parts else "image"
+        candidate = f"{stem}.png"
+        count = seen.get(candidate, 0)
+        seen[candidate] = count + 1
+        result.append(candidate if count == 0 else f"{stem}~{count}.png")
+    return result
+
+
+def _subset(source, names):
+    from aekit.data import SubsetSource
+
+    keys = source.keys()
+    if len(names) == len(keys):
+        return source
+    position = {k: i for i, k in enumerate(keys)}
+    return SubsetSource(source, [position[n] for n in names])
+
+
+def _list_skipped(skipped: list[str]) -> None:
+    for message in skipped[:20]:
+        click.echo(f"skipped: {message}", err=True)
+    if len(skipped) > 20:
+        click.echo(f"skipped: ... and {len(skipped) - 20} more", err=True)
+    if skipped:
+        click.echo(f"{len(skipped)} file(s) skipped", err=True)

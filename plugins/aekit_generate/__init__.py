@@ -1,0 +1,1 @@
+"""Random generation from a fitted latent prior (placeholder)."""

@@ -1,0 +1,185 @@
+"""The compress plugin: the latent .npz format, model identity, the CLI and its report."""
+
+import json
+import re
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+import aekit
+from aekit.cli import cli
+from aekit_compress import DTYPES, LatentFileError, load_latents, output_names, quantize_int8, dequantize_int8, save_latents
+
+
+@pytest.fixture
+def tiny_model_dir(tmp_path):
+    torch.manual_seed(0)
+    model = aekit.create_model("article", image_size=32, widths=(8, 16), convs_per_half=1, latent_dim=16)
+    return model.save_pretrained(tmp_path / "model")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_format_round_trip_for_every_dtype(tmp_path, tiny_model_dir, dtype):
+    model = aekit.load(tiny_model_dir)
+    latents = np.random.default_rng(0).normal(size=(10, 16)).astype(np.float32) * 3
+    names = [f"dir/face{i}.jpg" for i in range(10)]
+    payload = save_latents(tmp_path / "z.npz", latents, names, model, dtype)
+    loaded = load_latents(tmp_path / "z.npz", model)
+    assert loaded.names == names and loaded.dtype == dtype and loaded.latents.dtype == np.float32
+    expected_payload = {"float32": 640, "float16": 320, "int8": 160 + 2 * 16 * 4}[dtype]
+    assert payload == loaded.stored_bytes == expected_payload
+    tolerance = {"float32": 0, "float16": 1e-2, "int8": (latents.max(0) - latents.min(0)).max() / 255 / 2 + 1e-6}[dtype]
+    assert np.abs(loaded.latents - latents).max() <= tolerance
+    with np.load(tmp_path / "z.npz", allow_pickle=False) as archive:  # plain arrays, no pickle needed
+        assert json.loads(str(archive["meta"]))["image_size"] == 32
+
+
+def test_int8_quantisation_is_per_dimension():
+    latents = np.stack([np.linspace(-1, 1, 50), np.linspace(0, 1000, 50)], axis=1).astype(np.float32)
+    q, scale, offset = quantize_int8(latents)
+    assert q.dtype == np.int8 and q.min() == -128 and q.max() == 127
+    back = dequantize_int8(q, scale, offset)
+    assert np.abs(back - latents).max(axis=0) == pytest.approx(scale / 2, rel=0.05)
+
+
+def test_latents_of_another_model_are_refused(tmp_path, tiny_model_dir):
+    model = aekit.load(tiny_model_dir)
+    save_latents(tmp_path / "z.npz", np.zeros((2, 16), np.float32), ["a", "b"], model, "float16")
+    with torch.no_grad():
+        model.decoder[0].weight.add_(0.01)  # a different model with the same architecture
+    with pytest.raises(LatentFileError, match="made by model .* decompress with the model that compressed it"):
+        load_latents(tmp_path / "z.npz", model)
+
+
+def test_corrupt_truncated_and_foreign_npz_are_clear_errors(tmp_path, tiny_model_dir):
+    model = aekit.load(tiny_model_dir)
+    path = tmp_path / "z.npz"
+    save_latents(path, np.zeros((4, 16), np.float32), list("abcd"), model)
+    data = path.read_bytes()
+    (tmp_path / "truncated.npz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(LatentFileError, match="not a readable latent .npz"):
+        load_latents(tmp_path / "truncated.npz")
+    (tmp_path / "text.npz").write_text("hello")
+    with pytest.raises(LatentFileError, match="not a readable latent .npz"):
+        load_latents(tmp_path / "text.npz")
+    np.savez(tmp_path / "other.npz", x=np.zeros(3))
+    with pytest.raises(LatentFileError, match="missing latents, names, dtype, model_id, meta"):
+        load_latents(tmp_path / "other.npz")
+    np.savez(tmp_path / "pickled.npz", latents=np.array([object()]), names=np.array(["a"]), dtype=np.asarray("float32"),
+             model_id=np.asarray("x"), meta=np.asarray("{}"))
+    with pytest.raises(LatentFileError, match="pickle"):
+        load_latents(tmp_path / "pickled.npz")
+    with pytest.raises(LatentFileError, match="no such file"):
+        load_latents(tmp_path / "missing.npz")
+    assert zipfile.is_zipfile(path)
+
+
+def test_output_names_are_safe_and_unique():
+    assert output_names(["a/b.jpg", "../../etc/passwd", "/abs/x.png", "a/b.png", "c"]) == [
+        "a/b.png", "etc/passwd.png", "abs/x.png", "a/b~1.png", "c.png"]
+
+
+def _write_faces(folder, count=6, size=40):
+    from aekit.synthetic import make_faces
+
+    folder.mkdir()
+    images, _ = make_faces(count, seed=5, size=size)
+    for i, image in enumerate(images):
+        Image.fromarray(image).save(folder / f"face{i}.jpg", quality=90)
+    (folder / "broken.jpg").write_bytes(b"not a jpeg")
+    return images
+
+
+def test_compress_decompress_cli_round_trip_with_report(tmp_path, tiny_model_dir):
+    _write_faces(tmp_path / "faces")
+    runner = CliRunner()
+    result = runner.invoke(cli, ["compress", str(tmp_path / "faces"), "--model", str(tiny_model_dir),
+                                 "--out", str(tmp_path / "z.npz"), "--dtype", "int8", "--report", "-q"])
+    assert result.exit_code == 0, result.output
+    assert "6 latents (int8" in result.stdout and "1 skipped" in result.stdout
+    assert "skipped: " in result.stderr and "broken.jpg" in result.stderr
+    for label in ("bytes per image (latents)", "ratio vs raw 32x32 pixels", "ratio vs input files", "round-trip PSNR", "round-trip SSIM"):
+        assert label in result.stdout
+    result = runner.invoke(cli, ["decompress", str(tmp_path / "z.npz"), "--model", str(tiny_model_dir),
+                                 "--out", str(tmp_path / "restored"), "--size", "48", "-q"])
+    assert result.exit_code == 0, result.output
+    written = sorted(p.name for p in (tmp_path / "restored").iterdir())
+    assert written == [f"face{i}.png" for i in range(6)]
+    assert Image.open(tmp_path / "restored" / "face0.png").size == (48, 48)
+
+
+def test_report_figures_match_a_direct_computation(tmp_path, tiny_model_dir):
+    from aekit.images import to_uint8_hwc
+    from aekit.metrics import psnr, ssim
+
+    _write_faces(tmp_path / "faces")
+    images = np.stack([np.asarray(Image.open(tmp_path / "faces" / f"face{i}.jpg").convert("RGB").resize((32, 32), Image.BICUBIC))
+                       for i in range(6)])
+    result = CliRunner().invoke(cli, ["compress", str(tmp_path / "faces"), "--model", str(tiny_model_dir),
+                                      "--out", str(tmp_path / "z.npz"), "--dtype", "float32", "--report", "-q"])
+    assert result.exit_code == 0, result.output
+    decoded = to_uint8_hwc(aekit.load(tiny_model_dir).reconstruct(images))
+    report = dict(re.split(r"\s{2,}", line.strip(), maxsplit=1) for line in result.stdout.splitlines() if line.startswith("  "))
+    assert report["round-trip PSNR"] == f"{psnr(decoded, images).mean():.2f} dB"
+    assert report["round-trip SSIM"] == f"{ssim(decoded, images).mean():.4f}"
+    assert report["ratio vs raw 32x32 pixels (3072 B)"] == "48.0x"  # 16 float32 latents = 64 bytes
+    assert report["bytes per image (latents)"] == "64.0"
+
+
+def test_decompress_refuses_another_models_latents_on_the_cli(tmp_path, tiny_model_dir):
+    _write_faces(tmp_path / "faces")
+    runner = CliRunner()
+    assert runner.invoke(cli, ["compress", str(tmp_path / "faces"), "-m", str(tiny_model_dir), "-o", str(tmp_path / "z.npz"), "-q"]).exit_code == 0
+    torch.manual_seed(1)
+    other = aekit.create_model("article", image_size=32, widths=(8, 16), convs_per_half=1, latent_dim=16).save_pretrained(tmp_path / "other")
+    result = runner.invoke(cli, ["decompress", str(tmp_path / "z.npz"), "-m", str(other), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 1 and "decompress with the model that compressed it" in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--dtype", "int4"], "'int4' is not one of"),
+    (["--batch-size", "0"], "0 is not in the range"),
+    (["--out", "/no/such/folder/z.npz"], "does not exist"),
+])
+def test_compress_bad_options(tmp_path, tiny_model_dir, extra, message):
+    _write_faces(tmp_path / "faces")
+    args = ["compress", str(tmp_path / "faces"), "-m", str(tiny_model_dir), "-o", str(tmp_path / "z.npz"), "-q", *extra]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code != 0 and message in result.output and "Traceback" not in result.output
+
+
+def test_compress_strict_and_overwrite_protection(tmp_path, tiny_model_dir):
+    _write_faces(tmp_path / "faces")
+    runner = CliRunner()
+    strict = runner.invoke(cli, ["compress", str(tmp_path / "faces"), "-m", str(tiny_model_dir), "-o", str(tmp_path / "z.npz"), "-q", "--strict"])
+    assert strict.exit_code == 1 and "broken.jpg" in strict.output and not (tmp_path / "z.npz").exists()
+    target = tmp_path / "faces" / "face0.jpg"
+    clobber = runner.invoke(cli, ["compress", str(target), "-m", str(tiny_model_dir), "-o", str(target)])
+    assert clobber.exit_code == 1 and "would overwrite an input" in clobber.output
+    assert Image.open(target).format == "JPEG"
+
+
+def test_compress_array_input_and_failed_write_keeps_the_old_file(tmp_path, tiny_model_dir, monkeypatch):
+    from aekit.synthetic import make_faces
+
+    images, _ = make_faces(5, seed=1, size=32)
+    np.save(tmp_path / "faces.npy", images)
+    runner = CliRunner()
+    args = ["compress", str(tmp_path / "faces.npy"), "-m", str(tiny_model_dir), "-o", str(tmp_path / "z.npz"), "-q"]
+    assert runner.invoke(cli, args).exit_code == 0
+    before = (tmp_path / "z.npz").read_bytes()
+    assert len(load_latents(tmp_path / "z.npz").names) == 5
+
+    def disk_full(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", disk_full)
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 1 and "No space left on device" in result.output
+    assert (tmp_path / "z.npz").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
