@@ -81,6 +81,23 @@ def resolve_device(name: str) -> torch.device:
         raise TrainingError(f"unknown device {name!r}; use auto, cpu or cuda") from None
 
 
+def split_train_val(count: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted (train, validation) indices of a run's images: a seeded random `val_fraction` is held out."""
+    n_val = int(round(count * val_fraction))
+    order = np.random.default_rng(seed).permutation(count)
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def training_images(settings: dict, image_size: int, progress: bool = True) -> np.ndarray:
+    """The uint8 (N, 3, S, S) images a run trained on, from its recorded settings (validation share left out)."""
+    cfg = TrainConfig(**{k: v for k, v in settings.items() if k in {f.name for f in dataclasses.fields(TrainConfig)}})
+    data = prepare(cfg.data, image_size, cfg.skip, cfg.limit, cfg.files, progress=progress)
+    if not cfg.val_fraction:
+        return data.images
+    train_idx, _ = split_train_val(len(data), cfg.val_fraction, cfg.seed)
+    return np.asarray(data.images[train_idx])
+
+
 class Trainer:
     """Trains one model into `out`; `run()` returns the trained model."""
 
@@ -99,11 +116,9 @@ class Trainer:
         if data.skipped:
             shown = "; ".join(data.skipped[:3]) + (" ..." if len(data.skipped) > 3 else "")
             self.log(f"skipped {len(data.skipped)} unreadable image(s): {shown}")
-        n_val = int(round(len(data) * cfg.val_fraction))
-        order = np.random.default_rng(cfg.seed).permutation(len(data))
-        val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
-        train_images = data.images if n_val == 0 else np.asarray(data.images[train_idx])
-        val_images = np.asarray(data.images[val_idx]) if n_val else None
+        train_idx, val_idx = split_train_val(len(data), cfg.val_fraction, cfg.seed)
+        train_images = data.images if len(val_idx) == 0 else np.asarray(data.images[train_idx])
+        val_images = np.asarray(data.images[val_idx]) if len(val_idx) else None
         if cfg.val_data:
             held_out = prepare(cfg.val_data, image_size, progress=self.progress)
             val_images = np.asarray(held_out.images)
