@@ -38,7 +38,11 @@ def register_data_sources(register):
 
 @hookspec
 def register_noise_models(register):
-    """Register noise models for ``--noise NAME:ARG``: ``register(name, make_noise, help="")``."""
+    """Register noise models for ``--noise NAME:ARG``: ``register(name, make_noise, help="")``.
+
+    ``make_noise(argument)`` gets the text after ``NAME:`` and returns ``add_noise(images, rng)``,
+    which maps float images in [0, 1] (N, H, W, 3) and a ``numpy.random.Generator`` to noisy images.
+    """
 
 
 @hookspec
