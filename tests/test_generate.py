@@ -77,6 +77,13 @@ def _fitted(name, latents):
     return aekit.plugins.get_registry().get("sampler", name)().fit(latents)
 
 
+@pytest.fixture(autouse=True)
+def _only_builtin_plugins(monkeypatch):
+    """These tests compare exact sampler lists: third-party plugins installed here must not change them."""
+    monkeypatch.setenv("AEKIT_LOAD_PLUGINS", "sources,compress,generate,testsamplers")
+    aekit.plugins.reset()
+
+
 def test_builtin_samplers_are_registered_by_the_generate_plugin():
     entries = {e.name: e for e in aekit.plugins.get_registry().entries("sampler")}
     assert {"normal", "gaussian", "gmm"} <= set(entries)

@@ -6,6 +6,7 @@ from .errors import AekitError, CheckpointError, DataSourceError, ImageReadError
 from .hookspecs import hookimpl  # noqa: E402
 from .checkpoint import create_model, list_models, load, model_fingerprint  # noqa: E402
 from .model import Autoencoder, AutoencoderConfig  # noqa: E402
+from .features import Features, load_features  # noqa: E402  (the `aekit embed` .npz; numpy only)
 
 __all__ = [
     "AekitError",
@@ -13,6 +14,7 @@ __all__ = [
     "AutoencoderConfig",
     "CheckpointError",
     "DataSourceError",
+    "Features",
     "ImageReadError",
     "PluginError",
     "RegistryError",
@@ -22,5 +24,6 @@ __all__ = [
     "hookimpl",
     "list_models",
     "load",
+    "load_features",
     "model_fingerprint",
 ]

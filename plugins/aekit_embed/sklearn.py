@@ -1,0 +1,301 @@
+"""``AutoencoderEmbedder``: an aekit model's encoder as a scikit-learn transformer (images -> latents)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from aekit.errors import AekitError
+
+MIN_FLAT_SIDE = 8  # a flattened 2-D row must be an RGB image of at least 8x8 pixels (192 values)
+
+
+class EmbedderError(AekitError, ValueError):
+    """Input the embedder cannot take, or a checkpoint that changed since the embedder was fitted."""
+
+
+class AutoencoderEmbedder(TransformerMixin, BaseEstimator):
+    """Encode face images to an aekit autoencoder's latents, for scikit-learn pipelines.
+
+    The model is pretrained: ``fit`` loads it (and checks ``X``), it learns nothing from the data, and
+    ``transform`` returns the (N, latent_dim) float32 latents, named ``ae0``, ``ae1``, ... by
+    ``get_feature_names_out`` (so ``set_output(transform="pandas")`` gives a DataFrame)::
+
+        from sklearn.pipeline import make_pipeline
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.model_selection import cross_val_score
+
+        pipe = make_pipeline(AutoencoderEmbedder(model="runs/synth"), StandardScaler(), LogisticRegression(max_iter=2000))
+        cross_val_score(pipe, images, y, cv=5)
+
+    Parameters
+    ----------
+    model : str or None
+        A checkpoint folder or Hugging Face hub id (None: the latest ``aekit train`` run). A string,
+        so the estimator clones, pickles and grid-searches cheaply: the weights are re-loaded from it.
+    batch_size : int
+        Images encoded at a time (memory stays bounded for long inputs such as lists of files).
+    device : str
+        ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+    float_range : tuple of two floats
+        The value range of float pixel inputs: ``(-1, 1)`` (the model's own, the default), ``(0, 1)``
+        or ``(0, 255)``. uint8 inputs are always 0..255. Values outside the range are an error.
+
+    Accepted ``X`` (one image per sample; images are resized to the model's size like ``model.encode``):
+
+    * uint8 arrays (N, H, W, 3), or float arrays (N, 3, H, W) / (N, H, W, 3) in `float_range`;
+    * 2-D arrays (N, S*S*3) of flattened RGB images, ``images.reshape(len(images), -1)`` of an
+      (N, S, S, 3) array (S of at least 8); ``n_features_in_`` records S*S*3 and ``transform``
+      refuses another width; a pandas DataFrame of such rows works too;
+    * a list (or 1-D array / Series) of image file paths, or of PIL images.
+
+    Fitted attributes: ``model_`` (the loaded torch model), ``model_id_`` (its fingerprint),
+    ``image_size_``, ``n_features_out_`` (the latent size), and ``n_features_in_`` when ``fit``
+    got a 2-D array. Pickling drops ``model_``; unpickling re-loads it from `model` and refuses a
+    checkpoint whose weights changed since (the features would silently change otherwise).
+
+    scikit-learn's generic estimator checks (``check_estimator``) feed small random tabular data
+    (1 to 20 columns) that is not an image, so the checks that fit or transform such data fail on
+    purpose with a clear ValueError: ``check_fit_score_takes_y``, ``check_estimators_overwrite_params``,
+    ``check_dont_overwrite_parameters``, ``check_estimators_fit_returns_self``,
+    ``check_readonly_memmap_input``, ``check_n_features_in_after_fitting``,
+    ``check_positive_only_tag_during_fit``, ``check_estimators_nan_inf``, ``check_estimators_dtypes``, ``check_dtype_object``,
+    ``check_pipeline_consistency``, ``check_estimators_pickle``, ``check_f_contiguous_array_estimator``,
+    ``check_array_api_input``, ``check_transformer_data_not_an_array``, ``check_transformer_general``,
+    ``check_transformer_preserve_dtypes``,
+    ``check_methods_sample_order_invariance``, ``check_methods_subset_invariance``,
+    ``check_fit2d_1sample``, ``check_dict_unchanged``, ``check_fit_idempotent``,
+    ``check_fit_check_is_fitted``, ``check_n_features_in`` and ``check_fit2d_predict1d``.
+    ``tests/test_embed.py`` runs every check, requires these to fail and all others to pass, and
+    tests the properties behind them (pickling, subset and order invariance, idempotent fit,
+    dtypes, ``n_features_in_``, read-only input, pandas output) on image-shaped data instead.
+    """
+
+    def __init__(self, model=None, batch_size=64, device="auto", float_range=(-1.0, 1.0)):
+        self.model = model
+        self.batch_size = batch_size
+        self.device = device
+        self.float_range = float_range
+
+    # --- scikit-learn API ---------------------------------------------------------------------------
+
+    def fit(self, X, y=None):
+        """Load the model into ``model_`` and check `X` (nothing is learnt: the model is pretrained)."""
+        self._check_params()
+        self._set_model(self._load_model())
+        try:
+            kind, n = self._inspect(X, reset=True)
+            if n == 0:
+                raise EmbedderError("X holds 0 images; at least one is required")
+            if kind not in ("paths", "pil"):  # check pixel values now rather than at transform time
+                step = max(self.batch_size, 1024)
+                for start in range(0, n, step):
+                    self._batch(X, kind, start, min(n, start + step))
+        except BaseException:
+            for name in ("model_", "model_id_", "image_size_", "n_features_out_", "n_features_in_"):
+                self.__dict__.pop(name, None)  # a failed fit leaves the estimator unfitted
+            raise
+        return self
+
+    def transform(self, X):
+        """The (N, latent_dim) float32 latents of the images in `X`."""
+        check_is_fitted(self, "model_id_")
+        kind, n = self._inspect(X, reset=False)
+        if n == 0:
+            raise EmbedderError("X holds 0 images; at least one is required")
+        model = self._model()
+        out = np.empty((n, self.n_features_out_), dtype=np.float32)
+        for start in range(0, n, self.batch_size):
+            batch = self._batch(X, kind, start, min(n, start + self.batch_size))
+            out[start : start + len(batch)] = model.encode(batch, batch_size=self.batch_size).numpy()
+        return out
+
+    def get_feature_names_out(self, input_features=None):
+        """``ae0``, ``ae1``, ... one name per latent dimension."""
+        check_is_fitted(self, "model_id_")
+        return np.asarray([f"ae{i}" for i in range(self.n_features_out_)], dtype=object)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float32"]  # latents are float32 whatever the input
+        tags.input_tags.two_d_array = True  # flattened images; also 4-D arrays and lists of paths
+        tags.input_tags.string = True  # file paths
+        tags.input_tags.allow_nan = False
+        tags.target_tags.required = False
+        tags.non_deterministic = False
+        return tags
+
+    # --- pickling: keep the path, drop the weights ----------------------------------------------------
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state = dict(state)
+        state.pop("model_", None)
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "model_id_" in self.__dict__:
+            self._set_model(self._load_model(), expect=self.model_id_)
+
+    # --- helpers --------------------------------------------------------------------------------------
+
+    def _check_params(self):
+        if not isinstance(self.batch_size, (int, np.integer)) or isinstance(self.batch_size, bool) or self.batch_size < 1:
+            raise EmbedderError(f"batch_size must be a positive integer, got {self.batch_size!r}")
+        if self.model is not None and not isinstance(self.model, (str, os.PathLike)):
+            raise EmbedderError(f"model must be a checkpoint folder or hub id (a string), got {type(self.model).__name__}; "
+                                "save a model with model.save_pretrained(DIR) and pass DIR")
+        low, high = self._range()
+        if not low < high:
+            raise EmbedderError(f"float_range must be (low, high) with low < high, got {self.float_range!r}")
+
+    def _range(self) -> tuple[float, float]:
+        try:
+            low, high = (float(v) for v in self.float_range)
+        except (TypeError, ValueError):
+            raise EmbedderError(f"float_range must be two numbers such as (-1, 1) or (0, 1), got {self.float_range!r}") from None
+        return low, high
+
+    def _device(self):
+        import torch
+
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if str(self.device).startswith("cuda") and not torch.cuda.is_available():
+            raise EmbedderError("device='cuda' was asked for but no CUDA GPU is available; use device='cpu' or 'auto'")
+        try:
+            return torch.device(self.device)
+        except (RuntimeError, TypeError):
+            raise EmbedderError(f"unknown device {self.device!r}; use 'auto', 'cpu' or 'cuda'") from None
+
+    def _load_model(self):
+        import aekit
+
+        return aekit.load(str(self.model) if self.model is not None else None, device=self._device())
+
+    def _set_model(self, model, expect: str | None = None):
+        import aekit
+
+        model_id = aekit.model_fingerprint(model)
+        if expect is not None and model_id != expect:
+            raise EmbedderError(f"{self.model}: the checkpoint changed since this embedder was fitted "
+                                f"(model {expect}, now {model_id}); fit it again")
+        self.model_ = model
+        self.model_id_ = model_id
+        self.image_size_ = int(model.config.image_size)
+        self.n_features_out_ = int(model.config.latent_dim)
+
+    def _model(self):
+        if getattr(self, "model_", None) is None:  # e.g. attributes copied without the model
+            self._set_model(self._load_model(), expect=self.model_id_)
+        return self.model_
+
+    def _inspect(self, X, reset: bool) -> tuple[str, int]:
+        """('paths' | 'pil' | 'flat' | 'nhwc' | 'nchw', number of images); sets/checks ``n_features_in_``."""
+        if X is None:
+            raise EmbedderError("X is None; give images: an (N, H, W, 3) array, flattened (N, S*S*3) rows or a list of file paths")
+        if hasattr(X, "iloc") and getattr(X, "ndim", 2) == 1:  # a pandas Series of paths
+            X = list(X)
+        if isinstance(X, (list, tuple)) or (isinstance(X, np.ndarray) and X.dtype.kind in "UO" and X.ndim == 1):
+            kind = self._list_kind(X)
+            if reset:
+                self._forget_n_features()
+            return kind, len(X)
+        if hasattr(X, "toarray") or type(X).__module__.startswith("scipy.sparse"):
+            raise TypeError("AutoencoderEmbedder does not take sparse input: give images as a dense array")
+        array = X.to_numpy() if hasattr(X, "to_numpy") and hasattr(X, "columns") else X
+        if not hasattr(array, "shape") or not hasattr(array, "dtype"):
+            raise EmbedderError(f"cannot read images from a {type(X).__name__}")
+        if array.dtype.kind == "c":
+            raise EmbedderError("Complex data not supported: images are real numbers")
+        if array.dtype.kind not in "uif":
+            raise EmbedderError(f"image arrays must be numeric (uint8 or float), got dtype {array.dtype}")
+        if array.ndim == 2:
+            width = array.shape[1]
+            if width == 0:  # scikit-learn's own wording for an empty row
+                raise EmbedderError(f"Found array with 0 feature(s) (shape={tuple(array.shape)}) while a minimum of "
+                                    f"{3 * MIN_FLAT_SIDE ** 2} is required (flattened S*S*3 RGB images)")
+            side = int(round((width / 3) ** 0.5))
+            if width != 3 * side * side or side < MIN_FLAT_SIDE:
+                raise EmbedderError(
+                    f"Found array with {width} feature(s) (shape={tuple(array.shape)}), but 2-D X must be flattened RGB "
+                    f"images of S*S*3 values (S >= {MIN_FLAT_SIDE}; this model's images are {self.image_size_}x{self.image_size_}, "
+                    f"i.e. {3 * self.image_size_ ** 2} features): images.reshape(len(images), -1) of an (N, S, S, 3) array")
+            if reset:
+                self.n_features_in_ = width
+            elif getattr(self, "n_features_in_", width) != width:
+                raise EmbedderError(f"X has {width} features, but AutoencoderEmbedder is expecting "
+                                    f"{self.n_features_in_} features as input (flattened images of the size it was fitted on)")
+            return "flat", len(array)
+        if array.ndim == 4 and (array.shape[-1] == 3 or array.shape[1] == 3):
+            if reset:
+                self._forget_n_features()
+            uint8 = array.dtype == np.uint8
+            channels_last = array.shape[-1] == 3 and (uint8 or array.shape[1] != 3)
+            return ("nhwc" if channels_last else "nchw"), len(array)
+        raise EmbedderError(f"images must be (N, H, W, 3) or (N, 3, H, W) arrays, flattened (N, S*S*3) rows, "
+                            f"or a list of file paths; got an array of shape {tuple(array.shape)}")
+
+    def _forget_n_features(self):
+        self.__dict__.pop("n_features_in_", None)
+
+    @staticmethod
+    def _list_kind(X) -> str:
+        from PIL import Image
+
+        if all(isinstance(x, Image.Image) for x in X):
+            return "pil"
+        if all(isinstance(x, (str, os.PathLike)) for x in X):
+            return "paths"
+        kinds = sorted({type(x).__name__ for x in X})
+        raise EmbedderError(f"a list X must hold image file paths or PIL images, got {', '.join(kinds)}")
+
+    def _batch(self, X, kind, start, stop):
+        """Images start..stop of X as a float tensor (B, 3, H, W) in [-1, 1]."""
+        import torch
+
+        if kind in ("paths", "pil"):
+            from aekit.images import open_image, resize_rgb
+
+            items = list(X[start:stop]) if not hasattr(X, "iloc") else list(X.iloc[start:stop])
+            size = self.image_size_
+            try:
+                images = [resize_rgb(open_image(x, draft_size=size) if kind == "paths" else x.convert("RGB"), size) for x in items]
+            except AekitError as exc:
+                raise EmbedderError(str(exc)) from None
+            return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().div_(127.5).sub_(1)
+        array = X.iloc[start:stop].to_numpy() if hasattr(X, "iloc") else np.asarray(X[start:stop])
+        if kind == "flat":
+            side = int(round((array.shape[1] / 3) ** 0.5))
+            array = array.reshape(len(array), side, side, 3)
+            kind = "nhwc"
+        if kind == "nhwc":
+            array = array.transpose(0, 3, 1, 2)
+        if array.dtype == np.uint8:
+            x = torch.from_numpy(np.array(array, dtype=np.float32, order="C")).div_(127.5).sub_(1)  # a writable copy
+        else:
+            x = torch.from_numpy(np.array(array, dtype=np.float32, order="C"))  # a copy: inputs may be read-only
+            if not torch.isfinite(x).all():
+                raise EmbedderError("Input X contains NaN or infinity: images must hold finite pixel values")
+            if array.dtype.kind in "iub":  # integers other than uint8: read as 0..255
+                low, high = 0.0, 255.0
+            else:
+                low, high = self._range()
+            tolerance = 1e-3 * (high - low)
+            if x.numel() and (float(x.min()) < low - tolerance or float(x.max()) > high + tolerance):
+                got = f"[{float(x.min()):.3g}, {float(x.max()):.3g}]"
+                if array.dtype.kind in "iub":
+                    raise EmbedderError(f"integer pixels must lie in 0..255, got {got}")
+                raise EmbedderError(f"float pixels must lie in float_range={tuple(self.float_range)}, got {got}; "
+                                    "set float_range=(0, 1) or (0, 255) to match your images")
+            if (low, high) != (-1.0, 1.0):
+                x = (x - low) * (2.0 / (high - low)) - 1.0
+        return x.clamp_(-1, 1)
+
+
+__all__ = ["AutoencoderEmbedder", "EmbedderError"]

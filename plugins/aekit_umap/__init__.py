@@ -1,0 +1,402 @@
+"""UMAP pictures of features: ``aekit umap feats.npz --out umap.png``.
+
+The features (from ``aekit embed``) are standardised and laid out in 2-D by umap-learn (imported only
+when the command runs: it takes seconds to import). The picture is coloured by a label or by the
+clusters of ``aekit cluster``, optionally with face thumbnails at a spread-out sample of points;
+``--coords`` saves the 2-D coordinates and ``--html`` writes one self-contained page (canvas and a
+little JavaScript, no network) where hovering a point shows its face and labels. A fixed ``--seed``
+gives the same coordinates and the same picture every time.
+
+The ``--coords`` ``.npz`` holds ``coords`` (N, 2) float32, ``paths`` (N,) str (the features file's),
+``model_id`` and ``meta`` (JSON: the UMAP settings and the features file).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+
+from aekit import hookimpl
+from aekit.errors import AekitError
+
+COORDS_FORMAT = "aekit-umap"
+MAX_CATEGORIES = 20  # more distinct values than this are drawn with a colour bar
+UNKNOWN_COLOUR = "#b0b0b0"
+
+
+@hookimpl
+def register_commands(register):
+    register(umap_command())
+
+
+# --- the layout ------------------------------------------------------------------------------------
+
+
+def default_epochs(n: int) -> int:
+    """Optimisation epochs sized for the number of points (umap's own rule, with fewer for huge inputs)."""
+    return 500 if n <= 10_000 else 200 if n <= 200_000 else 100
+
+
+def layout(X: np.ndarray, seed: int | None = 0, n_neighbors: int = 15, min_dist: float = 0.1, metric: str = "euclidean",
+           epochs: int | None = None, verbose: bool = False) -> np.ndarray:
+    """(N, 2) float32 UMAP coordinates of standardised `X`; the same seed gives the same coordinates."""
+    import warnings
+
+    from sklearn.preprocessing import StandardScaler
+
+    if len(X) < 5:
+        raise AekitError(f"UMAP needs at least 5 images, got {len(X)}")
+    Z = StandardScaler().fit_transform(np.asarray(X, dtype=np.float32))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # numba/pynndescent chatter on import and small inputs
+        import umap
+
+        reducer = umap.UMAP(n_components=2, n_neighbors=min(n_neighbors, len(X) - 1), min_dist=min_dist, metric=metric,
+                            random_state=seed, n_jobs=1 if seed is not None else -1, low_memory=True,
+                            n_epochs=epochs or default_epochs(len(X)), verbose=verbose)
+        with contextlib.redirect_stdout(sys.stderr):  # umap's progress lines go to stderr, beside the bars
+            coords = reducer.fit_transform(Z)
+    return np.asarray(coords, dtype=np.float32)
+
+
+# --- colours -----------------------------------------------------------------------------------------
+
+
+def colour_values(feats, color_by: str | None, clusters: str | None) -> tuple[np.ndarray | None, dict, str]:
+    """(values (N,) int with -1 unknown, {value: legend text}, title) for --color-by."""
+    if color_by is None and clusters:
+        color_by = "cluster"
+    if color_by is None:
+        return None, {}, ""
+    if color_by == "cluster" and (clusters or "cluster" not in feats.label_names):
+        if not clusters:
+            raise click.UsageError("--color-by cluster needs --clusters clusters.csv (written by `aekit cluster`)")
+        from aekit_embed.cluster import read_clusters_csv
+
+        values = read_clusters_csv(clusters, feats.paths)
+        return values, {int(v): f"cluster {v}" for v in np.unique(values)}, "cluster"
+    if color_by not in feats.label_names:
+        known = ", ".join(feats.label_names) if feats.label_names else "none"
+        raise AekitError(f"{feats.source}: no label {color_by!r} to colour by (labels: {known}; or 'cluster' with --clusters)")
+    values = feats.target(color_by)
+    names = feats.classes.get(color_by)
+    known_values = np.unique(values[values >= 0])
+    legend = {int(v): (names[v] if names and 0 <= v < len(names) else f"{color_by}={v}") for v in known_values}
+    return values, legend, color_by
+
+
+def palette(count: int) -> list[str]:
+    """`count` distinct hex colours (tab10, then tab20)."""
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+
+    cmap = colormaps["tab10" if count <= 10 else "tab20"]
+    return [to_hex(cmap(i % cmap.N)) for i in range(count)]
+
+
+def spread_sample(coords: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """Indices of up to `count` points that lie apart from each other (for thumbnails that do not pile up)."""
+    n = len(coords)
+    count = min(count, n)
+    if count <= 0:
+        return np.zeros(0, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(n)
+    extent = float(np.ptp(coords, axis=0).max()) or 1.0
+    threshold = 0.6 * extent / np.sqrt(count)
+    chosen = [int(order[0])]
+    for i in order[1:]:
+        if len(chosen) == count:
+            break
+        if np.min(np.abs(coords[chosen] - coords[i]).max(axis=1)) > threshold:
+            chosen.append(int(i))
+    if len(chosen) < count:  # crowded: top up with random points
+        taken = set(chosen)
+        rest = [int(i) for i in order if int(i) not in taken]
+        chosen += rest[: count - len(chosen)]
+    return np.asarray(chosen, dtype=np.int64)
+
+
+# --- outputs ---------------------------------------------------------------------------------------
+
+
+def draw(coords, values, legend, title, thumbnails: dict[int, np.ndarray], heading: str):
+    """A matplotlib Figure of the layout (no pyplot, so no GUI backend is involved)."""
+    from matplotlib.figure import Figure
+    from matplotlib.offsetbox import AnnotationBbox, OffsetImage
+
+    n = len(coords)
+    figure = Figure(figsize=(10, 9), dpi=100)
+    ax = figure.add_subplot()
+    size = float(np.clip(3000.0 / n, 0.3, 30.0))
+    colour_of = {}
+    if values is None:
+        ax.scatter(coords[:, 0], coords[:, 1], s=size, c="#1f77b4", alpha=0.8, linewidths=0)
+    elif len(legend) <= MAX_CATEGORIES:
+        colours = palette(len(legend))
+        unknown = values < 0
+        if unknown.any():
+            ax.scatter(coords[unknown, 0], coords[unknown, 1], s=size, c=UNKNOWN_COLOUR, alpha=0.6, linewidths=0,
+                       label=f"unknown ({int(unknown.sum())})")
+        for colour, (value, text) in zip(colours, legend.items()):
+            mask = values == value
+            colour_of[value] = colour
+            ax.scatter(coords[mask, 0], coords[mask, 1], s=size, c=colour, alpha=0.8, linewidths=0, label=f"{text} ({int(mask.sum())})")
+        ax.legend(title=title, loc="best", markerscale=max(1.0, 6.0 / np.sqrt(size)), fontsize=8, title_fontsize=9, framealpha=0.85)
+    else:
+        known = values >= 0
+        ax.scatter(coords[~known, 0], coords[~known, 1], s=size, c=UNKNOWN_COLOUR, alpha=0.6, linewidths=0)
+        points = ax.scatter(coords[known, 0], coords[known, 1], s=size, c=values[known], cmap="viridis", alpha=0.8, linewidths=0)
+        figure.colorbar(points, ax=ax, label=title)
+    for i, image in thumbnails.items():
+        zoom = 30.0 / image.shape[0]
+        edge = colour_of.get(int(values[i]), "#444444") if values is not None else "#444444"
+        box = AnnotationBbox(OffsetImage(image, zoom=zoom), (coords[i, 0], coords[i, 1]), frameon=True, pad=0.1,
+                             bboxprops={"edgecolor": edge, "linewidth": 1.2})
+        ax.add_artist(box)
+    ax.set_title(heading, fontsize=10)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    figure.tight_layout()
+    return figure
+
+
+def save_coords(path, coords, feats, settings: dict) -> None:
+    """The 2-D coordinates as an .npz (atomic)."""
+    from aekit import io
+
+    meta = {"format": COORDS_FORMAT, "format_version": 1, "features": str(feats.source), **settings}
+    with io.atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, coords=np.asarray(coords, dtype=np.float32), paths=np.asarray(feats.paths, dtype=str),
+                     model_id=np.asarray(feats.model_id), meta=np.asarray(json.dumps(meta)))
+
+
+def encode_thumbnail(image: np.ndarray, size: int = 64) -> str:
+    """A data: URL of a small JPEG of `image`."""
+    import io as bytesio
+
+    from PIL import Image
+
+    picture = Image.fromarray(image)
+    if picture.width > size:
+        picture = picture.resize((size, size), Image.BICUBIC)
+    buffer = bytesio.BytesIO()
+    picture.save(buffer, format="JPEG", quality=85)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def html_page(coords, feats, values, legend, title, thumbnails: dict[int, str], heading: str) -> str:
+    """One self-contained HTML page: a canvas of the points; hovering shows the face and labels."""
+    n = len(coords)
+    lo, hi = coords.min(axis=0), coords.max(axis=0)
+    span = np.where(hi - lo > 0, hi - lo, 1.0)
+    unit = np.round((coords - lo) / span, 4)  # 0..1, y up
+    colours = palette(len(legend)) if values is not None and len(legend) <= MAX_CATEGORIES else []
+    if values is None:
+        colour_index = [0] * n
+        swatches, legend_rows = ["#1f77b4"], []
+    elif colours:
+        slot = {value: k + 1 for k, value in enumerate(legend)}
+        colour_index = [slot.get(int(v), 0) for v in values]
+        swatches = [UNKNOWN_COLOUR] + colours
+        legend_rows = [[text, colours[k]] for k, text in enumerate(legend.values())]
+        if (values < 0).any():
+            legend_rows.append(["unknown", UNKNOWN_COLOUR])
+    else:  # many values: a viridis ramp of 32 steps
+        from matplotlib import colormaps
+        from matplotlib.colors import to_hex
+
+        ramp = [to_hex(colormaps["viridis"](k / 31)) for k in range(32)]
+        known = values[values >= 0]
+        low, high = (known.min(), known.max()) if len(known) else (0, 1)
+        steps = np.clip(np.round((values - low) / max(high - low, 1) * 31), 0, 31).astype(int)
+        colour_index = [int(s) + 1 if v >= 0 else 0 for s, v in zip(steps, values)]
+        swatches = [UNKNOWN_COLOUR] + ramp
+        legend_rows = [[f"{title} = {low}", ramp[0]], [f"{title} = {high}", ramp[-1]]]
+    labels = {}
+    for name in feats.label_names:
+        column = feats.target(name, as_names=True) if name in feats.classes else feats.target(name)
+        labels[name] = [str(v) if not isinstance(v, (int, np.integer)) else int(v) for v in column.tolist()]
+    if values is not None and title not in labels:
+        labels[title] = [int(v) for v in values.tolist()]
+    data = {"x": unit[:, 0].tolist(), "y": unit[:, 1].tolist(), "c": colour_index, "swatches": swatches,
+            "legend": legend_rows, "paths": feats.paths, "labels": labels,
+            "images": {str(i): url for i, url in thumbnails.items()}, "title": heading}
+    payload = json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")  # no "</script>" or "<!--" inside
+    return HTML_TEMPLATE.replace("__TITLE__", _escape(heading)).replace("__DATA__", payload)
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+HTML_TEMPLATE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>__TITLE__</title>
+<style>
+body{font:13px system-ui,sans-serif;margin:12px;color:#222}
+#wrap{position:relative;display:inline-block}
+canvas{border:1px solid #ccc;cursor:crosshair}
+#tip{position:absolute;display:none;pointer-events:none;background:#fff;border:1px solid #888;border-radius:4px;
+padding:6px;box-shadow:0 2px 6px rgba(0,0,0,.25);max-width:260px;font-size:12px}
+#tip img{display:block;width:96px;height:96px;image-rendering:pixelated;margin-bottom:4px}
+#legend span{display:inline-block;width:11px;height:11px;margin:0 4px 0 12px;vertical-align:middle;border-radius:6px}
+</style></head><body>
+<h3 id="heading"></h3><div id="legend"></div>
+<div id="wrap"><canvas id="plot"></canvas><div id="tip"></div></div>
+<script id="data" type="application/json">__DATA__</script>
+<script>
+(function(){
+"use strict";
+var D=JSON.parse(document.getElementById("data").textContent);
+document.getElementById("heading").textContent=D.title;
+var legend=document.getElementById("legend");
+D.legend.forEach(function(row){var s=document.createElement("span");s.style.background=row[1];
+legend.appendChild(s);legend.appendChild(document.createTextNode(row[0]));});
+var W=Math.min(900,window.innerWidth-40),H=Math.round(W*0.85),M=12;
+var canvas=document.getElementById("plot"),ratio=window.devicePixelRatio||1;
+canvas.width=W*ratio;canvas.height=H*ratio;canvas.style.width=W+"px";canvas.style.height=H+"px";
+var ctx=canvas.getContext("2d");
+var n=D.x.length,px=new Float32Array(n),py=new Float32Array(n);
+for(var i=0;i<n;i++){px[i]=M+D.x[i]*(W-2*M);py[i]=H-M-D.y[i]*(H-2*M);}
+var r=Math.max(1.2,Math.min(4,60/Math.sqrt(n)));
+var base=document.createElement("canvas");base.width=canvas.width;base.height=canvas.height;
+var bctx=base.getContext("2d");bctx.scale(ratio,ratio);bctx.globalAlpha=0.8;
+for(var i=0;i<n;i++){bctx.fillStyle=D.swatches[D.c[i]];bctx.beginPath();bctx.arc(px[i],py[i],r,0,6.2832);bctx.fill();}
+function draw(hit){ctx.setTransform(1,0,0,1,0,0);ctx.clearRect(0,0,canvas.width,canvas.height);ctx.drawImage(base,0,0);
+ctx.setTransform(ratio,0,0,ratio,0,0);if(hit>=0){ctx.strokeStyle="#000";ctx.lineWidth=2;ctx.beginPath();ctx.arc(px[hit],py[hit],r+3,0,6.2832);ctx.stroke();}}
+draw(-1);
+var tip=document.getElementById("tip"),last=-1;
+function esc(s){return String(s).replace(/[&<>"]/g,function(c){return{"&":"&amp;","<":"&lt;",">":"&gt;",'"':"&quot;"}[c];});}
+canvas.addEventListener("mousemove",function(ev){
+var b=canvas.getBoundingClientRect(),mx=ev.clientX-b.left,my=ev.clientY-b.top,best=-1,bd=144;
+for(var i=0;i<n;i++){var dx=px[i]-mx,dy=py[i]-my,d=dx*dx+dy*dy;if(d<bd){bd=d;best=i;}}
+if(best!==last){last=best;draw(best);}
+if(best<0){tip.style.display="none";return;}
+var html="";var img=D.images[String(best)];
+if(img){html+='<img src="'+img+'" alt="">';}
+html+="<b>"+esc(D.paths[best])+"</b>";
+Object.keys(D.labels).forEach(function(k){html+="<br>"+esc(k)+": "+esc(D.labels[k][best]);});
+tip.innerHTML=html;tip.style.display="block";
+tip.style.left=Math.min(mx+14,W-200)+"px";tip.style.top=Math.min(my+14,H-60)+"px";});
+canvas.addEventListener("mouseleave",function(){tip.style.display="none";last=-1;draw(-1);});
+})();
+</script></body></html>
+"""
+
+
+# --- the command ------------------------------------------------------------------------------------
+
+
+def _check_out(path, what: str) -> Path:
+    path = Path(path)
+    if path.is_dir():
+        raise click.UsageError(f"{what} {path}: is a folder; give a file name")
+    if not path.parent.is_dir():
+        raise AekitError(f"{path}: folder {path.parent} does not exist")
+    return path
+
+
+def umap_command():
+    @click.command("umap")
+    @click.argument("features_file", metavar="FEATURES.npz", type=click.Path(dir_okay=False))
+    @click.option("--out", "-o", type=click.Path(), default=None, help="PNG (or .jpg, .pdf) picture to write.")
+    @click.option("--color-by", "color_by", default=None, metavar="NAME|cluster",
+                  help="Colour points by this label, or by 'cluster' (with --clusters).")
+    @click.option("--clusters", type=click.Path(dir_okay=False), default=None, help="clusters.csv from `aekit cluster`.")
+    @click.option("--thumbnails", type=click.IntRange(min=0), default=0, show_default=True,
+                  help="Draw this many face thumbnails at spread-out points.")
+    @click.option("--seed", type=int, default=0, show_default=True, help="The same seed gives the same picture.")
+    @click.option("--parallel", is_flag=True, help="Use every core (faster on big inputs, but not reproducible; ignores --seed).")
+    @click.option("--coords", type=click.Path(), default=None, help="Save the 2-D coordinates to this .npz.")
+    @click.option("--html", type=click.Path(), default=None, help="Write an interactive, self-contained HTML page.")
+    @click.option("--html-images", type=click.IntRange(min=0), default=5000, show_default=True,
+                  help="At most this many points carry an embedded thumbnail in the HTML page.")
+    @click.option("--n-neighbors", type=click.IntRange(min=2), default=15, show_default=True)
+    @click.option("--min-dist", type=click.FloatRange(min=0.0), default=0.1, show_default=True)
+    @click.option("--metric", default="euclidean", show_default=True, help="Any metric umap-learn knows (euclidean, cosine, ...).")
+    @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Optimisation epochs (default: 500 up to 10,000 points, then 200).")
+    @click.option("--images", multiple=True, metavar="INPUT", help="Where the images are now (default: where `aekit embed` read them).")
+    @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+    def umap_cmd(features_file, out, color_by, clusters, thumbnails, seed, parallel, coords, html, html_images, n_neighbors,
+                 min_dist, metric, epochs, images, quiet):
+        """Lay the features out in 2-D with UMAP: a picture, the coordinates and an interactive HTML page.
+
+        The features are standardised first. Colour by a label (--color-by Male) or by clusters
+        (--clusters clusters.csv); thumbnails and the HTML page read the images from where
+        `aekit embed` found them (or --images).
+
+        \b
+        Examples:
+          aekit umap feats.npz --out umap.png --color-by Male --thumbnails 60
+          aekit cluster feats.npz --k 8 --out clusters.csv && aekit umap feats.npz --out umap.png --clusters clusters.csv
+          aekit umap feats.npz --coords umap.npz --html umap.html --seed 1
+        """
+        from aekit import io
+        from aekit.features import load_features
+
+        if not (out or coords or html):
+            raise click.UsageError("nothing to write: give --out PICTURE, --coords FILE.npz and/or --html PAGE.html")
+        out = _check_out(out, "--out") if out else None
+        if out is not None and out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".pdf"):
+            raise click.BadParameter(f"{out}: use a .png, .jpg or .pdf name", param_hint="--out")
+        coords_path = _check_out(coords, "--coords") if coords else None
+        html_path = _check_out(html, "--html") if html else None
+        feats = load_features(features_file)
+        values, legend, title = colour_values(feats, color_by, clusters)
+        settings = {"seed": None if parallel else seed, "n_neighbors": n_neighbors, "min_dist": min_dist, "metric": metric,
+                    "epochs": epochs or default_epochs(len(feats)), "standardized": True}
+        if not quiet:
+            click.echo(f"UMAP of {len(feats)} x {feats.X.shape[1]} features ({settings['epochs']} epochs)...", err=True)
+        try:
+            xy = layout(feats.X, None if parallel else seed, n_neighbors, min_dist, metric, epochs, verbose=not quiet)
+        except ValueError as exc:  # e.g. an unknown metric
+            raise AekitError(f"UMAP failed: {exc}") from None
+        if coords_path:
+            save_coords(coords_path, xy, feats, settings)
+            click.echo(f"wrote {coords_path}")
+        want_pictures = (out is not None and thumbnails) or html_path is not None
+        source = None
+        if want_pictures:
+            from aekit_embed.lookup import images_for
+
+            source, why = images_for(feats, images)
+            if source is None:
+                click.echo(f"note: no thumbnails: {why}", err=True)
+        size = int(feats.meta.get("image_size") or 64)
+        rng_seed = 0 if parallel else seed
+        heading = f"UMAP of {Path(features_file).name} ({len(feats)} images" + (f", coloured by {title}" if title else "") + ")"
+        if out is not None:
+            pictures = {}
+            if source is not None and thumbnails:
+                chosen = spread_sample(xy, thumbnails, rng_seed)
+                pictures = _read(source, chosen, size, quiet, "thumbnails")
+            io.save_figure(out, draw(xy, values, legend, title, pictures, heading), dpi=100)
+            click.echo(f"wrote {out}")
+        if html_path is not None:
+            urls = {}
+            if source is not None and html_images:
+                chosen = np.sort(np.random.default_rng(rng_seed).permutation(len(feats))[: html_images])
+                urls = {i: encode_thumbnail(image) for i, image in _read(source, chosen, min(size, 64), quiet, "html thumbnails").items()}
+            io.write_text(html_path, html_page(xy, feats, values, legend, title, urls, heading))
+            click.echo(f"wrote {html_path}")
+
+    def _read(source, indices, size, quiet, desc):
+        from tqdm.auto import tqdm
+
+        out = {}
+        bar = tqdm(total=len(indices), desc=desc, unit="img", disable=quiet, leave=False)
+        for i, image, error in source.iter_images([int(i) for i in indices], size):
+            bar.update()
+            if error is None and image.ndim == 3 and image.shape[2] == 3:
+                out[int(i)] = image
+        bar.close()
+        return out
+
+    return umap_cmd

@@ -1,0 +1,598 @@
+"""The embed plugin: the features .npz, labels from every source, AutoencoderEmbedder, classify and cluster."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+import aekit
+import aekit.plugins
+from aekit.cli import cli
+from aekit.features import FeatureFileError, UnknownLabelError, load_features, save_features
+from aekit.synthetic import ATTRIBUTE_NAMES, face_attributes, make_faces
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    result = runner.invoke(cli, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def fails(*args, message, code=None):
+    result = runner.invoke(cli, [str(a) for a in args])
+    assert result.exit_code != 0, result.output
+    if code is not None:
+        assert result.exit_code == code, result.output
+    assert message in result.output, result.output
+    assert "Traceback" not in result.output
+    return result
+
+
+def _tiny(directory, image_size=32, seed=0):
+    torch.manual_seed(seed)
+    model = aekit.create_model("article", image_size=image_size, widths=(8, 16), convs_per_half=1, latent_dim=16)
+    return model.save_pretrained(directory)
+
+
+@pytest.fixture(scope="module")
+def module_home(tmp_path_factory):
+    """An isolated AEKIT_HOME for module-scoped fixtures (conftest's own isolation is per test)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AEKIT_HOME", str(tmp_path_factory.mktemp("module_home")))
+        patch.delenv("AEKIT_LOAD_PLUGINS", raising=False)
+        aekit.plugins.reset()
+        yield
+        aekit.plugins.reset()
+
+
+@pytest.fixture
+def tiny_model_dir(tmp_path):
+    return _tiny(tmp_path / "model")
+
+
+@pytest.fixture(scope="module")
+def tiny16(tmp_path_factory, module_home):
+    """A tiny untrained 16x16 model (768 values per flattened image), for the estimator tests."""
+    return _tiny(tmp_path_factory.mktemp("tiny16") / "model", image_size=16)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, module_home):
+    """The small preset at 32x32, trained for 2 epochs on 400 synthetic faces (a few seconds)."""
+    from aekit.train import Trainer, TrainConfig
+
+    out = tmp_path_factory.mktemp("trained") / "model"
+    config = TrainConfig(data="synthetic:400", arch="small", epochs=2, lr=2e-3, sample_every=0, model_config={"image_size": 32})
+    Trainer(config, out, progress=False, log=lambda message: None, run_hooks=False).run()
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained_feats(tmp_path_factory, trained):
+    out = tmp_path_factory.mktemp("trained_feats") / "feats.npz"
+    invoke("embed", "synthetic:400", "-m", trained, "--out", out, "-q")
+    return out
+
+
+def _write_folder(root, count=6, size=32, seed=5, broken=False):
+    images, attrs = make_faces(count, seed=seed, size=size)
+    root.mkdir(parents=True, exist_ok=True)
+    for i, image in enumerate(images):
+        Image.fromarray(image).save(root / f"face{i}.png")
+    if broken:
+        (root / "broken.jpg").write_bytes(b"not a jpeg")
+    return images, attrs
+
+
+# --- the format ------------------------------------------------------------------------------------
+
+
+def test_format_round_trip_and_load_features(tmp_path, tiny_model_dir):
+    model = aekit.load(tiny_model_dir)
+    X = np.random.default_rng(0).normal(size=(5, 16)).astype(np.float32)
+    labels = {"Male": np.array([0, 1, 1, -1, 0]), "species": np.array([1, 0, 2, 1, -1])}
+    save_features(tmp_path / "f.npz", X, list("abcde"), model, labels, files=[""] * 5, meta={"inputs": ["x"]},
+                  label_classes={"species": ["cat", "dog", "eel"]})
+    with np.load(tmp_path / "f.npz", allow_pickle=False) as archive:  # plain arrays, no pickle
+        assert sorted(archive.files) == ["features", "files", "label_names", "labels", "meta", "model_id", "paths"]
+        assert archive["labels"].shape == (5, 2) and archive["labels"].dtype == np.int64
+        assert json.loads(str(archive["meta"]))["format"] == "aekit-features"
+    feats = aekit.load_features(tmp_path / "f.npz")
+    assert aekit.load_features is load_features
+    assert feats.X.dtype == np.float32 and np.array_equal(feats.X, X)
+    assert feats.paths == list("abcde") and feats.label_names == ["Male", "species"] and len(feats) == 5
+    assert feats.model_id == aekit.model_fingerprint(model)
+    assert feats.y.shape == (5, 2)
+    assert feats.target("Male").tolist() == [0, 1, 1, -1, 0]
+    assert feats.target("species", as_names=True).tolist() == ["dog", "cat", "eel", "dog", "unknown"]
+    assert feats.classes == {"species": ["cat", "dog", "eel"]}
+    frame = feats.to_frame()
+    assert list(frame.columns[:2]) == ["ae0", "ae1"] and frame["species"].tolist() == [1, 0, 2, 1, -1]
+    with pytest.raises(UnknownLabelError, match=r"no label 'Female' \(labels: Male, species\)"):
+        feats.target("Female")
+    from aekit_embed import load_features as plugin_loader
+
+    assert plugin_loader is load_features
+
+    save_features(tmp_path / "one.npz", X, list("abcde"), model, {"Male": labels["Male"]})
+    one = load_features(tmp_path / "one.npz")
+    assert one.y.shape == (5,) and one.label_names == ["Male"] and one.target("Male").tolist() == [0, 1, 1, -1, 0]
+    save_features(tmp_path / "none.npz", X, list("abcde"), model)
+    none = load_features(tmp_path / "none.npz")
+    assert none.y is None and none.label_names == []
+    with pytest.raises(UnknownLabelError, match="labels: none"):
+        none.target("Male")
+
+
+def test_bad_features_files_are_clear_errors(tmp_path, tiny_model_dir):
+    with pytest.raises(FeatureFileError, match="no such file"):
+        load_features(tmp_path / "missing.npz")
+    (tmp_path / "text.npz").write_text("hello")
+    with pytest.raises(FeatureFileError, match="not a readable features .npz"):
+        load_features(tmp_path / "text.npz")
+    np.savez(tmp_path / "other.npz", x=np.zeros(3))
+    with pytest.raises(FeatureFileError, match="missing features, paths, model_id, meta"):
+        load_features(tmp_path / "other.npz")
+    np.savez(tmp_path / "pickled.npz", features=np.array([object()]), paths=np.array(["a"]), model_id=np.asarray("x"), meta=np.asarray("{}"))
+    with pytest.raises(FeatureFileError, match="pickle"):
+        load_features(tmp_path / "pickled.npz")
+    _write_folder(tmp_path / "faces", count=2)
+    invoke("compress", tmp_path / "faces", "-m", tiny_model_dir, "-o", tmp_path / "z.npz", "-q")
+    with pytest.raises(FeatureFileError, match="latent file from `aekit compress`"):
+        load_features(tmp_path / "z.npz")
+
+
+# --- aekit embed: labels from every source -----------------------------------------------------------
+
+
+def test_embed_synthetic_keeps_the_attributes_and_the_model_identity(tmp_path, tiny_model_dir):
+    from aekit.data import prepare
+
+    result = invoke("embed", "synthetic:40", "-m", tiny_model_dir, "--out", tmp_path / "f.npz", "-q", "--batch-size", "16")
+    assert "40 x 16 features" in result.stdout
+    feats = load_features(tmp_path / "f.npz")
+    model = aekit.load(tiny_model_dir)
+    assert feats.model_id == aekit.model_fingerprint(model)
+    assert feats.label_names == list(ATTRIBUTE_NAMES) and feats.y.shape == (40, 10)
+    for i in (0, 7, 39):
+        assert {n: int(feats.target(n)[i]) for n in ATTRIBUTE_NAMES} == face_attributes(i, 0)
+    images = prepare("synthetic:40", 32, progress=False).images
+    expected = model.encode(torch.from_numpy(np.ascontiguousarray(images)).float() / 127.5 - 1).numpy()
+    np.testing.assert_allclose(feats.X, expected, atol=1e-5)
+    assert feats.paths[0] == "synthetic-0-000000" and feats.files == [""] * 40
+    assert feats.meta["inputs"] == ["synthetic:40"] and feats.meta["label_sources"]["Male"] == "source"
+
+    invoke("embed", "synthetic:40", "-m", tiny_model_dir, "--out", tmp_path / "two.npz", "-q",
+           "--label-column", "Male", "--label-column", "Smiling")
+    two = load_features(tmp_path / "two.npz")
+    assert two.label_names == ["Male", "Smiling"] and two.y.shape == (40, 2)
+    assert np.array_equal(two.target("Smiling"), feats.target("Smiling"))
+    fails("embed", "synthetic:40", "-m", tiny_model_dir, "--out", tmp_path / "x.npz", "--label-column", "Beard",
+          message="--label-column 'Beard': the input has no such attribute (attributes: Male, Smiling, Eyeglasses")
+
+
+def test_embed_folder_reads_its_attributes_csv(tmp_path, tiny_model_dir, face_folder, face_images):
+    _, attrs, names = face_images
+    invoke("embed", face_folder, "-m", tiny_model_dir, "--out", tmp_path / "f.npz", "-q")
+    feats = load_features(tmp_path / "f.npz")
+    assert feats.label_names == ["Smiling", "Male"]
+    order = [names.index(p) for p in feats.paths]  # the folder is read in sorted order
+    assert sorted(feats.paths) == sorted(names)
+    for label in ("Smiling", "Male"):
+        assert feats.target(label).tolist() == [int(attrs[label][i]) for i in order]
+    assert all(f.startswith("/") and (face_folder / p).samefile(f) for p, f in zip(feats.paths, feats.files))
+
+
+def test_embed_labels_from_a_csv_with_label_columns(tmp_path, tiny_model_dir):
+    _write_folder(tmp_path / "faces", count=5)
+    (tmp_path / "labels.csv").write_text(
+        "file,species,score,Glasses\n"
+        "face0.png,cat,3,1\nface1.png,dog,7,-1\nfaces/face2.png,cat,2,1\nface3.png,eel,,-1\n", encoding="utf-8")
+    result = invoke("embed", tmp_path / "faces", "-m", tiny_model_dir, "--out", tmp_path / "f.npz", "-q",
+                    "--labels", tmp_path / "labels.csv", "--label-column", "species", "--label-column", "Glasses",
+                    "--label-column", "score")
+    assert "1 image(s) have no row" in result.stderr  # face4.png
+    feats = load_features(tmp_path / "f.npz")
+    assert feats.paths == [f"face{i}.png" for i in range(5)]
+    assert feats.label_names == ["species", "Glasses", "score"]
+    assert feats.classes == {"species": ["cat", "dog", "eel"]}
+    assert feats.target("species", as_names=True).tolist() == ["cat", "dog", "cat", "eel", "unknown"]
+    assert feats.target("Glasses").tolist() == [1, 0, 1, 0, -1]  # CelebA's -1/1 -> 0/1
+    assert feats.target("score").tolist() == [3, 7, 2, -1, -1]
+    assert feats.meta["label_sources"]["species"] == "csv:labels.csv"
+    fails("embed", tmp_path / "faces", "-m", tiny_model_dir, "--out", tmp_path / "x.npz", "--labels", tmp_path / "labels.csv",
+          "--label-column", "Age", message="no column 'Age' (columns: species, score, Glasses)")
+    fails("embed", tmp_path / "faces", "-m", tiny_model_dir, "--out", tmp_path / "x.npz", "--labels", tmp_path / "nope.csv",
+          message="--labels")
+    (tmp_path / "other.csv").write_text("file,x\nzzz.png,1\n", encoding="utf-8")
+    fails("embed", tmp_path / "faces", "-m", tiny_model_dir, "--out", tmp_path / "x.npz", "--labels", tmp_path / "other.csv",
+          message="none of the 5 images has a row")
+
+
+def test_embed_labels_from_class_subfolders(tmp_path, tiny_model_dir):
+    images, _ = make_faces(5, seed=2, size=32)
+    for name, image in zip(["cat/a.png", "cat/b.png", "dog/c.png", "dog/deep/d.png", "loose.png"], images):
+        (tmp_path / "pets" / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(tmp_path / "pets" / name)
+    result = invoke("embed", tmp_path / "pets", "-m", tiny_model_dir, "--out", tmp_path / "f.npz", "-q", "--labels-from-folders")
+    assert "1 image(s) are not in a class subfolder" in result.stderr
+    feats = load_features(tmp_path / "f.npz")
+    assert feats.label_names == ["class"] and feats.classes == {"class": ["cat", "dog"]}
+    assert dict(zip(feats.paths, feats.target("class", as_names=True))) == {
+        "cat/a.png": "cat", "cat/b.png": "cat", "dog/c.png": "dog", "dog/deep/d.png": "dog", "loose.png": "unknown"}
+    # image files named one by one: their folder is the class
+    invoke("embed", tmp_path / "pets/cat/a.png", tmp_path / "pets/dog/c.png", "-m", tiny_model_dir, "--out", tmp_path / "g.npz",
+           "-q", "--labels-from-folders")
+    assert load_features(tmp_path / "g.npz").target("class", as_names=True).tolist() == ["cat", "dog"]
+    _write_folder(tmp_path / "flat", count=2)
+    fails("embed", tmp_path / "flat", "-m", tiny_model_dir, "--out", tmp_path / "x.npz", "--labels-from-folders",
+          message="no image is inside a class subfolder")
+
+
+def test_embed_skips_bad_files_and_strict_stops(tmp_path, tiny_model_dir):
+    _write_folder(tmp_path / "faces", count=4, broken=True)
+    result = invoke("embed", tmp_path / "faces", "-m", tiny_model_dir, "--out", tmp_path / "f.npz", "-q")
+    assert "4 x 16 features" in result.stdout and "1 skipped" in result.stdout
+    assert "skipped: " in result.stderr and "broken.jpg" in result.stderr and "1 file(s) skipped" in result.stderr
+    assert len(load_features(tmp_path / "f.npz")) == 4
+    fails("embed", tmp_path / "faces", "-m", tiny_model_dir, "--out", tmp_path / "g.npz", "--strict", message="broken.jpg", code=1)
+    assert not (tmp_path / "g.npz").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["/no/such/folder"], "no such file or folder"),
+    (["synthetic:4", "--out", "/no/such/dir/f.npz"], "does not exist"),
+    (["synthetic:4", "--batch-size", "0"], "0 is not in the range"),
+    (["synthetic:4", "--device", "tpu"], "unknown device"),
+])
+def test_embed_bad_arguments(tmp_path, tiny_model_dir, args, message):
+    if "--out" not in args:
+        args = args + ["--out", str(tmp_path / "f.npz")]
+    fails("embed", *args, "-m", tiny_model_dir, message=message)
+
+
+def test_every_command_has_help_with_an_example():
+    for command in ("embed", "classify", "cluster", "umap"):
+        result = invoke(command, "--help")
+        assert "Example" in result.output, command
+
+
+# --- AutoencoderEmbedder -------------------------------------------------------------------------------
+
+
+def _faces(n=40, size=16, seed=1):
+    images, attrs = make_faces(n, seed=seed, size=size)
+    return np.asarray(images), attrs
+
+
+def test_embedder_input_forms_agree(tmp_path, tiny16):
+    from aekit_embed import AutoencoderEmbedder
+
+    images, _ = _faces(8)
+    embedder = AutoencoderEmbedder(model=str(tiny16), device="cpu", batch_size=3)
+    Z = embedder.fit(images).transform(images)
+    assert Z.shape == (8, 16) and Z.dtype == np.float32
+    assert not hasattr(embedder, "n_features_in_")  # 4-D images have no tabular width
+    expected = aekit.load(tiny16).encode(images).numpy()
+    np.testing.assert_allclose(Z, expected, atol=1e-5)
+    signed = images.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1
+    np.testing.assert_allclose(embedder.transform(signed), Z, atol=1e-5)
+    unit = AutoencoderEmbedder(model=str(tiny16), device="cpu", float_range=(0, 1)).fit(images)
+    np.testing.assert_allclose(unit.transform(images.astype(np.float64) / 255), Z, atol=1e-4)
+    flat = images.reshape(len(images), -1)
+    flat_embedder = AutoencoderEmbedder(model=str(tiny16), device="cpu").fit(flat)
+    assert flat_embedder.n_features_in_ == 16 * 16 * 3
+    np.testing.assert_allclose(flat_embedder.transform(flat), Z, atol=1e-5)
+    paths = []
+    for i, image in enumerate(images):
+        Image.fromarray(image).save(tmp_path / f"{i}.png")
+        paths.append(str(tmp_path / f"{i}.png"))
+    np.testing.assert_allclose(embedder.transform(paths), Z, atol=1e-5)
+    np.testing.assert_allclose(embedder.transform([Image.open(p) for p in paths]), Z, atol=1e-5)
+    assert list(embedder.get_feature_names_out()) == [f"ae{i}" for i in range(16)]
+
+
+def test_embedder_rejects_what_it_cannot_read(tiny16):
+    from sklearn.exceptions import NotFittedError
+
+    from aekit_embed import AutoencoderEmbedder, EmbedderError
+
+    images, _ = _faces(4)
+    embedder = AutoencoderEmbedder(model=str(tiny16), device="cpu")
+    with pytest.raises(NotFittedError):
+        embedder.transform(images)
+    with pytest.raises(ValueError, match=r"Found array with 5 feature\(s\) \(shape=\(3, 5\)\), but 2-D X must be flattened RGB images .* 768 features"):
+        embedder.fit(np.zeros((3, 5)))
+    embedder.fit(images.reshape(4, -1))
+    with pytest.raises(ValueError, match="expecting 768 features"):
+        embedder.transform(np.zeros((2, 3 * 32 * 32), np.uint8))
+    with pytest.raises(EmbedderError, match="float_range"):
+        embedder.transform(np.full((1, 3, 16, 16), 2.0, np.float32))
+    with pytest.raises(EmbedderError, match="NaN"):
+        embedder.transform(np.full((1, 3, 16, 16), np.nan, np.float32))
+    with pytest.raises(EmbedderError, match="no such file"):
+        embedder.transform(["/no/such/face.png"])
+    with pytest.raises(EmbedderError, match="0 images"):
+        embedder.transform(np.zeros((0, 16, 16, 3), np.uint8))
+    with pytest.raises(EmbedderError, match="batch_size"):
+        AutoencoderEmbedder(model=str(tiny16), batch_size=0).fit(images)
+    with pytest.raises(aekit.CheckpointError):
+        AutoencoderEmbedder(model="/no/such/model").fit(images)
+
+
+def test_embedder_in_pipeline_cross_val_score_and_grid_search(tiny16):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV, cross_val_score
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from aekit_embed import AutoencoderEmbedder
+
+    images, attrs = _faces(40)
+    y = attrs["Pale_Skin"]
+    pipe = Pipeline([("embed", AutoencoderEmbedder(model=str(tiny16), device="cpu")), ("scale", StandardScaler()),
+                     ("clf", LogisticRegression(max_iter=2000))])
+    scores = cross_val_score(pipe, images, y, cv=3)
+    assert scores.shape == (3,) and np.all((scores >= 0) & (scores <= 1))
+    search = GridSearchCV(pipe, {"clf__C": [0.1, 1.0], "embed__batch_size": [8, 64]}, cv=2).fit(images, y)
+    assert set(search.best_params_) == {"clf__C", "embed__batch_size"}
+    assert search.predict(images[:5]).shape == (5,)
+    restored = pickle.loads(pickle.dumps(search.best_estimator_))
+    np.testing.assert_array_equal(restored.predict(images), search.best_estimator_.predict(images))
+
+
+def test_embedder_clone_pickle_and_pandas_output(tmp_path, tiny16):
+    import pandas as pd
+    from sklearn.base import clone
+
+    from aekit_embed import AutoencoderEmbedder, EmbedderError
+
+    images, _ = _faces(6)
+    embedder = AutoencoderEmbedder(model=str(tiny16), batch_size=4, device="cpu")
+    copy = clone(embedder)
+    assert copy.get_params() == embedder.get_params() and not hasattr(copy, "model_")
+    embedder.fit(images)
+    Z = embedder.transform(images)
+    state = embedder.__getstate__()
+    assert "model_" not in state and state["model"] == str(tiny16)
+    blob = pickle.dumps(embedder)
+    assert len(blob) < 10_000  # the weights are not in the pickle
+    restored = pickle.loads(blob)
+    np.testing.assert_allclose(restored.transform(images), Z, atol=1e-6)
+    assert hasattr(embedder, "model_")  # pickling left the original intact
+
+    frame_input = pd.DataFrame(images.reshape(6, -1), index=[f"img{i}" for i in range(6)])
+    out = clone(embedder).set_output(transform="pandas").fit(frame_input).transform(frame_input)
+    assert isinstance(out, pd.DataFrame) and list(out.columns) == [f"ae{i}" for i in range(16)]
+    assert list(out.index) == [f"img{i}" for i in range(6)]
+    np.testing.assert_allclose(out.to_numpy(), Z, atol=1e-5)
+
+    # a checkpoint that changed since fitting is refused on unpickling, never silently used
+    own = shutil.copytree(tiny16, tmp_path / "own")
+    mine = AutoencoderEmbedder(model=str(own), device="cpu").fit(images)
+    blob = pickle.dumps(mine)
+    model = aekit.load(own)
+    with torch.no_grad():
+        model.encoder[-1].weight.add_(0.01)
+    model.save_pretrained(own)
+    with pytest.raises(EmbedderError, match="changed since this embedder was fitted"):
+        pickle.loads(blob)
+
+
+def test_embedder_properties_on_image_data(tiny16):
+    """What the generic checks that feed tabular data test, here on images."""
+    from sklearn.base import clone
+    from sklearn.utils._testing import create_memmap_backed_data
+
+    from aekit_embed import AutoencoderEmbedder
+
+    images, _ = _faces(12)
+    embedder = AutoencoderEmbedder(model=str(tiny16), batch_size=5, device="cpu")
+    params = embedder.get_params()
+    assert embedder.fit(images) is embedder  # fit returns self
+    assert embedder.get_params() == params  # and does not change its parameters
+    Z = embedder.transform(images)
+    np.testing.assert_allclose(embedder.fit(images).transform(images), Z)  # idempotent fit
+    np.testing.assert_allclose(embedder.transform(images[3:7]), Z[3:7], atol=1e-5)  # subset invariance
+    order = np.random.default_rng(0).permutation(12)
+    np.testing.assert_allclose(embedder.transform(images[order]), Z[order], atol=1e-5)  # sample-order invariance
+    np.testing.assert_allclose(embedder.transform(images[:1]), Z[:1], atol=1e-5)  # one sample
+    readonly = create_memmap_backed_data(images)
+    np.testing.assert_allclose(clone(embedder).fit(readonly).transform(readonly), Z, atol=1e-5)
+    np.testing.assert_allclose(embedder.transform(np.asfortranarray(images)), Z, atol=1e-5)
+    signed = images.transpose(0, 3, 1, 2) / 127.5 - 1
+    for dtype in (np.float32, np.float64):
+        assert embedder.transform(signed.astype(dtype)).dtype == np.float32
+    flat = images.reshape(12, -1)
+    fitted_flat = clone(embedder).fit(flat)
+    assert fitted_flat.n_features_in_ == 768
+    np.testing.assert_allclose(fitted_flat.fit_transform(flat), Z, atol=1e-5)
+    fitted_flat.fit(images)  # refitting on 4-D images forgets the tabular width
+    assert not hasattr(fitted_flat, "n_features_in_")
+
+
+# Checks of scikit-learn's check_estimator that cannot apply: each feeds small random tabular data
+# (1-20 columns: make_blobs, uniform noise...) that is not an image, so fit/transform refuse it with a
+# ValueError naming the expected width (S*S*3 values of flattened RGB images). The properties they test
+# are tested on image data in test_embedder_properties_on_image_data and the tests above.
+NOT_IMAGES = "feeds random tabular data with a few columns, not images; tested on image data instead"
+EXPECTED_FAILED_CHECKS = {name: NOT_IMAGES for name in [
+    "check_fit_score_takes_y",
+    "check_estimators_overwrite_params",
+    "check_dont_overwrite_parameters",
+    "check_estimators_fit_returns_self",
+    "check_readonly_memmap_input",
+    "check_n_features_in_after_fitting",
+    "check_estimators_nan_inf",
+    "check_positive_only_tag_during_fit",
+    "check_estimators_dtypes",
+    "check_dtype_object",
+    "check_pipeline_consistency",
+    "check_estimators_pickle",
+    "check_f_contiguous_array_estimator",
+    "check_array_api_input",
+    "check_transformer_data_not_an_array",
+    "check_transformer_general",
+    "check_transformer_preserve_dtypes",
+    "check_methods_sample_order_invariance",
+    "check_methods_subset_invariance",
+    "check_fit2d_1sample",
+    "check_dict_unchanged",
+    "check_fit_idempotent",
+    "check_fit_check_is_fitted",
+    "check_n_features_in",
+    "check_fit2d_predict1d",
+]}
+
+
+def _refused_as_not_images(exc) -> bool:
+    """True when the embedder itself refused the data (an EmbedderError, maybe wrapped by the check)."""
+    from aekit_embed import EmbedderError
+
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, EmbedderError):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def test_scikit_learn_estimator_checks(tiny16):
+    from sklearn.utils.estimator_checks import check_estimator
+
+    from aekit_embed import AutoencoderEmbedder
+
+    results = check_estimator(AutoencoderEmbedder(model=str(tiny16), device="cpu"), on_fail=None, on_skip=None,
+                              expected_failed_checks=EXPECTED_FAILED_CHECKS)
+    by_status: dict[str, set] = {}
+    for row in results:
+        by_status.setdefault(row["status"], set()).add(row["check_name"])
+    assert by_status.get("failed", set()) == set(), {r["check_name"]: repr(r["exception"]) for r in results if r["status"] == "failed"}
+    # every check listed as not applicable really fails, and for the documented reason (not an image)
+    passed_unexpectedly = {r["check_name"] for r in results if r["expected_to_fail"] and r["status"] == "passed"}
+    assert passed_unexpectedly == set()
+    assert by_status.get("passed"), "some checks must pass"
+    for row in results:
+        if row["status"] == "xfail":
+            assert _refused_as_not_images(row["exception"]), (row["check_name"], repr(row["exception"]))
+    from aekit_embed import sklearn as module
+
+    for name in EXPECTED_FAILED_CHECKS:
+        assert name in module.AutoencoderEmbedder.__doc__, name
+
+
+# --- aekit classify ------------------------------------------------------------------------------------
+
+
+def test_classify_recovers_synthetic_attributes_above_chance(trained_feats):
+    result = invoke("classify", trained_feats, "--label", "Pale_Skin", "--cv", "3", "--pixel-size", "16", "--json", "-q")
+    report = json.loads(result.stdout)
+    scores = {row["name"].split(" (")[0]: row for row in report["scores"]}
+    assert list(scores) == ["autoencoder features", "PCA of pixels", "raw pixels", "majority class"]
+    assert scores["PCA of pixels"]["dims"] == scores["autoencoder features"]["dims"] == 128
+    assert report["images"] == 400 and report["evaluation"] == "cv"
+    majority = scores["majority class"]
+    assert majority["accuracy"] == pytest.approx(report["majority_share"], abs=0.02)
+    assert majority["balanced_accuracy"] == pytest.approx(0.5)
+    features = scores["autoencoder features"]
+    assert features["accuracy"] > majority["accuracy"] + 0.1
+    assert features["balanced_accuracy"] > 0.65
+    table = invoke("classify", trained_feats, "--label", "Eyeglasses", "--cv", "3", "--no-pixels", "-q").stdout
+    lines = table.splitlines()
+    assert lines[0].startswith("label Eyeglasses: 400 images, 2 classes") and "3-fold stratified" in lines[0]
+    assert lines[1].split() == ["features", "dims", "accuracy", "balanced", "accuracy"]
+    accuracy = {line.split("  ")[0]: float(line.split()[-6]) for line in lines[3:5]}
+    assert accuracy["autoencoder features"] > accuracy["majority class"]
+
+
+def test_classify_train_on_one_file_and_score_on_another(tmp_path, trained):
+    invoke("embed", "synthetic:400[:300]", "-m", trained, "--out", tmp_path / "train.npz", "-q", "--label-column", "Pale_Skin")
+    invoke("embed", "synthetic:400[300:]", "-m", trained, "--out", tmp_path / "test.npz", "-q", "--label-column", "Pale_Skin")
+    report = json.loads(invoke("classify", tmp_path / "train.npz", "--label", "Pale_Skin", "--test", tmp_path / "test.npz",
+                               "--pixel-size", "16", "--json", "-q").stdout)
+    assert report["evaluation"] == "test" and report["images"] == 300 and report["test_images"] == 100
+    scores = {row["name"].split(" (")[0]: row for row in report["scores"]}
+    assert scores["autoencoder features"]["accuracy"] > scores["majority class"]["accuracy"]
+    assert scores["autoencoder features"]["accuracy_std"] is None
+    assert len(scores) == 4  # the pixels of both files were found again (synthetic:400 re-opened)
+
+
+def test_classify_errors(tmp_path, trained_feats, tiny_model_dir):
+    fails("classify", trained_feats, "--label", "Beard", message="no label 'Beard' (labels: Male, Smiling, Eyeglasses")
+    fails("classify", tmp_path / "missing.npz", "--label", "Male", message="no such file")
+    np.savez(tmp_path / "other.npz", x=np.zeros(2))
+    fails("classify", tmp_path / "other.npz", "--label", "Male", message="not an aekit features file")
+    fails("classify", trained_feats, "--label", "Male", "--cv", "1", message="1 is not in the range", code=2)
+    invoke("embed", "synthetic:20", "-m", tiny_model_dir, "--out", tmp_path / "other_model.npz", "-q")
+    fails("classify", trained_feats, "--label", "Male", "--test", tmp_path / "other_model.npz", message="embed both with the same model")
+    fails("classify", tmp_path / "other_model.npz", "--label", "Male", "--cv", "15", "--no-pixels", message="fewer than --cv 15")
+
+
+def test_classify_without_images_and_labels(tmp_path, tiny_model_dir):
+    _write_folder(tmp_path / "faces", count=12)
+    (tmp_path / "labels.csv").write_text("file,kind\n" + "".join(f"face{i}.png,{'ab'[i % 2]}\n" for i in range(12)), encoding="utf-8")
+    invoke("embed", tmp_path / "faces", "-m", tiny_model_dir, "--out", tmp_path / "f.npz", "-q", "--labels", tmp_path / "labels.csv")
+    shutil.move(tmp_path / "faces", tmp_path / "moved")
+    result = invoke("classify", tmp_path / "f.npz", "--label", "kind", "--cv", "2", "-q")
+    assert "majority a: 50.0%" in result.stdout
+    assert "pixel baselines skipped" in result.stdout and "pass --images INPUT" in result.stdout
+    assert "raw pixels" not in result.stdout
+    result = invoke("classify", tmp_path / "f.npz", "--label", "kind", "--cv", "2", "-q", "--images", tmp_path / "moved")
+    assert "raw pixels (32x32)" in result.stdout and "PCA of pixels (32x32)" in result.stdout
+    assert "6 components, not 16" in result.stdout  # PCA is limited by the 6 training images of a fold
+    invoke("embed", tmp_path / "moved", "-m", tiny_model_dir, "--out", tmp_path / "plain.npz", "-q")
+    fails("classify", tmp_path / "plain.npz", "--label", "kind", message="labels: none")
+
+
+# --- aekit cluster -------------------------------------------------------------------------------------
+
+
+def test_cluster_csv_and_contact_sheet(tmp_path, trained_feats):
+    result = invoke("cluster", trained_feats, "--k", "4", "--out", tmp_path / "c.csv", "--sheet", tmp_path / "sheet.png",
+                    "--per-cluster", "5")
+    assert "400 images in 4 clusters (kmeans on standardised features)" in result.stdout and "silhouette" in result.stdout
+    rows = (tmp_path / "c.csv").read_text(encoding="utf-8").splitlines()
+    assert rows[0] == "path,cluster" and len(rows) == 401
+    assert rows[1].startswith("synthetic-0-000000,")
+    assert {int(r.split(",")[1]) for r in rows[1:]} == {0, 1, 2, 3}
+    sheet = Image.open(tmp_path / "sheet.png")
+    assert sheet.height == 20 + 4 * (64 + 2) + 2  # a title and one row of 32x32 faces (scale 2) per cluster
+    for method in ("minibatch-kmeans", "agglomerative", "gmm"):
+        invoke("cluster", trained_feats, "--k", "3", "--method", method, "--out", tmp_path / f"{method}.csv")
+    again = invoke("cluster", trained_feats, "--k", "4", "--out", tmp_path / "again.csv")
+    assert (tmp_path / "again.csv").read_text() == (tmp_path / "c.csv").read_text()  # seeded
+    assert "silhouette" in again.stdout
+
+
+def test_cluster_errors_and_missing_images(tmp_path, tiny_model_dir, trained_feats):
+    fails("cluster", trained_feats, "--k", "1", "--out", tmp_path / "c.csv", message="must be at least 2", code=2)
+    fails("cluster", trained_feats, "--k", "401", "--out", tmp_path / "c.csv", message="--k 401 is more than the 400 images")
+    fails("cluster", trained_feats, "--k", "3", "--method", "dbscan", "--out", tmp_path / "c.csv", message="unknown method 'dbscan'")
+    fails("cluster", trained_feats, "--k", "3", "--out", tmp_path / "c.csv", "--sheet", tmp_path / "s.txt", message="use a .png")
+    fails("cluster", tmp_path / "nope.npz", "--k", "3", "--out", tmp_path / "c.csv", message="no such file")
+    _write_folder(tmp_path / "faces", count=6)
+    invoke("embed", tmp_path / "faces", "-m", tiny_model_dir, "--out", tmp_path / "f.npz", "-q")
+    shutil.move(tmp_path / "faces", tmp_path / "moved")
+    result = invoke("cluster", tmp_path / "f.npz", "--k", "2", "--out", tmp_path / "c.csv", "--sheet", tmp_path / "s.png")
+    assert "no sheet written" in result.stderr and not (tmp_path / "s.png").exists() and (tmp_path / "c.csv").exists()
+    invoke("cluster", tmp_path / "f.npz", "--k", "2", "--out", tmp_path / "c.csv", "--sheet", tmp_path / "s.png",
+           "--images", tmp_path / "moved")
+    assert (tmp_path / "s.png").exists()
+
+
+def test_register_a_cluster_method():
+    from aekit_embed import CLUSTER_METHODS, register_cluster_method
+
+    assert {"kmeans", "minibatch-kmeans", "agglomerative", "gmm"} <= set(CLUSTER_METHODS)
+    with pytest.raises(aekit.AekitError, match="already registered"):
+        register_cluster_method("kmeans", lambda X, k, seed: np.zeros(len(X), int))
