@@ -104,35 +104,64 @@ def save_latents(path, latents: np.ndarray, names, model, dtype: str = "float16"
 
 
 def load_latents(path, model=None) -> LatentFile:
-    """Read a latent .npz (never unpickling); with `model`, refuse latents that another model made."""
-    import zipfile
+    """Read a latent .npz (never unpickling); with `model`, refuse latents that another model made.
 
+    Anything wrong with the file (not a zip, damaged, missing or malformed arrays) is a LatentFileError.
+    """
     path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except FileNotFoundError:
+        raise LatentFileError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise LatentFileError(f"{path}: is a directory, not a latent .npz") from None
+    except OSError as exc:
+        raise LatentFileError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
+    if not head.startswith(b"PK"):
+        what = "the file is empty" if not head else ("it is a .npy array" if head.startswith(b"\x93NUM") else "not a zip archive")
+        raise LatentFileError(f"{path}: not a readable latent .npz ({what})")
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
-    except FileNotFoundError:
-        raise LatentFileError(f"{path}: no such file") from None
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
-        reason = "it holds Python objects (pickle), which aekit never loads" if "pickle" in str(exc) else f"{type(exc).__name__}"
+    except ValueError as exc:
+        reason = "it holds Python objects (pickle), which aekit never loads" if "pickle" in str(exc) else "ValueError"
         raise LatentFileError(f"{path}: not a readable latent .npz ({reason})") from None
+    except Exception as exc:  # zipfile, zlib, struct... raise many kinds of errors on a damaged archive
+        raise LatentFileError(f"{path}: not a readable latent .npz ({type(exc).__name__})") from None
     missing = [k for k in ("latents", "names", "dtype", "model_id", "meta") if k not in arrays]
     if missing:
         raise LatentFileError(f"{path}: not an aekit latent file (missing {', '.join(missing)})")
-    dtype = str(arrays["dtype"])
-    if dtype == "int8" and not {"scale", "offset"} <= set(arrays):
-        raise LatentFileError(f"{path}: int8 latents without their scale/offset")
+    dtype, model_id = _text_field(arrays, "dtype", path), _text_field(arrays, "model_id", path)
+    if dtype not in DTYPES:
+        raise LatentFileError(f"{path}: unknown latent dtype {dtype!r} (expected {', '.join(DTYPES)})")
+    stored_latents = arrays["latents"]
+    if stored_latents.dtype != np.dtype(dtype):
+        raise LatentFileError(f"{path}: latents are stored as {stored_latents.dtype}, but the file says {dtype}")
+    if stored_latents.ndim != 2:
+        raise LatentFileError(f"{path}: latents must be a 2-D (N, d) array, got shape {stored_latents.shape}")
+    if dtype == "int8":
+        if not {"scale", "offset"} <= set(arrays):
+            raise LatentFileError(f"{path}: int8 latents without their scale/offset")
+        for key in ("scale", "offset"):
+            if arrays[key].shape != stored_latents.shape[1:] or arrays[key].dtype.kind != "f":
+                raise LatentFileError(f"{path}: int8 {key} must be float of shape {stored_latents.shape[1:]}, "
+                                      f"got {arrays[key].dtype} {arrays[key].shape}")
     try:
-        meta = json.loads(str(arrays["meta"]))
+        meta = json.loads(_text_field(arrays, "meta", path))
     except json.JSONDecodeError:
         raise LatentFileError(f"{path}: damaged metadata") from None
+    if not isinstance(meta, dict):
+        raise LatentFileError(f"{path}: damaged metadata (not a JSON object)")
+    names_array = arrays["names"]
+    if names_array.ndim != 1 or names_array.dtype.kind != "U":
+        raise LatentFileError(f"{path}: names must be a 1-D array of text, got {names_array.dtype} {names_array.shape}")
+    names = [str(n) for n in names_array]
+    if len(stored_latents) != len(names):
+        raise LatentFileError(f"{path}: {len(names)} names for latents of shape {stored_latents.shape}")
     latents = decode_from_storage(arrays, dtype)
-    names = [str(n) for n in arrays["names"]]
-    if latents.ndim != 2 or len(latents) != len(names):
-        raise LatentFileError(f"{path}: {len(names)} names for latents of shape {latents.shape}")
     if not np.isfinite(latents).all():
         raise LatentFileError(f"{path}: latents contain NaN or infinite values")
-    model_id = str(arrays["model_id"])
     if model is not None:
         from aekit import model_fingerprint
 
@@ -141,8 +170,17 @@ def load_latents(path, model=None) -> LatentFile:
             where = getattr(model, "checkpoint_dir", None) or "this model"
             raise LatentFileError(f"{path}: made by model {model_id}, not by {where} ({own}); "
                                   "decompress with the model that compressed it")
+        if latents.shape[1] != model.config.latent_dim:
+            raise LatentFileError(f"{path}: latents have {latents.shape[1]} dimensions, the model {model.config.latent_dim}")
     stored = sum(arrays[k].nbytes for k in ("latents", "scale", "offset") if k in arrays)
     return LatentFile(latents, names, dtype, model_id, meta, stored)
+
+
+def _text_field(arrays: dict, key: str, path) -> str:
+    value = arrays[key]
+    if value.ndim != 0 or value.dtype.kind != "U":
+        raise LatentFileError(f"{path}: {key!r} must be a text scalar, got {value.dtype} {value.shape}")
+    return str(value)
 
 
 # --- round-trip report -------------------------------------------------------------------------------
@@ -218,12 +256,17 @@ def register_commands(register):
           aekit compress a.jpg b.png --dtype int8 --out two.npz
         """
         from aekit.cli import load_model_arg
-        from aekit.data import iter_batches, open_inputs
+        from aekit.data import iter_batches, open_inputs, split_slice
 
         out = Path(out)
         if not out.parent.is_dir():
             raise AekitError(f"{out}: folder {out.parent} does not exist")
-        source = open_inputs(inputs)
+        given = [Path(split_slice(i)[0]) for i in inputs]  # array files are inputs too, not only image names
+        if any(p.exists() and p.resolve() == out.resolve() for p in given):
+            raise AekitError(f"{out}: would overwrite an input; choose another --out")
+        if out.suffix.lower() != ".npz":
+            raise click.BadParameter(f"{out}: must end in .npz", param_hint="--out")
+        source = open_inputs(inputs, skip_missing_images=True)
         if any(Path(k).resolve() == out.resolve() for k in source.keys() if Path(k).exists()):
             raise AekitError(f"{out}: would overwrite an input; choose another --out")
         model = load_model_arg(model_path)
@@ -237,7 +280,8 @@ def register_commands(register):
             raise AekitError(skipped[0])
         _list_skipped(skipped)
         if not chunks:
-            raise AekitError("no image could be read; nothing written")
+            first = f" (first problem: {skipped[0]})" if skipped else ""
+            raise AekitError(f"none of the {len(skipped)} input image(s) could be read{first}; nothing written")
         latents = np.concatenate(chunks)
         payload = save_latents(out, latents, names, model, dtype)
         click.echo(f"wrote {out}: {len(names)} latents ({dtype}, {payload / len(names):.0f} bytes each)"

@@ -520,8 +520,13 @@ def fit_prior(model_path, data, sampler_name, components, limit, batch_size, dev
         raise click.BadParameter(f"sampler {sampler_name!r} takes no number of components", param_hint="--components")
     model = load_model_arg(model_path, device=str(resolve_device(device)))
     if data:
-        images = np.asarray(prepare(data, model.config.image_size, limit=limit, progress=not quiet).images)
-        described = f"{data} ({len(images)} images)"
+        prepared = prepare(data, model.config.image_size, limit=limit, progress=not quiet)
+        for message in prepared.skipped[:20]:
+            click.echo(f"skipped: {message}", err=True)
+        if len(prepared.skipped) > 20:
+            click.echo(f"skipped: ... and {len(prepared.skipped) - 20} more", err=True)
+        images = np.asarray(prepared.images)
+        described = f"{data} ({len(images)} images" + (f", {len(prepared.skipped)} unreadable skipped)" if prepared.skipped else ")")
     else:
         images, described = _training_images(model, limit, progress=not quiet)
     click.echo(f"encoding {described} with {model.checkpoint_dir}", err=True)
@@ -561,8 +566,8 @@ def _png_info(fields: dict):
 
     info = PngInfo()
     info.add_text("Software", f"aekit {__version__}")
-    for key, value in fields.items():
-        info.add_text(key, str(value))
+    for key, value in fields.items():  # file names that are not UTF-8 would make the PNG unwritable
+        info.add_text(key, str(value).encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
     return info
 
 
@@ -660,6 +665,8 @@ def interpolate(image_a, image_b, model_path, steps, out):
     from aekit.images import image_grid, open_image, resize_rgb, to_uint8_hwc
 
     out = _check_out(out, (".png",), "--out")
+    if any(Path(image).exists() and Path(image).resolve() == out.resolve() for image in (image_a, image_b)):
+        raise click.BadParameter(f"{out}: would overwrite an input image; choose another file name", param_hint="--out")
     pictures = [open_image(image_a), open_image(image_b)]
     model = load_model_arg(model_path)
     size = model.config.image_size

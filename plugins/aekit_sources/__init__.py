@@ -55,7 +55,7 @@ class FolderSource(ImageSource):
         return [f.relative_to(self.root).as_posix() for f in self._files]
 
     def fingerprint(self):
-        digest = hashlib.sha256(str(self.root.resolve()).encode())
+        digest = hashlib.sha256(str(self.root.resolve()).encode("utf-8", "surrogateescape"))
         for f in self._files + [self.root / "attributes.csv"]:
             try:
                 st = f.stat()
@@ -128,6 +128,7 @@ class ArraySource(ImageSource):
         self.path = Path(path)
         self.description = str(self.path)
         self._attributes, self._names = {}, None
+        _check_array_magic(self.path)
         try:
             if self.path.suffix.lower() == ".npz":
                 with np.load(self.path, allow_pickle=False) as archive:
@@ -149,10 +150,11 @@ class ArraySource(ImageSource):
         except DataSourceError:
             raise
         except ValueError as exc:
+            text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             reason = ("it holds Python objects (pickle), which aekit never loads"
-                      if "pickle" in str(exc) or "Python objects" in str(exc) else str(exc))
+                      if "pickle" in text or "Python objects" in text else f"damaged header or data ({text})")
             raise DataSourceError(f"{path}: cannot load array: {reason}") from None
-        except (OSError, EOFError, KeyError) as exc:
+        except Exception as exc:  # zipfile, zlib, struct... raise many kinds of errors on a damaged file
             raise DataSourceError(f"{path}: damaged or unreadable array file ({exc.__class__.__name__})") from None
         self.array = _check_image_array(array, path)
 
@@ -187,11 +189,28 @@ class ArraySource(ImageSource):
         return self._signed_cache
 
 
+def _check_array_magic(path: Path) -> None:
+    """A clear error for a file that is not a .npy/.npz at all (numpy would call it a pickle)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(6)
+    except IsADirectoryError:
+        raise DataSourceError(f"{path}: is a directory, not an array file") from None
+    except OSError as exc:
+        raise DataSourceError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
+    npz = path.suffix.lower() == ".npz"
+    if not head.startswith(b"PK" if npz else b"\x93NUMPY"):
+        what = "a .npz (zip) archive" if npz else "a .npy array (no NumPy header)"
+        raise DataSourceError(f"{path}: not {what}" + ("; the file is empty" if not head else ""))
+
+
 def _check_image_array(array, path):
     if array.dtype.kind not in "uf" or (array.dtype.kind == "u" and array.dtype != np.uint8):
         raise DataSourceError(f"{path}: images must be uint8 or float, got {array.dtype}")
     if array.ndim != 4 or 3 not in (array.shape[1], array.shape[3]):
         raise DataSourceError(f"{path}: images must be (N, H, W, 3) or (N, 3, H, W), got shape {array.shape}")
+    if 0 in array.shape[1:]:
+        raise DataSourceError(f"{path}: images must be at least 1x1 pixels, got shape {array.shape}")
     if len(array) == 0:
         raise DataSourceError(f"{path}: the array holds no images")
     if array.dtype.kind == "f":

@@ -174,7 +174,7 @@ def _download(repo_id: str) -> Path:
 
 def load(path_or_hub_id=None, device="cpu"):
     """Load a model from a checkpoint folder, a hub id, or (None) the latest trained run."""
-    from safetensors import SafetensorError
+    from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
 
     from .plugins import get_registry
@@ -193,12 +193,34 @@ def load(path_or_hub_id=None, device="cpu"):
             f"{directory}: architecture {meta['architecture']!r} is not registered "
             f"(known: {', '.join(registry.names('model'))}); is its plugin installed?"
         )
-    model = create_model(meta["architecture"], **_config_fields(meta["config"]))
+    fields = _config_fields(meta["config"])
+    try:
+        with safe_open(str(weights), framework="pt") as fh:  # the header only: names and shapes
+            stored_shapes = {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{weights}: unreadable safetensors file ({_first_line(exc)})") from None
+    try:
+        with torch.device("meta"):  # the config's model without memory: a config that disagrees fails here
+            skeleton = create_model(meta["architecture"], **fields)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{directory / CONFIG_NAME}: {exc}") from None
+    except Exception:  # an architecture that cannot be built on the meta device: checked once built
+        skeleton = None
+    if skeleton is not None:
+        _check_shapes({k: tuple(v.shape) for k, v in skeleton.state_dict().items()}, stored_shapes, weights)
+    try:
+        model = create_model(meta["architecture"], **fields)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{directory / CONFIG_NAME}: {exc}") from None
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{weights}: unreadable safetensors file ({_first_line(exc)})") from None
     _load_state_strict(model, state, weights)
+    broken = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if broken:
+        raise CheckpointError(f"{weights}: {len(broken)} tensor(s) hold NaN or infinite values (e.g. {broken[0]}); "
+                              "the model is broken")
     model.training_summary = meta.get("training") or {}
     model.checkpoint_dir = directory
     model.eval()
@@ -210,10 +232,16 @@ def _config_fields(config: dict) -> dict:
 
 
 def _load_state_strict(model, state: dict, source) -> None:
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    shapes = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
+    _check_shapes({k: tuple(v.shape) for k, v in model.state_dict().items()},
+                  {k: tuple(v.shape) for k, v in state.items()}, source)
+    model.load_state_dict(state, strict=True)
+
+
+def _check_shapes(own: dict, stored: dict, source) -> None:
+    """CheckpointError unless the stored tensor names and shapes are exactly the model's."""
+    missing = sorted(set(own) - set(stored))
+    unexpected = sorted(set(stored) - set(own))
+    shapes = [k for k in own if k in stored and own[k] != stored[k]]
     if missing or unexpected or shapes:
         parts = []
         if missing:
@@ -222,9 +250,8 @@ def _load_state_strict(model, state: dict, source) -> None:
             parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
         if shapes:
             k = shapes[0]
-            parts.append(f"{len(shapes)} of the wrong shape (e.g. {k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)})")
+            parts.append(f"{len(shapes)} of the wrong shape (e.g. {k}: {stored[k]} vs {own[k]})")
         raise CheckpointError(f"{source}: weights do not match config.json: {'; '.join(parts)} tensors")
-    model.load_state_dict(state, strict=True)
 
 
 def model_fingerprint(model) -> str:
@@ -313,7 +340,7 @@ def latest_run() -> Path:
     """The most recently trained run (see `record_latest`), or a CheckpointError saying how to make one."""
     pointer = aekit_home() / "latest-run"
     if pointer.is_file():
-        path = Path(pointer.read_text(encoding="utf-8").strip())
+        path = Path(pointer.read_text(encoding="utf-8", errors="surrogateescape").strip())  # any file name
         if (path / CONFIG_NAME).is_file():
             return path
     raise CheckpointError(

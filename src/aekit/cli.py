@@ -69,6 +69,8 @@ def cli(ctx, debug):
 
 def main():
     """Console-script entry point."""
+    if getattr(sys.stdout, "errors", None) == "strict" and hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="surrogateescape")  # file names that are not UTF-8 print as their own bytes
     cli(prog_name="aekit")
 
 
@@ -117,6 +119,8 @@ def _default_out() -> Path:
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
               help="auto: bf16 autocast on CUDA, fp32 on CPU.")
 @click.option("--init", "init", metavar="MODEL", default=None, help="Start from this checkpoint's weights (fine-tuning).")
+@click.option("--on-nan", "on_nan", type=click.Choice(["stop", "skip"]), default="stop", show_default=True,
+              help="A non-finite loss: stop (keeping the last checkpoint), or skip that step and count it in metrics.jsonl.")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Run folder (default: runs/run-DATE-TIME).")
 @click.option("--resume", type=click.Path(file_okay=False), default=None, help="Continue a stopped run in this folder with its own settings.")
 @click.option("--push-to-hub", "push_to_hub", metavar="REPO", default=None, help="Upload the final model to this hub repo (opt-in).")
@@ -148,6 +152,7 @@ def train(ctx, resume, out, push_to_hub, quiet, **settings):
         out = Path(out) if out else _default_out()
         if (out / "training_state.safetensors").exists():
             raise click.UsageError(f"{out} already holds a run; continue it with --resume {out} or pick another --out")
+        _check_run_folder(out, config)
     log = (lambda m: click.echo(m, err=True))
     trainer = Trainer(config, out, progress=not quiet, log=log)
     click.echo(f"training {config.arch} on {config.data} for {config.epochs} epochs on {trainer.device} "
@@ -157,6 +162,25 @@ def train(ctx, resume, out, push_to_hub, quiet, **settings):
     if push_to_hub:
         url = model.push_to_hub(push_to_hub)
         click.echo(f"pushed to {url}")
+
+
+def _check_run_folder(out: Path, config) -> None:
+    """A run folder must be loadable later, not overwrite the --init checkpoint, nor sit in its data folder."""
+    from .data import split_slice
+
+    target = out.resolve()
+    try:
+        str(target).encode("utf-8")
+    except UnicodeEncodeError:
+        raise click.BadParameter(f"{out}: the run folder's path must be valid UTF-8 (safetensors cannot open "
+                                 "other paths)", param_hint="--out") from None
+    if config.init and Path(config.init).is_dir() and Path(config.init).resolve() == target:
+        raise click.BadParameter(f"{out} is the --init checkpoint; training would overwrite it", param_hint="--out")
+    for spec in (config.data, config.val_data):
+        folder = Path(split_slice(spec)[0]) if spec else None
+        if folder is not None and folder.is_dir() and (target == folder.resolve() or folder.resolve() in target.parents):
+            raise click.BadParameter(f"{out} is inside the data folder {folder}; its sample images would become "
+                                     "training data", param_hint="--out")
 
 
 def _parse_fields(items) -> dict:
@@ -190,10 +214,11 @@ def info(model_path, as_json):
     Example:
       aekit info runs/synth
     """
-    from .checkpoint import read_config, resolve_checkpoint_dir, latest_run
+    from .checkpoint import load, read_config, resolve_checkpoint_dir, latest_run
 
     directory = resolve_checkpoint_dir(model_path) if model_path else latest_run()
     meta = read_config(directory)
+    load(directory)  # the same checks as every command that uses the model: weights, shapes, architecture
     metrics_path = Path(directory) / "metrics.jsonl"
     metrics = []
     if metrics_path.is_file():

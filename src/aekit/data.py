@@ -145,12 +145,19 @@ class ConcatSource(ImageSource):
         return self.sources[s].byte_size(k)
 
 
-def open_inputs(inputs) -> ImageSource:
-    """Command-line INPUT...: image files, folders, array files or any ``--data`` text, as one source."""
+def open_inputs(inputs, skip_missing_images: bool = False) -> ImageSource:
+    """Command-line INPUT...: image files, folders, array files or any ``--data`` text, as one source.
+
+    With `skip_missing_images`, image names that are not readable files (missing, a broken link, a
+    link loop) become images that fail to read, so a batch command skips and lists them.
+    """
+    from .images import IMAGE_EXTENSIONS
+
     inputs = [str(i) for i in inputs]
     if not inputs:
         raise DataSourceError("no input given: name image files, a folder, an array file or a data source")
-    files = [i for i in inputs if Path(i).is_file() and Path(i).suffix.lower() not in (".npy", ".npz", ".parquet")]
+    files = [i for i in inputs if (Path(i).is_file() and Path(i).suffix.lower() not in (".npy", ".npz", ".parquet"))
+             or (skip_missing_images and Path(i).suffix.lower() in IMAGE_EXTENSIONS and not Path(i).is_dir())]
     if len(files) == len(inputs):
         return FileListSource(files)
     sources, labels = [], []

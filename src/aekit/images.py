@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import threading
 import warnings
 from pathlib import Path
 
@@ -19,18 +21,19 @@ def open_image(path, draft_size: int | None = None) -> Image.Image:
 
     Transparent pixels are composited over white, 16-bit and float images are scaled to 8 bits.
     `draft_size` lets JPEG decode at a reduced scale (still at least that size) for speed.
-    Pillow's decompression-bomb limit is enforced as an error.
+    Pillow's decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``) is enforced as an error, before
+    any pixel is decoded. Every failure, whatever Pillow raises on damaged data, is an ImageReadError.
     """
     path = Path(path)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                if draft_size and img.format == "JPEG":
-                    img.draft("RGB", (draft_size, draft_size))
-                img.load()
-                img = ImageOps.exif_transpose(img)
-                return to_rgb(img)
+        with _open_checked(path) as img:
+            if draft_size and img.format == "JPEG":
+                img.draft("RGB", (draft_size, draft_size))
+            img.load()
+            img = ImageOps.exif_transpose(img)
+            return to_rgb(img)
+    except ImageReadError:
+        raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageReadError(f"{path}: image too large ({_first_line(exc)})") from None
     except UnidentifiedImageError:
@@ -41,8 +44,31 @@ def open_image(path, draft_size: int | None = None) -> Image.Image:
         raise ImageReadError(f"{path}: permission denied") from None
     except FileNotFoundError:
         raise ImageReadError(f"{path}: no such file") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:  # truncated or corrupt data
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ImageReadError(f"{path}: symbolic link loop") from None
         raise ImageReadError(f"{path}: damaged image ({_first_line(exc)})") from None
+    except Exception as exc:  # Pillow's decoders raise many kinds of errors on corrupt data
+        raise ImageReadError(f"{path}: damaged image ({_first_line(exc)})") from None
+
+
+# Warning filters are process-global, so `catch_warnings` in several decoding threads at once can
+# drop each other's filters (and let a bomb through with only a warning); opening under a lock keeps
+# them consistent. Opening reads only the header, so decoding itself still runs in parallel.
+_OPEN_LOCK = threading.Lock()
+
+
+def _open_checked(path: Path) -> Image.Image:
+    """Image.open with Pillow's bomb warning as an error, then an explicit pixel-count check."""
+    with _OPEN_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        img = Image.open(path)
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit and img.width * img.height > limit:
+        img.close()
+        raise ImageReadError(f"{path}: image too large ({img.width}x{img.height} = {img.width * img.height} pixels "
+                             f"exceeds Pillow's limit of {limit}, could be a decompression bomb)")
+    return img
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
@@ -52,7 +78,7 @@ def to_rgb(img: Image.Image) -> Image.Image:
     if img.mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        arr = np.asarray(img, dtype=np.float64)
+        arr = np.nan_to_num(np.asarray(img, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
         top = 65535.0 if img.mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
         arr = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
         img = Image.fromarray(arr, "L")

@@ -17,6 +17,8 @@ def _current_umask() -> int:
     return mask
 
 
+TEMP_SUFFIX = ".tmp"
+
 # mkstemp makes 0600 files; give written files the permissions open() would have given them
 FILE_MODE = 0o666 & ~_current_umask()
 
@@ -29,7 +31,12 @@ def atomic_path(path, suffix: str = ""):
         raise AekitError(f"{path}: is a directory, expected a file path")
     if not path.parent.is_dir():
         raise AekitError(f"{path}: folder {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=(suffix or path.suffix) + ".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=(suffix or path.suffix) + TEMP_SUFFIX, dir=path.parent)
+    except OSError as exc:  # a read-only or full folder
+        if exc.errno is not None:
+            exc.filename = str(path)
+        raise
     os.close(fd)
     try:
         yield Path(tmp)
@@ -37,10 +44,23 @@ def atomic_path(path, suffix: str = ""):
             os.fsync(fh.fileno())
         os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno is not None and exc.filename in (None, tmp, Path(tmp)):
+            exc.filename = str(path)  # name the file the user asked for, not the temporary one
         raise
+
+
+def remove_temporaries(directory) -> list[Path]:
+    """Delete the temporary files that `atomic_path` left under `directory` when its process was killed."""
+    removed = []
+    for candidate in Path(directory).rglob(".*" + TEMP_SUFFIX):
+        if candidate.is_file():
+            with contextlib.suppress(OSError):
+                candidate.unlink()
+                removed.append(candidate)
+    return removed
 
 
 def write_bytes(path, data: bytes) -> None:
@@ -50,8 +70,8 @@ def write_bytes(path, data: bytes) -> None:
 
 
 def write_text(path, text: str) -> None:
-    """Write text (UTF-8) atomically."""
-    write_bytes(path, text.encode("utf-8"))
+    """Write text (UTF-8) atomically; file names that are not UTF-8 are written back as their own bytes."""
+    write_bytes(path, text.encode("utf-8", "surrogateescape"))
 
 
 def write_json(path, obj) -> None:

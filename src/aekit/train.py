@@ -45,6 +45,7 @@ class TrainConfig:
     precision: str = "auto"
     init: str | None = None
     model_config: dict = dataclasses.field(default_factory=dict)  # overrides of the preset's config fields
+    on_nan: str = "stop"  # a non-finite loss: "stop" the run, or "skip" that step (counted in metrics.jsonl)
 
     def check(self) -> None:
         """Raise TrainingError on values that cannot work."""
@@ -65,6 +66,8 @@ class TrainConfig:
             problems.append("--sample-every must be zero (never) or more")
         if self.precision not in ("auto", "fp32", "bf16"):
             problems.append(f"--precision must be auto, fp32 or bf16 (got {self.precision})")
+        if self.on_nan not in ("stop", "skip"):
+            problems.append(f"--on-nan must be stop or skip (got {self.on_nan})")
         if problems:
             raise TrainingError("; ".join(problems))
 
@@ -114,8 +117,11 @@ class Trainer:
         cfg = self.config
         data = prepare(cfg.data, image_size, cfg.skip, cfg.limit, cfg.files, progress=self.progress)
         if data.skipped:
-            shown = "; ".join(data.skipped[:3]) + (" ..." if len(data.skipped) > 3 else "")
-            self.log(f"skipped {len(data.skipped)} unreadable image(s): {shown}")
+            self.log(f"skipped {len(data.skipped)} unreadable image(s):")
+            for message in data.skipped[:20]:
+                self.log(f"skipped: {message}")
+            if len(data.skipped) > 20:
+                self.log(f"skipped: ... and {len(data.skipped) - 20} more")
         train_idx, val_idx = split_train_val(len(data), cfg.val_fraction, cfg.seed)
         train_images = data.images if len(val_idx) == 0 else np.asarray(data.images[train_idx])
         val_images = np.asarray(data.images[val_idx]) if len(val_idx) else None
@@ -150,10 +156,14 @@ class Trainer:
         scheduler = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1.0, end_factor=0.0, total_iters=total_steps)
         start_epoch, start_batch, elapsed = 0, 0, 0.0
         if resume:
-            info = checkpoint.load_training_state(self.out, model, optimizer, scheduler)
-            start_epoch, start_batch, elapsed = info["epoch"], info["batch"], info.get("elapsed_s", 0.0)
+            io.remove_temporaries(self.out)  # left by a killed process; the files they were for are intact
+            if (self.out / checkpoint.STATE_NAME).exists():
+                info = checkpoint.load_training_state(self.out, model, optimizer, scheduler)
+                start_epoch, start_batch, elapsed = info["epoch"], info["batch"], info.get("elapsed_s", 0.0)
+                self.log(f"resuming {self.out} at epoch {start_epoch + 1}, batch {start_batch}")
+            else:  # stopped before its first checkpoint: nothing to keep, start over
+                self.log(f"{self.out} has no checkpoint yet; starting the run from the beginning")
             self._truncate_metrics(start_epoch)
-            self.log(f"resuming {self.out} at epoch {start_epoch + 1}, batch {start_batch}")
         if self.device.type == "cuda" or self.precision == "bf16":
             model = model.to(memory_format=torch.channels_last)
         checkpoint.record_latest(self.out)
@@ -164,26 +174,34 @@ class Trainer:
         try:
             for epoch in range(start_epoch, cfg.epochs):
                 first = completed = start_batch if epoch == start_epoch else 0
-                t0, seen, loss_sum, nb = time.perf_counter(), 0, 0.0, 0
+                t0, seen, loss_sum, nb, skipped = time.perf_counter(), 0, 0.0, 0, 0
                 model.train()
                 batches = loader.batches(cfg.seed, epoch, start=first)
                 bar = tqdm(batches, total=len(loader), initial=first, desc=f"epoch {epoch + 1}/{cfg.epochs}",
                            unit="batch", disable=not self.progress, leave=False)
                 for batch in bar:
                     loss = self._step(model, optimizer, batch)
-                    scheduler.step()
                     completed += 1
                     seen += len(batch)
+                    if loss is None:  # skipped (--on-nan skip): as if the step had not been taken
+                        skipped += 1
+                        continue
+                    scheduler.step()
                     loss_sum += loss
                     nb += 1
                     rate = seen / max(time.perf_counter() - t0, 1e-9)
                     bar.set_postfix(loss=f"{loss:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}", img_s=f"{rate:.0f}")
                 bar.close()
+                if skipped and not nb and completed > first:
+                    raise TrainingError(f"every step of epoch {epoch + 1} had a non-finite loss; the last good "
+                                        f"checkpoint in {self.out} is kept (try a lower --lr)")
                 epoch_time = time.perf_counter() - t0
                 elapsed += epoch_time
                 row = {"epoch": epoch + 1, "step": (epoch + 1) * len(loader), "loss": loss_sum / max(nb, 1),
                        "lr": scheduler.get_last_lr()[0], "time_s": round(epoch_time, 3),
                        "images_per_s": round(seen / max(epoch_time, 1e-9), 1)}
+                if cfg.on_nan == "skip":
+                    row["skipped_steps"] = skipped
                 if val_images is not None:
                     row.update(self.evaluate(model, val_images))
                 self._append_metrics(row)
@@ -194,6 +212,14 @@ class Trainer:
         except KeyboardInterrupt:
             # Ctrl-C: keep everything up to the last finished batch, then stop cleanly
             if completed >= len(loader):
+                if not any(r["epoch"] == epoch + 1 for r in self._read_metrics()):
+                    # stopped between the epoch's last batch and its metrics row: write the row (no validation)
+                    epoch_time = time.perf_counter() - t0
+                    elapsed += epoch_time
+                    self._append_metrics({"epoch": epoch + 1, "step": (epoch + 1) * len(loader),
+                                          "loss": loss_sum / max(nb, 1), "lr": scheduler.get_last_lr()[0],
+                                          "time_s": round(epoch_time, 3),
+                                          "images_per_s": round(seen / max(epoch_time, 1e-9), 1)})
                 epoch, completed = epoch + 1, 0
             self._save(model, optimizer, scheduler, epoch, completed, elapsed, None, data)
             self.log(f"interrupted: saved a checkpoint at epoch {epoch + 1}, batch {completed}; "
@@ -208,17 +234,27 @@ class Trainer:
             model.eval()
         return model
 
-    def _step(self, model, optimizer, batch) -> float:
+    def _step(self, model, optimizer, batch) -> float | None:
+        """One optimisation step; its loss, or None when the loss was not finite and `on_nan` is skip."""
         x = to_float(batch.to(self.device, non_blocking=True))
         if self.device.type == "cuda" or self.precision == "bf16":
             x = x.contiguous(memory_format=torch.channels_last)
+        skip = self.config.on_nan == "skip"
+        # BatchNorm's running statistics change in the forward pass: keep them to undo a skipped step
+        buffers = {k: v.clone() for k, v in model.named_buffers()} if skip else None
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
             pred = model(x)
         loss = torch.nn.functional.mse_loss(pred.float(), x)
         value = loss.item()
         if not math.isfinite(value):
+            if skip:
+                optimizer.zero_grad(set_to_none=True)
+                with torch.no_grad():
+                    for name, buffer in model.named_buffers():
+                        buffer.copy_(buffers[name])
+                return None
             raise TrainingError(f"the loss became {value}; the last good checkpoint in {self.out} is kept "
-                                "(try a lower --lr)")
+                                "(try a lower --lr, or --on-nan skip)")
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
