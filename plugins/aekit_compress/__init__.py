@@ -255,7 +255,7 @@ def register_commands(register):
           aekit compress faces/ --out faces.npz --report
           aekit compress a.jpg b.png --dtype int8 --out two.npz
         """
-        from aekit.cli import load_model_arg
+        from aekit.cli import echo_skipped, load_model_arg
         from aekit.data import iter_batches, open_inputs, split_slice
 
         out = Path(out)
@@ -278,7 +278,7 @@ def register_commands(register):
             names += batch.names
         if strict and skipped:
             raise AekitError(skipped[0])
-        _list_skipped(skipped)
+        echo_skipped(skipped)
         if not chunks:
             first = f" (first problem: {skipped[0]})" if skipped else ""
             raise AekitError(f"none of the {len(skipped)} input image(s) could be read{first}; nothing written")
@@ -360,12 +360,3 @@ def _subset(source, names):
         return source
     position = {k: i for i, k in enumerate(keys)}
     return SubsetSource(source, [position[n] for n in names])
-
-
-def _list_skipped(skipped: list[str]) -> None:
-    for message in skipped[:20]:
-        click.echo(f"skipped: {message}", err=True)
-    if len(skipped) > 20:
-        click.echo(f"skipped: ... and {len(skipped) - 20} more", err=True)
-    if skipped:
-        click.echo(f"{len(skipped)} file(s) skipped", err=True)

@@ -9,26 +9,8 @@ from pathlib import Path
 import click
 import numpy as np
 
-from aekit.cli import model_option
+from aekit.cli import check_output_path, echo_skipped, model_option
 from aekit.errors import AekitError
-
-
-def _check_out(path, what: str = "--out") -> Path:
-    path = Path(path)
-    if path.is_dir():
-        raise click.UsageError(f"{what} {path}: is a folder; give a file name")
-    if not path.parent.is_dir():
-        raise AekitError(f"{path}: folder {path.parent} does not exist")
-    return path
-
-
-def _list_skipped(skipped: list[str]) -> None:
-    for message in skipped[:20]:
-        click.echo(f"skipped: {message}", err=True)
-    if len(skipped) > 20:
-        click.echo(f"skipped: ... and {len(skipped) - 20} more", err=True)
-    if skipped:
-        click.echo(f"{len(skipped)} file(s) skipped", err=True)
 
 
 def _device(name: str):
@@ -126,7 +108,7 @@ def embed_command():
 
         from .lookup import FileResolver
 
-        out = _check_out(out)
+        out = check_output_path(out)
         if labels_csv and not Path(labels_csv).is_file():
             raise AekitError(f"--labels {labels_csv}: no such file")
         source = open_inputs(inputs)
@@ -144,7 +126,7 @@ def embed_command():
             kept += batch.indices
         if strict and skipped:
             raise AekitError(skipped[0])
-        _list_skipped(skipped)
+        echo_skipped(skipped)
         if not chunks:
             raise AekitError("no image could be read; nothing written")
         resolver = FileResolver(source)
@@ -340,9 +322,9 @@ def cluster_command():
             raise click.BadParameter(f"must be at least 2 (got {k})", param_hint="--k")
         if method not in clustering.CLUSTER_METHODS:
             raise click.BadParameter(f"unknown method {method!r} (known: {', '.join(clustering.CLUSTER_METHODS)})", param_hint="--method")
-        out = _check_out(out)
+        out = check_output_path(out)
         if sheet:
-            sheet = _check_out(sheet, "--sheet")
+            sheet = check_output_path(sheet, "--sheet")
             if sheet.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
                 raise click.BadParameter(f"{sheet}: use a .png, .jpg or .webp name", param_hint="--sheet")
         feats = load_features(features_file)

@@ -23,6 +23,7 @@ import click
 import numpy as np
 
 from aekit import hookimpl
+from aekit.cli import check_output_path
 from aekit.errors import AekitError
 
 COORDS_FORMAT = "aekit-umap"
@@ -294,15 +295,6 @@ canvas.addEventListener("mouseleave",function(){tip.style.display="none";last=-1
 # --- the command ------------------------------------------------------------------------------------
 
 
-def _check_out(path, what: str) -> Path:
-    path = Path(path)
-    if path.is_dir():
-        raise click.UsageError(f"{what} {path}: is a folder; give a file name")
-    if not path.parent.is_dir():
-        raise AekitError(f"{path}: folder {path.parent} does not exist")
-    return path
-
-
 def umap_command():
     @click.command("umap")
     @click.argument("features_file", metavar="FEATURES.npz", type=click.Path(dir_okay=False))
@@ -343,11 +335,11 @@ def umap_command():
 
         if not (out or coords or html):
             raise click.UsageError("nothing to write: give --out PICTURE, --coords FILE.npz and/or --html PAGE.html")
-        out = _check_out(out, "--out") if out else None
+        out = check_output_path(out, "--out") if out else None
         if out is not None and out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".pdf"):
             raise click.BadParameter(f"{out}: use a .png, .jpg or .pdf name", param_hint="--out")
-        coords_path = _check_out(coords, "--coords") if coords else None
-        html_path = _check_out(html, "--html") if html else None
+        coords_path = check_output_path(coords, "--coords") if coords else None
+        html_path = check_output_path(html, "--html") if html else None
         feats = load_features(features_file)
         values, legend, title = colour_values(feats, color_by, clusters)
         settings = {"seed": None if parallel else seed, "n_neighbors": n_neighbors, "min_dist": min_dist, "metric": metric,

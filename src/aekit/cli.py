@@ -90,6 +90,26 @@ def load_model_arg(model_path, device: str = "cpu"):
     return load(model_path, device=device)
 
 
+def check_output_path(path, option: str = "--out") -> Path:
+    """An output file path whose folder exists and which is not a folder itself."""
+    path = Path(path)
+    if path.is_dir():
+        raise click.UsageError(f"{option} {path}: is a folder; give a file name")
+    if not path.parent.is_dir():
+        raise AekitError(f"{path}: folder {path.parent} does not exist")
+    return path
+
+
+def echo_skipped(skipped: list[str], shown: int = 20) -> None:
+    """List skipped inputs on stderr (the first `shown`), then a count."""
+    for message in skipped[:shown]:
+        click.echo(f"skipped: {message}", err=True)
+    if len(skipped) > shown:
+        click.echo(f"skipped: ... and {len(skipped) - shown} more", err=True)
+    if skipped:
+        click.echo(f"{len(skipped)} file(s) skipped", err=True)
+
+
 # --- core commands -----------------------------------------------------------------------------------
 
 
@@ -231,7 +251,7 @@ def info(model_path, as_json):
     lines = [
         f"model:        {directory}",
         f"architecture: {meta['architecture']} (aekit {meta.get('aekit_version', '?')})",
-        f"config:       " + ", ".join(f"{k}={v}" for k, v in meta["config"].items()),
+        "config:       " + ", ".join(f"{k}={v}" for k, v in meta["config"].items()),
     ]
     if params:
         lines.append(f"parameters:   encoder {params['encoder']:,}, decoder {params['decoder']:,}, total {params['total']:,}")
