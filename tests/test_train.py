@@ -98,6 +98,7 @@ def test_non_finite_loss_stops_with_a_clear_error_and_keeps_the_last_checkpoint(
     [
         ({"epochs": -1}, "--epochs must be at least 1"),
         ({"batch_size": 0}, "--batch-size must be at least 1"),
+        ({"batch_size": 1}, "BatchNorm needs two images"),
         ({"lr": 0.0}, "--lr must be a positive"),
         ({"val_fraction": 1.5}, "--val-fraction"),
         ({"device": "tpu"}, "unknown device"),

@@ -54,6 +54,8 @@ class TrainConfig:
             problems.append(f"--epochs must be at least 1 (got {self.epochs})")
         if self.batch_size < 1:
             problems.append(f"--batch-size must be at least 1 (got {self.batch_size})")
+        elif self.batch_size == 1:
+            problems.append("--batch-size must be at least 2: BatchNorm needs two images per batch to train")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             problems.append(f"--lr must be a positive number (got {self.lr})")
         if self.weight_decay < 0:
