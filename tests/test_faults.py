@@ -174,13 +174,14 @@ def test_training_killed_at_random_moments_then_resumed_loses_nothing(tmp_path):
     assert report["kill points"] == report["recovered"] == KILL_POINTS
 
 
-def test_ctrl_c_saves_a_checkpoint_and_exits_with_130(tmp_path, monkeypatch):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_saves_a_checkpoint_and_exits_with_130(tmp_path, monkeypatch, signum):
     run = tmp_path / "run"
     epochs = 6
     training = Training("--data", "synthetic:64", "--epochs", epochs, "--batch-size", 16, "--seed", 3, "--sample-every", 0,
                         "--quiet", "--out", run, *TINY_CLI)
     assert training.wait_for("epoch 1/"), training.stderr
-    training.proc.send_signal(signal.SIGINT)
+    training.proc.send_signal(signum)
     code = training.finish()
     assert code == 130, training.stderr
     assert "Traceback" not in training.stderr

@@ -173,6 +173,7 @@ class Trainer:
         preview = self._preview_batch(train_images, val_images)
 
         epoch, completed = start_epoch, start_batch
+        restore_sigterm = _stop_cleanly_on_sigterm()
         try:
             for epoch in range(start_epoch, cfg.epochs):
                 first = completed = start_batch if epoch == start_epoch else 0
@@ -227,6 +228,8 @@ class Trainer:
             self.log(f"interrupted: saved a checkpoint at epoch {epoch + 1}, batch {completed}; "
                      f"continue with `aekit train --resume {self.out}`")
             raise
+        finally:
+            restore_sigterm()
         model.eval()
         model = model.to(memory_format=torch.contiguous_format)
         if self.run_hooks:
@@ -339,6 +342,21 @@ class Trainer:
                           ["original", "recon", "N(0,I)"], title=f"{self.out.name}  epoch {epoch}")
         (self.out / "samples").mkdir(exist_ok=True)
         io.save_image(self.out / "samples" / f"epoch_{epoch:04d}.png", grid)
+
+
+def _stop_cleanly_on_sigterm():
+    """Treat SIGTERM (schedulers, `kill`) like Ctrl-C while training; returns a function that undoes it."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    return lambda: signal.signal(signal.SIGTERM, previous)
 
 
 def _format_row(row: dict, epochs: int) -> str:
