@@ -183,3 +183,19 @@ def test_compress_array_input_and_failed_write_keeps_the_old_file(tmp_path, tiny
     assert result.exit_code == 1 and "No space left on device" in result.output
     assert (tmp_path / "z.npz").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_decompress_never_replaces_existing_pngs_unless_asked(tmp_path, tiny_model_dir):
+    _write_faces(tmp_path / "faces")
+    runner = CliRunner()
+    assert runner.invoke(cli, ["compress", str(tmp_path / "faces"), "-m", str(tiny_model_dir), "-o", str(tmp_path / "z.npz"), "-q"]).exit_code == 0
+    out = tmp_path / "restored"
+    out.mkdir()
+    (out / "face3.png").write_bytes(b"my own work")
+    args = ["decompress", str(tmp_path / "z.npz"), "-m", str(tiny_model_dir), "-o", str(out), "-q"]
+    refused = runner.invoke(cli, args)
+    assert refused.exit_code == 1 and "face3.png: already exists (1 of the 6 outputs do)" in refused.output
+    assert (out / "face3.png").read_bytes() == b"my own work" and sorted(p.name for p in out.iterdir()) == ["face3.png"]
+    replaced = runner.invoke(cli, args + ["--overwrite"])
+    assert replaced.exit_code == 0, replaced.output
+    assert Image.open(out / "face3.png").size == (32, 32) and len(list(out.iterdir())) == 6

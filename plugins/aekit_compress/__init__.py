@@ -301,8 +301,9 @@ def register_commands(register):
     @click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Folder for the PNGs (created if missing).")
     @click.option("--size", type=click.IntRange(min=1, max=4096), default=None, help="Resize outputs to SIZE x SIZE (default: the model's).")
     @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
+    @click.option("--overwrite", is_flag=True, help="Replace PNGs that already exist in --out (refused otherwise).")
     @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-    def decompress(latent_file, model_path, out, size, batch_size, quiet):
+    def decompress(latent_file, model_path, out, size, batch_size, overwrite, quiet):
         """Decode a latent .npz back to one PNG per latent, named after its source.
 
         \b
@@ -321,6 +322,10 @@ def register_commands(register):
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         targets = output_names(stored.names)
+        existing = [name for name in targets if (out / name).exists()]
+        if existing and not overwrite:
+            raise AekitError(f"{out / existing[0]}: already exists ({len(existing)} of the {len(targets)} outputs do); "
+                             "add --overwrite to replace them or choose another --out")
         bar = tqdm(total=len(targets), desc="decompressing", unit="img", disable=quiet, leave=False)
         for start in range(0, len(targets), batch_size):
             images = to_uint8_hwc(model.decode(torch.from_numpy(stored.latents[start : start + batch_size])))
