@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import os
 from pathlib import Path
 
 import numpy as np
 
 from aekit import hookimpl
-from aekit.data import ImageSource
+from aekit.data import ImageSource, files_fingerprint
 from aekit.errors import DataSourceError, ImageReadError
 from aekit.images import IMAGE_EXTENSIONS, open_image
 
@@ -55,14 +54,7 @@ class FolderSource(ImageSource):
         return [f.relative_to(self.root).as_posix() for f in self._files]
 
     def fingerprint(self):
-        digest = hashlib.sha256(str(self.root.resolve()).encode("utf-8", "surrogateescape"))
-        for f in self._files + [self.root / "attributes.csv"]:
-            try:
-                st = f.stat()
-                digest.update(f"{f}|{st.st_size}|{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
-            except OSError:
-                digest.update(f"{f}|missing\n".encode("utf-8", "surrogateescape"))
-        return "folder:" + digest.hexdigest()
+        return "folder:" + files_fingerprint(self._files + [self.root / "attributes.csv"])
 
     def read(self, index):
         return open_image(self._files[index])

@@ -83,6 +83,19 @@ class ImageSource:
         return None
 
 
+def files_fingerprint(paths) -> str:
+    """A sha256 over each file's absolute path, size and modification time (missing files count too)."""
+    digest = hashlib.sha256()
+    for path in paths:
+        path = Path(path).absolute()
+        try:
+            st = path.stat()
+            digest.update(f"{path}|{st.st_size}|{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+        except OSError:
+            digest.update(f"{path}|missing\n".encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()
+
+
 class FileListSource(ImageSource):
     """Image files named one by one (as given on a command line)."""
 
@@ -94,14 +107,7 @@ class FileListSource(ImageSource):
         return [str(p) for p in self.paths]
 
     def fingerprint(self):
-        digest = hashlib.sha256()
-        for p in self.paths:
-            try:
-                st = p.stat()
-                digest.update(f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
-            except OSError:
-                digest.update(f"{p}|missing\n".encode("utf-8", "surrogateescape"))
-        return "files:" + digest.hexdigest()
+        return "files:" + files_fingerprint(self.paths)
 
     def read(self, index):
         from .images import open_image
