@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -64,3 +68,30 @@ def face_folder(tmp_path, face_images):
     (root / "attributes.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     assert np.asarray(images).shape == (FACE_COUNT, FACE_SIZE, FACE_SIZE, 3)
     return root
+
+
+@pytest.fixture
+def install_plugin(tmp_path, monkeypatch):
+    """Install fake distributions (a module plus a .dist-info with an aekit.plugins entry point) on sys.path.
+
+    ``install(dist_name, entry_point, module, source, version="1.2.3")``; plugins reload afterwards.
+    """
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    installed = []
+
+    def install(dist_name, entry_point, module, source, version="1.2.3"):
+        monkeypatch.delitem(sys.modules, module, raising=False)
+        (site / f"{module}.py").write_text(textwrap.dedent(source), encoding="utf-8")
+        info = site / f"{dist_name.replace('-', '_')}-{version}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist_name}\nVersion: {version}\n", encoding="utf-8")
+        (info / "entry_points.txt").write_text(f"[aekit.plugins]\n{entry_point} = {module}\n", encoding="utf-8")
+        installed.append(module)
+        importlib.invalidate_caches()
+        aekit.plugins.reset()
+
+    yield install
+    for module in installed:
+        sys.modules.pop(module, None)

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import importlib
 import json
 import os
 import random
 import signal
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from pathlib import Path
@@ -456,34 +454,8 @@ def register_samplers(register):
     raise KeyError("a bug inside register_samplers")
 '''
 
-PLUGIN_MODULES = ("aekit_failing_hooks", "aekit_failing_registration")
-
-
-@pytest.fixture
-def install_plugin(tmp_path, monkeypatch):
-    """Install a fake distribution (module + .dist-info with an aekit.plugins entry point) on sys.path."""
-    for module in PLUGIN_MODULES:
-        monkeypatch.delitem(sys.modules, module, raising=False)
-    site = tmp_path / "site"
-    site.mkdir()
-    monkeypatch.syspath_prepend(str(site))
-
-    def install(entry_point, module, source):
-        (site / f"{module}.py").write_text(textwrap.dedent(source), encoding="utf-8")
-        info = site / f"{module}-1.0.dist-info"
-        info.mkdir()
-        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 1.0\n", encoding="utf-8")
-        (info / "entry_points.txt").write_text(f"[aekit.plugins]\n{entry_point} = {module}\n", encoding="utf-8")
-        importlib.invalidate_caches()
-        aekit.plugins.reset()
-
-    yield install
-    for module in PLUGIN_MODULES:
-        sys.modules.pop(module, None)
-
-
 def test_a_plugin_failing_in_on_train_end_is_reported_and_isolated(install_plugin, tmp_path, monkeypatch):
-    install_plugin("failing", "aekit_failing_hooks", FAILING_PLUGIN)
+    install_plugin("aekit-failing-hooks", "failing", "aekit_failing_hooks", FAILING_PLUGIN, version="1.0")
     monkeypatch.setenv("AEKIT_LOAD_PLUGINS", "sources,generate,failing")
     runner = CliRunner()
     run = tmp_path / "run"
@@ -507,7 +479,7 @@ def test_a_plugin_failing_in_on_train_end_is_reported_and_isolated(install_plugi
 
 
 def test_a_plugin_failing_inside_a_registration_hook_is_dropped_whole(install_plugin, tmp_path):
-    install_plugin("halfway", "aekit_failing_registration", FAILING_REGISTRATION)
+    install_plugin("aekit-failing-registration", "halfway", "aekit_failing_registration", FAILING_REGISTRATION, version="1.0")
     rows = {row["name"]: row for row in aekit.plugins.describe_plugins()}
     assert rows["halfway"]["error"] == "KeyError: 'a bug inside register_samplers'"
     assert rows["halfway"]["registered"] == {}  # what it registered before the failure is dropped too

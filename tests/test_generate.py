@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -398,21 +395,9 @@ def register_samplers(register):
 
 
 @pytest.fixture
-def sampler_plugin(tmp_path, monkeypatch):
+def sampler_plugin(install_plugin):
     """Install a fake distribution whose `aekit.plugins` entry point registers two samplers."""
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "aekit_testsamplers.py").write_text(textwrap.dedent(SAMPLER_PLUGIN), encoding="utf-8")
-    info = site / "aekit_testsamplers-0.3.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: aekit-testsamplers\nVersion: 0.3.0\n", encoding="utf-8")
-    (info / "entry_points.txt").write_text("[aekit.plugins]\ntestsamplers = aekit_testsamplers\n", encoding="utf-8")
-    monkeypatch.syspath_prepend(str(site))
-    monkeypatch.delitem(sys.modules, "aekit_testsamplers", raising=False)
-    importlib.invalidate_caches()
-    aekit.plugins.reset()
-    yield
-    sys.modules.pop("aekit_testsamplers", None)
+    install_plugin("aekit-testsamplers", "testsamplers", "aekit_testsamplers", SAMPLER_PLUGIN, version="0.3.0")
 
 
 def test_a_plugin_sampler_is_listed_fitted_and_used(sampler_plugin, runner, model_dir, tmp_path):

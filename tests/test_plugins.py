@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
-import textwrap
 
 import pytest
 from click.testing import CliRunner
@@ -83,32 +80,6 @@ def register_commands(register):
 BROKEN = '''
 raise RuntimeError("boom at import\\nsecond line of the message")
 '''
-
-MODULES = ("aekit_testplugin", "aekit_testplugin_dup", "aekit_testplugin_broken")
-
-
-@pytest.fixture
-def install_plugin(tmp_path, monkeypatch):
-    """Install fake distributions (a module plus a .dist-info with an aekit.plugins entry point) on sys.path."""
-    for module in MODULES:
-        monkeypatch.delitem(sys.modules, module, raising=False)
-    site = tmp_path / "site"
-    site.mkdir()
-    monkeypatch.syspath_prepend(str(site))
-
-    def install(dist_name, entry_point, module, source, version="1.2.3"):
-        (site / f"{module}.py").write_text(textwrap.dedent(source), encoding="utf-8")
-        info = site / f"{dist_name.replace('-', '_')}-{version}.dist-info"
-        info.mkdir()
-        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist_name}\nVersion: {version}\n", encoding="utf-8")
-        (info / "entry_points.txt").write_text(f"[aekit.plugins]\n{entry_point} = {module}\n", encoding="utf-8")
-        importlib.invalidate_caches()
-        aekit.plugins.reset()
-
-    yield install
-    for module in MODULES:
-        sys.modules.pop(module, None)
-
 
 def _rows():
     return {row["name"]: row for row in aekit.plugins.describe_plugins()}
