@@ -102,3 +102,79 @@ def test_decode_and_reconstruct_shapes_and_errors():
         model.encode(torch.full((1, 3, 32, 32), float("nan")))
     with pytest.raises(ValueError, match=r"\(N, H, W, 3\)"):
         model.encode(np.zeros((2, 32, 32), dtype=np.uint8))
+
+
+# --- the improved and unet presets ---------------------------------------------------------------
+
+
+def test_improved_preset_keeps_the_latent_and_decodes_exactly_64x64():
+    model = aekit.create_model("improved").eval()
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    z = model.encode(x)
+    assert z.shape == (2, 128)
+    out = model.decode(z)
+    assert out.shape == (2, 3, 64, 64) and out.abs().max() <= 1
+    assert torch.allclose(model.reconstruct(x), out, atol=1e-6)  # a bottleneck: the output is decode(encode(x))
+    assert torch.allclose(model(x), out, atol=1e-6)
+    counts = model.num_parameters()
+    assert counts["total"] == sum(p.numel() for p in model.parameters()) == counts["encoder"] + counts["decoder"]
+
+
+def test_improved_preset_round_trips_through_a_checkpoint(tmp_path):
+    model = aekit.create_model("improved", widths=(8, 16, 32), image_size=32, latent_dim=24).eval()
+    model.save_pretrained(tmp_path / "m")
+    loaded = aekit.load(tmp_path / "m")
+    assert type(loaded).__name__ == "ResNetAutoencoder" and loaded.config == model.config
+    x = torch.rand(3, 3, 32, 32) * 2 - 1
+    assert torch.equal(loaded(x), model(x))
+
+
+def test_unet_output_uses_the_image_and_refuses_to_decode_latents():
+    model = aekit.create_model("unet", widths=(8, 16), image_size=32, latent_dim=8).eval()
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    assert model(x).shape == x.shape
+    with torch.no_grad():
+        model.head.weight.zero_()
+        model.head.bias.zero_()
+    assert torch.equal(model(x), x)  # residual output: an all-zero correction returns the input
+    with pytest.raises(aekit.AekitError, match="skip connections"):
+        model.decode(torch.zeros(1, 8))
+
+
+def test_improved_config_is_validated():
+    with pytest.raises(aekit.CheckpointError, match="multiple of 16"):
+        aekit.create_model("improved", image_size=40)
+
+
+@pytest.mark.parametrize("arch", ["improved", "unet"])
+def test_denoise_keeps_type_and_size_for_every_input_kind(arch):
+    model = aekit.create_model(arch, widths=(8, 16), image_size=32, latent_dim=8).eval()
+    rng = np.random.default_rng(0)
+    batch = rng.integers(0, 256, (2, 50, 70, 3), dtype=np.uint8)
+    out = model.denoise(batch)
+    assert out.shape == batch.shape and out.dtype == np.uint8
+    single = model.denoise(batch[0])
+    assert single.shape == batch[0].shape
+    assert np.array_equal(single, out[0])
+    tensor = torch.rand(1, 3, 20, 90) * 2 - 1  # smaller than the model on one side, larger on the other
+    for method in ("resize", "tile"):
+        assert model.denoise(tensor, method=method).shape == tensor.shape
+    image = Image.fromarray(batch[0])
+    assert model.denoise(image).size == image.size
+    assert [im.size for im in model.denoise([image, image.resize((33, 31))])] == [(70, 50), (33, 31)]
+    with pytest.raises(ValueError, match="method"):
+        model.denoise(batch, method="crop")
+    with pytest.raises(TypeError, match="uint8"):
+        model.denoise(batch.astype(np.float64))
+
+
+def test_denoise_at_model_size_is_the_forward_pass_and_tiles_cover_larger_images():
+    model = aekit.create_model("unet", widths=(8, 16), image_size=32, latent_dim=8).eval()
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    assert torch.allclose(model.denoise(x), model(x))
+    with torch.no_grad():  # an identity denoiser must give the image back exactly, whatever the tiling
+        model.head.weight.zero_()
+        model.head.bias.zero_()
+    big = torch.rand(1, 3, 77, 100) * 2 - 1
+    assert torch.allclose(model.denoise(big, method="tile"), big, atol=1e-6)
+    assert torch.allclose(model.denoise(big, method="resize"), big, atol=1e-6)

@@ -129,3 +129,100 @@ def test_separate_validation_source_with_a_window(tmp_path):
     assert "val_psnr" in json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
     with pytest.raises(aekit.TrainingError, match="either --val-data or --val-fraction"):
         Trainer(_config(val_data="synthetic:8", val_fraction=0.1), out, progress=False)
+
+
+NOISE_PLUGIN = """
+import numpy as np
+import aekit
+
+def make(argument):
+    sigma = float(argument or 0.1)
+    if not 0 < sigma <= 1:
+        raise ValueError("sigma must be in (0, 1]")
+    return lambda images, rng: np.clip(images + rng.normal(0, sigma, images.shape), 0, 1).astype(np.float32)
+
+@aekit.hookimpl
+def register_noise_models(register):
+    register("testgauss", make, help="gaussian noise for tests")
+"""
+
+
+def test_noisy_input_training_denoises_and_records_its_noise(tmp_path, install_plugin):
+    install_plugin("aekit-testnoise", "testnoise", "aekit_testnoise", NOISE_PLUGIN)
+    out = tmp_path / "den"
+    config = _config(data="synthetic:320", arch="unet", epochs=8, lr=5e-3, val_fraction=0.25, schedule="onecycle",
+                     noise="testgauss:0.2", model_config={"image_size": 32, "widths": (8, 16), "latent_dim": 16})
+    Trainer(config, out, progress=False, log=lambda m: None).run()
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    # the noisy held-out input is the same every epoch; the denoised output ends well above it
+    assert len({round(r["val_noisy_psnr"], 6) for r in rows}) == 1
+    assert rows[-1]["val_psnr"] > rows[-1]["val_noisy_psnr"] + 1.0
+    model = aekit.load(out)
+    assert model.training_summary["settings"]["noise"] == "testgauss:0.2"
+    assert model.training_summary["noise"] == "testgauss:0.2"
+
+
+def test_fine_tuning_a_bottleneck_model_into_a_denoiser(tmp_path, install_plugin):
+    install_plugin("aekit-testnoise", "testnoise", "aekit_testnoise", NOISE_PLUGIN)
+    Trainer(_config(epochs=2), tmp_path / "base", progress=False, log=lambda m: None).run()
+    tuned = Trainer(_config(init=str(tmp_path / "base"), noise="testgauss:0.1", epochs=1, val_fraction=0.25),
+                    tmp_path / "tuned", progress=False, log=lambda m: None)
+    tuned.run()
+    row = json.loads((tmp_path / "tuned" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert {"val_psnr", "val_noisy_psnr"} <= set(row)
+    assert aekit.load(tmp_path / "tuned").training_summary["settings"]["noise"] == "testgauss:0.1"
+
+
+def test_resume_with_noise_and_flips_equals_uninterrupted_run(tmp_path, monkeypatch, install_plugin):
+    install_plugin("aekit-testnoise", "testnoise", "aekit_testnoise", NOISE_PLUGIN)
+    settings = dict(noise="testgauss:0.1", flip=True, schedule="onecycle")
+    full = Trainer(_config(**settings), tmp_path / "full", progress=False, log=lambda m: None).run()
+    with monkeypatch.context() as patch:
+        _interrupt_after(patch, 4)
+        with pytest.raises(KeyboardInterrupt):
+            Trainer(_config(**settings), tmp_path / "split", progress=False, log=lambda m: None).run()
+    resumed = Trainer(read_run_config(tmp_path / "split"), tmp_path / "split", progress=False, log=lambda m: None).run(resume=True)
+    for key, value in full.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[key]), key
+
+
+@pytest.mark.parametrize("schedule", ["onecycle", "constant"])
+def test_schedules_shape_the_learning_rate(tmp_path, schedule):
+    Trainer(_config(schedule=schedule, epochs=2), tmp_path / "run", progress=False, log=lambda m: None).run()
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    if schedule == "constant":
+        assert [r["lr"] for r in rows] == [pytest.approx(2e-3)] * 2
+    else:  # warmed up past the start, annealed to (nearly) nothing at the end
+        assert rows[-1]["lr"] < 1e-6 < rows[0]["lr"]
+
+
+def test_flips_change_the_batches_but_not_their_content(tmp_path):
+    trainer = Trainer(_config(flip=True), tmp_path / "run", progress=False, log=lambda m: None)
+    seen = []
+    model = aekit.create_model("article", **TINY)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    real_forward = type(model).forward
+    trainer.noise = None
+
+    def record(self, x):
+        seen.append(x.detach().clone())
+        return real_forward(self, x)
+
+    type(model).forward = record
+    try:
+        batch = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8)
+        trainer._step(model, optimizer, batch, (1, 0, 0))
+    finally:
+        type(model).forward = real_forward
+    from aekit.data import to_float
+
+    x = to_float(batch)
+    flipped = [not torch.equal(s, o) for s, o in zip(seen[0], x)]
+    assert 0 < sum(flipped) < 16
+    for s, o, f in zip(seen[0], x, flipped):
+        assert torch.allclose(s, o.flip(-1) if f else o)
+
+
+def test_unknown_noise_is_refused_before_training(tmp_path):
+    with pytest.raises(aekit.NoiseSpecError, match="unknown noise model 'nosuch'"):
+        Trainer(_config(noise="nosuch:0.1"), tmp_path / "run", progress=False, log=lambda m: None)

@@ -2,7 +2,7 @@
 
 __version__ = "0.1.0"
 
-from .errors import AekitError, CheckpointError, DataSourceError, ImageReadError, PluginError, RegistryError, TrainingError  # noqa: E402
+from .errors import AekitError, CheckpointError, DataSourceError, ImageReadError, NoiseSpecError, PluginError, RegistryError, TrainingError  # noqa: E402
 from .hookspecs import hookimpl  # noqa: E402
 from .checkpoint import create_model, list_models, load, model_fingerprint  # noqa: E402
 from .model import Autoencoder, AutoencoderConfig  # noqa: E402
@@ -16,6 +16,7 @@ __all__ = [
     "DataSourceError",
     "Features",
     "ImageReadError",
+    "NoiseSpecError",
     "PluginError",
     "RegistryError",
     "TrainingError",

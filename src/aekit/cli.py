@@ -128,6 +128,14 @@ def _default_out() -> Path:
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--lr", type=float, default=2e-4, show_default=True, help="Peak learning rate; decays linearly to 0.")
 @click.option("--weight-decay", type=float, default=0.0, show_default=True)
+@click.option("--schedule", type=click.Choice(["linear", "onecycle", "constant"]), default="linear", show_default=True,
+              help="Learning rate over the run: linear decay from --lr to 0 (the article's), onecycle (warm up to --lr, "
+                   "cosine down), or constant.")
+@click.option("--flip", is_flag=True, help="Random horizontal flips (data augmentation).")
+@click.option("--noise", default=None, metavar="SPEC",
+              help="Train a denoiser: noisy input -> clean target, fresh noise every batch. SPEC is NAME:ARG with sigma on "
+                   "the [0, 1] pixel scale, e.g. gaussian:0.1, saltpepper:0.05; A+B applies both, A|B picks one per "
+                   "image. `aekit plugins` lists the noise models.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--skip", type=int, default=0, help="Skip the first N images of the source.")
 @click.option("--limit", type=int, default=None, help="Use at most N images (the article uses 3000 of CelebA).")
@@ -155,6 +163,7 @@ def train(ctx, resume, out, push_to_hub, quiet, **settings):
       aekit train --data ../faces/ --val-fraction 0.1 --epochs 20
       aekit train --data celeba --limit 3000 --epochs 100      # the article's run
       aekit train --resume runs/synth                          # after Ctrl-C or a crash
+      aekit train --init runs/synth --noise gaussian:0.1 --epochs 3 --out runs/denoiser
     """
     from .train import Trainer, TrainConfig, read_run_config
 
@@ -260,11 +269,13 @@ def info(model_path, as_json):
         lines.append(f"trained on:   {training.get('data')} ({training.get('images')} images, {training.get('skipped', 0)} skipped)")
         lines.append(f"training:     {training.get('epochs_done')}/{training.get('epochs')} epochs, batch {settings.get('batch_size')}, "
                      f"lr {settings.get('lr')}, {training.get('device')} {training.get('precision')}, {training.get('elapsed_s')} s")
+        if settings.get("noise"):
+            lines.append(f"denoiser:     trained on noisy inputs: {settings['noise']}")
         for key, value in (training.get("final") or {}).items():
             lines.append(f"  {key + ':':<14}{value:.4f}" if isinstance(value, float) else f"  {key}: {value}")
         for key, value in training.items():
             if key not in ("data", "images", "skipped", "epochs_done", "epochs", "batch_in_epoch", "elapsed_s",
-                           "device", "precision", "settings", "final"):
+                           "device", "precision", "settings", "final", "noise"):
                 lines.append(f"{key + ':':<14}{value}")
     if metrics:
         lines.append("epoch  loss      val_loss  val_psnr  img/s")

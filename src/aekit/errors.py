@@ -27,3 +27,7 @@ class CheckpointError(AekitError):
 
 class TrainingError(AekitError):
     """Training cannot start or continue (bad settings, non-finite loss)."""
+
+
+class NoiseSpecError(AekitError, ValueError):
+    """A --noise spec that names no registered noise model or has a bad argument."""

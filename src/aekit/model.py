@@ -145,8 +145,25 @@ class Autoencoder(CheckpointMixin, nn.Module):
 
     @torch.inference_mode()
     def reconstruct(self, images, batch_size: int = 256) -> torch.Tensor:
-        """decode(encode(images))."""
-        return self.decode(self.encode(images, batch_size), batch_size)
+        """The model's output for images at its own size (decode(encode(images)) for a bottleneck model)."""
+        x = as_model_input(images, self.config.image_size)
+        return self._batched(self, x, batch_size)
+
+    @torch.inference_mode()
+    def denoise(self, images, method: str = "auto", batch_size: int = 256):
+        """Denoise images of any size; returns the same type and size as given.
+
+        Accepts a float tensor (N, 3, H, W) in [-1, 1], a uint8 array (H, W, 3) or (N, H, W, 3), a PIL
+        image or a list of PIL images. The model sees its own size (64x64); other sizes go through
+        `method`: ``"resize"`` denoises a 64x64 copy and adds the removed-noise estimate, upsampled,
+        back to the full-size image (noise finer than 64x64 can resolve stays); ``"tile"`` denoises
+        overlapping 64x64 tiles at full resolution and blends them (right for local denoisers such as
+        the ``unet`` architecture, wrong for face-level bottleneck models); ``"auto"`` picks tile for
+        models with skip connections and resize otherwise.
+        """
+        from .denoising import denoise_any
+
+        return denoise_any(self, images, method, batch_size)
 
     def _batched(self, module, x, batch_size):
         was_training = self.training
@@ -163,6 +180,218 @@ class Autoencoder(CheckpointMixin, nn.Module):
         enc = sum(p.numel() for p in self.encoder.parameters())
         dec = sum(p.numel() for p in self.decoder.parameters())
         return {"encoder": enc, "decoder": dec, "total": enc + dec}
+
+
+# --- the improved design: same 128-d latent, exact 64x64 decoder, fewer and cheaper layers -------------
+
+
+@dataclass(frozen=True)
+class ResNetConfig:
+    """Sizes of the improved autoencoder: a stem, then per stage a strided conv and residual blocks."""
+
+    image_size: int = 64
+    channels: int = 3
+    latent_dim: int = 128
+    widths: tuple[int, ...] = (32, 64, 128, 256)
+    blocks_per_stage: int = 1
+    skips: bool = False  # U-Net skip connections + residual output: a denoiser, not a codec
+    linear_path: bool = False  # a PCA-initialised linear encoder/decoder beside the convolutional one
+    linear_lr_scale: float = 0.05  # the linear path's learning rate relative to --lr (keeps the PCA start)
+    negative_slope: float = 0.01
+
+    def __post_init__(self):
+        object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
+        object.__setattr__(self, "skips", bool(self.skips))
+        object.__setattr__(self, "linear_path", bool(self.linear_path))
+        if self.skips and self.linear_path:
+            raise ValueError("skips and linear_path do not combine: a skip model's output is not decoded from the latent")
+        if self.latent_dim < 1 or not self.widths or self.blocks_per_stage < 0 or min(self.widths) < 1:
+            raise ValueError(f"invalid autoencoder config: {self}")
+        if self.image_size % 2 ** len(self.widths) or self.image_size < 2 ** len(self.widths):
+            raise ValueError(f"image_size {self.image_size} must be a multiple of {2 ** len(self.widths)} "
+                             f"for {len(self.widths)} stages")
+
+    @property
+    def grid(self) -> int:
+        """Spatial size of the innermost stage (4 for 64x64 and four stages)."""
+        return self.image_size // 2 ** len(self.widths)
+
+    def to_dict(self) -> dict:
+        """JSON-ready fields."""
+        data = dataclasses.asdict(self)
+        data["widths"] = list(self.widths)
+        return data
+
+
+def conv_bn(dim_in, dim_out, stride=1, slope=0.01):
+    """3x3 conv (padding 1) -> BatchNorm2d -> LeakyReLU."""
+    return nn.Sequential(nn.Conv2d(dim_in, dim_out, 3, stride, 1, bias=False), nn.BatchNorm2d(dim_out), nn.LeakyReLU(slope))
+
+
+class ResBlock(nn.Module):
+    """Two 3x3 conv-BN layers with an identity shortcut."""
+
+    def __init__(self, dim: int, slope=0.01):
+        super().__init__()
+        self.body = nn.Sequential(conv_bn(dim, dim, slope=slope), nn.Conv2d(dim, dim, 3, 1, 1, bias=False), nn.BatchNorm2d(dim))
+        self.act = nn.LeakyReLU(slope)
+
+    def forward(self, x):
+        return self.act(x + self.body(x))
+
+
+class Upsample(nn.Module):
+    """Nearest x2 then a 3x3 conv-BN-LeakyReLU (no checkerboard, exact sizes)."""
+
+    def __init__(self, dim_in, dim_out, slope=0.01):
+        super().__init__()
+        self.conv = conv_bn(dim_in, dim_out, slope=slope)
+
+    def forward(self, x):
+        return self.conv(F.interpolate(x, scale_factor=2, mode="nearest"))
+
+
+class ResNetAutoencoder(Autoencoder):
+    """Stem + strided stages down to 4x4, Linear to the latent, and the mirror image back to exactly 64x64.
+
+    With ``skips`` the decoder adds the encoder's feature map at each size (a U-Net) and predicts a
+    correction to its input: a denoiser whose output no longer passes through the latent alone.
+    """
+
+    def __init__(self, config: ResNetConfig | None = None):
+        nn.Module.__init__(self)
+        self.config = cfg = config or ResNetConfig()
+        slope, widths = cfg.negative_slope, cfg.widths
+        self.stem = conv_bn(cfg.channels, widths[0], slope=slope)
+        self.down = nn.ModuleList()
+        previous = widths[0]
+        for width in widths:
+            blocks = [ResBlock(width, slope) for _ in range(cfg.blocks_per_stage)]
+            self.down.append(nn.Sequential(conv_bn(previous, width, stride=2, slope=slope), *blocks))
+            previous = width
+        flat = widths[-1] * cfg.grid**2
+        self.to_latent = nn.Sequential(nn.Flatten(), nn.Linear(flat, cfg.latent_dim))
+        self.from_latent = nn.Sequential(nn.Linear(cfg.latent_dim, flat), nn.Unflatten(1, (widths[-1], cfg.grid, cfg.grid)),
+                                         nn.BatchNorm2d(widths[-1]), nn.LeakyReLU(slope))
+        self.up = nn.ModuleList()
+        outer = (widths[0], *widths[:-1])  # the width of each stage's input, i.e. what each up step returns to
+        for width, target in zip(reversed(widths), reversed(outer)):
+            blocks = [ResBlock(width, slope) for _ in range(cfg.blocks_per_stage)]
+            self.up.append(nn.Sequential(*blocks, Upsample(width, target, slope)))
+        self.head = nn.Conv2d(widths[0], cfg.channels, 3, 1, 1)
+        if cfg.skips:  # start as the identity: the residual output adds nothing until trained
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
+        if cfg.linear_path:
+            pixels = cfg.channels * cfg.image_size**2
+            self.register_buffer("pixel_mean", torch.zeros(pixels))
+            self.linear_in = nn.Linear(pixels, cfg.latent_dim, bias=False)
+            self.linear_out = nn.Linear(cfg.latent_dim, pixels, bias=False)
+        self.encoder = _Encoder(self)
+        self.decoder = _Decoder(self)
+
+    def _features(self, x):
+        feats = [self.stem(x)]
+        for stage in self.down:
+            feats.append(stage(feats[-1]))
+        return feats
+
+    def _decode(self, z, feats=None):
+        h = self.from_latent(z)
+        for i, stage in enumerate(self.up):
+            if feats is not None:
+                h = h + feats[-1 - i]
+            h = stage(h)
+        if feats is not None:
+            h = h + feats[0]
+        return h
+
+    @torch.no_grad()
+    def initialize_from_data(self, images) -> None:
+        """Start as PCA of `images` (uint8 (N, 3, S, S)): the linear path holds the top principal components
+        and the convolutional path's last layers are zeroed, so training begins at PCA's reconstruction
+        and only adds what the convolutions learn on top."""
+        if not self.config.linear_path:
+            return
+        x = torch.from_numpy(np.asarray(images[: 20000])).float().flatten(1) / 127.5 - 1
+        mean = x.mean(0)
+        k = min(self.config.latent_dim, len(x) - 1)
+        _, _, v = torch.svd_lowrank(x - mean, q=min(k + 16, len(x), x.shape[1]), niter=4)
+        components = torch.zeros(self.config.latent_dim, x.shape[1])
+        components[:k] = v[:, :k].T
+        self.pixel_mean.copy_(mean)
+        self.linear_in.weight.copy_(components)
+        self.linear_out.weight.copy_(components.T)
+        nn.init.zeros_(self.to_latent[1].weight)
+        nn.init.zeros_(self.to_latent[1].bias)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def optimizer_groups(self, lr: float) -> list[dict]:
+        """Parameter groups for the optimizer: the linear path learns slower so it keeps its PCA start."""
+        if not self.config.linear_path:
+            return [{"params": list(self.parameters()), "lr": lr}]
+        linear = [self.linear_in.weight, self.linear_out.weight]
+        ids = {id(p) for p in linear}
+        rest = [p for p in self.parameters() if id(p) not in ids]
+        return [{"params": rest, "lr": lr}, {"params": linear, "lr": lr * self.config.linear_lr_scale}]
+
+    def forward(self, x):
+        if not self.config.skips:
+            return self.decoder(self.encoder(x))
+        feats = self._features(x)
+        z = self.to_latent(feats[-1])
+        return (x + self.head(self._decode(z, feats))).clamp(-1, 1)
+
+    @torch.inference_mode()
+    def decode(self, latents, batch_size: int = 256) -> torch.Tensor:
+        """Images in [-1, 1] from latents; refused for a skip-connection model (its output needs the image)."""
+        if self.config.skips:
+            from .errors import AekitError
+
+            raise AekitError("this model has skip connections (a denoiser): its output is not a function of the latent alone, "
+                             "so it cannot decode latents; use a bottleneck model (article, small, improved)")
+        return super().decode(latents, batch_size)
+
+    def num_parameters(self) -> dict[str, int]:
+        """Parameter counts of the encoder, the decoder and the total."""
+        linear = self.config.linear_path
+        enc = sum(p.numel() for m in (self.stem, self.down, self.to_latent) for p in m.parameters())
+        dec = sum(p.numel() for m in (self.from_latent, self.up, self.head) for p in m.parameters())
+        enc += self.linear_in.weight.numel() if linear else 0
+        dec += self.linear_out.weight.numel() if linear else 0
+        return {"encoder": enc, "decoder": dec, "total": enc + dec}
+
+
+class _Encoder(nn.Module):
+    """The encoder half as one callable (image -> latent), sharing the parent's layers."""
+
+    def __init__(self, parent):
+        super().__init__()
+        object.__setattr__(self, "parent", parent)  # not a submodule: no duplicate weights in the state dict
+
+    def forward(self, x):
+        parent = self.parent
+        z = parent.to_latent(parent._features(x)[-1])
+        if parent.config.linear_path:
+            z = z + parent.linear_in(x.flatten(1) - parent.pixel_mean)
+        return z
+
+
+class _Decoder(nn.Module):
+    """The decoder half as one callable (latent -> image in [-1, 1])."""
+
+    def __init__(self, parent):
+        super().__init__()
+        object.__setattr__(self, "parent", parent)
+
+    def forward(self, z):
+        parent = self.parent
+        out = parent.head(parent._decode(z))
+        if not parent.config.linear_path:
+            return torch.tanh(out)
+        linear = (parent.linear_out(z) + parent.pixel_mean).view(-1, *out.shape[1:])
+        return (out + linear).clamp(-1, 1)
 
 
 def as_model_input(images, image_size: int) -> torch.Tensor:
@@ -198,3 +427,5 @@ def as_model_input(images, image_size: int) -> torch.Tensor:
 
 ARTICLE = AutoencoderConfig()
 SMALL = AutoencoderConfig(widths=(16, 32, 64, 128), convs_per_half=1)
+IMPROVED = ResNetConfig(linear_path=True)
+UNET = ResNetConfig(skips=True)

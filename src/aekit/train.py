@@ -46,6 +46,9 @@ class TrainConfig:
     init: str | None = None
     model_config: dict = dataclasses.field(default_factory=dict)  # overrides of the preset's config fields
     on_nan: str = "stop"  # a non-finite loss: "stop" the run, or "skip" that step (counted in metrics.jsonl)
+    schedule: str = "linear"  # the article's LinearLR 1 -> 0; "onecycle" warms up to --lr then anneals; "constant"
+    flip: bool = False  # random horizontal flips (faces are roughly symmetric: twice the data for free)
+    noise: str | None = None  # noisy-input training (a denoiser): e.g. "gaussian:0.1", fresh noise every batch
 
     def check(self) -> None:
         """Raise TrainingError on values that cannot work."""
@@ -70,8 +73,27 @@ class TrainConfig:
             problems.append(f"--precision must be auto, fp32 or bf16 (got {self.precision})")
         if self.on_nan not in ("stop", "skip"):
             problems.append(f"--on-nan must be stop or skip (got {self.on_nan})")
+        if self.schedule not in SCHEDULES:
+            problems.append(f"--schedule must be one of {', '.join(SCHEDULES)} (got {self.schedule})")
         if problems:
             raise TrainingError("; ".join(problems))
+        if self.noise:
+            from .noise import parse_noise
+
+            parse_noise(self.noise)  # NoiseSpecError names the unknown model or bad argument now, not mid-run
+
+
+SCHEDULES = ("linear", "onecycle", "constant")
+
+
+def make_scheduler(optimizer, schedule: str, total_steps: int):
+    """The learning-rate schedule over the whole run, stepped once per batch."""
+    if schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=[g["lr"] for g in optimizer.param_groups],
+                                                   total_steps=total_steps + 1, pct_start=0.15)  # +1: end on the floor
+    if schedule == "constant":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    return torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1.0, end_factor=0.0, total_iters=total_steps)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -153,9 +175,17 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         loader = ImageTensorSet(train_images, cfg.batch_size, drop_last=True)
         # the article trains only the decoder (optimizer over decoder.parameters()); we train both halves
-        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        if not cfg.init and not resume and hasattr(model, "initialize_from_data"):
+            model.initialize_from_data(train_images)  # e.g. the improved preset starts at PCA
+        groups = model.optimizer_groups(cfg.lr) if hasattr(model, "optimizer_groups") else model.parameters()
+        optimizer = torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
         total_steps = cfg.epochs * len(loader)
-        scheduler = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1.0, end_factor=0.0, total_iters=total_steps)
+        scheduler = make_scheduler(optimizer, cfg.schedule, total_steps)
+        self.noise = None
+        if cfg.noise:
+            from .noise import parse_noise
+
+            self.noise = parse_noise(cfg.noise)
         start_epoch, start_batch, elapsed = 0, 0, 0.0
         if resume:
             io.remove_temporaries(self.out)  # left by a killed process; the files they were for are intact
@@ -183,7 +213,7 @@ class Trainer:
                 bar = tqdm(batches, total=len(loader), initial=first, desc=f"epoch {epoch + 1}/{cfg.epochs}",
                            unit="batch", disable=not self.progress, leave=False)
                 for batch in bar:
-                    loss = self._step(model, optimizer, batch)
+                    loss = self._step(model, optimizer, batch, (cfg.seed, epoch, completed))
                     completed += 1
                     seen += len(batch)
                     if loss is None:  # skipped (--on-nan skip): as if the step had not been taken
@@ -239,16 +269,24 @@ class Trainer:
             model.eval()
         return model
 
-    def _step(self, model, optimizer, batch) -> float | None:
-        """One optimisation step; its loss, or None when the loss was not finite and `on_nan` is skip."""
+    def _step(self, model, optimizer, batch, position=(0, 0, 0)) -> float | None:
+        """One optimisation step; its loss, or None when the loss was not finite and `on_nan` is skip.
+
+        `position` (seed, epoch, batch) seeds the flips and the noise, so a resumed run sees the same.
+        """
         x = to_float(batch.to(self.device, non_blocking=True))
+        if self.config.flip:
+            flips = torch.from_numpy(np.random.default_rng([*position, 1]).random(len(x)) < 0.5).to(x.device)
+            x = torch.where(flips[:, None, None, None], x.flip(-1), x)
+        source = x if self.noise is None else self.noise.apply_to_tensor(x, [*position, 2])
         if self.device.type == "cuda" or self.precision == "bf16":
             x = x.contiguous(memory_format=torch.channels_last)
+            source = source.contiguous(memory_format=torch.channels_last)
         skip = self.config.on_nan == "skip"
         # BatchNorm's running statistics change in the forward pass: keep them to undo a skipped step
         buffers = {k: v.clone() for k, v in model.named_buffers()} if skip else None
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-            pred = model(x)
+            pred = model(source)
         loss = torch.nn.functional.mse_loss(pred.float(), x)
         value = loss.item()
         if not math.isfinite(value):
@@ -267,17 +305,26 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, model, images: np.ndarray, batch_size: int = 256) -> dict:
-        """Held-out MSE loss and mean per-image PSNR (dB, [0, 1] scale)."""
+        """Held-out MSE loss and mean per-image PSNR (dB, [0, 1] scale); with noise, also the noisy input's PSNR.
+
+        The held-out noise is the same at every epoch (seeded by the run's seed), so epochs compare.
+        """
         model.eval()
-        losses, psnrs = [], []
+        losses, psnrs, noisy_psnrs = [], [], []
         for i in range(0, len(images), batch_size):
             x = to_float(torch.from_numpy(np.array(images[i : i + batch_size])).to(self.device))
+            source = x if getattr(self, "noise", None) is None else self.noise.apply_to_tensor(x, [self.config.seed, i, 3])
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-                pred = model(x).float()
+                pred = model(source).float()
             losses.append(((pred - x) ** 2).flatten(1).mean(1).cpu())
             psnrs.append(psnr(pred.cpu(), x.cpu()))
+            if source is not x:
+                noisy_psnrs.append(psnr(source.cpu(), x.cpu()))
         model.train()
-        return {"val_loss": float(torch.cat(losses).mean()), "val_psnr": float(np.concatenate(psnrs).mean())}
+        row = {"val_loss": float(torch.cat(losses).mean()), "val_psnr": float(np.concatenate(psnrs).mean())}
+        if noisy_psnrs:
+            row["val_noisy_psnr"] = float(np.concatenate(noisy_psnrs).mean())
+        return row
 
     # -- files ----------------------------------------------------------------------------------------
 
@@ -298,7 +345,8 @@ class Trainer:
             "epochs_done": epoch, "epochs": self.config.epochs, "batch_in_epoch": batch,
             "elapsed_s": round(elapsed, 1), "device": str(self.device), "precision": self.precision,
             "settings": dataclasses.asdict(self.config),
-            "final": {k: v for k, v in last.items() if k in ("loss", "val_loss", "val_psnr", "images_per_s")},
+            "final": {k: v for k, v in last.items() if k in ("loss", "val_loss", "val_psnr", "val_noisy_psnr", "images_per_s")},
+            "noise": self.config.noise,
         }
 
     def _write_run_file(self, data, n_train, n_val):
@@ -331,15 +379,22 @@ class Trainer:
     @torch.no_grad()
     def _save_samples(self, model, preview, epoch):
         model.eval()
+        rows, labels = [preview], ["original"]
+        source = preview if self.noise is None else self.noise.apply_to_tensor(preview, [self.config.seed, 0, 4])
+        if self.noise is not None:
+            rows.append(source)
+            labels.append("noisy")
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-            recon = model(preview.to(self.device)).float()
-            # the article's samples: decoder(randn); an autoencoder's latents are not N(0, I), so expect blur
-            generator = torch.Generator().manual_seed(1234)
-            z = torch.randn(len(preview), model.config.latent_dim, generator=generator).to(self.device)
-            samples = model.decoder(z).float()
+            rows.append(model(source.to(self.device)).float().cpu())
+            labels.append("denoised" if self.noise is not None else "recon")
+            if not getattr(model.config, "skips", False):
+                # the article's samples: decoder(randn); an autoencoder's latents are not N(0, I), so expect blur
+                generator = torch.Generator().manual_seed(1234)
+                z = torch.randn(len(preview), model.config.latent_dim, generator=generator).to(self.device)
+                rows.append(model.decoder(z).float().cpu())
+                labels.append("N(0,I)")
         model.train()
-        grid = image_grid([to_uint8_hwc(preview), to_uint8_hwc(recon), to_uint8_hwc(samples)],
-                          ["original", "recon", "N(0,I)"], title=f"{self.out.name}  epoch {epoch}")
+        grid = image_grid([to_uint8_hwc(r) for r in rows], labels, title=f"{self.out.name}  epoch {epoch}")
         (self.out / "samples").mkdir(exist_ok=True)
         io.save_image(self.out / "samples" / f"epoch_{epoch:04d}.png", grid)
 
@@ -363,6 +418,8 @@ def _format_row(row: dict, epochs: int) -> str:
     text = f"epoch {row['epoch']}/{epochs}: loss {row['loss']:.4f}"
     if "val_loss" in row:
         text += f", val loss {row['val_loss']:.4f}, val PSNR {row['val_psnr']:.2f} dB"
+    if "val_noisy_psnr" in row:
+        text += f" (noisy input {row['val_noisy_psnr']:.2f} dB)"
     return text + f", {row['images_per_s']:.0f} img/s"
 
 
