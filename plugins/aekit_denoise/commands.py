@@ -1,0 +1,349 @@
+"""The ``aekit noise`` and ``aekit denoise`` commands."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import click
+import numpy as np
+
+from aekit.cli import check_output_path, echo_skipped, model_option
+from aekit.errors import AekitError, ImageReadError, NoiseSpecError
+
+METHODS = ("auto", "resize", "tile")
+KEPT_SUFFIXES = (".png", ".jpg", ".jpeg")  # denoise keeps PNG and JPEG; every other format becomes PNG
+METHOD_HELP = ("How an image larger than the model's 64x64 is denoised: resize = denoise a 64x64 copy and add "
+               "the upsampled noise estimate it removed back at full size; tile = overlapping 64x64 tiles, "
+               "blended; auto = tile for skip-connection models, resize otherwise.")
+
+
+# --- inputs and outputs ----------------------------------------------------------------------------
+
+
+@dataclass
+class InputFile:
+    """One image to process: its path and its name relative to what was given (for outputs in a folder)."""
+
+    path: Path
+    name: str
+
+
+def collect_inputs(inputs, out: str | None = None) -> tuple[list[InputFile], list[str], bool]:
+    """Image files under the given files and folders; returns (files, missing inputs, one input that is no folder).
+
+    Folders are walked recursively (jpg, png, webp, bmp; hidden files and folders left out, and so is
+    the `out` folder when it lies inside one, so a second run does not take its own outputs as
+    inputs); with several inputs, a folder's images are named under the folder's own name.
+    """
+    from aekit.images import IMAGE_EXTENSIONS
+
+    files, missing = [], []
+    out_folder = Path(out).resolve() if out is not None and names_a_folder(out) else None
+    for given in inputs:
+        path = Path(given)
+        if path.is_dir():
+            found = sorted(_walk_images(path, IMAGE_EXTENSIONS, out_folder))
+            if not found:
+                raise AekitError(f"{path}: no image files ({', '.join(IMAGE_EXTENSIONS)}) in this folder")
+            prefix = PurePosixPath(path.resolve().name) if len(inputs) > 1 else PurePosixPath()
+            files += [InputFile(f, str(prefix / f.relative_to(path).as_posix())) for f in found]
+        elif path.is_file():
+            files.append(InputFile(path, path.name))
+        else:
+            missing.append(f"{path}: {'broken symbolic link' if path.is_symlink() else 'no such file or folder'}")
+    single = len(inputs) == 1 and not Path(inputs[0]).is_dir()
+    return files, missing, single
+
+
+def _walk_images(root: Path, extensions, leave_out: Path | None = None):
+    # os.walk does not follow directory symlinks, so symlink loops cannot trap it
+    if leave_out is not None and leave_out == root.resolve():
+        leave_out = None  # --out is the input folder itself: its files are the inputs
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")
+                             and (leave_out is None or (Path(dirpath) / d).resolve() != leave_out))
+        for name in filenames:
+            if not name.startswith(".") and name.lower().endswith(extensions):
+                yield Path(dirpath) / name
+
+
+def names_a_folder(out: str) -> bool:
+    """An --out that is an existing folder, ends with a slash, or has no extension means a folder."""
+    return Path(out).is_dir() or out.endswith(("/", os.sep)) or not Path(out).suffix
+
+
+def unique_names(names: list[str]) -> list[str]:
+    """Names made unique by adding ~1, ~2... before the extension of repeats."""
+    seen, result = set(), []
+    for name in names:
+        candidate, count = name, 0
+        while candidate in seen:
+            count += 1
+            path = PurePosixPath(name)
+            candidate = str(path.with_name(f"{path.stem}~{count}{path.suffix}"))
+        seen.add(candidate)
+        result.append(candidate)
+    return result
+
+
+def plan_outputs(files: list[InputFile], single: bool, out: str | None, rename, default_single=None) -> list[Path]:
+    """Where each input goes: `--out FILE` for one file, else `--out DIR` / its renamed relative name."""
+    if single and out is not None and not names_a_folder(out):
+        return [check_output_path(out)]
+    if single and out is None and default_single is not None:
+        return [Path(default_single(files[0]))]
+    if out is None:
+        raise click.UsageError("--out DIR is needed for a folder or several inputs")
+    folder = Path(out)
+    if folder.exists() and not folder.is_dir():
+        raise click.BadParameter(f"{out}: is a file; give a folder for a folder or several inputs", param_hint="--out")
+    if not single and not folder.exists() and not names_a_folder(out):
+        raise click.BadParameter(f"{out}: looks like a file name; give a folder for a folder or several inputs",
+                                 param_hint="--out")
+    return [folder / name for name in unique_names([rename(f.name) for f in files])]
+
+
+def refuse_overwriting_inputs(files: list[InputFile], outputs: list[Path], hint: str = "") -> None:
+    """AekitError before any work when an output would replace one of the inputs."""
+    inputs = {f.path.resolve() for f in files}
+    for output in outputs:
+        if output.resolve() in inputs:
+            raise AekitError(f"{output}: would overwrite an input; choose another --out{hint}")
+
+
+def refuse_existing_outputs(outputs: list[Path]) -> None:
+    """AekitError before any work when an output file already exists."""
+    existing = [output for output in outputs if output.exists()]
+    if existing:
+        raise AekitError(f"{existing[0]}: already exists ({len(existing)} of the {len(outputs)} outputs do); "
+                         "add --overwrite to replace them or choose another --out")
+
+
+def _with_suffix(name: str, suffix: str) -> str:
+    path = PurePosixPath(name)
+    return str(path.with_name(path.stem + suffix)) if path.stem else name + suffix
+
+
+def _progress(total: int, desc: str, quiet: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="img", disable=quiet, leave=False)
+
+
+def _nothing_done(skipped: list[str]) -> AekitError:
+    first = f" (first problem: {skipped[0]})" if skipped else ""
+    return AekitError(f"none of the {len(skipped)} input image(s) could be read{first}; nothing written")
+
+
+# --- aekit noise -------------------------------------------------------------------------------------
+
+
+def describe_noise_models() -> list[tuple[str, str]]:
+    """(name, help) of every registered noise model, for help texts."""
+    from aekit.plugins import get_registry
+
+    return [(entry.name, entry.help) for entry in get_registry().entries("noise_model")]
+
+
+class NoiseModelsHelp(click.Command):
+    """A command whose --help ends with the noise models registered when it is shown (plugins included)."""
+
+    def format_epilog(self, ctx, formatter):
+        super().format_epilog(ctx, formatter)
+        rows = describe_noise_models()
+        if rows:
+            with formatter.section("Registered noise models (amounts on the [0, 1] pixel scale)"):
+                formatter.write_dl(rows)
+
+
+def parse_kind(spec: str):
+    """The parsed `--kind` noise spec, or a usage error naming what is wrong."""
+    from aekit.noise import parse_noise
+
+    try:
+        return parse_noise(spec)
+    except NoiseSpecError as exc:
+        raise click.BadParameter(str(exc), param_hint="--kind") from None
+
+
+def add_noise_to_image(image: np.ndarray, noise, rng: np.random.Generator) -> np.ndarray:
+    """Noise on a uint8 (H, W, 3) image at its own size, applied as float in [0, 1]; uint8 back."""
+    noisy = noise(image[None].astype(np.float32) / 255.0, rng)[0]
+    return np.clip(np.rint(noisy * 255.0), 0, 255).astype(np.uint8)
+
+
+def noise_command() -> click.Command:
+    """Build `aekit noise`."""
+
+    @click.command("noise", cls=NoiseModelsHelp)
+    @click.argument("inputs", nargs=-1, required=True, metavar="IN...")
+    @click.option("--kind", "-k", "spec", required=True, metavar="SPEC",
+                  help="Noise spec NAME:ARG; A+B applies both, A|B picks one per image. SIGMA is on the [0, 1] "
+                       "pixel scale (gaussian:0.1 is about 25 of 255 grey levels).")
+    @click.option("--out", "-o", required=True, metavar="FILE|DIR",
+                  help="A .png file (one input), or a folder (created if missing) that keeps the inputs' relative names.")
+    @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+                  help="The same seed gives the same noise (each image draws from SEED and its position in the input order).")
+    @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+    def noise(inputs, spec, out, seed, quiet):
+        """Add noise to images at their own size and save them as lossless PNGs (test inputs for `aekit denoise`).
+
+        Outputs are RGB PNGs (transparency composited over white). Inputs are never overwritten; earlier
+        outputs are. Unreadable files are skipped and listed.
+
+        \b
+        Examples:
+          aekit noise face.jpg --kind gaussian:0.1 --out face-noisy.png
+          aekit noise faces/ --kind "gaussian:0.05+saltpepper:0.02" --out noisy/ --seed 1
+        """
+        from PIL import Image
+
+        from aekit import io
+        from aekit.images import open_image
+
+        noise_model = parse_kind(spec)
+        files, skipped, single = collect_inputs(inputs, out)
+        if not files:
+            raise _nothing_done(skipped)
+        if single and not names_a_folder(out) and Path(out).suffix.lower() != ".png":
+            raise click.BadParameter(f"{out}: must end in .png (lossless, so the noise survives)", param_hint="--out")
+        outputs = plan_outputs(files, single, out, lambda name: _with_suffix(name, ".png"))
+        refuse_overwriting_inputs(files, outputs)
+        written = 0
+        bar = _progress(len(files), "adding noise", quiet)
+        for index, (item, target) in enumerate(zip(files, outputs)):
+            bar.update()
+            try:
+                image = np.asarray(open_image(item.path))
+            except ImageReadError as exc:
+                skipped.append(str(exc))
+                continue
+            rng = np.random.default_rng([seed, index])
+            noisy = add_noise_to_image(image, noise_model, rng)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            io.save_image(target, Image.fromarray(noisy), format="PNG")
+            written += 1
+        bar.close()
+        echo_skipped(skipped)
+        if not written:
+            raise _nothing_done(skipped)
+        where = outputs[0] if single and not names_a_folder(out) else Path(out)
+        click.echo(f"wrote {written} noisy PNG(s) ({noise_model.spec}, seed {seed}) to {where}"
+                   + (f", {len(skipped)} skipped" if skipped else ""))
+
+    return noise
+
+
+# --- aekit denoise -----------------------------------------------------------------------------------
+
+
+def denoised_suffix(name: str) -> str:
+    """The output extension: PNG and JPEG keep theirs, every other format becomes .png."""
+    suffix = PurePosixPath(name).suffix
+    return suffix if suffix.lower() in KEPT_SUFFIXES else ".png"
+
+
+def training_noise(model) -> str | None:
+    """The noise spec the model was trained for, from its config.json (None when it records none)."""
+    from aekit.checkpoint import read_config
+
+    directory = getattr(model, "checkpoint_dir", None)
+    training = read_config(directory).get("training") if directory else getattr(model, "training_summary", None)
+    training = training if isinstance(training, dict) else {}
+    settings = training.get("settings") if isinstance(training.get("settings"), dict) else {}
+    noise = settings.get("noise", training.get("noise"))
+    return str(noise) if noise else None
+
+
+def denoise_command() -> click.Command:
+    """Build `aekit denoise`."""
+
+    @click.command("denoise")
+    @click.argument("inputs", nargs=-1, required=True, metavar="NOISY...")
+    @model_option
+    @click.option("--out", "-o", default=None, metavar="FILE|DIR",
+                  help="Output file (one input; default STEM-denoised.EXT in the current folder), or a folder "
+                       "(required for a folder or several inputs; keeps their relative names).")
+    @click.option("--method", type=click.Choice(METHODS), default="auto", show_default=True, help=METHOD_HELP)
+    @click.option("--overwrite", is_flag=True, help="Replace existing files, the inputs themselves included.")
+    @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+    @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+    def denoise(inputs, model_path, out, method, overwrite, device, quiet):
+        """Denoise images with a model (best one trained with `aekit train --noise ...`), at their own size.
+
+        Any image works: RGB, RGBA (alpha kept), grayscale (stays grayscale), palette (saved as RGB),
+        16-bit PNG (stays 16-bit), JPEG with EXIF rotation (saved upright). JPEG stays JPEG (quality
+        95), PNG stays PNG, other formats become PNG. Inputs are never overwritten unless --overwrite;
+        unreadable files are skipped and listed.
+
+        \b
+        Examples:
+          aekit denoise noisy.png --model runs/denoiser               # writes noisy-denoised.png
+          aekit denoise photos/ --model runs/denoiser --out clean/ --method tile
+        """
+        from aekit.cli import load_model_arg
+
+        from .pictures import denoise_image, format_for_path, open_picture, save_picture
+
+        files, skipped, single = collect_inputs(inputs, out)
+        if not files:
+            raise _nothing_done(skipped)
+        outputs = plan_outputs(files, single, out, lambda name: _with_suffix(name, denoised_suffix(name)),
+                               default_single=lambda item: f"{item.path.stem}-denoised{denoised_suffix(item.name)}")
+        for target in outputs[:1] if single else []:
+            try:
+                format_for_path(target)
+            except AekitError as exc:
+                raise click.BadParameter(str(exc), param_hint="--out") from None
+        if not overwrite:
+            refuse_overwriting_inputs(files, outputs, hint=" or add --overwrite")
+            refuse_existing_outputs(outputs)
+        model = load_model_arg(model_path, device=_device(device))
+        noise = training_noise(model)
+        if noise:
+            click.echo(f"model trained for noise: {noise}", err=True)
+        else:
+            where = getattr(model, "checkpoint_dir", None) or "the model"
+            click.echo(f"warning: {where} was not trained on noisy inputs (its config.json records no training "
+                       "noise), so it can only smooth; train one with aekit train --init MODEL --noise gaussian:0.1",
+                       err=True)
+        written = 0
+        bar = _progress(len(files), "denoising", quiet)
+        for item, target in zip(files, outputs):
+            bar.update()
+            try:
+                picture = open_picture(item.path)
+                denoised, notes = denoise_image(model, picture.image, method)
+            except ImageReadError as exc:
+                skipped.append(str(exc))
+                continue
+            except ValueError as exc:  # an image the model cannot take (e.g. too small to tile)
+                skipped.append(f"{item.path}: cannot denoise ({exc})")
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            notes = picture.notes + notes + save_picture(target, denoised, picture.metadata)
+            for note in notes:
+                click.echo(f"note: {item.path}: {note}", err=True)
+            written += 1
+        bar.close()
+        echo_skipped(skipped)
+        if not written:
+            raise _nothing_done(skipped)
+        if single and len(outputs) == 1:
+            click.echo(f"wrote {outputs[0]}")
+        else:
+            click.echo(f"wrote {written} denoised image(s) to {out}" + (f", {len(skipped)} skipped" if skipped else ""))
+
+    return denoise
+
+
+def _device(name: str):
+    from aekit.errors import TrainingError
+    from aekit.train import resolve_device
+
+    try:
+        return resolve_device(name)
+    except TrainingError as exc:
+        raise click.UsageError(str(exc)) from None

@@ -1,0 +1,531 @@
+"""The denoise plugin: noise models (statistics, seeds, arguments, combinations), `aekit noise`, `aekit denoise`."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image, ImageOps
+
+import aekit
+from aekit.cli import cli
+from aekit.errors import NoiseSpecError
+from aekit.noise import parse_noise
+from aekit.plugins import get_registry
+from aekit_denoise import covered_blocks, denoise_image, model_view, open_picture
+from aekit_denoise.commands import unique_names
+
+NOISE_SPECS = ["gaussian:0.1", "saltpepper:0.05", "speckle:0.1", "mask:0.25"]
+
+
+def grey(n=8, height=64, width=64, level=0.5):
+    """Float images in [0, 1], all one level."""
+    return np.full((n, height, width, 3), level, dtype=np.float32)
+
+
+# --- noise models ------------------------------------------------------------------------------------
+
+
+def test_builtin_noise_models_are_registered_with_help_on_the_unit_scale():
+    registry = get_registry()
+    for name in ("gaussian", "saltpepper", "speckle", "mask"):
+        entry = registry.entry("noise_model", name)
+        assert entry.plugin == "denoise" and entry.help
+    assert "[0, 1]" in registry.entry("noise_model", "gaussian").help
+
+
+@pytest.mark.parametrize("spec", NOISE_SPECS)
+def test_every_noise_model_keeps_shape_dtype_and_range_and_is_seeded(spec):
+    noise = parse_noise(spec)
+    images = np.random.default_rng(1).random((3, 40, 56, 3), dtype=np.float32)
+    first = noise(images, np.random.default_rng(7))
+    assert first.shape == images.shape and first.dtype == np.float32
+    assert first.min() >= 0 and first.max() <= 1
+    assert np.array_equal(first, noise(images, np.random.default_rng(7)))
+    assert not np.array_equal(first, noise(images, np.random.default_rng(8)))
+    assert not np.array_equal(first, images)
+    single = noise(images[0], np.random.default_rng(7))  # one (H, W, 3) image works too
+    assert single.shape == images[0].shape
+
+
+@pytest.mark.parametrize("sigma", [0.05, 0.1, 0.2])
+def test_gaussian_std_is_sigma_on_the_unit_scale(sigma):
+    noisy = parse_noise(f"gaussian:{sigma}")(grey(), np.random.default_rng(0))
+    assert (noisy - 0.5).std() == pytest.approx(sigma, rel=0.03)
+    assert (noisy - 0.5).mean() == pytest.approx(0, abs=0.005)
+
+
+def test_gaussian_default_sigma_is_0_1():
+    noisy = parse_noise("gaussian")(grey(), np.random.default_rng(0))
+    assert (noisy - 0.5).std() == pytest.approx(0.1, rel=0.03)
+
+
+def test_saltpepper_hits_a_fraction_p_of_pixels_in_all_channels_half_each():
+    noisy = parse_noise("saltpepper:0.1")(grey(), np.random.default_rng(0))
+    changed = (noisy != 0.5).any(axis=-1)
+    assert changed.mean() == pytest.approx(0.1, abs=0.005)
+    hit = noisy[changed]
+    assert np.all((hit == 0).all(axis=-1) | (hit == 1).all(axis=-1))  # whole pixels, black or white
+    assert (hit[:, 0] == 1).mean() == pytest.approx(0.5, abs=0.03)
+    assert np.all(noisy[~changed] == 0.5)
+
+
+def test_speckle_is_multiplicative():
+    noisy = parse_noise("speckle:0.2")(grey(level=0.4), np.random.default_rng(0))
+    assert (noisy - 0.4).std() == pytest.approx(0.4 * 0.2, rel=0.03)
+    black = parse_noise("speckle:0.2")(grey(level=0.0), np.random.default_rng(0))
+    assert np.all(black == 0)  # x * noise: nothing to multiply
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.25, 0.5])
+@pytest.mark.parametrize("shape", [(64, 64), (80, 100)])
+def test_mask_covers_about_the_fraction_in_blocks_set_to_zero(fraction, shape):
+    images = grey(8, *shape, level=1.0)
+    noisy = parse_noise(f"mask:{fraction}")(images, np.random.default_rng(0))
+    blank = (noisy == 0).all(axis=-1)
+    assert np.array_equal(blank, (noisy == 0).any(axis=-1))  # all channels together
+    assert np.all(noisy[~blank] == 1.0)
+    block = round(min(shape) / 8)
+    per_image = blank.mean(axis=(1, 2))
+    assert np.all(per_image >= fraction) and np.all(per_image <= fraction + block * block / (shape[0] * shape[1]) + 1e-9)
+    assert per_image.std() > 0  # different blocks in each image
+
+
+def test_mask_blocks_reach_the_corners_and_can_cover_almost_everything():
+    mask = covered_blocks((64, 64), 0.99, np.random.default_rng(0))
+    assert mask.mean() >= 0.99
+    corners = np.mean([covered_blocks((32, 32), 0.5, np.random.default_rng(s))[0, 0] for s in range(200)])
+    assert corners == pytest.approx(0.5, abs=0.15)  # blocks hang over the border, so corners are not spared
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("gaussian:0", "sigma must be in (0, 1], got 0"),
+    ("gaussian:1.5", "sigma must be in (0, 1], got 1.5"),
+    ("gaussian:-0.1", "sigma must be in (0, 1]"),
+    ("gaussian:nan", "sigma must be in (0, 1], got nan"),
+    ("gaussian:inf", "sigma must be in (0, 1]"),
+    ("gaussian:abc", "sigma must be a number, got 'abc'"),
+    ("saltpepper:2", "p must be in (0, 1], got 2"),
+    ("saltpepper:x", "p must be a number"),
+    ("speckle:0", "sigma must be in (0, 1]"),
+    ("mask:1", "fraction must be in (0, 1), got 1"),
+    ("mask:0", "fraction must be in (0, 1)"),
+    ("blur:3", "unknown noise model 'blur'"),
+])
+def test_bad_arguments_are_precise_errors(spec, message):
+    with pytest.raises(NoiseSpecError) as info:
+        parse_noise(spec)
+    assert message in str(info.value) and spec in str(info.value)
+
+
+def test_make_noise_raises_value_error_directly():
+    make_gaussian = get_registry().get("noise_model", "gaussian")
+    with pytest.raises(ValueError, match=r"sigma must be in \(0, 1\], got 5"):
+        make_gaussian("5")
+
+
+def test_combination_plus_applies_both():
+    noisy = parse_noise("gaussian:0.05+saltpepper:0.1")(grey(), np.random.default_rng(0))
+    extreme = ((noisy == 0) | (noisy == 1)).all(axis=-1)
+    assert extreme.mean() == pytest.approx(0.1, abs=0.01)
+    assert (noisy[~extreme] - 0.5).std() == pytest.approx(0.05, rel=0.05)
+
+
+def test_combination_or_picks_one_model_per_image_reproducibly():
+    noise = parse_noise("mask:0.25|gaussian:0.1")
+    images = grey(40, 32, 32)
+    noisy = noise(images, np.random.default_rng(3))
+    masked = (noisy == 0).all(axis=-1).mean(axis=(1, 2)) >= 0.25
+    gaussian = np.abs((noisy - 0.5).std(axis=(1, 2, 3)) - 0.1) < 0.01
+    assert 5 < masked.sum() < 35 and np.all(masked ^ gaussian)
+    assert np.array_equal(noisy, noise(images, np.random.default_rng(3)))
+
+
+# --- aekit noise ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+def invoke(runner, *args):
+    return runner.invoke(cli, [str(a) for a in args])
+
+
+def test_noise_cli_one_file_at_its_own_size(runner, tmp_path):
+    Image.fromarray(np.full((80, 100, 3), 128, np.uint8)).save(tmp_path / "grey.png")
+    result = invoke(runner, "noise", tmp_path / "grey.png", "--kind", "gaussian:0.1", "--out", tmp_path / "noisy.png", "-q")
+    assert result.exit_code == 0, result.output
+    assert "wrote 1 noisy PNG(s) (gaussian:0.1, seed 0)" in result.stdout
+    noisy = Image.open(tmp_path / "noisy.png")
+    assert noisy.format == "PNG" and noisy.size == (100, 80) and noisy.mode == "RGB"
+    assert (np.asarray(noisy) / 255.0 - 128 / 255).std() == pytest.approx(0.1, rel=0.05)
+    again = tmp_path / "again.png"
+    assert invoke(runner, "noise", tmp_path / "grey.png", "--kind", "gaussian:0.1", "--out", again, "-q").exit_code == 0
+    assert np.array_equal(np.asarray(Image.open(again)), np.asarray(noisy))  # same seed, same noise
+    other = tmp_path / "other.png"
+    assert invoke(runner, "noise", tmp_path / "grey.png", "-k", "gaussian:0.1", "-o", other, "--seed", "1", "-q").exit_code == 0
+    assert not np.array_equal(np.asarray(Image.open(other)), np.asarray(noisy))
+
+
+def test_noise_cli_one_file_into_a_folder(runner, tmp_path):
+    Image.fromarray(np.full((20, 30, 3), 99, np.uint8)).save(tmp_path / "a.jpg")
+    result = invoke(runner, "noise", tmp_path / "a.jpg", "--kind", "saltpepper:0.2", "--out", tmp_path / "out/", "-q")
+    assert result.exit_code == 0, result.output
+    assert Image.open(tmp_path / "out" / "a.png").size == (30, 20)
+
+
+def test_noise_cli_folder_keeps_relative_names_and_lists_bad_files(runner, tmp_path, face_folder, face_images):
+    (face_folder / "sub" / "broken.png").write_bytes(b"not a png")
+    result = invoke(runner, "noise", face_folder, "--kind", "mask:0.25+gaussian:0.05", "--out", tmp_path / "noisy", "-q")
+    assert result.exit_code == 0, result.output
+    assert "skipped: " in result.stderr and "broken.png" in result.stderr and "12 noisy PNG(s)" in result.stdout
+    _, _, names = face_images
+    written = sorted(p.relative_to(tmp_path / "noisy").as_posix() for p in (tmp_path / "noisy").rglob("*.png"))
+    assert written == sorted(n.rsplit(".", 1)[0] + ".png" for n in names)
+
+
+def test_noise_help_lists_noise_models_and_the_unit_scale(runner):
+    result = invoke(runner, "noise", "--help")
+    assert result.exit_code == 0 and "Example" in result.output
+    for name in ("gaussian", "saltpepper", "speckle", "mask"):
+        assert name in result.output
+    assert "SIGMA is on the [0, 1]" in result.output and "[0, 1] pixel scale" in result.output
+
+
+def test_noise_cli_never_overwrites_an_input(runner, tmp_path):
+    path = tmp_path / "face.png"
+    Image.fromarray(np.full((16, 16, 3), 50, np.uint8)).save(path)
+    before = path.read_bytes()
+    result = invoke(runner, "noise", path, "--kind", "gaussian:0.1", "--out", path)
+    assert result.exit_code == 1 and "would overwrite an input" in result.stderr
+    result = invoke(runner, "noise", tmp_path, "--kind", "gaussian:0.1", "--out", tmp_path)
+    assert result.exit_code == 1 and "would overwrite an input" in result.stderr
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("args, message, code", [
+    (["--kind", "gaussian:2", "--out", "x.png"], "sigma must be in (0, 1], got 2", 2),
+    (["--kind", "nope", "--out", "x.png"], "unknown noise model 'nope'", 2),
+    (["--kind", "gaussian", "--out", "x.jpg"], "must end in .png", 2),
+])
+def test_noise_cli_errors_are_one_line(runner, tmp_path, monkeypatch, args, message, code):
+    monkeypatch.chdir(tmp_path)
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save("in.png")
+    result = invoke(runner, "noise", "in.png", *args)
+    assert result.exit_code == code and message in result.stderr and "Traceback" not in result.output
+
+
+def test_noise_cli_missing_input_and_file_out_for_a_folder(runner, tmp_path, face_folder):
+    result = invoke(runner, "noise", tmp_path / "nope.png", "--kind", "gaussian", "--out", tmp_path / "x.png")
+    assert result.exit_code == 1 and "none of the 1 input image(s) could be read" in result.stderr
+    assert "no such file" in result.stderr
+    result = invoke(runner, "noise", face_folder, "--kind", "gaussian", "--out", tmp_path / "x.png")
+    assert result.exit_code == 2 and "give a folder" in result.stderr
+
+
+# --- aekit denoise: models and images -----------------------------------------------------------------
+
+
+@pytest.fixture
+def model_dir(tmp_path):
+    """An untrained small model (enough for I/O)."""
+    torch.manual_seed(0)
+    return aekit.create_model("small").save_pretrained(tmp_path / "model")
+
+
+@pytest.fixture
+def identity_denoise(monkeypatch):
+    """Make model.denoise return its input unchanged (checking the call it gets), so outputs can be compared exactly."""
+    calls = []
+
+    def denoise(self, images, method="auto", batch_size=256):
+        assert isinstance(images, np.ndarray) and images.dtype == np.uint8 and images.ndim == 3 and images.shape[2] == 3
+        calls.append(method)
+        return images.copy()
+
+    monkeypatch.setattr(aekit.Autoencoder, "denoise", denoise)
+    return calls
+
+
+def rgb_image(width=100, height=80, seed=0):
+    """A smooth gradient picture with some texture, (height, width, 3) uint8."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    base = np.stack([x * 255 / width, y * 255 / height, (x + y) * 127 / (width + height)], axis=-1)
+    return np.clip(base + rng.normal(0, 10, base.shape), 0, 255).astype(np.uint8)
+
+
+def make_input(path, mode):
+    """Write a test image of `mode` (100x80) to `path`; returns what Pillow reads back."""
+    rgb = rgb_image()
+    if mode == "RGB":
+        image = Image.fromarray(rgb)
+    elif mode == "RGBA":
+        alpha = np.tile(np.linspace(0, 255, 100).astype(np.uint8), (80, 1))
+        image = Image.fromarray(np.dstack([rgb, alpha]))
+    elif mode == "L":
+        image = Image.fromarray(rgb).convert("L")
+    elif mode == "LA":
+        image = Image.fromarray(rgb).convert("LA")
+    elif mode == "P":
+        image = Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE, colors=64)
+    elif mode == "I;16":
+        values = (rgb[..., 0].astype(np.int64) * 257 + np.arange(100)[None, :] * 3).clip(0, 65535)
+        image = Image.fromarray(values.astype(np.uint16))
+    else:
+        raise ValueError(mode)
+    image.save(path)
+    return Image.open(path)
+
+
+MODES = {"RGB": ("RGB", "x.png"), "RGBA": ("RGBA", "x.png"), "L": ("L", "x.png"), "LA": ("LA", "x.png"),
+         "P": ("RGB", "x.png"), "I;16": ("I;16", "x.png")}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_model_view_round_trips_every_mode(mode, tmp_path):
+    image = make_input(tmp_path / "x.png", mode)
+    view = model_view(image)
+    assert view.rgb.dtype == np.uint8 and view.rgb.shape == (80, 100, 3) and view.rgb.flags.writeable
+    back = view.rebuild(view.rgb)
+    assert back.mode == MODES[mode][0] and back.size == (100, 80)
+    expected = image.convert("RGB") if mode == "P" else image
+    assert np.array_equal(np.asarray(back), np.asarray(expected))
+
+
+def test_sixteen_bit_gets_the_models_change_at_full_precision(tmp_path):
+    image = make_input(tmp_path / "x.png", "I;16")
+
+    class Brighter:
+        def denoise(self, images, method="auto"):
+            return np.clip(images.astype(int) + 10, 0, 255).astype(np.uint8)
+
+    out, notes = denoise_image(Brighter(), image)
+    values, result = np.asarray(image).astype(int), np.asarray(out).astype(int)
+    unclipped = np.asarray(model_view(image).rgb[..., 0]) <= 240
+    assert out.mode == "I;16" and notes == []
+    assert np.array_equal(result[unclipped], values[unclipped] + 2570)  # +10 in 8-bit steps = +2570 in 16-bit
+
+
+def test_grayscale_averages_the_models_channels_and_rgba_keeps_alpha(tmp_path):
+    class Tinted:
+        def denoise(self, images, method="auto"):
+            out = images.astype(int)
+            out[..., 0] += 30
+            return np.clip(out, 0, 255).astype(np.uint8)
+
+    gray = make_input(tmp_path / "l.png", "L")
+    out, _ = denoise_image(Tinted(), gray)
+    dark = np.asarray(gray) < 200
+    assert out.mode == "L" and np.array_equal(np.asarray(out)[dark], np.asarray(gray)[dark] + 10)
+    rgba = make_input(tmp_path / "rgba.png", "RGBA")
+    out, _ = denoise_image(Tinted(), rgba)
+    assert out.mode == "RGBA" and np.array_equal(np.asarray(out)[..., 3], np.asarray(rgba)[..., 3])
+
+
+def test_a_model_without_denoise_is_a_clear_error(tmp_path):
+    with pytest.raises(aekit.AekitError, match="no denoise"):
+        denoise_image(object(), Image.new("RGB", (8, 8)))
+
+
+def test_unique_names():
+    assert unique_names(["a.png", "b/a.png", "a.png", "a.png"]) == ["a.png", "b/a.png", "a~1.png", "a~2.png"]
+
+
+# --- aekit denoise: the CLI ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("method", ["resize", "tile"])
+def test_denoise_cli_every_mode_with_the_real_model(runner, tmp_path, model_dir, mode, method):
+    make_input(tmp_path / "in.png", mode)
+    out = tmp_path / "out.png"
+    result = invoke(runner, "denoise", tmp_path / "in.png", "-m", model_dir, "--out", out, "--method", method, "-q")
+    assert result.exit_code == 0, result.output
+    assert f"wrote {out}" in result.stdout
+    denoised = Image.open(out)
+    assert denoised.format == "PNG" and denoised.size == (100, 80) and denoised.mode == MODES[mode][0]
+    if mode in ("RGBA", "LA"):
+        assert np.array_equal(np.asarray(denoised)[..., -1], np.asarray(Image.open(tmp_path / "in.png"))[..., -1])
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_denoise_cli_writes_exactly_what_the_model_returns(runner, tmp_path, model_dir, identity_denoise, mode):
+    original = make_input(tmp_path / "in.png", mode)
+    result = invoke(runner, "denoise", tmp_path / "in.png", "-m", model_dir, "--out", tmp_path / "out.png", "-q")
+    assert result.exit_code == 0, result.output
+    expected = original.convert("RGB") if mode == "P" else original
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "out.png")), np.asarray(expected))
+    assert identity_denoise == ["auto"]
+
+
+def test_denoise_cli_default_output_name_and_untrained_warning(runner, tmp_path, model_dir, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "noisy").mkdir()
+    Image.fromarray(rgb_image()).save(tmp_path / "noisy" / "face.jpg", quality=90)
+    Image.fromarray(rgb_image()).save(tmp_path / "noisy" / "face.bmp")
+    result = invoke(runner, "denoise", "noisy/face.jpg", "-m", model_dir, "-q")
+    assert result.exit_code == 0, result.output
+    assert Image.open(tmp_path / "face-denoised.jpg").format == "JPEG"  # JPEG stays JPEG, in the current folder
+    assert "not trained on noisy inputs" in result.stderr
+    result = invoke(runner, "denoise", "noisy/face.bmp", "-m", model_dir, "-q")
+    assert result.exit_code == 0 and Image.open(tmp_path / "face-denoised.png").format == "PNG"  # others become PNG
+
+
+def test_denoise_cli_says_which_noise_the_model_was_trained_for(runner, tmp_path):
+    model = aekit.create_model("small")
+    model_dir = model.save_pretrained(tmp_path / "m", training={"settings": {"noise": "gaussian:0.1"}})
+    Image.fromarray(rgb_image()).save(tmp_path / "a.png")
+    result = invoke(runner, "denoise", tmp_path / "a.png", "-m", model_dir, "--out", tmp_path / "b.png", "-q")
+    assert result.exit_code == 0, result.output
+    assert "model trained for noise: gaussian:0.1" in result.stderr and "not trained" not in result.stderr
+    assert json.loads((model_dir / "config.json").read_text())["training"]["settings"]["noise"] == "gaussian:0.1"
+
+
+def test_denoise_cli_exif_rotated_jpeg_comes_back_upright(runner, tmp_path, model_dir, identity_denoise):
+    stored = Image.fromarray(rgb_image(100, 80))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown rotated 90 degrees clockwise
+    exif[0x010F] = "aekit test camera"
+    stored.save(tmp_path / "photo.jpg", quality=95, exif=exif.tobytes())
+    upright = ImageOps.exif_transpose(Image.open(tmp_path / "photo.jpg"))
+    assert upright.size == (80, 100)
+    result = invoke(runner, "denoise", tmp_path / "photo.jpg", "-m", model_dir, "--out", tmp_path / "clean.jpg", "-q")
+    assert result.exit_code == 0, result.output
+    clean = Image.open(tmp_path / "clean.jpg")
+    assert clean.format == "JPEG" and clean.size == (80, 100)
+    assert clean.getexif().get(0x0112, 1) == 1 and clean.getexif().get(0x010F) == "aekit test camera"
+    difference = np.abs(np.asarray(clean).astype(int) - np.asarray(upright).astype(int)).mean()
+    assert difference < 3  # the same upright picture, up to JPEG's loss
+
+
+def test_denoise_cli_exif_rotated_jpeg_with_the_real_model_keeps_its_size(runner, tmp_path, model_dir):
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    Image.fromarray(rgb_image(100, 80)).save(tmp_path / "photo.jpg", exif=exif.tobytes())
+    result = invoke(runner, "denoise", tmp_path / "photo.jpg", "-m", model_dir, "--out", tmp_path / "o.jpg", "-q")
+    assert result.exit_code == 0, result.output
+    assert Image.open(tmp_path / "o.jpg").size == (80, 100)
+
+
+def test_denoise_cli_notes_what_the_output_format_cannot_hold(runner, tmp_path, model_dir):
+    make_input(tmp_path / "deep.png", "I;16")
+    make_input(tmp_path / "clear.png", "RGBA")
+    result = invoke(runner, "denoise", tmp_path / "deep.png", "-m", model_dir, "--out", tmp_path / "deep.jpg", "-q")
+    assert result.exit_code == 0 and "saved as 8-bit" in result.stderr
+    assert Image.open(tmp_path / "deep.jpg").mode == "L"
+    result = invoke(runner, "denoise", tmp_path / "clear.png", "-m", model_dir, "--out", tmp_path / "clear.jpg", "-q")
+    assert result.exit_code == 0 and "composited over white" in result.stderr
+    assert Image.open(tmp_path / "clear.jpg").mode == "RGB"
+
+
+def test_denoise_cli_folder_keeps_names_and_lists_bad_files(runner, tmp_path, model_dir, face_folder, face_images):
+    (face_folder / "sub" / "broken.jpg").write_bytes(b"not a jpeg")
+    Image.fromarray(rgb_image(20, 10)).convert("P").save(face_folder / "palette.bmp")
+    result = invoke(runner, "denoise", face_folder, "-m", model_dir, "--out", tmp_path / "clean", "-q")
+    assert result.exit_code == 0, result.output
+    assert "wrote 13 denoised image(s)" in result.stdout and "1 skipped" in result.stdout
+    assert "skipped: " in result.stderr and "broken.jpg" in result.stderr and "1 file(s) skipped" in result.stderr
+    _, _, names = face_images
+    written = sorted(p.relative_to(tmp_path / "clean").as_posix() for p in (tmp_path / "clean").rglob("*.*"))
+    assert written == sorted(names + ["palette.png"])
+    assert Image.open(tmp_path / "clean" / "face06.jpg").format == "JPEG"
+    assert Image.open(tmp_path / "clean" / "sub" / "deeper" / "face11.png").size == (32, 32)
+
+
+def test_denoise_cli_leaves_its_own_output_folder_out_of_the_inputs(runner, tmp_path, model_dir, face_folder):
+    clean = face_folder / "clean"
+    for _ in range(2):  # the second run must not denoise the first run's outputs again
+        result = invoke(runner, "denoise", face_folder, "-m", model_dir, "--out", clean, "--overwrite", "-q")
+        assert result.exit_code == 0 and "wrote 12 denoised image(s)" in result.stdout, result.output
+    assert not (clean / "clean").exists()
+
+
+def write_png16_rgb(path, array):
+    """A 16-bit colour PNG written by hand (Pillow cannot write one)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    height, width, _ = array.shape
+    rows = b"".join(b"\x00" + row.astype(">u2").tobytes() for row in array)
+    header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def test_denoise_cli_sixteen_bit_colour_png_is_saved_as_8_bit_with_a_note(runner, tmp_path, model_dir):
+    write_png16_rgb(tmp_path / "deep.png", rgb_image().astype(np.uint16) * 257)
+    result = invoke(runner, "denoise", tmp_path / "deep.png", "-m", model_dir, "--out", tmp_path / "o.png", "-q")
+    assert result.exit_code == 0, result.output
+    assert "16-bit colour PNG" in result.stderr and "saved as 8-bit" in result.stderr
+    out = Image.open(tmp_path / "o.png")
+    assert out.mode == "RGB" and out.size == (100, 80)
+
+
+def test_denoise_cli_never_overwrites_inputs_unless_asked(runner, tmp_path, model_dir, face_folder):
+    path = tmp_path / "a.png"
+    Image.fromarray(rgb_image()).save(path)
+    before = path.read_bytes()
+    result = invoke(runner, "denoise", path, "-m", model_dir, "--out", path)
+    assert result.exit_code == 1 and "would overwrite an input" in result.stderr and "--overwrite" in result.stderr
+    result = invoke(runner, "denoise", face_folder, "-m", model_dir, "--out", face_folder)
+    assert result.exit_code == 1 and "would overwrite an input" in result.stderr
+    assert path.read_bytes() == before
+    result = invoke(runner, "denoise", path, "-m", model_dir, "--out", path, "--overwrite", "-q")
+    assert result.exit_code == 0 and path.read_bytes() != before
+    assert Image.open(path).size == (100, 80)
+
+
+def test_denoise_cli_refuses_existing_outputs_without_overwrite(runner, tmp_path, model_dir):
+    Image.fromarray(rgb_image()).save(tmp_path / "a.png")
+    (tmp_path / "b.png").write_bytes(b"keep me")
+    result = invoke(runner, "denoise", tmp_path / "a.png", "-m", model_dir, "--out", tmp_path / "b.png")
+    assert result.exit_code == 1 and "already exists" in result.stderr
+    assert (tmp_path / "b.png").read_bytes() == b"keep me"
+
+
+@pytest.mark.parametrize("args, message, code", [
+    (["faces"], "--out DIR is needed", 2),
+    (["faces", "--out", "clean.png"], "looks like a file name", 2),
+    (["a.png", "--out", "a.xyz"], "cannot write images with extension '.xyz'", 2),
+    (["a.png", "--out", "missing/b.png"], "does not exist", 1),
+    (["nope.png"], "(first problem: nope.png: no such file or folder)", 1),
+    (["nope.png", "--out", "b.png"], "none of the 1 input image(s) could be read (first problem: nope.png: no such file", 1),
+    (["broken.png", "--out", "b.png"], "not an image Pillow can read", 1),
+    (["empty"], "no image files", 1),
+    (["a.png", "--method", "blur"], "Invalid value for '--method'", 2),
+])
+def test_denoise_cli_errors_are_one_line(runner, tmp_path, model_dir, monkeypatch, face_folder, args, message, code):
+    monkeypatch.chdir(tmp_path)
+    Image.fromarray(rgb_image()).save("a.png")
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG broken")
+    (tmp_path / "empty").mkdir()
+    result = invoke(runner, "denoise", *args, "-m", model_dir)
+    assert result.exit_code == code and message in result.stderr, result.output
+    assert "Traceback" not in result.output
+    assert len([line for line in result.stderr.splitlines() if line.startswith("Error")]) == 1
+
+
+def test_denoise_cli_bad_model_is_one_line(runner, tmp_path):
+    Image.fromarray(rgb_image()).save(tmp_path / "a.png")
+    result = invoke(runner, "denoise", tmp_path / "a.png", "-m", tmp_path / "no-model", "--out", tmp_path / "b.png")
+    assert result.exit_code == 1 and "no such checkpoint folder" in result.stderr and "Traceback" not in result.output
+
+
+def test_denoise_help_has_an_example(runner):
+    result = invoke(runner, "denoise", "--help")
+    assert result.exit_code == 0 and "Example" in result.output and "resize" in result.output and "tile" in result.output
+
+
+def test_open_picture_keeps_mode_and_reports_bad_files(tmp_path):
+    make_input(tmp_path / "x.png", "I;16")
+    picture = open_picture(tmp_path / "x.png")
+    assert picture.image.mode == "I;16" and picture.bit_depth == 16 and picture.format == "PNG"
+    (tmp_path / "bad.png").write_bytes(b"junk")
+    with pytest.raises(aekit.ImageReadError, match="not an image Pillow can read"):
+        open_picture(tmp_path / "bad.png")
