@@ -1,0 +1,163 @@
+"""The report's tables as plain text (printed) and Markdown (report.md), from the report's JSON."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _num(value, digits: int) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _bytes(value) -> str:
+    return "–" if value is None else f"{value:,.0f}"
+
+
+def reconstruction_table(section: dict) -> tuple[list[str], list[list[str]]]:
+    headers = ["method", "bytes per image", "MSE", "PSNR (dB)", "SSIM"]
+    rows = [[r["method"], _bytes(r["bytes_per_image"]), _num(r["mse"], 5), _num(r["psnr"], 2), _num(r["ssim"], 4)]
+            for r in section["rows"]]
+    return headers, rows
+
+
+def denoising_table(section: dict) -> tuple[list[str], list[list[str]]]:
+    headers = ["noise", "method", "parameter", "PSNR (dB)", "SSIM"]
+    rows = []
+    for table in section["tables"]:
+        for r in table["rows"]:
+            rows.append([table["noise"], r["method"], r.get("parameter") or "", _num(r["psnr"], 2), _num(r["ssim"], 4)])
+    return headers, rows
+
+
+def features_table(section: dict) -> tuple[list[str], list[list[str]]]:
+    subset = section.get("pixel_labels") or []
+    headers = ["features", "dims", f"mean accuracy ({len(section['labels'])} labels)", "mean balanced accuracy"]
+    if subset:
+        headers.append(f"mean accuracy ({len(subset)} raw-pixel labels)")
+    rows = []
+    for r in section["rows"]:
+        everything = r["labels"] == len(section["labels"])
+        row = [r["method"], "–" if r["dims"] is None else str(r["dims"]),
+               _num(r["mean_accuracy"], 3) if everything else "–", _num(r["mean_balanced_accuracy"], 3) if everything else "–"]
+        if subset:
+            row.append(_num(r.get("mean_accuracy_pixel_labels"), 3))
+        rows.append(row)
+    return headers, rows
+
+
+def per_label_table(section: dict) -> tuple[list[str], list[list[str]]]:
+    methods = [r["method"] for r in section["rows"]]
+    headers = ["label"] + methods
+    rows = []
+    for label in section["labels"]:
+        cells = [label]
+        for r in section["rows"]:
+            score = r["per_label"].get(label)
+            cells.append(_num(score["accuracy"], 3) if score else "–")
+        rows.append(cells)
+    return headers, rows
+
+
+def _text_columns(headers) -> int:
+    """How many leading columns hold text (left-aligned); the numbers after them are right-aligned."""
+    return 3 if headers[:2] == ["noise", "method"] else 1
+
+
+def text_table(headers, rows) -> str:
+    """Aligned columns: text left, numbers right."""
+    widths = [max(len(str(c)) for c in column) for column in zip(headers, *rows)]
+    left = _text_columns(headers)
+
+    def line(cells):
+        return "  ".join(str(c).ljust(w) if i < left else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+    return "\n".join([line(headers), "  ".join("-" * w for w in widths)] + [line(r) for r in rows])
+
+
+def markdown_table(headers, rows) -> str:
+    escape = lambda text: str(text).replace("|", "\\|")  # noqa: E731
+    left = _text_columns(headers)
+    out = ["| " + " | ".join(escape(h) for h in headers) + " |",
+           "|" + "|".join("---" if i < left else "---:" for i in range(len(headers))) + "|"]
+    out += ["| " + " | ".join(escape(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def as_text(report: dict) -> str:
+    """What `aekit eval` prints."""
+    parts = [f"model {report['model']['path']} ({report['model']['architecture']}, {report['model']['latent_dim']}-d latent)",
+             f"evaluated on {report['data']['eval']['source']}: {report['data']['eval']['images']} images"]
+    train = report["data"].get("train")
+    if train and train.get("images"):
+        parts.append(f"training split {train['description']}: {train['images']} images")
+    rec = report["reconstruction"]
+    parts += ["", f"reconstruction ({rec['images']} images)", text_table(*reconstruction_table(rec))]
+    if report.get("denoising"):
+        den = report["denoising"]
+        parts += ["", f"denoising ({den['images']} images; parameters tuned on {den['tuning_images']} others)",
+                  text_table(*denoising_table(den))]
+    if report.get("features"):
+        feat = report["features"]
+        parts += ["", f"features (linear probe: {feat['train_images']} training / {feat['test_images']} evaluation images)",
+                  text_table(*features_table(feat))]
+    return "\n".join(parts)
+
+
+def as_markdown(report: dict) -> str:
+    """report.md: the same tables, the data each number comes from, and the PNG grids (relative links)."""
+    model, data = report["model"], report["data"]
+    lines = ["# aekit evaluation report", "",
+             f"- **model**: `{model['path']}` ({model['architecture']}, {model['latent_dim']}-d latent, id `{model['model_id']}`)",
+             f"- **trained on**: {data['model_training']}",
+             f"- **evaluated on**: `{data['eval']['source']}`, {data['eval']['images']} images"
+             + (" that the model never trained on" if data.get("overlap_checked") else
+                " (the checkpoint records no training data, so that the model never saw them could not be checked)")
+             + (f"; {data['eval']['skipped']} unreadable ones skipped" if data['eval'].get('skipped') else "")]
+    train = data.get("train")
+    if train and train.get("images"):
+        lines.append(f"- **baselines and probes fitted on**: {train['description']}, {train['images']} images")
+    env = report["environment"]
+    lines += [f"- **run**: {report['created']}, aekit {env['aekit']}, torch {env['torch']}, {env['device']}, "
+              f"{env['cpu_count']} CPU cores, {report['elapsed_s']:.0f} s, seed {report['settings']['seed']}", ""]
+    rec = report["reconstruction"]
+    lines += ["## Reconstruction", "",
+              f"Per image on the [0, 1] scale, then averaged over {rec['images']} images. "
+              "SSIM: scikit-image `structural_similarity` (Gaussian window, sigma 1.5).", ""]
+    if rec.get("notes"):
+        lines += [f"- {n}" for n in rec["notes"]] + [""]
+    lines += [markdown_table(*reconstruction_table(rec)), "", f"![original / reconstructions]({rec['grid']})", ""]
+    if report.get("denoising"):
+        den = report["denoising"]
+        lines += ["## Denoising", "",
+                  f"PSNR and SSIM against the clean images, {den['images']} images. NL-means `h` and TV `weight` are multiples "
+                  f"of each image's estimated noise sigma, tuned on {den['tuning_images']} other images of the same data "
+                  "(the multiple shown).", "", markdown_table(*denoising_table(den)), ""]
+        for table in den["tables"]:
+            notes = [f"- {table['noise']}: {note}" for note in table.get("notes", [])]
+            lines += (notes + [""] if notes else []) + [f"![{table['noise']}: noisy / denoised / clean]({table['grid']})", ""]
+    if report.get("features"):
+        feat = report["features"]
+        lines += ["## Features", "",
+                  f"Linear probe (standardised LogisticRegression) per binary label, trained on {feat['train_images']} "
+                  f"training-split images and scored on {feat['test_images']} evaluation images. PCA is fitted on the "
+                  "training split.", "", markdown_table(*features_table(feat)), ""]
+        for r in feat["rows"]:
+            lines += [f"- {r['method']}: {n}" for n in r.get("notes", [])]
+        if feat.get("skipped_labels"):
+            lines.append("- labels left out: " + "; ".join(f"{k} ({v})" for k, v in feat["skipped_labels"].items()))
+        lines += ["", "<details><summary>Accuracy per label</summary>", "", markdown_table(*per_label_table(feat)), "",
+                  "</details>", ""]
+    lines += ["Numbers: `report.json` beside this file.", ""]
+    return "\n".join(lines)
+
+
+def linked_images(markdown: str) -> list[str]:
+    """The image links of a Markdown text (for checks)."""
+    import re
+
+    return re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown)
+
+
+def missing_links(markdown_path) -> list[str]:
+    """Image links of a report.md that do not resolve to files beside it."""
+    path = Path(markdown_path)
+    return [link for link in linked_images(path.read_text(encoding="utf-8")) if not (path.parent / link).is_file()]

@@ -1,0 +1,333 @@
+"""``aekit eval``'s work: every table of the report, computed on held-out data, and the files it writes."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import shlex
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from aekit.errors import AekitError
+
+from . import codecs, denoise, probe, quality, report as render, splits
+
+FORMAT = "aekit-eval-report"
+FORMAT_VERSION = 1
+GRID_IMAGES = 8
+
+
+@dataclass
+class EvalOptions:
+    """What `aekit eval` was asked for (the CLI's options)."""
+
+    data: str
+    model: str | None = None
+    train_data: str | None = None
+    baselines: bool = False
+    noise: list[str] = field(default_factory=list)
+    labels: bool = False
+    labels_csv: str | None = None
+    limit: int | None = None
+    train_limit: int | None = 10_000
+    pixel_labels: int = 5
+    out: str = "report"
+    seed: int = 0
+    device: str = "auto"
+    batch_size: int = 128
+
+    def command_line(self) -> str:
+        """The `aekit eval` command that gives these options."""
+        args = ["aekit", "eval"] + (["--model", self.model] if self.model else []) + ["--data", self.data]
+        if self.train_data:
+            args += ["--train-data", self.train_data]
+        if self.baselines:
+            args.append("--baselines")
+        for spec in self.noise:
+            args += ["--noise", spec]
+        if self.labels:
+            args += ["--labels"] + ([self.labels_csv] if self.labels_csv else [])
+        defaults = EvalOptions(data="")
+        for name in ("limit", "train_limit", "pixel_labels", "seed", "device", "batch_size"):
+            value = getattr(self, name)
+            if value != getattr(defaults, name):
+                args += [f"--{name.replace('_', '-')}", str(value)]
+        args += ["--out", str(self.out)]
+        return shlex.join(args)
+
+
+def _log_to_stderr(message: str) -> None:
+    import click
+
+    click.echo(message, err=True)
+
+
+def run_eval(options: EvalOptions, progress: bool = True, log=_log_to_stderr) -> dict:
+    """Compute the report, write report.json, report.md and the PNG grids into ``options.out``; return the report."""
+    from aekit import __version__, io
+    from aekit.checkpoint import architecture_name, load, model_fingerprint
+    from aekit.images import image_grid
+    from aekit.noise import parse_noise
+    from aekit.train import resolve_device
+
+    started = time.time()
+    timings: dict[str, float] = {}
+    mark = [started]
+
+    def lap(name: str) -> None:
+        now = time.time()
+        timings[name] = round(now - mark[0], 1)
+        mark[0] = now
+
+    if not options.data:
+        raise AekitError("give --data SOURCE: held-out images the model never trained on, e.g. faces/[9000:]")
+    for name in ("limit", "train_limit"):
+        value = getattr(options, name)
+        if value is not None and value < 1:
+            raise AekitError(f"--{name.replace('_', '-')} must be at least 1 (got {value})")
+    if options.labels_csv and not Path(options.labels_csv).is_file():
+        raise AekitError(f"--labels {options.labels_csv}: no such file")
+    noises = [parse_noise(spec) for spec in options.noise]  # a bad spec fails before any work
+    out = Path(options.out)
+    if out.exists() and not out.is_dir():
+        raise AekitError(f"--out {out}: is a file; give a folder for the report")
+
+    device = resolve_device(options.device)
+    model = load(options.model, device=device)
+    size, latent_dim = model.config.image_size, model.config.latent_dim
+    record = splits.recorded_training(model)
+    splits.check_eval_data(options.data, options.limit, record, options.train_data)
+    if (options.baselines or options.labels) and not options.train_data and record is None:
+        raise AekitError(splits.NO_TRAINING_RECORD)
+
+    evaluation = splits.load_eval(options.data, size, options.limit, progress)
+    clean = quality.to_unit(evaluation.images)
+    test_labels = probe.read_labels(evaluation.attributes, evaluation.names, options.labels_csv) if options.labels else {}
+    if options.labels and not test_labels:
+        raise AekitError(f"--labels: {options.data} has no labels (a folder needs an attributes.csv at its root; "
+                         "or give --labels FILE.csv)")
+    if noises and len(evaluation) < 2:
+        raise AekitError(f"--noise needs at least 2 evaluation images (one to tune the baselines on), got {len(evaluation)}")
+    log(f"evaluating on {len(evaluation)} images of {options.data}")
+    lap("loading")
+    out.mkdir(parents=True, exist_ok=True)
+
+    model_info = {"path": str(options.model or getattr(model, "checkpoint_dir", "")), "architecture": architecture_name(model),
+                  "latent_dim": latent_dim, "image_size": size, "model_id": model_fingerprint(model),
+                  "config": model.config.to_dict(), "parameters": model.num_parameters()}
+    data_info = {"eval": {"source": options.data, "description": evaluation.description, "images": len(evaluation),
+                          "skipped": len(evaluation.skipped)},
+                 "model_training": _describe_training(record), "overlap_checked": record is not None}
+
+    # -- the training split (baselines and probes are fitted on it, never on the evaluation images) --
+    train = None
+    if options.baselines or options.labels:
+        train = splits.load_train(model, options.train_data, size, options.train_limit, options.seed, progress)
+        data_info["train"] = {"source": train.source, "description": train.description, "images": len(train),
+                              "images_in_split": train.total, "from": "--train-data" if options.train_data else "the model's training record"}
+        log(f"training split: {train.description} ({len(train)} images)")
+    train_pixels = quality.to_unit(train.images).reshape(len(train), -1) if train is not None else None
+    lap("training split")
+
+    # -- reconstruction --
+    skips = bool(getattr(model.config, "skips", False))
+    latents, recon = _encode_decode(model, clean, options.batch_size, skips, progress)
+    rows, grid_rows, grid_labels, notes = [], [evaluation.images[:GRID_IMAGES]], ["original"], []
+    float_bytes = latent_dim * 4
+    if skips:
+        notes.append("the model has skip connections: its output does not pass through the latent alone, so it is "
+                     "no codec and has no bytes per image")
+    rows.append(_row("aekit" + (" (skip connections)" if skips else f" ({latent_dim}-d float32 latent)"),
+                     None if skips else float_bytes, recon, clean, progress))
+    grid_rows.append(_to_uint8(recon[:GRID_IMAGES]))
+    grid_labels.append("aekit")
+    if not skips:
+        from aekit_compress import dequantize_int8, quantize_int8
+
+        q, scale, offset = quantize_int8(latents)
+        int8_recon = _decode(model, dequantize_int8(q, scale, offset), options.batch_size, progress)
+        int8_bytes = latent_dim + 8 * latent_dim / len(latents)
+        rows.append(_row(f"aekit ({latent_dim}-d int8 latent)", int8_bytes, int8_recon, clean, progress,
+                         {"note": f"{latent_dim} bytes + a float32 scale and offset per dimension, shared by the "
+                                  f"{len(latents)} images (as `aekit compress --dtype int8` stores them)"}))
+    pca = None
+    if options.baselines:
+        components = codecs.pca_components(latent_dim, len(train), train_pixels.shape[1])
+        if components < latent_dim:
+            notes.append(f"PCA has {components} components, not {latent_dim}: the training split has only {len(train)} images")
+        log(f"fitting PCA-{components} on {len(train)} training images")
+        pca = codecs.fit_pca(train_pixels, components, options.seed)
+        pca_recon = codecs.pca_reconstruct(pca, clean)
+        rows.append(_row(f"PCA-{components} (float32 coefficients)", components * 4, pca_recon, clean, progress,
+                         {"components": components, "fitted_on": train.description, "train_images": len(train)}))
+        grid_rows.append(_to_uint8(pca_recon[:GRID_IMAGES]))
+        grid_labels.append(f"PCA-{components}")
+        for fmt, label in (("JPEG", "JPEG"), ("WEBP", "WebP")):
+            best, tried = codecs.match_quality(evaluation.images, fmt, float_bytes)
+            size_bytes, decoded = codecs.round_trip(evaluation.images, fmt, best, progress)
+            rows.append(_row(f"{label} quality {best}", size_bytes, decoded, clean, progress,
+                             {"format": fmt, "quality": best, "target_bytes": float_bytes, "pillow": codecs.CODEC_SETTINGS[fmt],
+                              "mean_bytes_by_quality": {str(k): v for k, v in tried.items()}}))
+            grid_rows.append(decoded[:GRID_IMAGES])
+            grid_labels.append(f"{label} q{best}")
+            if best in codecs.QUALITIES and abs(size_bytes - float_bytes) > 0.25 * float_bytes:
+                notes.append(f"{label} cannot reach {float_bytes} bytes per image at any quality; quality {best} is the closest")
+    grid_name = "reconstruction.png"
+    io.save_image(out / grid_name, image_grid(grid_rows, grid_labels, title=f"{options.data}: original and reconstructions"),
+                  optimize=True)
+    lap("reconstruction")
+    result = {"format": FORMAT, "format_version": FORMAT_VERSION, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "command": options.command_line(), "settings": asdict(options), "environment": _environment(__version__, device),
+              "model": model_info, "data": data_info,
+              "reconstruction": {"images": len(evaluation), "latent_bytes": {"float32": float_bytes, "int8": latent_dim},
+                                 "rows": rows, "notes": notes, "grid": grid_name}}
+
+    # -- denoising --
+    if noises:
+        tune_idx, report_idx = denoise.split_tuning(len(evaluation), options.seed)
+        tables = []
+        for number, noise in enumerate(noises, 1):
+            log(f"denoising: {noise.spec}")
+            noisy = noise(clean, np.random.default_rng([options.seed, number])).astype(np.float32)
+            tables.append(_denoise_table(model, noise.spec, number, noisy, clean, tune_idx, report_idx, out, options, progress))
+        result["denoising"] = {"images": len(report_idx), "tuning_images": len(tune_idx), "tables": tables,
+                               "tuning": {"NL-means h / sigma": list(denoise.NL_MEANS_GRID), "TV weight / sigma": list(denoise.TV_GRID),
+                                          "nl_means": denoise.NL_MEANS_SETTINGS, "sigma": "estimated per image (Immerkaer 1996)"}}
+        lap("denoising")
+
+    # -- features --
+    if options.labels:
+        result["features"] = _features(model, options, evaluation, test_labels, train, latents, train_pixels, clean, pca, progress, log)
+        lap("features")
+
+    result["elapsed_s"] = round(time.time() - started, 1)
+    result["timings_s"] = timings
+    io.write_json(out / "report.json", result)
+    io.write_text(out / "report.md", render.as_markdown(result))
+    return result
+
+
+# --- pieces ----------------------------------------------------------------------------------------------
+
+
+def _to_uint8(unit: np.ndarray) -> np.ndarray:
+    return np.clip(np.asarray(unit) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def _chunks(count: int, batch_size: int, progress: bool, desc: str):
+    bar = tqdm(total=count, desc=desc, unit="img", disable=not progress, leave=False)
+    for start in range(0, count, batch_size):
+        yield slice(start, start + batch_size)
+        bar.update(min(batch_size, count - start))
+    bar.close()
+
+
+def _encode(model, unit: np.ndarray, batch_size: int, progress: bool, desc: str = "encoding") -> np.ndarray:
+    parts = [model.encode(quality.unit_to_tensor(unit[s]), batch_size=batch_size).numpy()
+             for s in _chunks(len(unit), batch_size, progress, desc)]
+    return np.concatenate(parts).astype(np.float32)
+
+
+def _decode(model, latents: np.ndarray, batch_size: int, progress: bool) -> np.ndarray:
+    parts = [quality.tensor_to_unit(model.decode(torch.from_numpy(latents[s]), batch_size=batch_size))
+             for s in _chunks(len(latents), batch_size, progress, "decoding")]
+    return np.concatenate(parts)
+
+
+def _encode_decode(model, clean, batch_size, skips, progress):
+    latents = _encode(model, clean, batch_size, progress)
+    if skips:
+        recon = np.concatenate([quality.tensor_to_unit(model.reconstruct(quality.unit_to_tensor(clean[s]), batch_size=batch_size))
+                                for s in _chunks(len(clean), batch_size, progress, "reconstructing")])
+    else:
+        recon = _decode(model, latents, batch_size, progress)
+    return latents, recon
+
+
+def _row(method: str, bytes_per_image, pred, clean, progress, settings: dict | None = None) -> dict:
+    return {"method": method, "bytes_per_image": None if bytes_per_image is None else float(bytes_per_image),
+            **quality.scores(pred, clean, progress, f"SSIM {method}"), "settings": settings or {}}
+
+
+def _denoise_table(model, spec, number, noisy, clean, tune_idx, report_idx, out, options, progress) -> dict:
+    from aekit import io
+    from aekit.images import image_grid
+
+    target = clean[report_idx]
+    rows = [{"method": "noisy input", "parameter": "", **quality.scores(noisy[report_idx], target, progress)}]
+    use_denoise = callable(getattr(model, "denoise", None))
+    method = "aekit model.denoise" if use_denoise else "aekit reconstruct (model has no denoise)"
+    function = model.denoise if use_denoise else model.reconstruct
+    outputs = []
+    for s in _chunks(len(report_idx), options.batch_size, progress, "aekit denoising"):
+        outputs.append(quality.tensor_to_unit(function(quality.unit_to_tensor(noisy[report_idx[s]]), batch_size=options.batch_size)))
+    aekit_out = np.concatenate(outputs)
+    rows.append({"method": method, "parameter": "", **quality.scores(aekit_out, target, progress)})
+    grid_rows, labels = [_to_uint8(noisy[report_idx[:GRID_IMAGES]]), _to_uint8(aekit_out[:GRID_IMAGES])], ["noisy", "aekit"]
+    notes = []
+    sigmas = quality.estimate_sigma(noisy[report_idx])
+    for name, (function_, _grid, parameter) in denoise.METHODS.items():
+        tuned = denoise.tune(name, noisy[tune_idx], clean[tune_idx], progress)
+        denoised = function_(noisy[report_idx], tuned["multiple"], sigmas, progress, name)
+        rows.append({"method": f"scikit-image {name}", "parameter": f"{parameter} = {tuned['multiple']:g} x sigma",
+                     **quality.scores(denoised, target, progress), "tuning": tuned})
+        notes += [f"{name}: {n}" for n in tuned["notes"]]
+        grid_rows.append(_to_uint8(denoised[:GRID_IMAGES]))
+        labels.append(name)
+    grid_rows.append(_to_uint8(target[:GRID_IMAGES]))
+    labels.append("clean")
+    grid = f"denoise-{number}-{re.sub(r'[^A-Za-z0-9.]+', '-', spec).strip('-')}.png"
+    io.save_image(out / grid, image_grid(grid_rows, labels, title=f"{spec}: noisy / denoised / clean"), optimize=True)
+    return {"noise": spec, "rows": rows, "grid": grid, "notes": notes,
+            "estimated_sigma": float(sigmas.mean())}
+
+
+def _features(model, options, evaluation, test_labels, train, latents, train_pixels, clean, pca, progress, log) -> dict:
+    train_labels = probe.read_labels(train.attributes, train.names, options.labels_csv)
+    usable, skipped = probe.binary_labels(train_labels, test_labels)
+    if not usable:
+        reasons = "; ".join(f"{k}: {v}" for k, v in list(skipped.items())[:3])
+        raise AekitError(f"--labels: no binary label to probe ({reasons})")
+    log(f"linear probes on {len(usable)} labels")
+    train_latents = _encode(model, quality.to_unit(train.images), options.batch_size, progress, "encoding training split")
+    if pca is None:
+        components = codecs.pca_components(model.config.latent_dim, len(train), train_pixels.shape[1])
+        pca = codecs.fit_pca(train_pixels, components, options.seed)
+    test_pixels = clean.reshape(len(clean), -1)
+    subset = probe.pixel_label_subset(usable, options.pixel_labels)
+    features = [("aekit latents", latents.shape[1], train_latents, latents, None),
+                (f"PCA-{pca.n_components_} of pixels", int(pca.n_components_), pca.transform(train_pixels), pca.transform(test_pixels), None)]
+    if subset:
+        features.append(("raw pixels", train_pixels.shape[1], train_pixels, test_pixels, subset))
+    rows = probe.probe_table(features, train_labels, test_labels, usable, subset if len(subset) < len(usable) else None, progress)
+    return {"train_images": len(train), "test_images": len(evaluation), "labels": usable,
+            "label_source": options.labels_csv or "the data source's own attributes",
+            "pixel_labels": subset if len(subset) < len(usable) else [], "skipped_labels": skipped, "rows": rows}
+
+
+def _describe_training(record) -> str:
+    if record is None:
+        return "not recorded in the checkpoint (no overlap check was possible)"
+    settings = record.get("settings") or {}
+    text = f"`{record['data']}`"
+    extra = [f"{k.replace('_', '-')} {settings[k]}" for k in ("skip", "limit", "files") if settings.get(k)]
+    if settings.get("val_fraction"):
+        extra.append(f"validation share {settings['val_fraction']:g}")
+    if settings.get("val_data"):
+        extra.append(f"validation data `{settings['val_data']}`")
+    return text + (f" ({', '.join(extra)})" if extra else "")
+
+
+def _environment(version: str, device) -> dict:
+    name = str(device)
+    if device.type == "cuda":
+        name = f"cuda ({torch.cuda.get_device_name(device)})"
+    return {"aekit": version, "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform(),
+            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": name}

@@ -1,0 +1,171 @@
+"""Which images the report uses: the evaluation data, the training split, and the refusal to mix them."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from aekit.errors import AekitError
+
+
+NO_TRAINING_RECORD = ("the checkpoint records no training data, so the baselines and probes have no training split: "
+                      "give --train-data SOURCE (images the evaluation data does not contain)")
+
+
+class OverlapError(AekitError):
+    """The evaluation images are (some of) the images the model or the baselines were fitted on."""
+
+
+@dataclass
+class Images:
+    """uint8 (N, S, S, 3) images with their names and attribute columns, and where they came from."""
+
+    images: np.ndarray
+    names: list[str]
+    attributes: dict[str, np.ndarray] = field(default_factory=dict)
+    source: str = ""
+    description: str = ""
+    skipped: list[str] = field(default_factory=list)
+    total: int = 0  # images in the split before a --train-limit subset
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def _hwc(images) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(images).transpose(0, 2, 3, 1))
+
+
+def load_eval(spec: str, size: int, limit: int | None, progress: bool) -> Images:
+    """The evaluation images of ``--data`` (its first `limit`)."""
+    from aekit.data import prepare
+
+    data = prepare(spec, size, limit=limit, progress=progress)
+    return Images(_hwc(data.images), list(data.names), dict(data.attributes), spec, data.source, list(data.skipped), len(data))
+
+
+def recorded_training(model) -> dict | None:
+    """The training record of a checkpoint (``config.json``'s "training"), or None when it has none."""
+    training = getattr(model, "training_summary", None) or {}
+    settings = training.get("settings") or {}
+    if not (training.get("data") or settings.get("data")):
+        return None
+    return {"data": training.get("data") or settings.get("data"), "settings": settings}
+
+
+def train_settings(record: dict):
+    """The recorded run's TrainConfig (unknown fields dropped)."""
+    from aekit.train import TrainConfig
+
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    settings = dict(record.get("settings") or {})
+    settings.setdefault("data", record["data"])
+    return TrainConfig(**{k: v for k, v in settings.items() if k in names})
+
+
+def load_train(model, train_data: str | None, size: int, limit: int | None, seed: int, progress: bool) -> Images:
+    """The training split: ``--train-data``, else the images the model's run trained on (its validation share left out).
+
+    Mirrors ``aekit.train.training_images`` and keeps the attribute columns aligned. With `limit`, a
+    seeded random subset of that many images.
+    """
+    from aekit.data import prepare
+    from aekit.train import split_train_val
+
+    if train_data:
+        data = prepare(train_data, size, progress=progress)
+        images, attributes = data.images, dict(data.attributes)
+        names, source = list(data.names), train_data
+        description = f"{train_data} (--train-data)"
+    else:
+        record = recorded_training(model)
+        if record is None:
+            raise AekitError(NO_TRAINING_RECORD)
+        cfg = train_settings(record)
+        data = prepare(cfg.data, size, cfg.skip, cfg.limit, cfg.files, progress=progress)
+        images, attributes, names = data.images, dict(data.attributes), list(data.names)
+        source = cfg.data
+        description = f"{cfg.data}: the images the model trained on"
+        selection = [f"--skip {cfg.skip}" if cfg.skip else "", f"--limit {cfg.limit}" if cfg.limit else "",
+                     f"--files {cfg.files}" if cfg.files else ""]
+        if any(selection):
+            description += f" ({' '.join(s for s in selection if s)})"
+        if cfg.val_fraction:
+            train_idx, _ = split_train_val(len(data), cfg.val_fraction, cfg.seed)
+            images = np.asarray(images[train_idx])
+            attributes = {k: np.asarray(v)[train_idx] for k, v in attributes.items()}
+            names = [names[i] for i in train_idx]
+            description += f", less its {cfg.val_fraction:g} validation share"
+    total = len(images)
+    if limit is not None and total > limit:
+        keep = np.sort(np.random.default_rng(seed).choice(total, size=limit, replace=False))
+        images = np.asarray(images[keep])
+        attributes = {k: np.asarray(v)[keep] for k, v in attributes.items()}
+        names = [names[i] for i in keep]
+        description += f"; a random {limit} of its {total}"
+    return Images(_hwc(images), names, attributes, source, description, list(data.skipped), total)
+
+
+# --- no overlap ------------------------------------------------------------------------------------------
+
+
+def _same_source(a: str, b: str) -> bool:
+    """Whether two --data texts (without windows) name the same source: equal text or the same folder/file."""
+    if a.rstrip("/") == b.rstrip("/"):
+        return True
+    pa, pb = Path(a).expanduser(), Path(b).expanduser()
+    try:
+        return pa.exists() and pb.exists() and pa.resolve() == pb.resolve()
+    except OSError:
+        return False
+
+
+def overlap(eval_spec: str, eval_limit: int | None, train_spec: str, skip: int = 0, limit: int | None = None,
+            files=None) -> int | None:
+    """How many evaluation images are also training images, when both name the same source (else None).
+
+    Compares the selected positions of one source (``SOURCE[START:STOP]`` windows, --skip, --limit,
+    --files); the synthetic source also compares across sizes (``synthetic:64`` is in ``synthetic:2000``).
+    """
+    from aekit.data import open_source, select_indices, split_slice
+
+    eval_base, eval_window = split_slice(eval_spec)
+    train_base, train_window = split_slice(train_spec)
+    synthetic = eval_base.split(":")[0] == "synthetic" == train_base.split(":")[0]
+    if not (synthetic or _same_source(eval_base, train_base)):
+        return None
+    try:
+        eval_source, train_source = open_source(eval_base), open_source(train_base)
+        eval_keys, train_keys = eval_source.keys(), train_source.keys()
+        eval_idx = select_indices(eval_keys, 0, eval_limit, None, eval_window)
+        train_idx = select_indices(train_keys, skip, limit, files, train_window)
+    except Exception:  # a source that cannot be opened here (offline hub...): fall back to comparing the text
+        return None
+    if synthetic:  # keys name (seed, index), which fix the image
+        return len({eval_keys[i] for i in eval_idx} & {train_keys[i] for i in train_idx})
+    return len(set(eval_idx) & set(train_idx))
+
+
+def check_eval_data(eval_spec: str, eval_limit: int | None, record: dict | None, train_data: str | None) -> None:
+    """Refuse evaluation data that the model trained on, or that the baselines would be fitted on."""
+    if record is not None:
+        cfg = train_settings(record)
+        held_out = f"; evaluate on held-out images, e.g. --data {cfg.val_data}" if cfg.val_data else \
+            "; evaluate on images it never saw, e.g. a [START:STOP] window the run did not use"
+        if eval_spec.strip() == str(record["data"]).strip():
+            share = f" (its {cfg.val_fraction:g} validation share is mixed in with them)" if cfg.val_fraction else ""
+            raise OverlapError(f"--data {eval_spec} is the data the model trained on{share}{held_out}")
+        shared = overlap(eval_spec, eval_limit, cfg.data, cfg.skip, cfg.limit, cfg.files)
+        if shared:
+            raise OverlapError(f"--data {eval_spec}: {shared} of its images are among the {cfg.data} images the model "
+                               f"trained on{held_out}")
+    if train_data:
+        if eval_spec.strip() == train_data.strip():
+            raise OverlapError(f"--train-data and --data are both {eval_spec}; fit the baselines on other images")
+        shared = overlap(eval_spec, eval_limit, train_data)
+        if shared:
+            raise OverlapError(f"--data {eval_spec}: {shared} of its images are also in --train-data {train_data}; "
+                               "fit the baselines on other images")

@@ -1,0 +1,331 @@
+"""`aekit eval` (plugin aekit_eval): every table on held-out data, the right split for the baselines, the files."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+import aekit
+import aekit.plugins
+from aekit.cli import cli
+from aekit.synthetic import make_faces
+
+runner = CliRunner()
+
+TRAIN = "synthetic:96"       # the tiny model's training data (a quarter held out for validation)
+TRAIN_IMAGES = 72
+EVAL = "synthetic:24:1"      # another seed: faces the model never saw
+LATENT = 16
+
+NOISE_PLUGIN = """
+import numpy as np
+import aekit
+
+def make(argument):
+    sigma = float(argument)
+    return lambda images, rng: images + rng.normal(0.0, sigma, images.shape)
+
+@aekit.hookimpl
+def register_noise_models(register):
+    register("evalnoise", make, help="Gaussian noise for the eval tests; argument: sigma")
+"""
+
+
+def invoke(*args):
+    result = runner.invoke(cli, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def fails(*args, message):
+    """The command fails with exactly one line naming the problem, and no traceback."""
+    result = runner.invoke(cli, [str(a) for a in args] + ["--quiet"])
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    assert message in lines[0], result.output
+    return lines[0]
+
+
+def finite(value) -> bool:
+    return isinstance(value, float) and math.isfinite(value)
+
+
+def has_noise(name: str) -> bool:
+    return name in aekit.plugins.get_registry().names("noise_model")
+
+
+@pytest.fixture(scope="module")
+def module_home(tmp_path_factory):
+    """An isolated AEKIT_HOME for module-scoped fixtures (conftest's own isolation is per test)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AEKIT_HOME", str(tmp_path_factory.mktemp("eval_home")))
+        patch.delenv("AEKIT_LOAD_PLUGINS", raising=False)
+        aekit.plugins.reset()
+        yield
+        aekit.plugins.reset()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, module_home):
+    """The small preset with a 16-d latent, one epoch on 96 synthetic faces (a quarter held out): a training record."""
+    from aekit.train import Trainer, TrainConfig
+
+    out = tmp_path_factory.mktemp("eval_model") / "model"
+    config = TrainConfig(data=TRAIN, arch="small", epochs=1, batch_size=32, lr=2e-3, sample_every=0, val_fraction=0.25,
+                         model_config={"latent_dim": LATENT})
+    Trainer(config, out, progress=False, log=lambda message: None, run_hooks=False).run()
+    return out
+
+
+@pytest.fixture
+def untrained(tmp_path):
+    """A tiny untrained model saved with save_pretrained: no training record."""
+    torch.manual_seed(0)
+    return aekit.create_model("small", latent_dim=LATENT).save_pretrained(tmp_path / "untrained")
+
+
+@pytest.fixture(scope="module")
+def full_report(tmp_path_factory, trained):
+    """One run with every table: --baselines, --noise (when a gaussian noise model is registered), --labels."""
+    out = tmp_path_factory.mktemp("eval_report") / "report"
+    noise = ["--noise", "gaussian:0.1"] if has_noise("gaussian") else []
+    result = invoke("eval", "--model", trained, "--data", EVAL, "--baselines", *noise, "--labels", "--out", out, "--quiet")
+    return json.loads((out / "report.json").read_text(encoding="utf-8")), out, result.output
+
+
+# --- the report --------------------------------------------------------------------------------------------
+
+
+def test_reconstruction_table_reads_bytes_to_quality(full_report):
+    report, _, _ = full_report
+    rows = {r["method"]: r for r in report["reconstruction"]["rows"]}
+    assert list(rows)[:3] == [f"aekit ({LATENT}-d float32 latent)", f"aekit ({LATENT}-d int8 latent)",
+                              f"PCA-{LATENT} (float32 coefficients)"]
+    assert [m.split()[0] for m in list(rows)[3:]] == ["JPEG", "WebP"]
+    assert rows[f"aekit ({LATENT}-d float32 latent)"]["bytes_per_image"] == LATENT * 4
+    assert LATENT <= rows[f"aekit ({LATENT}-d int8 latent)"]["bytes_per_image"] < LATENT * 2
+    assert rows[f"PCA-{LATENT} (float32 coefficients)"]["bytes_per_image"] == LATENT * 4
+    for row in rows.values():
+        assert all(finite(row[k]) for k in ("bytes_per_image", "mse", "psnr", "ssim")), row
+        assert 0 < row["mse"] < 1 and -1 <= row["ssim"] <= 1
+        assert row["psnr"] >= 10 * np.log10(1 / row["mse"]) - 1e-6  # a mean of per-image PSNRs (Jensen)
+    for row in list(rows.values())[3:]:
+        settings = row["settings"]
+        assert 1 <= settings["quality"] <= 100 and settings["target_bytes"] == LATENT * 4
+        tried = {int(q): s for q, s in settings["mean_bytes_by_quality"].items()}
+        assert settings["quality"] in tried
+    assert report["reconstruction"]["latent_bytes"] == {"float32": LATENT * 4, "int8": LATENT}
+    assert report["data"]["eval"] == {"source": EVAL, "description": "synthetic:24:1", "images": 24, "skipped": 0}
+    assert TRAIN in report["data"]["model_training"]
+
+
+def test_denoising_table(full_report):
+    report, out, _ = full_report
+    if "denoising" not in report:
+        pytest.skip("no 'gaussian' noise model is registered (plugin aekit_denoise not installed); "
+                    "test_denoising_with_a_plugin_noise_model covers the table")
+    section = report["denoising"]
+    assert section["tuning_images"] == 6 and section["images"] == 18  # 24 // 4 tune, the rest reported
+    (table,) = section["tables"]
+    assert table["noise"] == "gaussian:0.1"
+    methods = [r["method"] for r in table["rows"]]
+    assert methods == ["noisy input", "aekit model.denoise", "scikit-image NL-means", "scikit-image TV"]
+    assert all(finite(r["psnr"]) and finite(r["ssim"]) for r in table["rows"])
+    assert 17 < table["rows"][0]["psnr"] < 23  # sigma 0.1 on [0, 1]: about 20 dB
+    assert table["rows"][2]["psnr"] > table["rows"][0]["psnr"]  # tuned NL-means beats doing nothing
+    assert (out / table["grid"]).is_file()
+
+
+def test_features_table(full_report):
+    report, _, _ = full_report
+    section = report["features"]
+    assert section["train_images"] == TRAIN_IMAGES and section["test_images"] == 24
+    assert len(section["labels"]) >= 3 and set(section["labels"]) <= set(aekit.synthetic.ATTRIBUTE_NAMES)
+    rows = {r["method"]: r for r in section["rows"]}
+    assert list(rows) == ["aekit latents", f"PCA-{LATENT} of pixels", "raw pixels", "majority class"]
+    assert rows["aekit latents"]["dims"] == LATENT and rows["raw pixels"]["dims"] == 64 * 64 * 3
+    assert len(section["pixel_labels"]) == 5 and rows["raw pixels"]["labels"] == 5
+    for name, row in rows.items():
+        expected = 5 if name == "raw pixels" else len(section["labels"])
+        assert len(row["per_label"]) == expected
+        for score in row["per_label"].values():
+            assert 0 <= score["accuracy"] <= 1 and 0 <= score["balanced_accuracy"] <= 1
+        assert finite(row["mean_accuracy"]) and finite(row["mean_accuracy_pixel_labels"])
+    assert rows["majority class"]["mean_balanced_accuracy"] <= 0.5 + 1e-9
+
+
+def test_report_files_render(full_report):
+    from aekit_eval.report import linked_images, missing_links
+
+    report, out, output = full_report
+    markdown = (out / "report.md").read_text(encoding="utf-8")
+    links = linked_images(markdown)
+    assert "reconstruction.png" in links and missing_links(out / "report.md") == []
+    assert all("/" not in link for link in links)  # relative, beside report.md
+    for link in links:
+        with Image.open(out / link) as image:
+            assert image.format == "PNG" and image.width > 8 * 64
+    for heading in ("## Reconstruction", "## Features", "| method | bytes per image | MSE | PSNR (dB) | SSIM |", EVAL, TRAIN):
+        assert heading in markdown
+    assert ("## Denoising" in markdown) == ("denoising" in report)
+    assert not list(out.glob(".*"))  # atomic writes leave no temporary files
+    assert report["format"] == "aekit-eval-report" and report["command"].startswith("aekit eval --model ")
+    for heading in ("reconstruction (24 images)", "features (linear probe", "PSNR (dB)", "wrote "):
+        assert heading in output
+
+
+# --- the right split ----------------------------------------------------------------------------------
+
+
+def test_baselines_are_fitted_on_the_training_split(trained, tmp_path, monkeypatch):
+    """PCA sees exactly the run's training images (its validation share left out), never the evaluation images."""
+    import aekit_eval.codecs as codecs
+    from aekit.checkpoint import read_config
+    from aekit.train import training_images
+
+    seen = []
+    original = codecs.fit_pca
+
+    def spy(pixels, components, seed=0):
+        seen.append(np.array(pixels))
+        return original(pixels, components, seed)
+
+    monkeypatch.setattr(codecs, "fit_pca", spy)
+    invoke("eval", "--model", trained, "--data", EVAL, "--limit", 8, "--baselines", "--out", tmp_path / "r", "-q")
+    (pixels,) = seen
+    expected = training_images(read_config(trained)["training"]["settings"], 64, progress=False)
+    assert pixels.shape == (TRAIN_IMAGES, 64 * 64 * 3)
+    np.testing.assert_array_equal(pixels, expected.transpose(0, 2, 3, 1).reshape(TRAIN_IMAGES, -1) / np.float32(255))
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert report["data"]["train"]["images"] == TRAIN_IMAGES and report["data"]["train"]["from"] == "the model's training record"
+    pca = next(r for r in report["reconstruction"]["rows"] if r["method"].startswith("PCA"))
+    assert pca["settings"]["train_images"] == TRAIN_IMAGES and "validation share" in pca["settings"]["fitted_on"]
+    assert "denoising" not in report and "features" not in report
+
+
+def test_train_data_and_a_labels_csv(untrained, face_folder, tmp_path):
+    """--train-data for a checkpoint without a record; --labels FILE.csv gives both splits their labels."""
+    images, attrs = make_faces(40, seed=8, size=64)
+    train_dir = tmp_path / "train"
+    train_dir.mkdir()
+    lines = [(face_folder / "attributes.csv").read_text(encoding="utf-8").strip()]
+    for i, image in enumerate(images):
+        Image.fromarray(image).save(train_dir / f"t{i:03d}.png")
+        lines.append(f"t{i:03d}.png,{2 * int(attrs['Smiling'][i]) - 1},{2 * int(attrs['Male'][i]) - 1}")
+    csv_path = tmp_path / "labels.csv"
+    csv_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "r"
+    invoke("eval", "--model", untrained, "--data", face_folder, "--train-data", train_dir, "--baselines",
+           "--labels", csv_path, "--pixel-labels", 0, "--out", out, "-q")
+    report = json.loads((out / "report.json").read_text())
+    assert report["data"]["train"]["images"] == 40 and report["data"]["train"]["from"] == "--train-data"
+    assert "not recorded" in report["data"]["model_training"]
+    features = report["features"]
+    assert features["labels"] == ["Smiling", "Male"] and features["label_source"] == str(csv_path)
+    assert [r["method"] for r in features["rows"]] == ["aekit latents", f"PCA-{LATENT} of pixels", "majority class"]
+    assert features["test_images"] == 12 and features["train_images"] == 40
+
+
+def test_denoising_with_a_plugin_noise_model(untrained, install_plugin, tmp_path):
+    install_plugin("aekit-evalnoise", "evalnoise", "aekit_evalnoise_plugin", NOISE_PLUGIN)
+    out = tmp_path / "r"
+    invoke("eval", "--model", untrained, "--data", "synthetic:12:2", "--train-data", "synthetic:20:3",
+           "--noise", "evalnoise:0.1", "--noise", "evalnoise:0.05", "--out", out, "-q")
+    report = json.loads((out / "report.json").read_text())
+    section = report["denoising"]
+    assert section["tuning_images"] == 3 and section["images"] == 9
+    assert [t["noise"] for t in section["tables"]] == ["evalnoise:0.1", "evalnoise:0.05"]
+    from aekit_eval.denoise import NL_MEANS_GRID, TV_GRID
+
+    for table in section["tables"]:
+        rows = {r["method"]: r for r in table["rows"]}
+        assert rows["scikit-image NL-means"]["tuning"]["multiple"] in NL_MEANS_GRID
+        assert rows["scikit-image TV"]["tuning"]["multiple"] in TV_GRID
+        assert len(rows["scikit-image TV"]["tuning"]["grid_psnr"]) == len(TV_GRID) <= 5
+        assert all(finite(r["psnr"]) and finite(r["ssim"]) for r in rows.values())
+        assert (out / table["grid"]).is_file()
+    assert section["tables"][1]["rows"][0]["psnr"] > section["tables"][0]["rows"][0]["psnr"]  # less noise, higher PSNR
+    assert "baselines" not in report["reconstruction"] and len(report["reconstruction"]["rows"]) == 2
+
+
+def test_denoising_falls_back_to_reconstruct(untrained, install_plugin, tmp_path, monkeypatch):
+    """A model class without `denoise` (before it existed) is measured by its reconstruction."""
+    install_plugin("aekit-evalnoise", "evalnoise", "aekit_evalnoise_plugin", NOISE_PLUGIN)
+    monkeypatch.delattr(aekit.Autoencoder, "denoise", raising=False)
+    invoke("eval", "--model", untrained, "--data", "synthetic:8:2", "--noise", "evalnoise:0.1", "--out", tmp_path / "r", "-q")
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert report["denoising"]["tables"][0]["rows"][1]["method"] == "aekit reconstruct (model has no denoise)"
+
+
+# --- one-line errors ----------------------------------------------------------------------------------------
+
+
+def test_errors_are_one_line(trained, untrained, tmp_path):
+    out = tmp_path / "r"
+    fails("eval", "--model", trained, "--out", out, message="give --data SOURCE")
+    fails("eval", "--model", trained, "--data", tmp_path / "missing", "--out", out, message="no such file or folder")
+    fails("eval", "--model", trained, "--data", TRAIN, "--out", out, message="is the data the model trained on")
+    fails("eval", "--model", trained, "--data", "synthetic:30", "--out", out,  # the first 30 of the 96 it trained on
+          message="30 of its images are among the synthetic:96 images the model trained on")
+    fails("eval", "--model", trained, "--data", EVAL, "--train-data", EVAL, "--baselines", "--out", out,
+          message="--train-data and --data are both")
+    fails("eval", "--model", trained, "--data", EVAL, "--noise", "nosuchnoise:0.1", "--out", out, message="unknown noise model")
+    fails("eval", "--model", trained, "--data", EVAL, "--noise", "", "--out", out, message="empty noise spec")
+    fails("eval", "--model", untrained, "--data", EVAL, "--baselines", "--out", out, message="records no training data")
+    fails("eval", "--model", trained, "--data", EVAL, "--labels", tmp_path / "none.csv", "--out", out, message="no such file")
+    fails("eval", "--model", trained, "--data", EVAL, "--limit", 1, "--noise", "gaussian:0.1" if has_noise("gaussian") else "x",
+          "--out", out, message="--noise needs at least 2" if has_noise("gaussian") else "unknown noise model")
+    assert not out.exists()  # every refusal comes before any file is written
+    arrays = tmp_path / "faces.npy"
+    np.save(arrays, make_faces(8, seed=1, size=64)[0])
+    fails("eval", "--model", untrained, "--data", arrays, "--train-data", "synthetic:20", "--labels", "--out", out,
+          message="has no labels")
+
+
+def test_overlap_by_position_in_one_source(face_folder):
+    from aekit_eval.splits import overlap
+
+    assert overlap(f"{face_folder}/[6:]", None, f"{face_folder}[:8]") == 2
+    assert overlap(f"{face_folder}[8:]", None, f"{face_folder}/[:8]") == 0
+    assert overlap(str(face_folder), 3, str(face_folder), skip=2) == 1  # eval: 0-2, train: 2-11
+    assert overlap("synthetic:40", None, "synthetic:96") == 40  # the same faces, whatever N says
+    assert overlap("synthetic:40:1", None, "synthetic:96") == 0
+    assert overlap(str(face_folder), None, "synthetic:96") is None  # different sources: nothing to compare
+
+
+# --- the pieces -----------------------------------------------------------------------------------------------
+
+
+def test_matched_quality_is_the_closest_size():
+    from aekit_eval.codecs import match_quality, mean_size
+
+    images = make_faces(16, seed=4, size=64)[0]
+    for fmt in ("JPEG", "WEBP"):
+        target = mean_size(images, fmt, 40)
+        best, tried = match_quality(images, fmt, target)
+        size = tried.get(best, mean_size(images, fmt, best))
+        for neighbour in (best - 1, best + 1):
+            if 1 <= neighbour <= 100:
+                assert abs(size - target) <= abs(mean_size(images, fmt, neighbour) - target)
+    assert match_quality(images, "JPEG", 1.0)[0] == 1 and match_quality(images, "WEBP", 1e9)[0] == 100
+
+
+def test_quality_measures_agree_with_aekit_metrics():
+    from aekit.metrics import ssim as aekit_ssim
+    from aekit_eval.quality import estimate_sigma, psnr, ssim
+
+    clean = make_faces(6, seed=2, size=64)[0].astype(np.float32) / 255
+    noisy = np.clip(clean + np.random.default_rng(0).normal(0, 0.1, clean.shape), 0, 1).astype(np.float32)
+    as_tensor = lambda x: torch.from_numpy(x).permute(0, 3, 1, 2) * 2 - 1  # noqa: E731
+    np.testing.assert_allclose(ssim(noisy, clean), aekit_ssim(as_tensor(noisy), as_tensor(clean)), atol=1e-4)
+    mse = ((noisy - clean) ** 2).reshape(6, -1).mean(1)
+    np.testing.assert_allclose(psnr(noisy, clean), 10 * np.log10(1 / mse), rtol=1e-4)
+    flat = np.full((4, 64, 64, 3), 0.5, dtype=np.float32) + np.random.default_rng(1).normal(0, 0.1, (4, 64, 64, 3)).astype(np.float32)
+    np.testing.assert_allclose(estimate_sigma(flat), 0.1, rtol=0.05)
