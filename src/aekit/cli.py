@@ -184,9 +184,13 @@ def train(ctx, resume, out, push_to_hub, quiet, **settings):
         _check_run_folder(out, config)
     log = (lambda m: click.echo(m, err=True))
     trainer = Trainer(config, out, progress=not quiet, log=log)
-    click.echo(f"training {config.arch} on {config.data} for {config.epochs} epochs on {trainer.device} "
-               f"({trainer.precision}) -> {out}", err=True)
+    if trainer.rank == 0:
+        processes = f" x {trainer.world_size} processes" if trainer.world_size > 1 else ""
+        click.echo(f"training {config.arch} on {config.data} for {config.epochs} epochs on {trainer.device}{processes} "
+                   f"({trainer.precision}) -> {out}", err=True)
     model = trainer.run(resume=bool(resume))
+    if trainer.rank != 0:
+        return
     click.echo(f"saved {out}")
     if push_to_hub:
         url = model.push_to_hub(push_to_hub)

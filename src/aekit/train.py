@@ -96,10 +96,31 @@ def make_scheduler(optimizer, schedule: str, total_steps: int):
     return torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1.0, end_factor=0.0, total_iters=total_steps)
 
 
+def distributed_context() -> tuple[int, int]:
+    """(rank, world size): (0, 1) normally; under torchrun, joins the process group (NCCL on GPUs, gloo on CPUs)."""
+    import os
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
 def resolve_device(name: str) -> torch.device:
-    """auto -> cuda when available, else cpu; a clear error when cuda is asked for but absent."""
+    """auto -> cuda when available, else cpu; a clear error when cuda is asked for but absent.
+
+    Under torchrun each process takes the GPU of its LOCAL_RANK.
+    """
+    import os
+
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and "LOCAL_RANK" in os.environ and torch.cuda.is_available():
+        name = f"cuda:{int(os.environ['LOCAL_RANK'])}"
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise TrainingError("--device cuda was asked for but no CUDA GPU is available; use --device cpu")
     try:
@@ -131,6 +152,13 @@ class Trainer:
     def __init__(self, config: TrainConfig, out, progress: bool = True, log=print, run_hooks: bool = True):
         config.check()
         self.config, self.out, self.progress, self.log = config, Path(out), progress, log
+        self.rank, self.world_size = distributed_context()
+        if self.world_size > 1:
+            if config.on_nan == "skip":
+                raise TrainingError("--on-nan skip is not supported with several processes (a skip on one rank "
+                                    "would desynchronise the others); use --on-nan stop")
+            self.progress = progress and self.rank == 0
+            self.log = log if self.rank == 0 else (lambda message: None)
         self.run_hooks = run_hooks  # plugins' on_train_end (e.g. fitting a latent prior)
         self.device = resolve_device(config.device)
         self.precision = config.precision if config.precision != "auto" else ("bf16" if self.device.type == "cuda" else "fp32")
@@ -139,7 +167,11 @@ class Trainer:
 
     def _prepare_data(self, image_size: int):
         cfg = self.config
+        if self.rank != 0:  # rank 0 decodes into the cache first; the others then read it
+            _barrier()
         data = prepare(cfg.data, image_size, cfg.skip, cfg.limit, cfg.files, progress=self.progress)
+        if self.world_size > 1 and self.rank == 0:
+            _barrier()
         if data.skipped:
             self.log(f"skipped {len(data.skipped)} unreadable image(s):")
             for message in data.skipped[:20]:
@@ -172,8 +204,12 @@ class Trainer:
         cfg = self.config
         model = self._build_model()
         data, train_images, val_images = self._prepare_data(model.config.image_size)
-        self.out.mkdir(parents=True, exist_ok=True)
-        loader = ImageTensorSet(train_images, cfg.batch_size, drop_last=True)
+        if self.rank == 0:
+            self.out.mkdir(parents=True, exist_ok=True)
+        loader = ImageTensorSet(train_images, cfg.batch_size, drop_last=True, rank=self.rank, world_size=self.world_size)
+        if len(loader) == 0:
+            raise TrainingError(f"{len(train_images)} training images make no full batch of {cfg.batch_size} "
+                                f"for each of {self.world_size} processes")
         # the article trains only the decoder (optimizer over decoder.parameters()); we train both halves
         if not cfg.init and not resume and hasattr(model, "initialize_from_data"):
             model.initialize_from_data(train_images)  # e.g. the improved preset starts at PCA
@@ -187,19 +223,28 @@ class Trainer:
 
             self.noise = parse_noise(cfg.noise)
         start_epoch, start_batch, elapsed = 0, 0, 0.0
+        lead = self.rank == 0  # only the first process writes files
         if resume:
-            io.remove_temporaries(self.out)  # left by a killed process; the files they were for are intact
+            if lead:
+                io.remove_temporaries(self.out)  # left by a killed process; the files they were for are intact
             if (self.out / checkpoint.STATE_NAME).exists():
                 info = checkpoint.load_training_state(self.out, model, optimizer, scheduler)
                 start_epoch, start_batch, elapsed = info["epoch"], info["batch"], info.get("elapsed_s", 0.0)
                 self.log(f"resuming {self.out} at epoch {start_epoch + 1}, batch {start_batch}")
             else:  # stopped before its first checkpoint: nothing to keep, start over
                 self.log(f"{self.out} has no checkpoint yet; starting the run from the beginning")
-            self._truncate_metrics(start_epoch)
+            if lead:
+                self._truncate_metrics(start_epoch)
         if self.device.type == "cuda" or self.precision == "bf16":
             model = model.to(memory_format=torch.channels_last)
-        checkpoint.record_latest(self.out)
-        self._write_run_file(data, len(train_images), 0 if val_images is None else len(val_images))
+        net = model
+        if self.world_size > 1:  # gradients are averaged across processes; BatchNorm statistics come from rank 0
+            from torch.nn.parallel import DistributedDataParallel
+
+            net = DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        if lead:
+            checkpoint.record_latest(self.out)
+            self._write_run_file(data, len(train_images), 0 if val_images is None else len(val_images))
         preview = self._preview_batch(train_images, val_images)
 
         epoch, completed = start_epoch, start_batch
@@ -213,7 +258,7 @@ class Trainer:
                 bar = tqdm(batches, total=len(loader), initial=first, desc=f"epoch {epoch + 1}/{cfg.epochs}",
                            unit="batch", disable=not self.progress, leave=False)
                 for batch in bar:
-                    loss = self._step(model, optimizer, batch, (cfg.seed, epoch, completed))
+                    loss = self._step(net, optimizer, batch, (cfg.seed, epoch, completed * self.world_size + self.rank))
                     completed += 1
                     seen += len(batch)
                     if loss is None:  # skipped (--on-nan skip): as if the step had not been taken
@@ -235,6 +280,10 @@ class Trainer:
                        "images_per_s": round(seen / max(epoch_time, 1e-9), 1)}
                 if cfg.on_nan == "skip":
                     row["skipped_steps"] = skipped
+                if self.world_size > 1:
+                    row["processes"] = self.world_size
+                if not lead:
+                    continue
                 if val_images is not None:
                     row.update(self.evaluate(model, val_images))
                 self._append_metrics(row)
@@ -244,6 +293,8 @@ class Trainer:
                     self._save_samples(model, preview, epoch + 1)
         except KeyboardInterrupt:
             # Ctrl-C: keep everything up to the last finished batch, then stop cleanly
+            if not lead:
+                raise
             if completed >= len(loader):
                 if not any(r["epoch"] == epoch + 1 for r in self._read_metrics()):
                     # stopped between the epoch's last batch and its metrics row: write the row (no validation)
@@ -260,9 +311,15 @@ class Trainer:
             raise
         finally:
             restore_sigterm()
+        if self.world_size > 1:  # every rank ends with rank 0's model, BatchNorm statistics included
+            import torch.distributed as dist
+
+            for buffer in model.buffers():
+                dist.broadcast(buffer, src=0)
+            _barrier()
         model.eval()
         model = model.to(memory_format=torch.contiguous_format)
-        if self.run_hooks:
+        if self.run_hooks and lead:
             from .plugins import call_isolated
 
             call_isolated("on_train_end", model=model, run_dir=self.out, train_images=train_images)
@@ -397,6 +454,14 @@ class Trainer:
         grid = image_grid([to_uint8_hwc(r) for r in rows], labels, title=f"{self.out.name}  epoch {epoch}")
         (self.out / "samples").mkdir(exist_ok=True)
         io.save_image(self.out / "samples" / f"epoch_{epoch:04d}.png", grid)
+
+
+def _barrier() -> None:
+    """Wait for every process (a no-op when not distributed)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
 
 
 def _stop_cleanly_on_sigterm():
