@@ -152,6 +152,11 @@ class Trainer:
     def __init__(self, config: TrainConfig, out, progress: bool = True, log=print, run_hooks: bool = True):
         config.check()
         self.config, self.out, self.progress, self.log = config, Path(out), progress, log
+        self.noise = None  # noisy-input training: the parsed --noise spec
+        if config.noise:
+            from .noise import parse_noise
+
+            self.noise = parse_noise(config.noise)
         self.rank, self.world_size = distributed_context()
         if self.world_size > 1:
             if config.on_nan == "skip":
@@ -217,11 +222,6 @@ class Trainer:
         optimizer = torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
         total_steps = cfg.epochs * len(loader)
         scheduler = make_scheduler(optimizer, cfg.schedule, total_steps)
-        self.noise = None
-        if cfg.noise:
-            from .noise import parse_noise
-
-            self.noise = parse_noise(cfg.noise)
         start_epoch, start_batch, elapsed = 0, 0, 0.0
         lead = self.rank == 0  # only the first process writes files
         if resume:
