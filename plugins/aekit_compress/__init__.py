@@ -365,3 +365,17 @@ def _subset(source, names):
         return source
     position = {k: i for i, k in enumerate(keys)}
     return SubsetSource(source, [position[n] for n in names])
+
+
+# --- `aekit demo` ------------------------------------------------------------------------------------
+
+
+def _run_demo(ctx):
+    from .demo import run
+
+    return run(ctx)
+
+
+@hookimpl
+def register_demos(register):
+    register("compress", _run_demo, help="the latent round trip against JPEG: a table and a grid", order=10)

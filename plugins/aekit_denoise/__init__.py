@@ -51,3 +51,10 @@ def register_commands(register):
 __all__ = ["ModelView", "NOISE_MODELS", "Picture", "covered_blocks", "denoise_image", "make_gaussian_noise",
            "make_mask_noise", "make_saltpepper_noise", "make_speckle_noise", "model_view", "open_picture",
            "parse_amount", "save_picture"]
+
+
+@hookimpl
+def register_demos(register):
+    from . import demo
+
+    register("denoise", demo.run, help="the demo's denoiser on noisy held-out faces, against TV", order=25)

@@ -55,3 +55,17 @@ def __getattr__(name):
 
 __all__ = ["AutoencoderEmbedder", "CLUSTER_METHODS", "EmbedderError", "FeatureFileError", "Features", "UnknownLabelError",
            "load_features", "register_cluster_method", "save_features"]
+
+
+# --- `aekit demo` ------------------------------------------------------------------------------------
+
+
+def _run_demo(ctx):
+    from .demo import run
+
+    return run(ctx)
+
+
+@hookimpl
+def register_demos(register):
+    register("embed", _run_demo, help="a linear probe per attribute on the latents, and k-means clusters", order=30)

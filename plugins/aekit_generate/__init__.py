@@ -429,7 +429,7 @@ def fit_priors(model, latents: np.ndarray, names, components: int | None = None,
 def on_train_end(model, run_dir, train_images):
     """Fit `gaussian` and `gmm` on (a seeded subset of at most 4096 of) the training latents, quietly."""
     n = len(train_images)
-    if n < 2:
+    if n < 2 or getattr(model.config, "skips", False):  # a skip-connection denoiser cannot decode latents
         return
     rng = np.random.default_rng(FIT_SEED)
     index = np.sort(rng.choice(n, size=min(n, TRAIN_END_MAX_LATENTS), replace=False))
@@ -693,3 +693,17 @@ def register_commands(register):
     register(fit_prior)
     register(generate)
     register(interpolate)
+
+
+# --- `aekit demo` ------------------------------------------------------------------------------------
+
+
+def _run_demo(ctx):
+    from .demo import run
+
+    return run(ctx)
+
+
+@hookimpl
+def register_demos(register):
+    register("generate", _run_demo, help="faces sampled from the fitted prior, an interpolation and a latent direction", order=50)

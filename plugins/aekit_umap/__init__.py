@@ -392,3 +392,17 @@ def umap_command():
         return out
 
     return umap_cmd
+
+
+# --- `aekit demo` ------------------------------------------------------------------------------------
+
+
+def _run_demo(ctx):
+    from .demo import run
+
+    return run(ctx)
+
+
+@hookimpl
+def register_demos(register):
+    register("umap", _run_demo, help="a UMAP picture of the held-out latents, coloured by an attribute", order=40)

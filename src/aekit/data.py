@@ -14,7 +14,7 @@ import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Iterator
 
 import numpy as np
@@ -123,16 +123,33 @@ class ImageSource:
 
 
 def files_fingerprint(paths) -> str:
-    """A sha256 over each file's absolute path, size and modification time (missing files count too)."""
-    digest = hashlib.sha256()
+    """A sha256 over each file's absolute path, size and modification time (missing files count too).
+
+    The absolute path is ``str(Path(p).absolute())`` (not normalised: ``..`` stays), built with string
+    operations because this runs over every file of a folder at every start.
+    """
+    cwd = os.getcwd()
+    stat, isabs, join = os.stat, os.path.isabs, os.path.join
+    lines = []
     for path in paths:
-        path = Path(path).absolute()
+        text = str(path) if isinstance(path, PurePath) else _path_text(path)
+        if not isabs(text):
+            text = cwd if text == "." else join(cwd, text)
         try:
-            st = path.stat()
-            digest.update(f"{path}|{st.st_size}|{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+            st = stat(text)
+            lines.append(f"{text}|{st.st_size}|{st.st_mtime_ns}\n")
         except OSError:
-            digest.update(f"{path}|missing\n".encode("utf-8", "surrogateescape"))
-    return digest.hexdigest()
+            lines.append(f"{text}|missing\n")
+    return hashlib.sha256("".join(lines).encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _path_text(path) -> str:
+    """``str(Path(path))`` without building a Path when the text is already in that normal form."""
+    text = os.fspath(path)
+    if not isinstance(text, str) or not text or "//" in text or "/./" in text or text.startswith("./") \
+            or text.endswith(("/", "/.")) or text == "." or os.sep != "/":
+        return str(Path(path))
+    return text
 
 
 class FileListSource(ImageSource):

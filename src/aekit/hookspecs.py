@@ -56,6 +56,20 @@ def register_commands(register):
 
 
 @hookspec
+def register_demos(register):
+    """Register a part of `aekit demo`: ``register(name, run_demo, help="", order=100)``.
+
+    ``run_demo(ctx)`` gets an ``aekit.demo.DemoContext`` (``ctx.out``: this part's own folder; the
+    trained ``ctx.model`` and ``ctx.model_dir``; ``ctx.denoiser``/``ctx.denoiser_dir`` or None;
+    held-out uint8 ``ctx.images`` (N, 3, S, S) with ``ctx.labels`` {attribute: 0/1 array}; the
+    training ``ctx.train_images``/``ctx.train_labels``; ``ctx.seed``; ``ctx.quick`` for tiny test
+    sizes) and returns an ``aekit.demo.DemoSection`` (title, text, images as (path relative to
+    ``ctx.out``, caption), tables as (caption, header, rows)). Parts run in ``order`` (then name);
+    one that raises is shown as a failed section and the others still run.
+    """
+
+
+@hookspec
 def on_train_end(model, run_dir, train_images):
     """Called after `aekit train` saved its final checkpoint (e.g. to fit a latent prior beside it).
 

@@ -31,6 +31,7 @@ HOOKS = {
     "register_noise_models": "noise_model",
     "register_samplers": "sampler",
     "register_commands": "command",
+    "register_demos": "demo",
 }
 
 

@@ -7,13 +7,14 @@ from typing import Any
 
 from .errors import RegistryError
 
-KINDS = ("model", "data_source", "noise_model", "sampler", "command")
+KINDS = ("model", "data_source", "noise_model", "sampler", "command", "demo")
 KIND_LABELS = {
     "model": "model",
     "data_source": "data source",
     "noise_model": "noise model",
     "sampler": "sampler",
     "command": "command",
+    "demo": "demo part",
 }
 
 
