@@ -75,8 +75,11 @@ class Training:
     """`aekit train` in a subprocess, its stderr collected by a thread."""
 
     def __init__(self, *args):
+        # a job started in the background (`cmd &`) inherits SIGINT ignored; restore the default so the
+        # child's Python turns Ctrl-C into KeyboardInterrupt as it does in a terminal
         self.proc = subprocess.Popen(_aekit_command("train", *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True, env=_env())
+                                     text=True, env=_env(),
+                                     preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         self.lines: list[str] = []
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
