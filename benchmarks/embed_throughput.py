@@ -11,9 +11,11 @@ Three paths over the same JPEG files, interleaved round by round so a busy machi
   encoder per batch of 64 (eval mode, ``torch.no_grad``), as a script would;
 * aekit before: what `aekit embed` did before the fast path (threaded decoding in `iter_batches`,
   ``model.encode`` per batch);
-* aekit embed: the command itself, run in this process (threaded and prefetched decoding with JPEG
-  draft where it applies, BatchNorm folded into the convolutions, channels_last, inference mode),
-  including loading the checkpoint and writing the ``.npz``.
+* aekit fast path, Python: the command's pipeline alone: threaded decoding prefetched in the
+  background with JPEG draft where it applies, then ``FastEncoder`` (BatchNorm folded into the
+  convolutions, channels_last, inference mode, fp32);
+* aekit embed: the command itself, run in this process: the same pipeline plus listing the folder,
+  loading and checking the checkpoint, labels and writing the ``.npz``.
 
 celeba-10k's files are small (89x109), so decoding is cheap and the encoder's convolutions dominate;
 ``--upscale K`` first writes the faces K times larger (bicubic, JPEG quality 90) to a temporary
@@ -67,6 +69,17 @@ def aekit_before(model, spec, batch_size=128):
     source = open_inputs([spec])
     return np.concatenate([model.encode(b.images, batch_size=batch_size).numpy()
                            for b in iter_batches(source, model.config.image_size, batch_size, [], False)])
+
+
+def aekit_pipeline(model, spec, batch_size=128):
+    """The fast path without the command around it (no checkpoint loading, labels or .npz)."""
+    from aekit.data import iter_batches, open_inputs
+    from aekit_embed.commands import FastEncoder, prefetch, reduced_files
+
+    source = open_inputs([spec])
+    encoder = FastEncoder(model)
+    batches = iter_batches(reduced_files(source), model.config.image_size, batch_size, [], False, reduced=True)
+    return np.concatenate([encoder(b.images) for b in prefetch(batches)])
 
 
 def aekit_embed(model_dir, spec, out, batch_size=128):
@@ -139,7 +152,9 @@ def main():
         methods = [("naive loop (PIL one by one, fp32, batch %d)" % args.batch_size, lambda: naive_loop(model, paths, args.batch_size))]
         if not args.skip_before:
             methods.append(("aekit before (iter_batches + model.encode)", lambda: aekit_before(model, spec, args.embed_batch_size)))
-        methods.append(("aekit embed (fast path)", lambda: aekit_embed(model_dir, spec, Path(tmp) / "feats.npz", args.embed_batch_size)))
+        methods.append(("aekit fast path, Python (reduced decode + prefetch + FastEncoder)",
+                        lambda: aekit_pipeline(model, spec, args.embed_batch_size)))
+        methods.append(("aekit embed (the command, fast path)", lambda: aekit_embed(model_dir, spec, Path(tmp) / "feats.npz", args.embed_batch_size)))
         best = {name: [0.0, 0.0] for name, _ in methods}
         latents = {}
         for _ in range(args.rounds):

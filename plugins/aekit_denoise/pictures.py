@@ -22,14 +22,13 @@ quality 95), keeping the ICC profile and EXIF data, and saying what a format cou
 
 from __future__ import annotations
 
-import errno
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
-from aekit.errors import AekitError, ImageReadError
+from aekit.errors import AekitError
 
 JPEG_QUALITY = 95
 EXIF_ORIENTATION = 0x0112
@@ -135,32 +134,13 @@ def denoise_image(model, image: Image.Image, method: str = "auto") -> tuple[Imag
 
 def open_picture(path) -> Picture:
     """Open an image file keeping its mode, with EXIF rotation applied; ImageReadError on anything bad."""
-    from aekit.images import _open_checked  # Pillow's bomb warning as an error, as every aekit reader does
+    from aekit.images import _open_checked, read_errors  # Pillow's bomb warning as an error, as every aekit reader does
 
     path = Path(path)
-    try:
-        with _open_checked(path) as opened:
-            opened.load()
-            file_format = opened.format
-            image = ImageOps.exif_transpose(opened)  # a new, upright image without the orientation tag
-    except ImageReadError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageReadError(f"{path}: image too large ({_first_line(exc)})") from None
-    except UnidentifiedImageError:
-        raise ImageReadError(f"{path}: not an image Pillow can read") from None
-    except IsADirectoryError:
-        raise ImageReadError(f"{path}: is a directory") from None
-    except PermissionError:
-        raise ImageReadError(f"{path}: permission denied") from None
-    except FileNotFoundError:
-        raise ImageReadError(f"{path}: no such file") from None
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise ImageReadError(f"{path}: symbolic link loop") from None
-        raise ImageReadError(f"{path}: damaged image ({_first_line(exc)})") from None
-    except Exception as exc:  # Pillow's decoders raise many kinds of errors on corrupt data
-        raise ImageReadError(f"{path}: damaged image ({_first_line(exc)})") from None
+    with read_errors(path), _open_checked(path) as opened:
+        opened.load()
+        file_format = opened.format
+        image = ImageOps.exif_transpose(opened)  # a new, upright image without the orientation tag
     bit_depth = _png_bit_depth(path) if file_format == "PNG" else (16 if image.mode in SIXTEEN_BIT_MODES else 8)
     notes = []
     if bit_depth == 16 and image.mode in ("RGB", "RGBA"):
@@ -240,8 +220,3 @@ def save_picture(path, image: Image.Image, metadata: dict | None = None) -> list
 def _is_mode_problem(exc: Exception) -> bool:
     text = str(exc).lower()
     return isinstance(exc, KeyError) or "mode" in text
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

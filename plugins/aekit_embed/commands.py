@@ -102,12 +102,13 @@ class FastEncoder:
         return z.numpy()
 
 
-def reduced_files(source):
+def reduced_files(source, files=None):
     """`source` with its image files (folders, named files) decoded at a reduced JPEG scale, for speed.
 
     Returns a view whose ``read_reduced`` opens the image's file with Pillow's draft (see
     ``aekit.data.ImageSource.read_reduced``), or `source` itself when its ``iter_images`` is its own
-    (e.g. synthetic faces drawn at the target size) and would not use it.
+    (e.g. synthetic faces drawn at the target size) and would not use it. `files` (one path or None
+    per image, as ``FileResolver.file`` gives) saves resolving them again.
     """
     from aekit.data import ImageSource, supports_reduced
     from aekit.images import open_image
@@ -116,11 +117,12 @@ def reduced_files(source):
 
     if not supports_reduced(source):
         return source
+    if files is None:
+        resolver = FileResolver(source)
+        files = [resolver.file(i) for i in range(len(source))]
 
     class ReducedFiles(ImageSource):
-        def __init__(self):
-            self.description = source.description
-            self.resolver = FileResolver(source)
+        description = source.description
 
         def keys(self):
             return source.keys()
@@ -135,7 +137,7 @@ def reduced_files(source):
             return source.read(index)
 
         def read_reduced(self, index, size):
-            path = self.resolver.file(index)
+            path = files[index]
             return open_image(path, draft_size=size) if path is not None else source.read_reduced(index, size)
 
         def byte_size(self, index):
@@ -290,7 +292,9 @@ def embed_command():
         model = load_model_arg(model_path, device=_device(device))
         skipped, kept, chunks = [], [], []
         encoder = FastEncoder(model)
-        reading = source if full_decode else reduced_files(source)
+        resolver = FileResolver(source)
+        all_files = [resolver.file(i) for i in range(len(keys))]  # once: for reduced decoding and the .npz
+        reading = source if full_decode else reduced_files(source, all_files)
         batches = iter_batches(reading, model.config.image_size, batch_size, skipped, not quiet, "embedding",
                                reduced=not full_decode)
         for batch in prefetch(batches):
@@ -303,8 +307,7 @@ def embed_command():
         echo_skipped(skipped)
         if not chunks:
             raise AekitError("no image could be read; nothing written")
-        resolver = FileResolver(source)
-        files = [str(resolver.file(i) or "") for i in kept]
+        files = [str(all_files[i] or "") for i in kept]
         labels = {name: column[kept] for name, column in columns.items()}
         meta = {"model": str(model_path) if model_path else str(getattr(model, "checkpoint_dir", "")),
                 "inputs": [str(i) for i in inputs], "cwd": os.getcwd(), "source": source.description,

@@ -81,5 +81,5 @@ def run(ctx):
             f"`aekit cluster feats.npz --k {k} --out clusters.csv --sheet clusters.png`; in Python, "
             f"`AutoencoderEmbedder` is a scikit-learn transformer for a `Pipeline`.")
     return DemoSection(title="Embed: features for scikit-learn, a linear probe and clusters", text=text,
-                       images=[(grid, f"one row per k-means cluster (size in brackets), its 8 faces nearest the centre")],
+                       images=[(grid, "one row per k-means cluster (size in brackets), its 8 faces nearest the centre")],
                        tables=tables)

@@ -28,12 +28,24 @@ def _pair(labels: dict, n: int) -> tuple[int, int]:
     return int(a), int(b)
 
 
+def _clearest_attribute(labels: dict, latents: np.ndarray) -> str | None:
+    """The attribute whose two groups' mean latents lie furthest apart (in per-dimension standard deviations)."""
+    best, best_gap = None, -1.0
+    scale = latents.std(0) + 1e-6
+    for name, values in labels.items():
+        y = np.asarray(values)[: len(latents)]
+        if len(y) == len(latents) and 0 < y.sum() < len(y):
+            gap = float(np.linalg.norm((latents[y == 1].mean(0) - latents[y == 0].mean(0)) / scale))
+            if gap > best_gap:
+                best, best_gap = name, gap
+    return best
+
+
 def run(ctx):
     from aekit.demo import DemoSection
 
     from . import NormalSampler
 
-    size = ctx.model.config.image_size
     limit = 512 if ctx.quick else 2000
     train_latents = ctx.encode(ctx.train_images[:limit])
     name, sampler, how = _sampler(ctx, train_latents)
@@ -59,7 +71,7 @@ def run(ctx):
 
     # a latent direction: mean latent of smiling faces minus that of the others
     tables = []
-    attribute = "Smiling" if "Smiling" in ctx.train_labels else next(iter(ctx.train_labels), None)
+    attribute = _clearest_attribute(ctx.train_labels, train_latents)
     if attribute is not None:
         y = np.asarray(ctx.train_labels[attribute])[: len(train_latents)]
         if 0 < y.sum() < len(y):
@@ -72,7 +84,8 @@ def run(ctx):
                 arithmetic = ctx.save_grid("direction.png", rows, ["original", "decoded", "+0.5 dir", "+1.0 dir", "+1.5 dir"],
                                            title=f"adding the '{attribute}' direction to held-out faces without it")
                 images.append((arithmetic, f"latent arithmetic: the mean latent of '{attribute}' training faces minus "
-                                           "that of the others, added to faces that lack it"))
+                                           f"that of the others, added to faces that lack it ('{attribute}' is the "
+                                           "attribute whose groups' latents lie furthest apart)"))
     spread = [["training latents", f"{np.linalg.norm(train_latents, axis=1).mean():.2f}", f"{train_latents.std(0).mean():.3f}"],
               [f"{name} samples", f"{np.linalg.norm(z, axis=1).mean():.2f}", f"{z.std(0).mean():.3f}"],
               ["N(0, I) (the article)", f"{np.sqrt(z.shape[1]):.2f}", "1.000"]]

@@ -252,10 +252,16 @@ class SubsetSource(ImageSource):
     def __init__(self, source: ImageSource, indices: list[int]):
         self.source, self.indices = source, indices
         self.description = source.description
+        self._keys = None
+
+    def __len__(self):
+        return len(self.indices)
 
     def keys(self):
-        keys = self.source.keys()
-        return [keys[i] for i in self.indices]
+        if self._keys is None:  # computed once: a folder's keys cost a path operation per file
+            keys = self.source.keys()
+            self._keys = [keys[i] for i in self.indices]
+        return list(self._keys)
 
     def fingerprint(self):
         digest = hashlib.sha256(np.asarray(self.indices, dtype=np.int64).tobytes()).hexdigest()[:16]

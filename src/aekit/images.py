@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import threading
 import warnings
@@ -25,13 +26,19 @@ def open_image(path, draft_size: int | None = None) -> Image.Image:
     any pixel is decoded. Every failure, whatever Pillow raises on damaged data, is an ImageReadError.
     """
     path = Path(path)
+    with read_errors(path), _open_checked(path) as img:
+        if draft_size and img.format == "JPEG":
+            img.draft("RGB", (draft_size, draft_size))
+        img.load()
+        img = ImageOps.exif_transpose(img)
+        return to_rgb(img)
+
+
+@contextlib.contextmanager
+def read_errors(path):
+    """Turn whatever opening or decoding `path` raises into one precise ImageReadError."""
     try:
-        with _open_checked(path) as img:
-            if draft_size and img.format == "JPEG":
-                img.draft("RGB", (draft_size, draft_size))
-            img.load()
-            img = ImageOps.exif_transpose(img)
-            return to_rgb(img)
+        yield
     except ImageReadError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
