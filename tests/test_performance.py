@@ -100,6 +100,25 @@ def test_files_fingerprint_is_the_documented_formula(tmp_path, monkeypatch):
         assert files_fingerprint([path]) == reference([path]), path
 
 
+def test_scan_image_folder_lists_what_the_folder_source_lists_in_its_order(tmp_path, monkeypatch):
+    from aekit.data import scan_image_folder
+    from aekit.images import IMAGE_EXTENSIONS
+
+    root = tmp_path / "tree"
+    for rel in ["a.jpg", "a b/x.jpg", "a/x.jpg", "a/b/c.PNG", "a.b/z.jpg", "a-/q.jpg", ".hidden/y.jpg", "z/.h.jpg",
+                "Z.JPG", "notes.txt", "a/b c.jpg", "a/b/d.webp", "ü/é.jpeg"]:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(b"x")
+    (root / "loop").symlink_to(root / "a")  # a linked folder is not followed
+    source = open_inputs([str(root)])
+    expected = source.keys()
+    assert expected[:2] == ["Z.JPG", "a/b/c.PNG"] and "a/x.jpg" in expected and len(expected) == 10
+    assert scan_image_folder(root, IMAGE_EXTENSIONS) == expected
+    assert scan_image_folder(str(root) + os.sep, IMAGE_EXTENSIONS) == expected
+    monkeypatch.chdir(root)
+    assert scan_image_folder(".", IMAGE_EXTENSIONS) == expected
+
+
 # --- reduced-size JPEG decoding -------------------------------------------------------------------------
 
 
