@@ -241,6 +241,50 @@ def labels_for_keys(source, keys, labels_csv, label_columns, from_folders):
     return columns, classes, origin, notes
 
 
+def shard_indices(count: int, rank: int, world: int) -> list[int]:
+    """The contiguous share of `count` inputs that process `rank` of `world` embeds (sizes differ by at most 1)."""
+    if not 0 <= rank < world:
+        raise ValueError(f"rank {rank} is not in [0, {world})")
+    return list(range(rank * count // world, (rank + 1) * count // world))
+
+
+def encode_share(model, source, indices, batch_size: int, strict: bool, progress: bool, reduced: bool = True):
+    """Encode `source`'s images at `indices` with the fast path.
+
+    Returns (latents (M, D) float32, the indices that were read, skip messages, an error or None);
+    with `strict` the first unreadable image is an error. `reduced` allows JPEG draft decoding.
+    """
+    from aekit.data import SubsetSource, iter_batches
+
+    view = source if len(indices) == len(source) else SubsetSource(source, indices)
+    skipped, kept, chunks = [], [], []
+    encoder = FastEncoder(model)
+    batches = iter_batches(view, model.config.image_size, batch_size, skipped, progress, "embedding",
+                           reduced=reduced)
+    for batch in prefetch(batches):
+        if strict and skipped:
+            break
+        chunks.append(encoder(batch.images))
+        kept += [indices[i] for i in batch.indices]
+    error = skipped[0] if strict and skipped else None
+    latents = np.concatenate(chunks) if chunks else np.zeros((0, model.config.latent_dim), np.float32)
+    return latents.astype(np.float32, copy=False), kept, skipped, error
+
+
+def gather_shares(latents, kept, skipped, error, rank: int, world: int):
+    """Rank 0 receives every rank's share and returns them merged in input order (shares are contiguous,
+    so rank order is input order); other ranks return their own."""
+    import torch.distributed as dist
+
+    shares = [None] * world if rank == 0 else None
+    dist.gather_object((latents, kept, skipped, error), shares, dst=0)
+    if rank != 0:
+        return latents, kept, skipped, error
+    errors = [share[3] for share in shares if share[3]]
+    return (np.concatenate([share[0] for share in shares]), [i for share in shares for i in share[1]],
+            [message for share in shares for message in share[2]], errors[0] if errors else None)
+
+
 def embed_command():
     @click.command()
     @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
@@ -275,7 +319,7 @@ def embed_command():
           aekit embed pets/ --labels-from-folders --out pets.npz     # pets/cat/..., pets/dog/...
         """
         from aekit.cli import load_model_arg
-        from aekit.data import iter_batches, open_inputs
+        from aekit.data import open_inputs
         from aekit.features import save_features
 
         from .lookup import FileResolver
@@ -289,38 +333,41 @@ def embed_command():
         if any(Path(k).exists() and Path(k).resolve() == target for k in keys[:100_000]):
             raise AekitError(f"{out}: would overwrite an input; choose another --out")
         columns, classes, origin, notes = labels_for_keys(source, keys, labels_csv, label_columns, labels_from_folders)
+        from aekit.train import distributed_context
+
+        rank, world = distributed_context()  # under torchrun: this process embeds one contiguous share
         model = load_model_arg(model_path, device=_device(device))
-        skipped, kept, chunks = [], [], []
-        encoder = FastEncoder(model)
         resolver = FileResolver(source)
         all_files = [resolver.file(i) for i in range(len(keys))]  # once: for reduced decoding and the .npz
         reading = source if full_decode else reduced_files(source, all_files)
-        batches = iter_batches(reading, model.config.image_size, batch_size, skipped, not quiet, "embedding",
-                               reduced=not full_decode)
-        for batch in prefetch(batches):
-            if strict and skipped:
-                raise AekitError(skipped[0])
-            chunks.append(encoder(batch.images))
-            kept += batch.indices
-        if strict and skipped:
-            raise AekitError(skipped[0])
+        share = shard_indices(len(keys), rank, world)
+        latents, kept, skipped, error = encode_share(model, reading, share, batch_size, strict,
+                                                     progress=not quiet and rank == 0, reduced=not full_decode)
+        if world > 1:  # every rank reports, errors included, so none waits forever on a failed one
+            latents, kept, skipped, error = gather_shares(latents, kept, skipped, error, rank, world)
+            if rank != 0:
+                return
+        if error:
+            raise AekitError(error)
         echo_skipped(skipped)
-        if not chunks:
+        if not len(kept):
             raise AekitError("no image could be read; nothing written")
         files = [str(all_files[i] or "") for i in kept]
         labels = {name: column[kept] for name, column in columns.items()}
         meta = {"model": str(model_path) if model_path else str(getattr(model, "checkpoint_dir", "")),
                 "inputs": [str(i) for i in inputs], "cwd": os.getcwd(), "source": source.description,
                 "label_sources": origin, "skipped": len(skipped)}
-        save_features(out, np.concatenate(chunks), [keys[i] for i in kept], model, labels, files, meta, classes)
+        meta["processes"] = world
+        save_features(out, latents, [keys[i] for i in kept], model, labels, files, meta, classes)
         for note in notes:
             click.echo(f"note: {note}", err=True)
         described = ""
         if labels:
             names = list(labels)
             described = f"; labels: {', '.join(names[:8])}{' ...' if len(names) > 8 else ''}"
-        click.echo(f"wrote {out}: {len(kept)} x {chunks[0].shape[1]} features{described}"
-                   + (f", {len(skipped)} skipped" if skipped else ""))
+        click.echo(f"wrote {out}: {len(kept)} x {latents.shape[1]} features{described}"
+                   + (f", {len(skipped)} skipped" if skipped else "")
+                   + (f" ({world} processes)" if world > 1 else ""))
 
     return embed
 
