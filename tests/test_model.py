@@ -129,6 +129,40 @@ def test_improved_preset_round_trips_through_a_checkpoint(tmp_path):
     assert torch.equal(loaded(x), model(x))
 
 
+@pytest.mark.parametrize("refine", [False, True])
+def test_improved_starts_at_pca_of_its_training_images(refine):
+    from sklearn.decomposition import PCA
+
+    torch.manual_seed(0)
+    model = aekit.create_model("improved", widths=(8, 16), image_size=16, latent_dim=12, refine=refine).eval()
+    rng = np.random.default_rng(0)
+    basis = rng.normal(size=(20, 3 * 16 * 16))  # images near a 20-d subspace, so the top 12 components are well defined
+    pixels = np.clip(127.5 + rng.normal(size=(200, 20)) * np.linspace(30, 3, 20) @ basis / 8, 0, 255)
+    images = pixels.astype(np.uint8).reshape(200, 3, 16, 16)
+    model.initialize_from_data(images)
+    x = torch.from_numpy(images[:10]).float() / 127.5 - 1
+    pca = PCA(12).fit(images.reshape(200, -1).astype(np.float64) / 127.5 - 1)
+    expected = pca.inverse_transform(pca.transform(x.flatten(1).double().numpy())).clip(-1, 1)
+    got = model(x).detach().flatten(1).double().numpy()
+    assert np.abs(got - expected).max() < 2e-3  # the convolutional paths add nothing until trained
+    assert torch.allclose(model.decode(model.encode(x)), model(x), atol=1e-6)  # decoded from the latent alone
+
+
+def test_refine_decoder_depends_on_the_latent_alone():
+    torch.manual_seed(0)
+    model = aekit.create_model("improved", widths=(8, 16), image_size=32, latent_dim=8, refine=True).eval()
+    with torch.no_grad():  # a trained-like state: every path contributes
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    x = torch.rand(3, 3, 32, 32) * 2 - 1
+    z = model.encode(x)
+    assert torch.allclose(model(x), model.decode(z), atol=1e-5)
+    assert not torch.allclose(model.decode(z), model.decode(z.flip(0)), atol=1e-3)
+    assert model.num_parameters()["total"] == sum(p.numel() for p in model.parameters())
+    with pytest.raises(aekit.CheckpointError, match="refine needs linear_path"):
+        aekit.create_model("improved", linear_path=False, refine=True)
+
+
 def test_unet_output_uses_the_image_and_refuses_to_decode_latents():
     model = aekit.create_model("unet", widths=(8, 16), image_size=32, latent_dim=8).eval()
     x = torch.rand(2, 3, 32, 32) * 2 - 1

@@ -197,12 +197,16 @@ class ResNetConfig:
     skips: bool = False  # U-Net skip connections + residual output: a denoiser, not a codec
     linear_path: bool = False  # a PCA-initialised linear encoder/decoder beside the convolutional one
     linear_lr_scale: float = 0.05  # the linear path's learning rate relative to --lr (keeps the PCA start)
+    refine: bool = False  # the decoder also sees the linear path's image through its own down path (U-Net style)
     negative_slope: float = 0.01
 
     def __post_init__(self):
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
         object.__setattr__(self, "skips", bool(self.skips))
         object.__setattr__(self, "linear_path", bool(self.linear_path))
+        object.__setattr__(self, "refine", bool(self.refine))
+        if self.refine and not self.linear_path:
+            raise ValueError("refine needs linear_path: it refines the linear path's reconstruction")
         if self.skips and self.linear_path:
             raise ValueError("skips and linear_path do not combine: a skip model's output is not decoded from the latent")
         if self.latent_dim < 1 or not self.widths or self.blocks_per_stage < 0 or min(self.widths) < 1:
@@ -287,12 +291,26 @@ class ResNetAutoencoder(Autoencoder):
             self.register_buffer("pixel_mean", torch.zeros(pixels))
             self.linear_in = nn.Linear(pixels, cfg.latent_dim, bias=False)
             self.linear_out = nn.Linear(cfg.latent_dim, pixels, bias=False)
+        if cfg.refine:  # the decoder's own down path over the linear reconstruction, added at every size
+            self.refine_stem = conv_bn(cfg.channels, widths[0], slope=slope)
+            self.refine_down = nn.ModuleList()
+            previous = widths[0]
+            for width in widths:
+                blocks = [ResBlock(width, slope) for _ in range(cfg.blocks_per_stage)]
+                self.refine_down.append(nn.Sequential(conv_bn(previous, width, stride=2, slope=slope), *blocks))
+                previous = width
         self.encoder = _Encoder(self)
         self.decoder = _Decoder(self)
 
     def _features(self, x):
         feats = [self.stem(x)]
         for stage in self.down:
+            feats.append(stage(feats[-1]))
+        return feats
+
+    def _refine_features(self, image):
+        feats = [self.refine_stem(image)]
+        for stage in self.refine_down:
             feats.append(stage(feats[-1]))
         return feats
 
@@ -313,7 +331,7 @@ class ResNetAutoencoder(Autoencoder):
         and only adds what the convolutions learn on top."""
         if not self.config.linear_path:
             return
-        x = torch.from_numpy(np.asarray(images[: 20000])).float().flatten(1) / 127.5 - 1
+        x = torch.from_numpy(np.array(images[:20000])).float().flatten(1) / 127.5 - 1  # a copy: may be read-only
         mean = x.mean(0)
         k = min(self.config.latent_dim, len(x) - 1)
         _, _, v = torch.svd_lowrank(x - mean, q=min(k + 16, len(x), x.shape[1]), niter=4)
@@ -358,6 +376,8 @@ class ResNetAutoencoder(Autoencoder):
         linear = self.config.linear_path
         enc = sum(p.numel() for m in (self.stem, self.down, self.to_latent) for p in m.parameters())
         dec = sum(p.numel() for m in (self.from_latent, self.up, self.head) for p in m.parameters())
+        if self.config.refine:
+            dec += sum(p.numel() for m in (self.refine_stem, self.refine_down) for p in m.parameters())
         enc += self.linear_in.weight.numel() if linear else 0
         dec += self.linear_out.weight.numel() if linear else 0
         return {"encoder": enc, "decoder": dec, "total": enc + dec}
@@ -386,12 +406,14 @@ class _Decoder(nn.Module):
         object.__setattr__(self, "parent", parent)
 
     def forward(self, z):
-        parent = self.parent
-        out = parent.head(parent._decode(z))
-        if not parent.config.linear_path:
-            return torch.tanh(out)
-        linear = (parent.linear_out(z) + parent.pixel_mean).view(-1, *out.shape[1:])
-        return (out + linear).clamp(-1, 1)
+        parent, cfg = self.parent, self.parent.config
+        if not cfg.linear_path:
+            return torch.tanh(parent.head(parent._decode(z)))
+        linear = (parent.linear_out(z) + parent.pixel_mean).view(-1, cfg.channels, cfg.image_size, cfg.image_size)
+        feats = None
+        if cfg.refine:  # still a function of z alone: the linear image is decoded from z
+            feats = parent._refine_features(linear.clamp(-1, 1))
+        return (parent.head(parent._decode(z, feats)) + linear).clamp(-1, 1)
 
 
 def as_model_input(images, image_size: int) -> torch.Tensor:
@@ -427,5 +449,5 @@ def as_model_input(images, image_size: int) -> torch.Tensor:
 
 ARTICLE = AutoencoderConfig()
 SMALL = AutoencoderConfig(widths=(16, 32, 64, 128), convs_per_half=1)
-IMPROVED = ResNetConfig(linear_path=True)
+IMPROVED = ResNetConfig(linear_path=True, refine=True)
 UNET = ResNetConfig(skips=True)

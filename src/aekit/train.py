@@ -167,6 +167,9 @@ class Trainer:
         self.run_hooks = run_hooks  # plugins' on_train_end (e.g. fitting a latent prior)
         self.device = resolve_device(config.device)
         self.precision = config.precision if config.precision != "auto" else ("bf16" if self.device.type == "cuda" else "fp32")
+        # channels_last convolutions: faster on GPUs and on CPUs too (1.08-1.13x for a step in fp32 here,
+        # benchmarks/train_speed_options.py); checkpoints are still saved contiguous
+        self.channels_last = True
 
     # -- set-up -------------------------------------------------------------------------------------
 
@@ -235,7 +238,7 @@ class Trainer:
                 self.log(f"{self.out} has no checkpoint yet; starting the run from the beginning")
             if lead:
                 self._truncate_metrics(start_epoch)
-        if self.device.type == "cuda" or self.precision == "bf16":
+        if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         net = model
         if self.world_size > 1:  # gradients are averaged across processes; BatchNorm statistics come from rank 0
@@ -336,7 +339,7 @@ class Trainer:
             flips = torch.from_numpy(np.random.default_rng([*position, 1]).random(len(x)) < 0.5).to(x.device)
             x = torch.where(flips[:, None, None, None], x.flip(-1), x)
         source = x if self.noise is None else self.noise.apply_to_tensor(x, [*position, 2])
-        if self.device.type == "cuda" or self.precision == "bf16":
+        if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
             source = source.contiguous(memory_format=torch.channels_last)
         skip = self.config.on_nan == "skip"
@@ -391,7 +394,7 @@ class Trainer:
         checkpoint.save_training_state(self.out, plain, optimizer, scheduler,
                                        {"epoch": epoch, "batch": batch, "elapsed_s": elapsed, "config": dataclasses.asdict(self.config)})
         checkpoint.save_model(plain, self.out, training=summary)
-        if self.device.type == "cuda" or self.precision == "bf16":
+        if self.channels_last:
             model.to(memory_format=torch.channels_last)
         model.training_summary = summary
 
