@@ -5,6 +5,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
+import aekit
 from aekit.cli import cli
 
 TINY = ["--model-config", "image_size=32", "--model-config", "widths=8,16", "--model-config", "convs_per_half=1"]
@@ -79,6 +80,19 @@ def test_errors_are_one_line_without_traceback(runner, tmp_path, args, message):
 def test_bad_model_config_value_is_a_usage_error(runner):
     result = runner.invoke(cli, ["train", "--model-config", "latent_dim=big"])
     assert result.exit_code == 2 and "not a number" in result.output
+
+
+def test_model_config_reads_true_and_false(runner, tmp_path):
+    from aekit.cli import _parse_fields
+
+    assert _parse_fields(["refine=false", "linear_path=True", "widths=8,16"]) == {
+        "refine": False, "linear_path": True, "widths": (8, 16)}
+    result = runner.invoke(cli, ["train", "--data", "synthetic:16", "--arch", "improved", "--epochs", "1", "--batch-size", "8",
+                                 "--model-config", "image_size=32", "--model-config", "widths=8,16",
+                                 "--model-config", "refine=false", "--out", str(tmp_path / "plain"), "-q"])
+    assert result.exit_code == 0, result.output
+    model = aekit.load(tmp_path / "plain")
+    assert model.config.refine is False and model.config.linear_path is True and not hasattr(model, "refine_stem")
 
 
 def test_debug_shows_the_traceback(runner):

@@ -217,7 +217,7 @@ def _check_run_folder(out: Path, config) -> None:
 
 
 def _parse_fields(items) -> dict:
-    """FIELD=VALUE pairs; values are ints, floats, or comma-separated tuples of them."""
+    """FIELD=VALUE pairs; values are ints, floats, true/false, or comma-separated tuples of them."""
     fields = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -229,12 +229,14 @@ def _parse_fields(items) -> dict:
 
 
 def _number(text: str):
+    if text.strip().lower() in ("true", "false"):
+        return text.strip().lower() == "true"
     for kind in (int, float):
         try:
             return kind(text)
         except ValueError:
             pass
-    raise click.BadParameter(f"{text!r} is not a number", param_hint="--model-config")
+    raise click.BadParameter(f"{text!r} is not a number (or true/false)", param_hint="--model-config")
 
 
 @click.command()
