@@ -1,0 +1,92 @@
+"""What each choice of the quality recipe buys: train one `improved` variant for a fixed wall-clock
+budget on celeba-10k's 9,000 training faces, then print its mean PSNR on the first 500 test faces.
+
+    python benchmarks/recipe_ablation.py NAME CONFIG_JSON LR BUDGET_S [OPTIONS_JSON]
+    OMP_NUM_THREADS=1 python benchmarks/recipe_ablation.py refine '{"linear_path": true, "refine": true}' 2e-3 720
+
+CONFIG_JSON: `ResNetConfig` fields; OPTIONS_JSON: {"bs": 64, "flip": true, "wd": 0, "loss": "mse"|"psnr",
+"random_to_latent": std}. The loop is the trainer's maths without its bookkeeping: Adam over the model's
+optimizer groups, one-cycle (15 % warm-up) over as many steps as fit the budget (timed on 5 steps
+first), flips, MSE. Run variants two at a time with one thread each so they share the machine
+equally; the results (2026-11-27) are in docs/results/2026-11-27-recipe-celeba10k/README.md.
+"""
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from aekit.data import prepare
+from aekit.model import ResNetAutoencoder, ResNetConfig
+
+IMAGES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "celeba-10k" / "images"
+
+name, cfg_json, lr, budget = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
+opts = json.loads(sys.argv[5]) if len(sys.argv) > 5 else {}
+torch.manual_seed(0)
+train = prepare(f"{IMAGES}[:9000]", progress=False).images
+test = prepare(f"{IMAGES}[9000:]", progress=False).images[:500]
+model = ResNetAutoencoder(ResNetConfig(**json.loads(cfg_json)))
+if model.config.linear_path:
+    model.initialize_from_data(train)
+    if opts.get("random_to_latent"):
+        torch.nn.init.normal_(model.to_latent[1].weight, std=opts["random_to_latent"])
+groups = model.optimizer_groups(lr)
+opt = torch.optim.Adam(groups, lr=lr, weight_decay=opts.get("wd", 0))
+bs = opts.get("bs", 64)
+model = model.to(memory_format=torch.channels_last)
+rng = np.random.default_rng(0)
+
+
+def batches():
+    while True:
+        order = rng.permutation(len(train))
+        for i in range(0, len(order) - bs + 1, bs):
+            x = torch.from_numpy(train[np.sort(order[i:i + bs])]).float() / 127.5 - 1
+            if opts.get("flip", True):
+                m = torch.from_numpy(rng.random(bs) < 0.5)
+                x[m] = x[m].flip(-1)
+            yield x.contiguous(memory_format=torch.channels_last)
+
+
+it = batches()
+
+
+def step(x):
+    out = model(x)
+    if opts.get("loss") == "psnr":  # mean per-image log MSE: the mean-PSNR metric itself
+        loss = torch.log10(((out - x) ** 2).flatten(1).mean(1) + 1e-8).mean()
+    else:
+        loss = F.mse_loss(out, x)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.item()
+
+
+model.train()
+t = time.perf_counter()
+for _ in range(5):  # timing steps at the peak rate, before the schedule (the same for every variant)
+    step(next(it))
+per = (time.perf_counter() - t) / 5
+total = max(10, int(budget / per))
+sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in groups], total_steps=total + 1, pct_start=0.15)
+t = time.perf_counter()
+losses = []
+for s in range(total):
+    losses.append(step(next(it)))
+    sched.step()
+    if s % 50 == 0:
+        print(name, s, total, round(float(np.mean(losses[-50:])), 5), flush=True)
+wall = time.perf_counter() - t
+model.eval()
+with torch.inference_mode():
+    x = torch.from_numpy(np.array(test)).float() / 127.5 - 1
+    out = torch.cat([model(x[i:i + 100]) for i in range(0, len(x), 100)])
+    mse = ((out.clamp(-1, 1) - x) / 2).pow(2).flatten(1).mean(1)
+    psnr = (10 * torch.log10(1 / mse)).mean().item()
+print(json.dumps({"name": name, "psnr": round(psnr, 3), "steps": total, "images": total * bs, "wall": round(wall),
+                  "img_s": round(total * bs / wall, 1)}), flush=True)
