@@ -255,6 +255,25 @@ class Upsample(nn.Module):
         return self.conv(F.interpolate(x, scale_factor=2, mode="nearest"))
 
 
+def down_path(cfg: "ResNetConfig") -> tuple[nn.Module, nn.ModuleList]:
+    """A stem conv, then per width a strided conv and residual blocks (the encoder's, and the refining decoder's)."""
+    slope, widths = cfg.negative_slope, cfg.widths
+    stem, stages, previous = conv_bn(cfg.channels, widths[0], slope=slope), nn.ModuleList(), widths[0]
+    for width in widths:
+        blocks = [ResBlock(width, slope) for _ in range(cfg.blocks_per_stage)]
+        stages.append(nn.Sequential(conv_bn(previous, width, stride=2, slope=slope), *blocks))
+        previous = width
+    return stem, stages
+
+
+def down_path_features(stem, stages, x) -> list[torch.Tensor]:
+    """The feature map after the stem and after every stage, full size first."""
+    feats = [stem(x)]
+    for stage in stages:
+        feats.append(stage(feats[-1]))
+    return feats
+
+
 class ResNetAutoencoder(Autoencoder):
     """Stem + strided stages down to 4x4, Linear to the latent, and the mirror image back to exactly 64x64.
 
@@ -266,13 +285,7 @@ class ResNetAutoencoder(Autoencoder):
         nn.Module.__init__(self)
         self.config = cfg = config or ResNetConfig()
         slope, widths = cfg.negative_slope, cfg.widths
-        self.stem = conv_bn(cfg.channels, widths[0], slope=slope)
-        self.down = nn.ModuleList()
-        previous = widths[0]
-        for width in widths:
-            blocks = [ResBlock(width, slope) for _ in range(cfg.blocks_per_stage)]
-            self.down.append(nn.Sequential(conv_bn(previous, width, stride=2, slope=slope), *blocks))
-            previous = width
+        self.stem, self.down = down_path(cfg)
         flat = widths[-1] * cfg.grid**2
         self.to_latent = nn.Sequential(nn.Flatten(), nn.Linear(flat, cfg.latent_dim))
         self.from_latent = nn.Sequential(nn.Linear(cfg.latent_dim, flat), nn.Unflatten(1, (widths[-1], cfg.grid, cfg.grid)),
@@ -292,27 +305,15 @@ class ResNetAutoencoder(Autoencoder):
             self.linear_in = nn.Linear(pixels, cfg.latent_dim, bias=False)
             self.linear_out = nn.Linear(cfg.latent_dim, pixels, bias=False)
         if cfg.refine:  # the decoder's own down path over the linear reconstruction, added at every size
-            self.refine_stem = conv_bn(cfg.channels, widths[0], slope=slope)
-            self.refine_down = nn.ModuleList()
-            previous = widths[0]
-            for width in widths:
-                blocks = [ResBlock(width, slope) for _ in range(cfg.blocks_per_stage)]
-                self.refine_down.append(nn.Sequential(conv_bn(previous, width, stride=2, slope=slope), *blocks))
-                previous = width
+            self.refine_stem, self.refine_down = down_path(cfg)
         self.encoder = _Encoder(self)
         self.decoder = _Decoder(self)
 
     def _features(self, x):
-        feats = [self.stem(x)]
-        for stage in self.down:
-            feats.append(stage(feats[-1]))
-        return feats
+        return down_path_features(self.stem, self.down, x)
 
     def _refine_features(self, image):
-        feats = [self.refine_stem(image)]
-        for stage in self.refine_down:
-            feats.append(stage(feats[-1]))
-        return feats
+        return down_path_features(self.refine_stem, self.refine_down, image)
 
     def _decode(self, z, feats=None):
         h = self.from_latent(z)
