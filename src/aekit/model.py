@@ -143,6 +143,47 @@ class Autoencoder(CheckpointMixin, nn.Module):
             raise ValueError(f"latents must have shape (N, {self.config.latent_dim}), got {tuple(z.shape)}")
         return self._batched(self.decoder, z, batch_size)
 
+    def optimize_latents(self, images, steps: int = 40, lr: float = 0.2, batch_size: int = 256) -> torch.Tensor:
+        """Latents that the decoder turns back into `images` better than the encoder's own guess.
+
+        Starts from ``encode(images)`` and takes `steps` Adam steps (learning rate `lr`) per image on
+        the reconstruction's mean squared error, weights frozen. Same size and format as ``encode``'s
+        latents, decoded by the same ``decode``; costs about `steps` decoder forward + backward passes.
+        """
+        if getattr(self.config, "skips", False):
+            from .errors import AekitError
+
+            raise AekitError("this model has skip connections (a denoiser): its latents are not decoded alone")
+        if steps < 0 or not lr > 0:
+            raise ValueError(f"need steps >= 0 and lr > 0, got steps={steps}, lr={lr}")
+        x = as_model_input(images, self.config.image_size)
+        latents = self.encode(x, batch_size)
+        if steps == 0 or len(x) == 0:
+            return latents
+        latents = latents.clone()  # encode returns an inference tensor, which cannot be written to
+        was_training, device = self.training, next(self.parameters()).device
+        frozen = [(p, p.requires_grad) for p in self.parameters()]
+        self.eval()
+        try:
+            for p, _ in frozen:
+                p.requires_grad_(False)
+            with torch.inference_mode(False), torch.enable_grad():
+                for i in range(0, len(x), batch_size):
+                    target = x[i : i + batch_size].to(device)
+                    z = latents[i : i + batch_size].clone().to(device).requires_grad_(True)
+                    optimizer = torch.optim.Adam([z], lr=lr)
+                    for _ in range(steps):
+                        loss = (self.decoder(z) - target).pow(2).mean()
+                        optimizer.zero_grad(set_to_none=True)
+                        loss.backward()
+                        optimizer.step()
+                    latents[i : i + batch_size] = z.detach().float().cpu()
+        finally:
+            for p, requires_grad in frozen:
+                p.requires_grad_(requires_grad)
+            self.train(was_training)
+        return latents
+
     @torch.inference_mode()
     def reconstruct(self, images, batch_size: int = 256) -> torch.Tensor:
         """The model's output for images at its own size (decode(encode(images)) for a bottleneck model)."""
