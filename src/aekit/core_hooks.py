@@ -10,7 +10,7 @@ def register_models(register):
     register("article", Autoencoder, ARTICLE, help="the article's residual autoencoder, 64x64 -> 128-d (default)")
     register("small", Autoencoder, SMALL, help="the article's design at a quarter of the width, 1 conv per half: ~7x faster on a CPU, for demos")
     register("improved", ResNetAutoencoder, IMPROVED,
-             help="same 128-d latent, exact 64x64 decoder (no 79->64 crop), one residual block per stage: ~5x faster than article")
+             help="same 128-d latent, starts at PCA-128, exact 64x64 decoder (no 79->64 crop) that refines the PCA image; the recipe's model (22.77 dB on celeba-10k)")
     register("unet", ResNetAutoencoder, UNET,
              help="the improved design with U-Net skip connections and a residual output: a denoiser, not a codec")
 
