@@ -15,13 +15,13 @@ import torch
 
 import aekit
 from aekit.data import prepare
+from aekit.metrics import psnr
 
 IMAGES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "celeba-10k" / "images"
 
 
 def mean_psnr(out, x):
-    mse = ((out.clamp(-1, 1) - x) / 2).pow(2).flatten(1).mean(1)
-    return (10 * torch.log10(1 / mse)).mean().item()
+    return float(psnr(out.clamp(-1, 1), x).mean())
 
 
 def main():

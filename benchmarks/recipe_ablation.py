@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from aekit.data import prepare
+from aekit.metrics import psnr
 from aekit.model import ResNetAutoencoder, ResNetConfig
 
 IMAGES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "celeba-10k" / "images"
@@ -86,7 +87,6 @@ model.eval()
 with torch.inference_mode():
     x = torch.from_numpy(np.array(test)).float() / 127.5 - 1
     out = torch.cat([model(x[i:i + 100]) for i in range(0, len(x), 100)])
-    mse = ((out.clamp(-1, 1) - x) / 2).pow(2).flatten(1).mean(1)
-    psnr = (10 * torch.log10(1 / mse)).mean().item()
-print(json.dumps({"name": name, "psnr": round(psnr, 3), "steps": total, "images": total * bs, "wall": round(wall),
+    mean_psnr = float(psnr(out.clamp(-1, 1), x).mean())
+print(json.dumps({"name": name, "psnr": round(mean_psnr, 3), "steps": total, "images": total * bs, "wall": round(wall),
                   "img_s": round(total * bs / wall, 1)}), flush=True)

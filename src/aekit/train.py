@@ -169,9 +169,6 @@ class Trainer:
         self.run_hooks = run_hooks  # plugins' on_train_end (e.g. fitting a latent prior)
         self.device = resolve_device(config.device)
         self.precision = config.precision if config.precision != "auto" else ("bf16" if self.device.type == "cuda" else "fp32")
-        # channels_last convolutions: faster on GPUs and on CPUs too (1.08-1.13x for a step in fp32 here,
-        # benchmarks/train_speed_options.py); checkpoints are still saved contiguous
-        self.channels_last = True
 
     # -- set-up -------------------------------------------------------------------------------------
 
@@ -240,8 +237,9 @@ class Trainer:
                 self.log(f"{self.out} has no checkpoint yet; starting the run from the beginning")
             if lead:
                 self._truncate_metrics(start_epoch)
-        if self.channels_last:
-            model = model.to(memory_format=torch.channels_last)
+        # channels_last convolutions: faster on GPUs and on CPUs too (1.08-1.13x for a step in fp32 here,
+        # benchmarks/train_speed_options.py); checkpoints are still saved contiguous (see _save)
+        model = model.to(memory_format=torch.channels_last)
         net = model
         if self.world_size > 1:  # gradients are averaged across processes; BatchNorm statistics come from rank 0
             from torch.nn.parallel import DistributedDataParallel
@@ -341,9 +339,8 @@ class Trainer:
             flips = torch.from_numpy(np.random.default_rng([*position, 1]).random(len(x)) < 0.5).to(x.device)
             x = torch.where(flips[:, None, None, None], x.flip(-1), x)
         source = x if self.noise is None else self.noise.apply_to_tensor(x, [*position, 2])
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-            source = source.contiguous(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+        source = source.contiguous(memory_format=torch.channels_last)
         skip = self.config.on_nan == "skip"
         # BatchNorm's running statistics change in the forward pass: keep them to undo a skipped step
         buffers = {k: v.clone() for k, v in model.named_buffers()} if skip else None
@@ -396,8 +393,7 @@ class Trainer:
         checkpoint.save_training_state(self.out, plain, optimizer, scheduler,
                                        {"epoch": epoch, "batch": batch, "elapsed_s": elapsed, "config": dataclasses.asdict(self.config)})
         checkpoint.save_model(plain, self.out, training=summary)
-        if self.channels_last:
-            model.to(memory_format=torch.channels_last)
+        model.to(memory_format=torch.channels_last)
         model.training_summary = summary
 
     def _summary(self, epoch, batch, elapsed, row, data) -> dict:
