@@ -31,6 +31,8 @@ def main():
     parser.add_argument("--count", type=int, default=100)
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--lr", type=float, default=0.05)
+    parser.add_argument("--schedule", choices=["constant", "cosine"], default="constant",
+                        help="Learning rate over the steps: constant, or cosine decay to 0.")
     args = parser.parse_args()
     model = aekit.load(args.model).eval()
     for p in model.parameters():
@@ -42,16 +44,20 @@ def main():
         rows = [(0, mean_psnr(model.decoder(z0), x), 0.0)]
     z = z0.clone().requires_grad_(True)
     optimizer = torch.optim.Adam([z], lr=args.lr)
+    if args.schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.steps)
     start = time.perf_counter()
     for step in range(1, args.steps + 1):
         loss = ((model.decoder(z) - x) ** 2).mean()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+        if args.schedule == "cosine":
+            scheduler.step()
         if step % 10 == 0 or step == args.steps:
             with torch.no_grad():
                 rows.append((step, mean_psnr(model.decoder(z), x), time.perf_counter() - start))
-    print(f"{args.model}, {len(x)} images from {args.images}, Adam lr {args.lr} on the latents")
+    print(f"{args.model}, {len(x)} images from {args.images}, Adam lr {args.lr} ({args.schedule}) on the latents")
     print("| steps | PSNR (dB) | gain | seconds |\n|---:|---:|---:|---:|")
     for step, value, seconds in rows:
         print(f"| {step} | {value:.3f} | {value - rows[0][1]:+.3f} | {seconds:.1f} |")

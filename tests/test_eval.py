@@ -181,6 +181,26 @@ def test_report_files_render(full_report):
         assert heading in output
 
 
+def test_optimised_latents_row(trained, tmp_path):
+    out = tmp_path / "report"
+    invoke("eval", "--model", trained, "--data", EVAL, "--optimize-steps", 10, "--out", out, "--quiet")
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    rows = {r["method"]: r for r in report["reconstruction"]["rows"]}
+    plain, optimised = rows[f"aekit ({LATENT}-d float32 latent)"], rows[f"aekit ({LATENT}-d float32 latent, 10 optimisation steps)"]
+    assert optimised["bytes_per_image"] == plain["bytes_per_image"] == LATENT * 4  # same bytes, same decoder
+    assert optimised["mse"] < plain["mse"] and optimised["psnr"] > plain["psnr"]
+    assert optimised["settings"]["optimize_steps"] == 10 and "--optimize-steps 10" in report["command"]
+    assert "10 optimisation steps" in (out / "report.md").read_text(encoding="utf-8")
+
+
+def test_optimised_latents_refused_for_a_skip_model(tmp_path):
+    torch.manual_seed(0)
+    model = aekit.create_model("unet", widths=(8, 16), latent_dim=LATENT).save_pretrained(tmp_path / "unet")
+    fails("eval", "--model", model, "--data", EVAL, "--optimize-steps", 5, "--out", tmp_path / "r", message="skip connections")
+    result = runner.invoke(cli, ["eval", "--model", str(model), "--data", EVAL, "--optimize-steps", "-1"])
+    assert result.exit_code == 2 and "--optimize-steps" in result.output
+
+
 # --- the right split ----------------------------------------------------------------------------------
 
 

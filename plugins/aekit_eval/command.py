@@ -29,9 +29,11 @@ def eval_command():
     @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the noise, the tuning subset and PCA.")
     @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
     @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
+    @click.option("--optimize-steps", type=click.IntRange(min=0), default=0, show_default=True, metavar="N",
+                  help="Add a row for latents refined by N optimisation steps each (as `aekit compress --optimize-steps N`).")
     @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
     def eval_(model_path, data, train_data, baselines, noise, labels, limit, train_limit, pixel_labels, out, seed, device,
-              batch_size, quiet):
+              batch_size, optimize_steps, quiet):
         """Measure a model on held-out faces and write a report (JSON, Markdown and PNG grids).
 
         Reconstruction MSE / PSNR / SSIM always; --baselines adds PCA (fitted on the training split),
@@ -54,7 +56,8 @@ def eval_command():
             raise AekitError("give --data SOURCE: held-out images the model never trained on, e.g. faces/[9000:]")
         options = EvalOptions(data=data, model=model_path, train_data=train_data, baselines=baselines, noise=list(noise),
                               labels=labels is not None, labels_csv=labels or None, limit=limit, train_limit=train_limit,
-                              pixel_labels=pixel_labels, out=out, seed=seed, device=device, batch_size=batch_size)
+                              pixel_labels=pixel_labels, out=out, seed=seed, device=device, batch_size=batch_size,
+                              optimize_steps=optimize_steps)
         result = run_eval(options, progress=not quiet)
         click.echo(as_text(result))
         click.echo(f"\nwrote {out}/report.json, {out}/report.md and the PNG grids")

@@ -42,6 +42,7 @@ class EvalOptions:
     seed: int = 0
     device: str = "auto"
     batch_size: int = 128
+    optimize_steps: int = 0
 
     def command_line(self) -> str:
         """The `aekit eval` command that gives these options."""
@@ -55,7 +56,7 @@ class EvalOptions:
         if self.labels:
             args += ["--labels"] + ([self.labels_csv] if self.labels_csv else [])
         defaults = EvalOptions(data="")
-        for name in ("limit", "train_limit", "pixel_labels", "seed", "device", "batch_size"):
+        for name in ("limit", "train_limit", "pixel_labels", "seed", "device", "batch_size", "optimize_steps"):
             value = getattr(self, name)
             if value != getattr(defaults, name):
                 args += [f"--{name.replace('_', '-')}", str(value)]
@@ -92,6 +93,8 @@ def run_eval(options: EvalOptions, progress: bool = True, log=_log_to_stderr) ->
         value = getattr(options, name)
         if value is not None and value < 1:
             raise AekitError(f"--{name.replace('_', '-')} must be at least 1 (got {value})")
+    if options.optimize_steps < 0:
+        raise AekitError(f"--optimize-steps must be zero or more (got {options.optimize_steps})")
     if options.labels_csv and not Path(options.labels_csv).is_file():
         raise AekitError(f"--labels {options.labels_csv}: no such file")
     noises = [parse_noise(spec) for spec in options.noise]  # a bad spec fails before any work
@@ -104,6 +107,8 @@ def run_eval(options: EvalOptions, progress: bool = True, log=_log_to_stderr) ->
     size, latent_dim = model.config.image_size, model.config.latent_dim
     record = splits.recorded_training(model)
     splits.check_eval_data(options.data, options.limit, record, options.train_data)
+    if options.optimize_steps and getattr(model.config, "skips", False):
+        raise AekitError("--optimize-steps: this model has skip connections (a denoiser); its output is not decoded from the latent alone")
     if (options.baselines or options.labels) and not options.train_data and record is None:
         raise AekitError(splits.NO_TRAINING_RECORD)
 
@@ -157,6 +162,17 @@ def run_eval(options: EvalOptions, progress: bool = True, log=_log_to_stderr) ->
         rows.append(_row(f"aekit ({latent_dim}-d int8 latent)", int8_bytes, int8_recon, clean, progress,
                          {"note": f"{latent_dim} bytes + a float32 scale and offset per dimension, shared by the "
                                   f"{len(latents)} images (as `aekit compress --dtype int8` stores them)"}))
+        if options.optimize_steps:
+            log(f"optimising every latent for {options.optimize_steps} steps (as `aekit compress --optimize-steps` does)")
+            optimized = _optimize(model, clean, options.optimize_steps, options.batch_size, progress)
+            optimized_recon = _decode(model, optimized, options.batch_size, progress)
+            rows.append(_row(f"aekit ({latent_dim}-d float32 latent, {options.optimize_steps} optimisation steps)", float_bytes,
+                             optimized_recon, clean, progress,
+                             {"optimize_steps": options.optimize_steps,
+                              "note": "the encoder's latent refined by Adam steps on each image's own reconstruction error; "
+                                      "same decoder, same bytes (as `aekit compress --optimize-steps` stores them)"}))
+            grid_rows.append(_to_uint8(optimized_recon[:GRID_IMAGES]))
+            grid_labels.append(f"aekit +{options.optimize_steps} steps")
     pca = None
     if options.baselines:
         components = codecs.pca_components(latent_dim, len(train), train_pixels.shape[1])
@@ -232,6 +248,12 @@ def _chunks(count: int, batch_size: int, progress: bool, desc: str):
 def _encode(model, unit: np.ndarray, batch_size: int, progress: bool, desc: str = "encoding") -> np.ndarray:
     parts = [model.encode(quality.unit_to_tensor(unit[s]), batch_size=batch_size).numpy()
              for s in _chunks(len(unit), batch_size, progress, desc)]
+    return np.concatenate(parts).astype(np.float32)
+
+
+def _optimize(model, unit: np.ndarray, steps: int, batch_size: int, progress: bool) -> np.ndarray:
+    parts = [model.optimize_latents(quality.unit_to_tensor(unit[s]), steps, batch_size=batch_size).numpy()
+             for s in _chunks(len(unit), batch_size, progress, f"optimising latents ({steps} steps)")]
     return np.concatenate(parts).astype(np.float32)
 
 
