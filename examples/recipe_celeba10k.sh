@@ -14,12 +14,12 @@
 #                      the plain conv decoder at equal CPU time
 #  --schedule onecycle --lr 2e-3   ten times the article's peak, warmed up then annealed to zero
 #  --flip              horizontal flips: faces are nearly symmetric, so twice the data for free
-#  --epochs 15         about 85 minutes on 2 idle CPU cores (about 27 images/s)
+#  --epochs 10         about an hour on 2 idle CPU cores (about 27 images/s); 15 epochs overfit (docs/results)
 set -euo pipefail
 DATA="${1:-../shared/data/celeba-10k}"
 OUT="${2:-runs/recipe-celeba10k}"
 aekit train --data "$DATA/images[:9000]" --val-data "$DATA/images[9000:]" \
-    --arch improved --epochs 15 --batch-size 64 --lr 2e-3 --schedule onecycle --flip --out "$OUT"
+    --arch improved --epochs 10 --batch-size 64 --lr 2e-3 --schedule onecycle --flip --out "$OUT"
 aekit eval --model "$OUT" --data "$DATA/images[9000:]" --train-data "$DATA/images[:9000]" \
     --baselines --labels "$DATA/attributes.csv" --optimize-steps 40 --out "$OUT/report"
 
