@@ -46,6 +46,7 @@ def eval_command():
           aekit eval --model runs/synth --data synthetic:500:1 --baselines --noise gaussian:0.1 --labels
           aekit eval --model runs/celeba --data ../shared/data/celeba-10k/images[9000:] --baselines \\
               --labels ../shared/data/celeba-10k/attributes.csv --noise gaussian:0.1 --out report/
+          aekit eval --model runs/celeba --data faces/[9000:] --optimize-steps 40   # + refined latents' row
         """
         from aekit.errors import AekitError
 
