@@ -28,7 +28,7 @@ IMAGES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "celeb
 name, cfg_json, lr, budget = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
 opts = json.loads(sys.argv[5]) if len(sys.argv) > 5 else {}
 torch.manual_seed(0)
-train = prepare(f"{IMAGES}[:9000]", progress=False).images
+train = prepare(f"{IMAGES}[:{opts.get('train_count', 9000)}]", progress=False).images
 test = prepare(f"{IMAGES}[9000:]", progress=False).images[:500]
 model = ResNetAutoencoder(ResNetConfig(**json.loads(cfg_json)))
 if model.config.linear_path:
@@ -36,7 +36,16 @@ if model.config.linear_path:
     if opts.get("random_to_latent"):
         torch.nn.init.normal_(model.to_latent[1].weight, std=opts["random_to_latent"])
 groups = model.optimizer_groups(lr)
-opt = torch.optim.Adam(groups, lr=lr, weight_decay=opts.get("wd", 0))
+if opts.get("adamw"):  # decoupled decay on the convolutional and dense weights only (not BatchNorm, biases, PCA path)
+    decayed = [p for p in groups[0]["params"] if p.ndim > 1]
+    plain = [p for p in groups[0]["params"] if p.ndim <= 1]
+    groups = [{"params": decayed, "lr": lr, "weight_decay": opts["adamw"]}, {"params": plain, "lr": lr, "weight_decay": 0.0},
+              *[{**g, "weight_decay": 0.0} for g in groups[1:]]]
+    opt = torch.optim.AdamW(groups, lr=lr)
+else:
+    opt = torch.optim.Adam(groups, lr=lr, weight_decay=opts.get("wd", 0))
+ema = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(opts["ema"]),
+                                          use_buffers=True) if opts.get("ema") else None
 bs = opts.get("bs", 64)
 model = model.to(memory_format=torch.channels_last)
 rng = np.random.default_rng(0)
@@ -50,6 +59,18 @@ def batches():
             if opts.get("flip", True):
                 m = torch.from_numpy(rng.random(bs) < 0.5)
                 x[m] = x[m].flip(-1)
+            if opts.get("shift"):  # random translations of up to `shift` pixels, edges reflected
+                k = opts["shift"]
+                padded = F.pad(x, (k, k, k, k), mode="reflect")
+                dx, dy = rng.integers(0, 2 * k + 1, size=(2, bs))
+                x = torch.stack([padded[i, :, dy[i]:dy[i] + 64, dx[i]:dx[i] + 64] for i in range(bs)])
+            if opts.get("jitter"):  # brightness, contrast and saturation, each by up to +-jitter
+                j = opts["jitter"]
+                u = torch.from_numpy(rng.uniform(-j, j, size=(3, bs, 1, 1, 1))).float()
+                gray = x.mean(1, keepdim=True)
+                x = gray + (x - gray) * (1 + u[2])
+                x = (x - x.mean((1, 2, 3), keepdim=True)) * (1 + u[1]) + x.mean((1, 2, 3), keepdim=True) + u[0]
+                x = x.clamp(-1, 1)
             yield x.contiguous(memory_format=torch.channels_last)
 
 
@@ -65,6 +86,8 @@ def step(x):
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
+    if ema is not None:
+        ema.update_parameters(model)
     return loss.item()
 
 
@@ -73,7 +96,7 @@ t = time.perf_counter()
 for _ in range(5):  # timing steps at the peak rate, before the schedule (the same for every variant)
     step(next(it))
 per = (time.perf_counter() - t) / 5
-total = max(10, int(budget / per))
+total = max(10, int(budget / per)) if budget > 0 else opts["epochs"] * (len(train) // bs)
 sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in groups], total_steps=total + 1, pct_start=0.15)
 t = time.perf_counter()
 losses = []
@@ -83,10 +106,18 @@ for s in range(total):
     if s % 50 == 0:
         print(name, s, total, round(float(np.mean(losses[-50:])), 5), flush=True)
 wall = time.perf_counter() - t
+if ema is not None:
+    model = ema.module
 model.eval()
-with torch.inference_mode():
-    x = torch.from_numpy(np.array(test)).float() / 127.5 - 1
-    out = torch.cat([model(x[i:i + 100]) for i in range(0, len(x), 100)])
-    mean_psnr = float(psnr(out.clamp(-1, 1), x).mean())
-print(json.dumps({"name": name, "psnr": round(mean_psnr, 3), "steps": total, "images": total * bs, "wall": round(wall),
+
+
+def mean_psnr_of(images):
+    with torch.inference_mode():
+        x = torch.from_numpy(np.array(images)).float() / 127.5 - 1
+        out = torch.cat([model(x[i:i + 100]) for i in range(0, len(x), 100)])
+        return float(psnr(out.clamp(-1, 1), x).mean())
+
+
+mean_psnr, train_psnr = mean_psnr_of(test), mean_psnr_of(train[:500])
+print(json.dumps({"name": name, "psnr": round(mean_psnr, 3), "train_psnr": round(train_psnr, 3), "steps": total, "images": total * bs, "wall": round(wall),
                   "img_s": round(total * bs / wall, 1)}), flush=True)

@@ -419,6 +419,8 @@ BAD_OPTIONS = [  # (command, extra arguments, the problem the error names)
     ("train", ["--lr", "-1"], "--lr must be a positive number"),
     ("train", ["--lr", "nan"], "--lr must be a positive number"),
     ("train", ["--weight-decay", "-1"], "--weight-decay must be zero or more"),
+    ("train", ["--shift", "-2"], "--shift must be zero or more pixels"),
+    ("train", ["--color-jitter", "1.5"], "--color-jitter must be in [0, 1)"),
     ("train", ["--val-fraction", "1.5"], "--val-fraction must be in [0, 1)"),
     ("train", ["--sample-every", "-1"], "--sample-every must be zero"),
     ("train", ["--limit", "-1"], "--skip and --limit must be zero or more"),

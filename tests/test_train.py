@@ -2,11 +2,12 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
 import aekit
-from aekit.train import Trainer, TrainConfig, read_run_config
+from aekit.train import Trainer, TrainConfig, read_run_config, shift_and_jitter
 
 TINY = {"image_size": 32, "widths": (8, 16), "convs_per_half": 1, "latent_dim": 32}
 
@@ -175,7 +176,7 @@ def test_fine_tuning_a_bottleneck_model_into_a_denoiser(tmp_path, install_plugin
 
 def test_resume_with_noise_and_flips_equals_uninterrupted_run(tmp_path, monkeypatch, install_plugin):
     install_plugin("aekit-testnoise", "testnoise", "aekit_testnoise", NOISE_PLUGIN)
-    settings = dict(noise="testgauss:0.1", flip=True, schedule="onecycle")
+    settings = dict(noise="testgauss:0.1", flip=True, shift=2, color_jitter=0.1, schedule="onecycle")
     full = Trainer(_config(**settings), tmp_path / "full", progress=False, log=lambda m: None).run()
     with monkeypatch.context() as patch:
         _interrupt_after(patch, 4)
@@ -221,6 +222,38 @@ def test_flips_change_the_batches_but_not_their_content(tmp_path):
     assert 0 < sum(flipped) < 16
     for s, o, f in zip(seen[0], x, flipped):
         assert torch.allclose(s, o.flip(-1) if f else o)
+
+
+def test_shift_moves_each_image_by_at_most_the_shift_with_reflected_edges():
+    x = torch.rand(8, 3, 16, 16) * 2 - 1
+    out = shift_and_jitter(x, 2, 0.0, np.random.default_rng(0))
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2), mode="reflect")
+    offsets = []
+    for image, original in zip(out, padded):
+        matches = [(dy, dx) for dy in range(5) for dx in range(5) if torch.equal(image, original[:, dy:dy + 16, dx:dx + 16])]
+        assert len(matches) == 1
+        offsets.append(matches[0])
+    assert len(set(offsets)) > 1  # drawn per image
+    assert torch.equal(shift_and_jitter(x, 0, 0.0, np.random.default_rng(0)), x)
+
+
+def test_color_jitter_stays_in_range_and_within_its_strength():
+    x = torch.rand(32, 3, 8, 8) * 1.6 - 0.8
+    out = shift_and_jitter(x, 0, 0.1, np.random.default_rng(0))
+    assert out.shape == x.shape and out.min() >= -1 and out.max() <= 1
+    change = (out - x).abs().flatten(1).max(1).values
+    assert (change > 0).all()
+    # brightness adds <= 0.1, saturation moves <= 0.1 * 1.6, contrast <= 0.1 * 1.6 * 1.1: 0.436 at most
+    assert change.max() < 0.44
+    strong = shift_and_jitter(x, 0, 0.3, np.random.default_rng(0))
+    assert (strong - x).abs().mean() > (out - x).abs().mean()
+
+
+@pytest.mark.parametrize("setting, message", [(dict(shift=-1), "--shift must be zero or more"),
+                                              (dict(color_jitter=1.0), "--color-jitter must be in")])
+def test_bad_augmentation_settings_are_refused(tmp_path, setting, message):
+    with pytest.raises(aekit.TrainingError, match=message):
+        Trainer(_config(**setting), tmp_path / "run", progress=False, log=lambda m: None)
 
 
 def test_unknown_noise_is_refused_before_training(tmp_path):

@@ -132,6 +132,10 @@ def _default_out() -> Path:
               help="Learning rate over the run: linear decay from --lr to 0 (the article's), onecycle (warm up to --lr, "
                    "cosine down), or constant.")
 @click.option("--flip", is_flag=True, help="Random horizontal flips (data augmentation).")
+@click.option("--shift", type=int, default=0, show_default=True, metavar="PIXELS",
+              help="Random translations of up to PIXELS in each direction, edges reflected (data augmentation).")
+@click.option("--color-jitter", "color_jitter", type=float, default=0.0, show_default=True, metavar="F",
+              help="Random brightness, contrast and saturation changes of up to F, e.g. 0.05 (data augmentation).")
 @click.option("--noise", default=None, metavar="SPEC",
               help="Train a denoiser: noisy input -> clean target, fresh noise every batch. SPEC is NAME:ARG with sigma on "
                    "the [0, 1] pixel scale, e.g. gaussian:0.1, saltpepper:0.05; A+B applies both, A|B picks one per "

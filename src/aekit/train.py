@@ -48,6 +48,8 @@ class TrainConfig:
     on_nan: str = "stop"  # a non-finite loss: "stop" the run, or "skip" that step (counted in metrics.jsonl)
     schedule: str = "linear"  # the article's LinearLR 1 -> 0; "onecycle" warms up to --lr then anneals; "constant"
     flip: bool = False  # random horizontal flips (faces are roughly symmetric: twice the data for free)
+    shift: int = 0  # random translations of up to this many pixels, edges reflected
+    color_jitter: float = 0.0  # random brightness, contrast and saturation changes of up to this fraction
     noise: str | None = None  # noisy-input training (a denoiser): e.g. "gaussian:0.1", fresh noise every batch
 
     def check(self) -> None:
@@ -71,6 +73,10 @@ class TrainConfig:
             problems.append("--sample-every must be zero (never) or more")
         if self.precision not in ("auto", "fp32", "bf16"):
             problems.append(f"--precision must be auto, fp32 or bf16 (got {self.precision})")
+        if self.shift < 0:
+            problems.append(f"--shift must be zero or more pixels (got {self.shift})")
+        if not 0 <= self.color_jitter < 1:
+            problems.append(f"--color-jitter must be in [0, 1) (got {self.color_jitter})")
         if self.on_nan not in ("stop", "skip"):
             problems.append(f"--on-nan must be stop or skip (got {self.on_nan})")
         if self.schedule not in SCHEDULES:
@@ -94,6 +100,25 @@ def make_scheduler(optimizer, schedule: str, total_steps: int):
     if schedule == "constant":
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     return torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1.0, end_factor=0.0, total_iters=total_steps)
+
+
+def shift_and_jitter(x: torch.Tensor, shift: int, jitter: float, rng: np.random.Generator) -> torch.Tensor:
+    """Augment a batch in [-1, 1]: translate each image by up to `shift` pixels (edges reflected), then scale
+    its saturation and contrast by 1 ± `jitter` and add ± `jitter` brightness (uniform draws per image)."""
+    n, _, height, width = x.shape
+    if shift:
+        if shift >= min(height, width):
+            raise TrainingError(f"--shift {shift} must be smaller than the image ({height}x{width})")
+        padded = torch.nn.functional.pad(x, (shift, shift, shift, shift), mode="reflect")
+        dx, dy = rng.integers(0, 2 * shift + 1, size=(2, n))
+        x = torch.stack([padded[i, :, dy[i]:dy[i] + height, dx[i]:dx[i] + width] for i in range(n)])
+    if jitter:
+        saturation, contrast, brightness = torch.from_numpy(rng.uniform(-jitter, jitter, size=(3, n, 1, 1, 1))).to(x)
+        gray = x.mean(1, keepdim=True)
+        x = gray + (x - gray) * (1 + saturation)
+        mean = x.mean((1, 2, 3), keepdim=True)
+        x = ((x - mean) * (1 + contrast) + mean + brightness).clamp(-1, 1)
+    return x
 
 
 def distributed_context() -> tuple[int, int]:
@@ -338,6 +363,8 @@ class Trainer:
         if self.config.flip:
             flips = torch.from_numpy(np.random.default_rng([*position, 1]).random(len(x)) < 0.5).to(x.device)
             x = torch.where(flips[:, None, None, None], x.flip(-1), x)
+        if self.config.shift or self.config.color_jitter:
+            x = shift_and_jitter(x, self.config.shift, self.config.color_jitter, np.random.default_rng([*position, 3]))
         source = x if self.noise is None else self.noise.apply_to_tensor(x, [*position, 2])
         x = x.contiguous(memory_format=torch.channels_last)
         source = source.contiguous(memory_format=torch.channels_last)
