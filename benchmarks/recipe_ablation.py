@@ -5,7 +5,9 @@ budget on celeba-10k's 9,000 training faces, then print its mean PSNR on the fir
     OMP_NUM_THREADS=1 python benchmarks/recipe_ablation.py refine '{"linear_path": true, "refine": true}' 2e-3 720
 
 CONFIG_JSON: `ResNetConfig` fields; OPTIONS_JSON: {"bs": 64, "flip": true, "wd": 0, "loss": "mse"|"psnr",
-"random_to_latent": std}. The loop is the trainer's maths without its bookkeeping: Adam over the model's
+"random_to_latent": std, "train_count": 9000, "epochs": N (with BUDGET_S 0: N passes instead of a time
+budget), "shift": pixels, "jitter": strength, "adamw": decoupled weight decay, "ema": decay}. It prints the
+PSNR on the 500 test faces and on the first 500 training faces (the overfitting gap). The loop is the trainer's maths without its bookkeeping: Adam over the model's
 optimizer groups, one-cycle (15 % warm-up) over as many steps as fit the budget (timed on 5 steps
 first), flips, MSE. Run variants two at a time with one thread each so they share the machine
 equally; the results (2026-11-27) are in docs/results/2026-11-27-recipe-celeba10k/README.md.
