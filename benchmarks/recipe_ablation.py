@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from aekit.data import prepare
 from aekit.metrics import psnr
 from aekit.model import ResNetAutoencoder, ResNetConfig
+from aekit.train import shift_and_jitter
 
 IMAGES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "celeba-10k" / "images"
 
@@ -61,18 +62,8 @@ def batches():
             if opts.get("flip", True):
                 m = torch.from_numpy(rng.random(bs) < 0.5)
                 x[m] = x[m].flip(-1)
-            if opts.get("shift"):  # random translations of up to `shift` pixels, edges reflected
-                k = opts["shift"]
-                padded = F.pad(x, (k, k, k, k), mode="reflect")
-                dx, dy = rng.integers(0, 2 * k + 1, size=(2, bs))
-                x = torch.stack([padded[i, :, dy[i]:dy[i] + 64, dx[i]:dx[i] + 64] for i in range(bs)])
-            if opts.get("jitter"):  # brightness, contrast and saturation, each by up to +-jitter
-                j = opts["jitter"]
-                u = torch.from_numpy(rng.uniform(-j, j, size=(3, bs, 1, 1, 1))).float()
-                gray = x.mean(1, keepdim=True)
-                x = gray + (x - gray) * (1 + u[2])
-                x = (x - x.mean((1, 2, 3), keepdim=True)) * (1 + u[1]) + x.mean((1, 2, 3), keepdim=True) + u[0]
-                x = x.clamp(-1, 1)
+            if opts.get("shift") or opts.get("jitter"):  # the trainer's --shift / --color-jitter
+                x = shift_and_jitter(x, opts.get("shift", 0), opts.get("jitter", 0.0), rng)
             yield x.contiguous(memory_format=torch.channels_last)
 
 
