@@ -256,6 +256,12 @@ def test_bad_augmentation_settings_are_refused(tmp_path, setting, message):
         Trainer(_config(**setting), tmp_path / "run", progress=False, log=lambda m: None)
 
 
+def test_a_shift_as_large_as_the_image_is_refused_before_any_step(tmp_path):
+    with pytest.raises(aekit.TrainingError, match="--shift 32 must be smaller than the image"):
+        Trainer(_config(shift=32), tmp_path / "run", progress=False, log=lambda m: None).run()
+    assert not (tmp_path / "run" / "model.safetensors").exists()
+
+
 def test_unknown_noise_is_refused_before_training(tmp_path):
     with pytest.raises(aekit.NoiseSpecError, match="unknown noise model 'nosuch'"):
         Trainer(_config(noise="nosuch:0.1"), tmp_path / "run", progress=False, log=lambda m: None)
