@@ -71,6 +71,25 @@ def test_saltpepper_hits_a_fraction_p_of_pixels_in_all_channels_half_each():
     assert np.all(noisy[~changed] == 0.5)
 
 
+@pytest.mark.parametrize("spec, low, high", [("gaussian:0.02-0.25", 0.02, 0.25), ("speckle:0.05-0.3", 0.05, 0.3)])
+def test_a_range_draws_one_sigma_per_image(spec, low, high):
+    images = np.full((400, 16, 16, 3), 0.5, np.float32)
+    noisy = parse_noise(spec)(images, np.random.default_rng(0))
+    scale = 1.0 if spec.startswith("gaussian") else 0.5  # speckle multiplies by the pixel value
+    sigmas = (noisy - 0.5).reshape(len(images), -1).std(axis=1) / scale
+    assert sigmas.min() == pytest.approx(low, abs=0.01) and sigmas.max() == pytest.approx(high, abs=0.02)
+    assert np.histogram(sigmas, bins=4, range=(low, high))[0].min() > 60  # spread over the range, not clumped
+    assert np.array_equal(noisy, parse_noise(spec)(images, np.random.default_rng(0)))  # seeded
+
+
+def test_a_saltpepper_range_draws_one_fraction_per_image():
+    images = np.full((300, 64, 64, 3), 0.5, np.float32)
+    noisy = parse_noise("saltpepper:0.02-0.2")(images, np.random.default_rng(0))
+    fractions = (noisy != 0.5).any(axis=-1).reshape(len(images), -1).mean(axis=1)
+    assert fractions.min() == pytest.approx(0.02, abs=0.01) and fractions.max() == pytest.approx(0.2, abs=0.02)
+    assert parse_noise("saltpepper:0.1-0.1")(images[:1], np.random.default_rng(0)).shape == (1, 64, 64, 3)
+
+
 def test_speckle_is_multiplicative():
     noisy = parse_noise("speckle:0.2")(grey(level=0.4), np.random.default_rng(0))
     assert (noisy - 0.4).std() == pytest.approx(0.4 * 0.2, rel=0.03)
@@ -110,6 +129,10 @@ def test_mask_blocks_reach_the_corners_and_can_cover_almost_everything():
     ("saltpepper:x", "p must be a number"),
     ("speckle:0", "sigma must be in (0, 1]"),
     ("mask:1", "fraction must be in (0, 1), got 1"),
+    ("gaussian:0.3-0.1", "sigma range must be LOW-HIGH with 0 < LOW <= HIGH <= 1, got 0.3-0.1"),
+    ("gaussian:0.1-", "sigma range must be LOW-HIGH"),
+    ("gaussian:0.1-2", "sigma must be in (0, 1], got 2"),
+    ("saltpepper:0-0.1", "p must be in (0, 1], got 0"),
     ("mask:0", "fraction must be in (0, 1)"),
     ("blur:3", "unknown noise model 'blur'"),
 ])

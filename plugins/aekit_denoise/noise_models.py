@@ -38,6 +38,29 @@ def parse_amount(argument: str, name: str, default: float, closed_top: bool = Tr
     return value
 
 
+def parse_amount_range(argument: str, name: str, default: float) -> tuple[float, float]:
+    """``AMOUNT`` or ``LOW-HIGH`` (each in (0, 1], LOW <= HIGH) as (low, high); ValueError otherwise."""
+    text = (argument or "").strip()
+    dash = text.find("-", 1)  # a leading minus is a (refused) negative amount, not a range
+    if dash < 0:
+        value = parse_amount(text, name, default)
+        return value, value
+    low_text, high_text = text[:dash], text[dash + 1:]
+    low, high = parse_amount(low_text, name, default), parse_amount(high_text, name, default)
+    if not (low_text.strip() and high_text.strip()) or low > high:
+        raise ValueError(f"{name} range must be LOW-HIGH with 0 < LOW <= HIGH <= 1, got {text}")
+    return low, high
+
+
+def per_image_amount(images: np.ndarray, low: float, high: float, rng: np.random.Generator) -> np.ndarray:
+    """One amount per image, uniform in [low, high], shaped to broadcast over (N, H, W, C) or (H, W, C)."""
+    if low == high:
+        return np.float32(low)
+    count = len(images) if images.ndim == 4 else 1
+    amounts = rng.uniform(low, high, size=count).astype(np.float32)
+    return amounts.reshape((count, 1, 1, 1) if images.ndim == 4 else (1, 1, 1))
+
+
 def _as_float_images(images) -> np.ndarray:
     images = np.asarray(images, dtype=np.float32)
     if images.ndim not in (3, 4):
@@ -46,24 +69,34 @@ def _as_float_images(images) -> np.ndarray:
 
 
 def make_gaussian_noise(argument: str = "") -> AddNoise:
-    """``gaussian:SIGMA``: add N(0, SIGMA) to every pixel and channel (SIGMA in (0, 1], default 0.1)."""
-    sigma = parse_amount(argument, "sigma", GAUSSIAN_DEFAULT)
+    """``gaussian:SIGMA``: add N(0, SIGMA) to every pixel and channel (SIGMA in (0, 1], default 0.1).
+
+    ``gaussian:LOW-HIGH`` draws each image's SIGMA uniformly from [LOW, HIGH] (for blind denoisers).
+    """
+    low, high = parse_amount_range(argument, "sigma", GAUSSIAN_DEFAULT)
 
     def add_gaussian_noise(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         images = _as_float_images(images)
-        noise = rng.standard_normal(images.shape, dtype=np.float32) * np.float32(sigma)
+        sigma = per_image_amount(images, low, high, rng)
+        noise = rng.standard_normal(images.shape, dtype=np.float32) * sigma
         return np.clip(images + noise, 0.0, 1.0)
 
     return add_gaussian_noise
 
 
 def make_saltpepper_noise(argument: str = "") -> AddNoise:
-    """``saltpepper:P``: a fraction P of the pixels (all channels together) set to 0 or 1, half each (default 0.05)."""
-    fraction = parse_amount(argument, "p", SALTPEPPER_DEFAULT)
+    """``saltpepper:P``: a fraction P of the pixels (all channels together) set to 0 or 1, half each (default 0.05).
+
+    ``saltpepper:LOW-HIGH`` draws each image's P uniformly from [LOW, HIGH].
+    """
+    low, high = parse_amount_range(argument, "p", SALTPEPPER_DEFAULT)
 
     def add_saltpepper_noise(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         images = _as_float_images(images)
         pixels = images.shape[:-1]
+        fraction = per_image_amount(images, low, high, rng)
+        if np.ndim(fraction):
+            fraction = fraction[..., 0]  # one per image, broadcast over the pixels (not the channels)
         hit = rng.random(pixels) < fraction
         salt = rng.random(pixels) < 0.5
         noisy = images.copy()
@@ -74,12 +107,16 @@ def make_saltpepper_noise(argument: str = "") -> AddNoise:
 
 
 def make_speckle_noise(argument: str = "") -> AddNoise:
-    """``speckle:SIGMA``: multiplicative noise x + x * N(0, SIGMA), per pixel and channel (default 0.1)."""
-    sigma = parse_amount(argument, "sigma", SPECKLE_DEFAULT)
+    """``speckle:SIGMA``: multiplicative noise x + x * N(0, SIGMA), per pixel and channel (default 0.1).
+
+    ``speckle:LOW-HIGH`` draws each image's SIGMA uniformly from [LOW, HIGH].
+    """
+    low, high = parse_amount_range(argument, "sigma", SPECKLE_DEFAULT)
 
     def add_speckle_noise(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         images = _as_float_images(images)
-        noise = rng.standard_normal(images.shape, dtype=np.float32) * np.float32(sigma)
+        sigma = per_image_amount(images, low, high, rng)
+        noise = rng.standard_normal(images.shape, dtype=np.float32) * sigma
         return np.clip(images + images * noise, 0.0, 1.0)
 
     return add_speckle_noise
@@ -125,11 +162,12 @@ def covered_blocks(shape: tuple[int, int], fraction: float, rng: np.random.Gener
 
 NOISE_MODELS = {
     "gaussian": (make_gaussian_noise, "gaussian:SIGMA: additive N(0, SIGMA) per pixel and channel, SIGMA on the "
-                                      f"[0, 1] pixel scale (default {GAUSSIAN_DEFAULT})"),
+                                      f"[0, 1] pixel scale (default {GAUSSIAN_DEFAULT}); gaussian:LOW-HIGH draws "
+                                      "SIGMA per image"),
     "saltpepper": (make_saltpepper_noise, "saltpepper:P: a fraction P of the pixels set to black or white "
-                                          f"(default {SALTPEPPER_DEFAULT})"),
+                                          f"(default {SALTPEPPER_DEFAULT}); saltpepper:LOW-HIGH draws P per image"),
     "speckle": (make_speckle_noise, "speckle:SIGMA: multiplicative x + x*N(0, SIGMA), SIGMA on the [0, 1] scale "
-                                    f"(default {SPECKLE_DEFAULT})"),
+                                    f"(default {SPECKLE_DEFAULT}); speckle:LOW-HIGH draws SIGMA per image"),
     "mask": (make_mask_noise, "mask:FRACTION: random square blocks (1/8 of the side) blanked to black until about "
                               f"FRACTION of the image is covered (default {MASK_DEFAULT})"),
 }
