@@ -113,12 +113,15 @@ def test_missing_path_that_is_not_a_hub_id(tmp_path):
         aekit.load(tmp_path / "nothing" / "here")
 
 
-def test_latest_run_pointer(tmp_path):
+def test_latest_run_pointer(tmp_path, monkeypatch):
+    monkeypatch.setenv("AEKIT_LOAD_PLUGINS", "")  # no pretrained models: aekit.load() falls back to the latest run
+    aekit.plugins.reset()
     with pytest.raises(aekit.CheckpointError, match="aekit train"):
         aekit.load()
     _tiny().save_pretrained(tmp_path / "run")
     checkpoint.record_latest(tmp_path / "run")
     assert aekit.load().config.latent_dim == 16
+    assert aekit.load("latest").config.latent_dim == 16
 
 
 def test_atomic_save_leaves_no_partial_file_when_writing_fails(tmp_path, monkeypatch):

@@ -31,8 +31,8 @@ def test_train_then_info(runner, tmp_path):
     assert "architecture: article" in info.output and "synthetic:64" in info.output and "val_psnr" in info.output
     as_json = json.loads(runner.invoke(cli, ["info", str(tmp_path / "run"), "--json"]).output)
     assert as_json["config"]["widths"] == [8, 16] and as_json["metrics"][0]["epoch"] == 1
-    # without a MODEL argument, info uses the latest run
-    assert str(tmp_path / "run") in runner.invoke(cli, ["info"]).output
+    # `latest` names the latest run
+    assert str(tmp_path / "run") in runner.invoke(cli, ["info", "latest"]).output
 
 
 def test_resume_of_a_finished_run_and_refused_options(runner, tmp_path):
@@ -108,8 +108,11 @@ def test_every_command_has_help_with_an_example(runner):
     assert "Example" in runner.invoke(cli, ["--help"]).output
 
 
-def test_model_option_defaults_to_the_latest_run(runner, tmp_path):
+def test_model_option_falls_back_to_the_latest_run_without_pretrained_models(runner, tmp_path, monkeypatch):
     import click
+
+    monkeypatch.setenv("AEKIT_LOAD_PLUGINS", "sources")  # no pretrained models installed
+    aekit.plugins.reset()
 
     from aekit.cli import load_model_arg, model_option
 
@@ -121,5 +124,6 @@ def test_model_option_defaults_to_the_latest_run(runner, tmp_path):
     missing = runner.invoke(latent_size, [])
     assert missing.exit_code != 0 and "aekit train" in str(missing.exception)
     assert _train(runner, tmp_path / "run", "--model-config", "latent_dim=24").exit_code == 0
-    assert runner.invoke(latent_size, []).output.strip() == "24"
-    assert runner.invoke(latent_size, ["--model", str(tmp_path / "run")]).output.strip() == "24"
+    fallback = runner.invoke(latent_size, [])
+    assert fallback.stdout.strip() == "24" and "the latest `aekit train` run" in fallback.stderr
+    assert runner.invoke(latent_size, ["--model", str(tmp_path / "run")]).stdout.strip() == "24"

@@ -304,7 +304,7 @@ def test_train_end_fits_priors_in_the_run_folder(runner, tmp_path):
     assert metadata["model_fingerprint"] == aekit.model_fingerprint(model)  # fitted for the saved weights
     assert json.loads(metadata["meta"])["n_latents"] == 64
     out = tmp_path / "g.png"
-    result = runner.invoke(cli, ["generate", "--n", "4", "--seed", "0", "--out", str(out)])  # the latest run
+    result = runner.invoke(cli, ["generate", "--model", "latest", "--n", "4", "--seed", "0", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert Image.open(out).text["sampler"] == "gmm" and "note" not in result.output
 

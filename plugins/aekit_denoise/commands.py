@@ -262,7 +262,7 @@ def denoise_command() -> click.Command:
 
     @click.command("denoise")
     @click.argument("inputs", nargs=-1, required=True, metavar="NOISY...")
-    @model_option
+    @model_option(task="denoise")
     @click.option("--out", "-o", default=None, metavar="FILE|DIR",
                   help="Output file (one input; default STEM-denoised.EXT in the current folder), or a folder "
                        "(required for a folder or several inputs; keeps their relative names).")
@@ -300,7 +300,7 @@ def denoise_command() -> click.Command:
         if not overwrite:
             refuse_overwriting_inputs(files, outputs, hint=" or add --overwrite")
             refuse_existing_outputs(outputs)
-        model = load_model_arg(model_path, device=_device(device))
+        model = load_model_arg(model_path, device=_device(device), task="denoise")
         noise = training_noise(model)
         if noise:
             click.echo(f"model trained for noise: {noise}", err=True)

@@ -144,9 +144,19 @@ def _refuse_pickle(path: Path):
 
 
 def resolve_checkpoint_dir(path_or_hub_id) -> Path:
-    """A local checkpoint folder for a path or hub id (downloading from the hub when needed)."""
+    """A local checkpoint folder for a path, an installed pretrained model's name, ``latest`` or a hub id.
+
+    A folder that exists wins over a name; a hub id is downloaded when it is not cached.
+    """
+    from .pretrained import LATEST, get_pretrained, is_pretrained_name
+
     text = str(path_or_hub_id)
     path = Path(text).expanduser()
+    if not path.exists():
+        if is_pretrained_name(text):
+            return get_pretrained(text).verified_dir()
+        if text == LATEST:
+            return latest_run()
     if path.is_file():
         if path.suffix.lower() in PICKLE_SUFFIXES:
             _refuse_pickle(path)
@@ -172,14 +182,22 @@ def _download(repo_id: str) -> Path:
         ) from None
 
 
-def load(path_or_hub_id=None, device="cpu"):
-    """Load a model from a checkpoint folder, a hub id, or (None) the latest trained run."""
+def load(path_or_hub_id=None, device="cpu", task: str = "codec"):
+    """Load a model strictly from a checkpoint folder, a pretrained model's name (``"faces-64"``) or a hub id.
+
+    ``None`` loads the default model for `task` (``"codec"`` or ``"denoise"``): the user's default
+    (``aekit models default``), else the installed pretrained model for the task, else the latest
+    ``aekit train`` run; see ``aekit.pretrained``.
+    """
     from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
 
     from .plugins import get_registry
+    from .pretrained import is_pretrained_name, resolve_model
 
-    directory = resolve_checkpoint_dir(path_or_hub_id if path_or_hub_id is not None else latest_run())
+    if path_or_hub_id is None:
+        path_or_hub_id = resolve_model(None, task).spec
+    directory = resolve_checkpoint_dir(path_or_hub_id)
     weights = directory / WEIGHTS_NAME
     if not weights.is_file():
         pickles = [p for p in sorted(directory.iterdir()) if p.suffix.lower() in PICKLE_SUFFIXES]
@@ -223,6 +241,7 @@ def load(path_or_hub_id=None, device="cpu"):
                               "the model is broken")
     model.training_summary = meta.get("training") or {}
     model.checkpoint_dir = directory
+    model.pretrained_name = str(path_or_hub_id) if is_pretrained_name(str(path_or_hub_id)) and not Path(str(path_or_hub_id)).exists() else None
     model.eval()
     return model.to(device)
 

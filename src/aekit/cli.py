@@ -77,17 +77,27 @@ def main():
 # --- options shared with plugins ---------------------------------------------------------------------
 
 
-def model_option(function):
-    """``--model DIR_OR_HUB_ID`` (default: the latest trained run) for plugin commands."""
-    return click.option("--model", "-m", "model_path", metavar="DIR_OR_HUB_ID", default=None,
-                        help="Checkpoint folder or Hugging Face hub id (default: the most recent `aekit train` run).")(function)
+def model_option(function=None, *, task: str = "codec"):
+    """``--model NAME_OR_DIR`` for commands; ``@model_option`` or ``@model_option(task="denoise")``."""
+    default = "the pretrained denoiser" if task == "denoise" else "the pretrained faces codec"
+
+    def decorate(command_function):
+        return click.option("--model", "-m", "model_path", metavar="NAME_OR_DIR", default=None,
+                            help=f"A pretrained model's name (`aekit models`), checkpoint folder, Hugging Face hub id "
+                                 f"or `latest` (the most recent `aekit train` run); default: your `aekit models "
+                                 f"default`, else {default}.")(command_function)
+
+    return decorate(function) if function is not None else decorate
 
 
-def load_model_arg(model_path, device: str = "cpu"):
-    """Load the model a command was given (or the latest run)."""
+def load_model_arg(model_path, device: str = "cpu", task: str = "codec"):
+    """Load the model a command was given (or the default for its task), saying on stderr which one."""
     from .checkpoint import load
+    from .pretrained import resolve_model
 
-    return load(model_path, device=device)
+    choice = resolve_model(model_path, task)
+    click.echo(choice.describe(), err=True)
+    return load(choice.spec, device=device)
 
 
 def check_output_path(path, option: str = "--out") -> Path:
@@ -250,12 +260,20 @@ def info(model_path, as_json):
     """Show a checkpoint's architecture, parameter counts, training data and metrics.
 
     \b
-    Example:
-      aekit info runs/synth
-    """
-    from .checkpoint import load, read_config, resolve_checkpoint_dir, latest_run
+    MODEL is a checkpoint folder, a pretrained model's name (`aekit models`), a hub id or `latest`.
 
-    directory = resolve_checkpoint_dir(model_path) if model_path else latest_run()
+    \b
+    Examples:
+      aekit info runs/synth
+      aekit info faces-64
+    """
+    from .checkpoint import load, read_config, resolve_checkpoint_dir
+    from .pretrained import resolve_model
+
+    choice = resolve_model(model_path, "codec")
+    if not model_path:
+        click.echo(choice.describe(), err=True)
+    directory = resolve_checkpoint_dir(choice.spec)
     meta = read_config(directory)
     load(directory)  # the same checks as every command that uses the model: weights, shapes, architecture
     metrics_path = Path(directory) / "metrics.jsonl"

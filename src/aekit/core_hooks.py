@@ -22,5 +22,7 @@ def register_commands(register):
     for command in cli.CORE_COMMANDS:
         register(command)
     from .demo import demo_command
+    from .models_command import models_command
 
     register(demo_command)
+    register(models_command)

@@ -70,6 +70,17 @@ def register_demos(register):
 
 
 @hookspec
+def register_pretrained(register):
+    """Register pretrained models shipped in the package: ``register(name, directory, tasks, help="", metrics=None, sha256=None)``.
+
+    ``directory`` holds ``model.safetensors`` + ``config.json`` (and a ``README.md`` model card);
+    ``tasks`` names what the model is a default for (``"codec"``, ``"denoise"``); ``metrics`` are
+    headline numbers for ``aekit models``; ``sha256`` maps each file name to its digest, checked at
+    load. ``aekit.pretrained.register_manifest(register, path)`` registers a ``pretrained.json``.
+    """
+
+
+@hookspec
 def on_train_end(model, run_dir, train_images):
     """Called after `aekit train` saved its final checkpoint (e.g. to fit a latent prior beside it).
 

@@ -32,6 +32,7 @@ HOOKS = {
     "register_samplers": "sampler",
     "register_commands": "command",
     "register_demos": "demo",
+    "register_pretrained": "pretrained",
 }
 
 
@@ -44,6 +45,7 @@ class PluginInfo:
     module: str
     error: str | None = None
     hooks: list[str] = field(default_factory=list)
+    distribution: str | None = None  # what `pip install` / `pip uninstall` take
 
 
 pm = pluggy.PluginManager("aekit")
@@ -81,6 +83,26 @@ def _make_register(kind: str, plugin: str):
             registry.add("model", name, model_class, plugin, help, config=config)
 
         return register_model
+    if kind == "pretrained":
+
+        def register_pretrained(name, directory, tasks=("codec",), help: str = "", metrics=None, sha256=None):
+            from pathlib import Path
+
+            from .pretrained import TASKS, PretrainedModel
+
+            if isinstance(tasks, str):
+                tasks = (tasks,)
+            unknown = sorted(set(tasks) - set(TASKS))
+            if unknown or not tasks:
+                raise RegistryError(f"pretrained model {name!r}: tasks must be some of {', '.join(TASKS)} "
+                                    f"(got {', '.join(map(str, tasks)) or 'none'})")
+            info = plugin_infos.get(plugin)
+            model = PretrainedModel(name=name, directory=Path(directory), tasks=tuple(tasks), help=help,
+                                    metrics=dict(metrics or {}), sha256=dict(sha256 or {}), plugin=plugin,
+                                    distribution=info.distribution if info else None)
+            registry.add("pretrained", name, model, plugin, help)
+
+        return register_pretrained
 
     def register(name, obj, help: str = "", **extra):
         registry.add(kind, name, obj, plugin, help, **extra)
@@ -104,8 +126,8 @@ def _register_contributions(plugin_name: str) -> list[str]:
     return used
 
 
-def _load_one(name: str, version: str | None, module_name: str, loader) -> None:
-    info = PluginInfo(name=name, version=version, module=module_name)
+def _load_one(name: str, version: str | None, module_name: str, loader, distribution: str | None = None) -> None:
+    info = PluginInfo(name=name, version=version, module=module_name, distribution=distribution)
     plugin_infos[name] = info
     try:
         module = loader()
@@ -120,6 +142,15 @@ def _load_one(name: str, version: str | None, module_name: str, loader) -> None:
         _warn(f"plugin {name!r} failed to load ({info.error}); other commands still work")
 
 
+def _distribution_name(dist) -> str | None:
+    if dist is None:
+        return None
+    try:
+        return dist.metadata["Name"] or getattr(dist, "name", None)
+    except (KeyError, AttributeError):
+        return getattr(dist, "name", None)
+
+
 def load_plugins() -> Registry:
     """Load the core and every allowed entry-point plugin once; return the filled registry."""
     global _loaded
@@ -128,7 +159,7 @@ def load_plugins() -> Registry:
     _loaded = True
     from . import __version__
 
-    _load_one(CORE_NAME, __version__, CORE_MODULE, lambda: importlib.import_module(CORE_MODULE))
+    _load_one(CORE_NAME, __version__, CORE_MODULE, lambda: importlib.import_module(CORE_MODULE), distribution=CORE_NAME)
     allowed = _allowed_names()
     seen: dict[str, str] = {}
     for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
@@ -141,7 +172,7 @@ def load_plugins() -> Registry:
             continue
         dist = getattr(ep, "dist", None)
         version = dist.version if dist is not None else None
-        _load_one(ep.name, version, ep.value, ep.load)
+        _load_one(ep.name, version, ep.value, ep.load, distribution=_distribution_name(dist))
     return registry
 
 
@@ -175,6 +206,7 @@ def describe_plugins() -> list[dict]:
             {
                 "name": info.name,
                 "version": info.version,
+                "distribution": info.distribution,
                 "module": info.module,
                 "hooks": info.hooks,
                 "registered": registered,

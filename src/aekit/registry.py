@@ -7,7 +7,7 @@ from typing import Any
 
 from .errors import RegistryError
 
-KINDS = ("model", "data_source", "noise_model", "sampler", "command", "demo")
+KINDS = ("model", "data_source", "noise_model", "sampler", "command", "demo", "pretrained")
 KIND_LABELS = {
     "model": "model",
     "data_source": "data source",
@@ -15,6 +15,7 @@ KIND_LABELS = {
     "sampler": "sampler",
     "command": "command",
     "demo": "demo part",
+    "pretrained": "pretrained model",
 }
 
 

@@ -1,0 +1,19 @@
+"""aekit's own pretrained models, registered through the same hook a third-party model package uses.
+
+``faces-64`` is a codec and feature extractor (the ``improved`` preset), ``faces-64-denoise`` a blind
+denoiser (the ``unet`` preset); both were trained on celeba-10k's training faces only. Their folders
+(weights, config, model card, priors) and SHA-256 sums are listed in ``pretrained.json`` beside this
+file. CelebA is for non-commercial research; see each folder's README.md.
+"""
+
+from pathlib import Path
+
+from aekit import hookimpl
+from aekit.pretrained import MANIFEST_NAME, register_manifest
+
+MANIFEST = Path(__file__).parent / MANIFEST_NAME
+
+
+@hookimpl
+def register_pretrained(register):
+    register_manifest(register, MANIFEST)

@@ -1,0 +1,302 @@
+"""Pretrained models shipped inside installed packages, and which model a command uses without ``--model``.
+
+A package ships weights the way spaCy ships model packages: the files live in the package (so they
+work offline right after ``pip install``) and the ``register_pretrained`` hook names them::
+
+    @aekit.hookimpl
+    def register_pretrained(register):
+        aekit.pretrained.register_manifest(register, Path(__file__).parent / "pretrained.json")
+
+``pretrained.json`` (written by ``aekit models package``) lists each model's folder, tasks, headline
+metrics and the SHA-256 of every file; a file that does not match is refused with a message naming
+it and the distribution to reinstall.
+
+Which model a command uses (`resolve_model`):
+
+1. ``--model NAME_OR_DIR_OR_HUB_ID`` (``--model latest``: the most recent ``aekit train`` run);
+2. the user's default for the command's task (``aekit models default NAME --task denoise``);
+3. the user's default for every task (``aekit models default NAME_OR_DIR``);
+4. the first installed pretrained model that does the task (``faces-64`` codes, ``faces-64-denoise``
+   denoises);
+5. only when no installed pretrained model does the task: the latest ``aekit train`` run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import CheckpointError
+
+TASKS = {
+    "codec": "encode, decode and embed faces (compress, decompress, embed, classify, cluster, umap, generate, eval, info)",
+    "denoise": "remove noise from photos (denoise)",
+}
+MANIFEST_FORMAT = "aekit-pretrained"
+MANIFEST_NAME = "pretrained.json"
+DEFAULTS_NAME = "default-model.json"
+LATEST = "latest"
+ALL_TASKS = ""  # the key of the default that applies to every task
+
+
+@dataclass(frozen=True)
+class PretrainedModel:
+    """One registered pretrained model: a checkpoint folder inside an installed package."""
+
+    name: str
+    directory: Path
+    tasks: tuple[str, ...]
+    help: str = ""
+    metrics: dict = field(default_factory=dict)
+    sha256: dict = field(default_factory=dict)  # file name -> hex digest, for every file of the folder
+    plugin: str = ""
+    distribution: str | None = None
+
+    def size_bytes(self) -> int:
+        """Bytes on disk of the files the model records."""
+        files = self.sha256 or {p.name: "" for p in self.directory.iterdir() if p.is_file()}
+        return sum((self.directory / name).stat().st_size for name in files if (self.directory / name).is_file())
+
+    def reinstall_hint(self) -> str:
+        dist = self.distribution or self.plugin
+        return f"reinstall the package that ships it: pip install --force-reinstall --no-deps {dist}"
+
+    def verified_dir(self) -> Path:
+        """The checkpoint folder, after checking every recorded file against its SHA-256."""
+        for file_name, expected in self.sha256.items():
+            path = self.directory / file_name
+            if not path.is_file():
+                raise CheckpointError(f"pretrained model {self.name!r}: {path} is missing; {self.reinstall_hint()}")
+            if file_sha256(path) != expected:
+                raise CheckpointError(f"pretrained model {self.name!r}: {path} is damaged (its SHA-256 does not match "
+                                      f"the recorded one); {self.reinstall_hint()}")
+        return self.directory
+
+
+def file_sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# --- the registry's view -----------------------------------------------------------------------------
+
+
+def pretrained_models() -> list[PretrainedModel]:
+    """Every registered pretrained model, in registration order."""
+    from .plugins import get_registry
+
+    return [entry.obj for entry in get_registry().entries("pretrained")]
+
+
+def get_pretrained(name: str) -> PretrainedModel:
+    """The registered pretrained model `name`; RegistryError listing the known names."""
+    from .plugins import get_registry
+
+    return get_registry().get("pretrained", name)
+
+
+def is_pretrained_name(text) -> bool:
+    from .plugins import get_registry
+
+    return isinstance(text, str) and text in get_registry().names("pretrained")
+
+
+def pretrained_for(task: str) -> PretrainedModel | None:
+    """The first registered pretrained model that does `task`, or None."""
+    return next((m for m in pretrained_models() if task in m.tasks), None)
+
+
+# --- manifests: what a package ships ------------------------------------------------------------------
+
+
+def read_manifest(path) -> dict[str, dict]:
+    """The models a ``pretrained.json`` lists: {name: {"path", "tasks", "help", "metrics", "sha256"}}."""
+    path = Path(path)
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: unreadable pretrained-model manifest ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT or not isinstance(manifest.get("models"), dict):
+        raise CheckpointError(f"{path}: not an aekit pretrained-model manifest (needs \"format\": \"{MANIFEST_FORMAT}\" and \"models\")")
+    return manifest["models"]
+
+
+def register_manifest(register, path) -> None:
+    """Register every model of a package's ``pretrained.json``; folders are relative to the manifest."""
+    path = Path(path)
+    for name, entry in read_manifest(path).items():
+        register(name, path.parent / entry["path"], tasks=tuple(entry["tasks"]), help=entry.get("help", ""),
+                 metrics=entry.get("metrics") or {}, sha256=entry.get("sha256") or {})
+
+
+def package_model(run_dir, out_dir, name: str, tasks, help: str = "", metrics: dict | None = None,
+                  dtype: str = "float16") -> dict:
+    """Write a trained run as a shippable folder and record it in ``out_dir``'s parent ``pretrained.json``.
+
+    The folder gets ``model.safetensors`` (weights cast to `dtype`; loading casts them back to float32),
+    ``config.json``, and every ``prior-*.safetensors`` and ``README.md`` already in `out_dir` (fit
+    priors on the packaged model: their fingerprint is of the weights as shipped). Returns the entry.
+    """
+    import torch
+    from safetensors.torch import save_file
+
+    from . import io
+    from .checkpoint import CONFIG_NAME, WEIGHTS_NAME, load
+
+    unknown = sorted(set(tasks) - set(TASKS))
+    if unknown or not tasks:
+        raise CheckpointError(f"tasks must be some of {', '.join(TASKS)} (got {', '.join(tasks) or 'none'})")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = load(run_dir)
+    cast = getattr(torch, dtype)
+    state = {k: (v.to(cast) if v.is_floating_point() else v).detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    with io.atomic_path(out_dir / WEIGHTS_NAME) as tmp:
+        save_file(state, str(tmp), metadata={"format": "pt", "dtype": dtype})
+    config = json.loads((Path(run_dir) / CONFIG_NAME).read_text(encoding="utf-8"))
+    io.write_json(out_dir / CONFIG_NAME, config)
+    return record_in_manifest(out_dir, name, tasks, help=help, metrics=metrics)
+
+
+def record_in_manifest(model_dir, name: str, tasks, help: str = "", metrics: dict | None = None) -> dict:
+    """(Re)write `name`'s entry in the ``pretrained.json`` beside `model_dir`, with fresh SHA-256 sums."""
+    from . import io
+
+    model_dir = Path(model_dir)
+    manifest_path = model_dir.parent / MANIFEST_NAME
+    models = read_manifest(manifest_path) if manifest_path.is_file() else {}
+    previous = models.get(name, {})
+    files = sorted(p.name for p in model_dir.iterdir() if p.is_file() and not p.name.startswith("."))
+    entry = {
+        "path": model_dir.name,
+        "tasks": list(tasks),
+        "help": help or previous.get("help", ""),
+        "metrics": metrics if metrics is not None else previous.get("metrics", {}),
+        "sha256": {file_name: file_sha256(model_dir / file_name) for file_name in files},
+    }
+    models[name] = entry
+    io.write_json(manifest_path, {"format": MANIFEST_FORMAT, "models": models})
+    return entry
+
+
+# --- the user's default -------------------------------------------------------------------------------
+
+
+def _defaults_path() -> Path:
+    from .checkpoint import aekit_home
+
+    return aekit_home() / DEFAULTS_NAME
+
+
+def read_defaults() -> dict[str, str]:
+    """The user's defaults: {task or "" (every task): model name, folder or hub id}."""
+    path = _defaults_path()
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: unreadable default-model file ({exc}); fix or delete it, or run "
+                              "`aekit models default --clear`") from None
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def _check_task(task: str | None) -> str:
+    if task is None or task == ALL_TASKS:
+        return ALL_TASKS
+    if task not in TASKS:
+        raise CheckpointError(f"unknown task {task!r} (tasks: {', '.join(TASKS)})")
+    return task
+
+
+def set_default(model: str, task: str | None = None) -> str:
+    """Make `model` (a pretrained name, checkpoint folder, hub id or ``latest``) the default; returns what was stored."""
+    from . import io
+    from .checkpoint import HUB_ID, read_config
+
+    key = _check_task(task)
+    text = str(model).strip()
+    path = Path(text).expanduser()
+    if path.is_dir():
+        read_config(path)  # refuse a folder that is no checkpoint now, not at the next command
+        value = str(path.resolve())
+    elif is_pretrained_name(text) or text == LATEST or HUB_ID.match(text):
+        value = text
+    else:
+        raise CheckpointError(f"{text}: not an installed pretrained model, a checkpoint folder, `latest` or a hub "
+                              "id like 'user/model' (see `aekit models`)")
+    defaults = read_defaults()
+    defaults[key] = value
+    path = _defaults_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    io.write_json(path, defaults)
+    return value
+
+
+def clear_default(task: str | None = None) -> bool:
+    """Forget the default for `task` (None: every default); True when there was one."""
+    from . import io
+
+    defaults = read_defaults()
+    if task is None:
+        removed = bool(defaults)
+        defaults = {}
+    else:
+        removed = defaults.pop(_check_task(task), None) is not None
+    if removed:
+        io.write_json(_defaults_path(), defaults)
+    return removed
+
+
+# --- resolution ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """Which model a command uses and why: ``spec`` is what `aekit.load` takes."""
+
+    spec: str
+    reason: str
+
+    def describe(self) -> str:
+        return f"Using model {self.spec} ({self.reason})"
+
+
+def resolve_model(model_path=None, task: str = "codec") -> ModelChoice:
+    """The model for `task` by the rules in this module's docstring; CheckpointError when there is none."""
+    from .checkpoint import latest_run
+
+    _check_task(task)
+    if model_path is not None and str(model_path).strip():
+        text = str(model_path)
+        if text == LATEST and not Path(text).exists():
+            return ModelChoice(str(latest_run()), "the latest `aekit train` run")
+        return ModelChoice(text, "--model")
+    defaults = read_defaults()
+    for key, reason in ((task, f"your default for {task}"), (ALL_TASKS, "your default")):
+        if defaults.get(key):
+            value = defaults[key]
+            if value == LATEST:
+                return ModelChoice(str(latest_run()), f"{reason}: the latest `aekit train` run")
+            fix = "pick another with `aekit models default NAME` or forget it with `aekit models default --clear`"
+            if Path(value).is_absolute():
+                if not Path(value).is_dir():
+                    raise CheckpointError(f"your default model {value} no longer exists; {fix}")
+            elif "/" not in value and not is_pretrained_name(value):
+                raise CheckpointError(f"your default model {value!r} is no longer installed; {fix}")
+            return ModelChoice(value, f"{reason}; change it with `aekit models default`")
+    pretrained = pretrained_for(task)
+    if pretrained is not None:
+        return ModelChoice(pretrained.name, f"the pretrained {task} model; pick another with --model")
+    try:
+        return ModelChoice(str(latest_run()), f"no pretrained {task} model is installed: the latest `aekit train` run")
+    except CheckpointError:
+        raise CheckpointError(
+            f"no --model given, no pretrained {task} model installed and no trained run found; pass --model "
+            "DIR_OR_HUB_ID, or train one with `aekit train --data synthetic --epochs 3`"
+        ) from None

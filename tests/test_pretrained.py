@@ -1,0 +1,245 @@
+"""Pretrained models: the bundled ones load strictly and match their sums, the register_pretrained hook,
+`aekit models`, and the rules for which model a command uses without --model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+import aekit
+import aekit.plugins
+from aekit import pretrained
+from aekit.cli import cli
+from aekit.synthetic import make_faces
+
+TINY = {"widths": (8, 16), "convs_per_half": 1, "latent_dim": 16}
+BUNDLED = {"faces-64": "codec", "faces-64-denoise": "denoise"}
+
+runner = CliRunner()
+
+
+def _bundled():
+    return [m for m in pretrained.pretrained_models() if m.plugin == "pretrained"]
+
+
+def _tiny_run(path, latent_dim=16):
+    model = aekit.create_model("article", **{**TINY, "latent_dim": latent_dim})
+    model.save_pretrained(path)
+    return path
+
+
+THIRD_PARTY = """
+    from pathlib import Path
+    import aekit
+    from aekit.pretrained import register_manifest
+
+    @aekit.hookimpl
+    def register_pretrained(register):
+        register_manifest(register, Path({manifest!r}))
+"""
+
+
+@pytest.fixture
+def third_party(tmp_path, install_plugin):
+    """A model package `aekit-tinyfaces` that ships `tiny-faces` (a codec) through the hook."""
+    package = tmp_path / "pkg"
+    pretrained.package_model(_tiny_run(tmp_path / "run"), package / "tiny-faces", "tiny-faces", ["codec"],
+                             help="a tiny test codec", metrics={"PSNR dB": 1.5})
+    install_plugin("aekit-tinyfaces", "tinyfaces", "aekit_tinyfaces",
+                   THIRD_PARTY.format(manifest=str(package / pretrained.MANIFEST_NAME)))
+    return package / "tiny-faces"
+
+
+# --- the bundled models ---------------------------------------------------------------------------
+
+
+def test_bundled_models_are_registered_with_their_tasks():
+    assert {m.name: m.tasks for m in _bundled()} == {name: (task,) for name, task in BUNDLED.items()}
+    for model in _bundled():
+        assert model.distribution == "aekit" and model.size_bytes() > 1_000_000
+        assert {"model.safetensors", "config.json", "README.md"} <= set(model.sha256)
+
+
+@pytest.mark.parametrize("name", sorted(BUNDLED))
+def test_bundled_model_loads_strictly_and_matches_its_sums(name):
+    model_info = pretrained.get_pretrained(name)
+    for file_name, digest in model_info.sha256.items():
+        assert pretrained.file_sha256(model_info.directory / file_name) == digest, file_name
+    model = aekit.load(name)
+    assert model.pretrained_name == name and model.checkpoint_dir == model_info.directory
+    assert all(str(p.dtype) == "torch.float32" for p in model.parameters())  # shipped as float16, loaded as float32
+    card = (model_info.directory / "README.md").read_text(encoding="utf-8")
+    assert "non-commercial" in card and "aekit train" in card and "aekit eval" in card
+    if BUNDLED[name] == "codec":
+        assert tuple(model.decode(model.encode(np.zeros((1, 64, 64, 3), np.uint8))).shape) == (1, 3, 64, 64)
+        assert aekit.checkpoint.read_config(model_info.directory)["training"]["settings"]["noise"] in (None, "")
+    else:
+        assert aekit.checkpoint.read_config(model_info.directory)["training"]["settings"]["noise"]
+
+
+def test_a_damaged_bundled_file_names_the_file_and_how_to_reinstall(tmp_path, install_plugin):
+    original = pretrained.get_pretrained("faces-64")
+    copy = tmp_path / "copy"
+    shutil.copytree(original.directory, copy)
+    data = bytearray((copy / "model.safetensors").read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size: nothing looks wrong from outside
+    (copy / "model.safetensors").write_bytes(bytes(data))
+    install_plugin("aekit-copy", "copy", "aekit_copy", f"""
+        import aekit
+        @aekit.hookimpl
+        def register_pretrained(register):
+            register("faces-copy", {str(copy)!r}, tasks=("codec",), sha256={original.sha256!r})
+    """)
+    with pytest.raises(aekit.CheckpointError) as caught:
+        aekit.load("faces-copy")
+    message = str(caught.value)
+    assert "model.safetensors" in message and "damaged" in message and "pip install --force-reinstall" in message
+    assert "aekit-copy" in message
+    (copy / "README.md").unlink()
+    result = runner.invoke(cli, ["info", "faces-copy"])
+    assert result.exit_code == 1 and "README.md is missing" in result.output and "Traceback" not in result.output
+
+
+# --- the hook, as a third-party package uses it ----------------------------------------------------------
+
+
+def test_a_third_party_package_ships_a_model_through_the_hook(third_party):
+    found = pretrained.get_pretrained("tiny-faces")
+    assert found.plugin == "tinyfaces" and found.distribution == "aekit-tinyfaces" and found.tasks == ("codec",)
+    assert found.metrics == {"PSNR dB": 1.5}
+    manifest = json.loads((third_party.parent / "pretrained.json").read_text())
+    assert set(manifest["models"]["tiny-faces"]["sha256"]) == {"config.json", "model.safetensors"}
+    model = aekit.load("tiny-faces")
+    assert model.config.latent_dim == 16
+    # shipped as float16, loaded as float32 with the same values
+    reference = aekit.load(third_party.parent.parent / "run")
+    for (key, value), (_, ref) in zip(model.state_dict().items(), reference.state_dict().items()):
+        assert value.dtype == ref.dtype
+        assert np.allclose(value.numpy(), ref.numpy(), atol=1e-2, rtol=1e-3), key
+    listing = runner.invoke(cli, ["models"])
+    assert listing.exit_code == 0 and "tiny-faces" in listing.output and "from aekit-tinyfaces" in listing.output
+    assert "PSNR dB 1.5" in listing.output
+    rows = {row["name"]: row for row in json.loads(runner.invoke(cli, ["models", "--json"]).output)["models"]}
+    assert rows["tiny-faces"]["tasks"] == ["codec"] and rows["tiny-faces"]["size_bytes"] > 0
+    assert "tinyfaces" in {row["name"] for row in aekit.plugins.describe_plugins()}
+
+
+def test_registering_an_unknown_task_fails_that_plugin_only(install_plugin, tmp_path):
+    install_plugin("aekit-bad", "badmodels", "aekit_badmodels", f"""
+        import aekit
+        @aekit.hookimpl
+        def register_pretrained(register):
+            register("bad", {str(tmp_path)!r}, tasks=("painting",))
+    """)
+    failed = aekit.plugins.failed_plugins()
+    assert "painting" in failed["badmodels"] and "pretrained" not in failed
+    assert "faces-64" in aekit.plugins.get_registry().names("pretrained")
+
+
+# --- which model a command uses ----------------------------------------------------------------------
+
+
+def test_without_a_default_each_task_uses_its_pretrained_model():
+    assert pretrained.resolve_model(None, "codec").spec == "faces-64"
+    assert pretrained.resolve_model(None, "denoise").spec == "faces-64-denoise"
+    assert pretrained.resolve_model("runs/x", "denoise") == pretrained.ModelChoice("runs/x", "--model")
+    with pytest.raises(aekit.CheckpointError, match="unknown task"):
+        pretrained.resolve_model(None, "painting")
+
+
+def test_user_default_beats_pretrained_and_explicit_model_beats_both(tmp_path):
+    run = _tiny_run(tmp_path / "mine")
+    result = runner.invoke(cli, ["models", "default", str(run)])
+    assert result.exit_code == 0, result.output
+    assert pretrained.resolve_model(None, "codec").spec == str(run.resolve())
+    assert pretrained.resolve_model(None, "denoise").spec == str(run.resolve())  # a default for every task
+    assert pretrained.resolve_model("faces-64", "codec").spec == "faces-64"
+    assert runner.invoke(cli, ["models", "default", "faces-64-denoise", "--task", "denoise"]).exit_code == 0
+    assert pretrained.resolve_model(None, "denoise").spec == "faces-64-denoise"  # the task's own default wins
+    assert aekit.load().config.latent_dim == 16  # Python follows the same rules
+    shown = runner.invoke(cli, ["models"]).output
+    assert "[default for denoise]" in shown and "your default" in shown
+    assert runner.invoke(cli, ["models", "default", "--clear", "--task", "denoise"]).exit_code == 0
+    assert pretrained.resolve_model(None, "denoise").spec == str(run.resolve())
+    assert runner.invoke(cli, ["models", "default", "--clear"]).exit_code == 0
+    assert pretrained.resolve_model(None, "codec").spec == "faces-64"
+
+
+def test_default_latest_follows_the_latest_run(tmp_path):
+    from aekit import checkpoint
+
+    assert runner.invoke(cli, ["models", "default", "latest"]).exit_code == 0
+    with pytest.raises(aekit.CheckpointError, match="aekit train"):
+        pretrained.resolve_model(None, "codec")
+    checkpoint.record_latest(_tiny_run(tmp_path / "run"))
+    assert pretrained.resolve_model(None, "codec").spec == str((tmp_path / "run").resolve())
+
+
+def test_bad_and_stale_defaults_are_one_line_errors(tmp_path):
+    bad = runner.invoke(cli, ["models", "default", str(tmp_path)])  # a folder that is no checkpoint
+    assert bad.exit_code == 1 and "not an aekit checkpoint" in bad.output and "Traceback" not in bad.output
+    unknown = runner.invoke(cli, ["models", "default", "no-such-model"])
+    assert unknown.exit_code == 1 and "aekit models" in unknown.output
+    both = runner.invoke(cli, ["models", "default", "faces-64", "--clear"])
+    assert both.exit_code == 2
+    run = _tiny_run(tmp_path / "gone")
+    assert runner.invoke(cli, ["models", "default", str(run)]).exit_code == 0
+    shutil.rmtree(run)
+    stale = runner.invoke(cli, ["info"])
+    assert stale.exit_code == 1 and "no longer exists" in stale.output and "--clear" in stale.output
+
+
+def test_commands_say_which_model_they_use(face_folder, tmp_path):
+    result = runner.invoke(cli, ["embed", str(face_folder), "--out", str(tmp_path / "f.npz"), "-q"])
+    assert result.exit_code == 0, result.output
+    assert "Using model faces-64 (the pretrained codec model" in result.stderr
+    run = _tiny_run(tmp_path / "mine")
+    result = runner.invoke(cli, ["embed", str(face_folder), "--model", str(run), "--out", str(tmp_path / "g.npz"), "-q"])
+    assert result.exit_code == 0 and f"Using model {run} (--model)" in result.stderr
+
+
+# --- working out of the box: no --model, no training, an empty AEKIT_HOME ---------------------------------
+
+
+@pytest.fixture
+def photos(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    images, _ = make_faces(3, seed=5, size=64)
+    for i, image in enumerate(images):
+        Image.fromarray(image).save(folder / f"face{i}.png")
+    noisy = np.clip(images[0] / 255.0 + np.random.default_rng(0).normal(0, 0.1, images[0].shape), 0, 1)
+    Image.fromarray((noisy * 255).round().astype(np.uint8)).resize((150, 120)).save(tmp_path / "noisy.png")
+    return folder
+
+
+def test_out_of_the_box_commands_use_the_pretrained_models(photos, tmp_path):
+    noisy = tmp_path / "noisy.png"
+    steps = [
+        (["denoise", str(noisy), "--out", str(tmp_path / "clean.png"), "-q"], "faces-64-denoise"),
+        (["embed", str(photos), "--out", str(tmp_path / "f.npz"), "-q"], "faces-64"),
+        (["compress", str(photos), "--out", str(tmp_path / "z.npz"), "-q"], "faces-64"),
+        (["decompress", str(tmp_path / "z.npz"), "--out", str(tmp_path / "back")], "faces-64"),
+        (["generate", "--n", "4", "--seed", "0", "--out", str(tmp_path / "g.png")], "faces-64"),
+    ]
+    for args, name in steps:
+        result = runner.invoke(cli, args)
+        assert result.exit_code == 0, (args, result.output)
+        assert f"Using model {name} (" in result.stderr, args
+    assert Image.open(tmp_path / "clean.png").size == (150, 120)
+    assert aekit.load_features(tmp_path / "f.npz").X.shape == (3, 128)
+    assert len(list((tmp_path / "back").glob("*.png"))) == 3
+    assert Image.open(tmp_path / "g.png").text["sampler"] in ("gmm", "gaussian")
+
+
+def test_the_sklearn_transformer_uses_the_pretrained_codec(photos):
+    from aekit_embed import AutoencoderEmbedder
+
+    images = np.stack([np.asarray(Image.open(p)) for p in sorted(photos.glob("*.png"))])
+    features = AutoencoderEmbedder().fit(images).transform(images)
+    assert features.shape == (3, 128) and np.isfinite(features).all()
