@@ -7,6 +7,7 @@ from .hookspecs import hookimpl  # noqa: E402
 from .checkpoint import create_model, list_models, load, model_fingerprint  # noqa: E402
 from .model import Autoencoder, AutoencoderConfig  # noqa: E402
 from .features import Features, load_features  # noqa: E402  (the `aekit embed` .npz; numpy only)
+from . import pretrained  # noqa: E402  (pretrained models and the default-model rules; no torch at import)
 
 __all__ = [
     "AekitError",
@@ -27,4 +28,5 @@ __all__ = [
     "load",
     "load_features",
     "model_fingerprint",
+    "pretrained",
 ]

@@ -58,11 +58,27 @@ class CheckpointMixin:
         try:
             with tempfile.TemporaryDirectory() as tmp:
                 self.save_pretrained(tmp, training=getattr(self, "training_summary", None))
+                _copy_pretrained_extras(self, Path(tmp))
                 api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
                 api.upload_folder(folder_path=tmp, repo_id=repo_id, repo_type="model", commit_message=commit_message)
         except Exception as exc:  # network, auth: one clear line
             raise CheckpointError(f"could not push to the hub repo {repo_id!r}: {_first_line(exc)}") from exc
         return f"https://huggingface.co/{repo_id}"
+
+
+def _copy_pretrained_extras(model, folder: Path) -> None:
+    """A pretrained model travels with its model card and priors (files its package ships and checks)."""
+    import shutil
+
+    from .pretrained import get_pretrained
+
+    name = getattr(model, "pretrained_name", None)
+    if not name:
+        return  # a run folder may hold anything: only the model itself leaves it
+    shipped = get_pretrained(name)
+    for file_name in shipped.sha256:
+        if file_name == "README.md" or (file_name.startswith("prior-") and file_name.endswith(".safetensors")):
+            shutil.copyfile(shipped.directory / file_name, folder / file_name)
 
 
 def architecture_name(model) -> str:
