@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 from click.testing import CliRunner
@@ -144,7 +145,8 @@ def test_plugins_command_json_and_text(install_plugin):
     assert rows["testplugin"]["error"] is None
     text = runner.invoke(cli, ["plugins"])
     assert text.exit_code == 0
-    assert "testplugin 1.2.3  (aekit_testplugin)" in text.stdout
+    assert "testplugin 1.2.3  (aekit_testplugin; pip: aekit-testplugin)" in text.stdout  # what pip install takes
+    assert rows["testplugin"]["distribution"] == "aekit-testplugin" and rows["embed"]["distribution"] == "aekit"
     assert "noise_model: testnoise" in text.stdout and "FAILED" not in text.stdout
 
 
@@ -173,7 +175,7 @@ def test_duplicate_name_fails_the_second_plugin_only(install_plugin):
     assert runner.invoke(cli, ["hello"]).stdout.strip() == "hello world from testplugin"
     assert runner.invoke(cli, ["dupcmd"]).exit_code != 0
     listing = runner.invoke(cli, ["plugins"])
-    assert listing.exit_code == 0 and "testplugin_dup 0.1  (aekit_testplugin_dup) FAILED: RegistryError" in listing.stdout
+    assert listing.exit_code == 0 and "testplugin_dup 0.1  (aekit_testplugin_dup; pip: aekit-testplugin-dup) FAILED: RegistryError" in listing.stdout
 
 
 def test_duplicate_warning_is_one_line_on_stderr(install_plugin, capsys):
@@ -287,3 +289,13 @@ def test_registry_remove_plugin_and_extra():
     assert [e.name for e in registry.entries()] == ["three"]
     registry.add("command", "two", object(), "p2")  # the name is free again
     assert registry.names("command") == ["three", "two"]
+
+
+def test_plugins_into_a_closed_pipe_says_nothing():
+    """`aekit plugins | head`: the reader leaving early is no error to print."""
+    import subprocess
+
+    process = subprocess.Popen([sys.executable, "-m", "aekit", "plugins"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()
+    process.wait(timeout=120)
+    assert process.stderr.read() == b""

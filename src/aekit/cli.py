@@ -38,6 +38,8 @@ class AekitGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             ctx.exit(130)
+        except BrokenPipeError:  # `aekit plugins | head`: click exits quietly (status 1), no "Error: Broken pipe"
+            raise
         except Exception as exc:
             if (ctx.obj or {}).get("debug") or os.environ.get(DEBUG_ENV):
                 traceback.print_exc()
@@ -332,7 +334,8 @@ def plugins(as_json):
         return
     for row in rows:
         status = f"FAILED: {row['error']}" if row["error"] else ""
-        click.echo(f"{row['name']} {row['version'] or ''}  ({row['module']}) {status}".rstrip())
+        dist = f"; pip: {row['distribution']}" if row.get("distribution") else ""
+        click.echo(f"{row['name']} {row['version'] or ''}  ({row['module']}{dist}) {status}".rstrip())
         for kind, names in row["registered"].items():
             click.echo(f"  {kind}: {', '.join(names)}")
 
