@@ -552,3 +552,12 @@ def test_open_picture_keeps_mode_and_reports_bad_files(tmp_path):
     (tmp_path / "bad.png").write_bytes(b"junk")
     with pytest.raises(aekit.ImageReadError, match="not an image Pillow can read"):
         open_picture(tmp_path / "bad.png")
+
+
+def test_one_bad_file_is_said_once_before_any_model_work(runner, tmp_path, model_dir):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 cut short")
+    result = invoke(runner, "denoise", broken, "-m", model_dir)
+    assert result.exit_code == 1
+    assert result.stderr.count("broken.jpg") == 1 and result.stderr.startswith("Error: ")
+    assert "Using model" not in result.stderr and "denoising" not in result.stderr and "skipped" not in result.stderr

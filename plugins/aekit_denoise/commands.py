@@ -300,6 +300,9 @@ def denoise_command() -> click.Command:
         if not overwrite:
             refuse_overwriting_inputs(files, outputs, hint=" or add --overwrite")
             refuse_existing_outputs(outputs)
+        opened = {}
+        if single and len(files) == 1:  # one bad file: its reason once, before any model is loaded
+            opened[0] = open_picture(files[0].path)
         model = load_model_arg(model_path, device=_device(device), task="denoise")
         noise = training_noise(model)
         if noise:
@@ -310,11 +313,11 @@ def denoise_command() -> click.Command:
                        "noise), so it can only smooth; train one with aekit train --init MODEL --noise gaussian:0.1",
                        err=True)
         written = 0
-        bar = _progress(len(files), "denoising", quiet)
-        for item, target in zip(files, outputs):
+        bar = _progress(len(files), "denoising", quiet or len(files) == 1)
+        for index, (item, target) in enumerate(zip(files, outputs)):
             bar.update()
             try:
-                picture = open_picture(item.path)
+                picture = opened.pop(index, None) or open_picture(item.path)
                 denoised, notes = denoise_image(model, picture.image, method)
             except ImageReadError as exc:
                 skipped.append(str(exc))
