@@ -299,3 +299,50 @@ def test_plugins_into_a_closed_pipe_says_nothing():
     process.stdout.close()
     process.wait(timeout=120)
     assert process.stderr.read() == b""
+
+
+# --- meta-tests: every hook is documented and tested (datasette's) -------------------------------------------
+
+
+def _hook_names() -> list[str]:
+    import inspect
+
+    from aekit import hookspecs
+
+    return sorted(name for name, obj in vars(hookspecs).items()
+                  if inspect.isfunction(obj) and hasattr(obj, "aekit_spec"))
+
+
+def test_every_hook_is_registered_with_the_plugin_manager():
+    from aekit.plugins import HOOKS
+
+    hooks = _hook_names()
+    assert len(hooks) >= 8 and set(HOOKS) < set(hooks)  # register_* hooks fill the registry; on_* notify
+    assert all(hasattr(aekit.plugins.pm.hook, name) for name in hooks)
+
+
+@pytest.mark.parametrize("hook", _hook_names())
+def test_every_hook_is_documented_in_the_readme_and_used_by_a_test(hook):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    assert f"def {hook}(" in (root / "README.md").read_text(encoding="utf-8"), f"{hook} is not in the README's plugin section"
+    implemented = [p.name for p in (root / "tests").glob("*.py") if f"def {hook}(" in p.read_text(encoding="utf-8")]
+    assert implemented, f"no test implements {hook} in a test plugin"
+
+
+def test_a_plugin_model_preset_is_created_trained_on_and_reloaded(install_plugin, tmp_path):
+    install_plugin("aekit-wide", "wide", "aekit_wide", """
+        import aekit
+
+        @aekit.hookimpl
+        def register_models(register):
+            register("tinywide", aekit.Autoencoder,
+                     aekit.AutoencoderConfig(widths=(8, 16), convs_per_half=1, latent_dim=12), help="a test preset")
+    """)
+    assert "tinywide" in aekit.list_models()
+    model = aekit.create_model("tinywide")
+    assert model.config.latent_dim == 12 and model.architecture == "tinywide"
+    model.save_pretrained(tmp_path / "m")
+    assert aekit.load(tmp_path / "m").architecture == "tinywide"
+    assert aekit.plugins.get_registry().entry("model", "tinywide").plugin == "wide"

@@ -10,9 +10,9 @@ def register_models(register):
     register("article", Autoencoder, ARTICLE, help="the article's residual autoencoder, 64x64 -> 128-d (default)")
     register("small", Autoencoder, SMALL, help="the article's design at a quarter of the width, 1 conv per half: ~7x faster on a CPU, for demos")
     register("improved", ResNetAutoencoder, IMPROVED,
-             help="same 128-d latent, starts at PCA-128, exact 64x64 decoder (no 79->64 crop) that refines the PCA image; the recipe's model (22.77 dB on celeba-10k)")
+             help="same 128-d latent, starts at PCA-128, exact 64x64 decoder (no 79->64 crop) that refines the PCA image; the recipe's model and faces-64's")
     register("unet", ResNetAutoencoder, UNET,
-             help="the improved design with U-Net skip connections and a residual output: a denoiser, not a codec")
+             help="the improved design with U-Net skip connections and a residual output: a denoiser, not a codec (faces-64-denoise)")
 
 
 @hookimpl
