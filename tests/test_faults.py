@@ -491,7 +491,7 @@ def test_a_plugin_failing_inside_a_registration_hook_is_dropped_whole(install_pl
     assert {"gaussian", "gmm", "normal"} <= set(registry.names("sampler"))
     runner = CliRunner()
     listing = runner.invoke(cli, ["plugins"])
-    assert listing.exit_code == 0 and "halfway 1.0  (aekit_failing_registration) FAILED: KeyError" in listing.stdout
+    assert listing.exit_code == 0 and "halfway 1.0  (aekit_failing_registration; pip: aekit-failing-registration) FAILED: KeyError" in listing.stdout
     out = tmp_path / "g.png"
     model = tmp_path / "model"
     torch.manual_seed(0)

@@ -402,7 +402,7 @@ def sampler_plugin(install_plugin):
 
 def test_a_plugin_sampler_is_listed_fitted_and_used(sampler_plugin, runner, model_dir, tmp_path):
     listing = runner.invoke(cli, ["plugins"])
-    assert "testsamplers 0.3.0  (aekit_testsamplers)" in listing.output
+    assert "testsamplers 0.3.0  (aekit_testsamplers; pip: aekit-testsamplers)" in listing.output
     assert "sampler: meanonly, zeros" in listing.output
     assert "sampler: normal, gaussian, gmm" in listing.output
     result = runner.invoke(cli, ["fit-prior", "--model", str(model_dir), "-q"])  # all: every sampler that needs fitting

@@ -107,7 +107,7 @@ def run_eval(options: EvalOptions, progress: bool = True, log=_log_to_stderr) ->
     size, latent_dim = model.config.image_size, model.config.latent_dim
     record = splits.recorded_training(model)
     splits.check_eval_data(options.data, options.limit, record, options.train_data)
-    if options.optimize_steps and getattr(model.config, "skips", False):
+    if options.optimize_steps and not model.decodes_latents:
         raise AekitError("--optimize-steps: this model has skip connections (a denoiser); its output is not decoded from the latent alone")
     if (options.baselines or options.labels) and not options.train_data and record is None:
         raise AekitError(splits.NO_TRAINING_RECORD)
@@ -142,7 +142,7 @@ def run_eval(options: EvalOptions, progress: bool = True, log=_log_to_stderr) ->
     lap("training split")
 
     # -- reconstruction --
-    skips = bool(getattr(model.config, "skips", False))
+    skips = not model.decodes_latents
     latents, recon = _encode_decode(model, clean, options.batch_size, skips, progress)
     rows, grid_rows, grid_labels, notes = [], [evaluation.images[:GRID_IMAGES]], ["original"], []
     float_bytes = latent_dim * 4

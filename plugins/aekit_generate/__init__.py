@@ -429,7 +429,7 @@ def fit_priors(model, latents: np.ndarray, names, components: int | None = None,
 def on_train_end(model, run_dir, train_images):
     """Fit `gaussian` and `gmm` on (a seeded subset of at most 4096 of) the training latents, quietly."""
     n = len(train_images)
-    if n < 2 or getattr(model.config, "skips", False):  # a skip-connection denoiser cannot decode latents
+    if n < 2 or not model.decodes_latents:  # a skip-connection denoiser has no latent prior to fit
         return
     rng = np.random.default_rng(FIT_SEED)
     index = np.sort(rng.choice(n, size=min(n, TRAIN_END_MAX_LATENTS), replace=False))

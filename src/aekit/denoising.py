@@ -21,7 +21,7 @@ def denoise_any(model, images, method: str = "auto", batch_size: int = 256):
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     if method == "auto":
-        method = "tile" if getattr(model.config, "skips", False) else "resize"
+        method = "resize" if model.decodes_latents else "tile"
     if isinstance(images, Image.Image):
         return _denoise_pil(model, images, method, batch_size)
     if isinstance(images, (list, tuple)):

@@ -118,7 +118,15 @@ def build_decoder(cfg: AutoencoderConfig) -> nn.Sequential:
 
 
 class Autoencoder(CheckpointMixin, nn.Module):
-    """Encoder + decoder; ``encode`` gives (N, latent_dim) latents, ``decode`` images in [-1, 1]."""
+    """Encoder + decoder; ``encode`` gives (N, latent_dim) latents, ``decode`` images in [-1, 1].
+
+    Subclasses declare what they can do instead of callers probing their config:
+    ``decodes_latents`` (False for a skip-connection denoiser, whose output needs the input image),
+    ``initialize_from_data(images)`` (called once before training from scratch; default: nothing) and
+    ``optimizer_groups(lr)`` (the optimizer's parameter groups, nanoGPT's ``configure_optimizers``).
+    """
+
+    decodes_latents = True
 
     def __init__(self, config: AutoencoderConfig | None = None):
         super().__init__()
@@ -128,6 +136,13 @@ class Autoencoder(CheckpointMixin, nn.Module):
 
     def forward(self, x):
         return self.decoder(self.encoder(x))
+
+    def initialize_from_data(self, images) -> None:
+        """Prepare to train from scratch on uint8 (N, 3, S, S) `images`; the article's model needs nothing."""
+
+    def optimizer_groups(self, lr: float) -> list[dict]:
+        """The optimizer's parameter groups: every parameter at `lr`."""
+        return [{"params": list(self.parameters()), "lr": lr}]
 
     @torch.inference_mode()
     def encode(self, images, batch_size: int = 256) -> torch.Tensor:
@@ -150,7 +165,7 @@ class Autoencoder(CheckpointMixin, nn.Module):
         the reconstruction's mean squared error, weights frozen. Same size and format as ``encode``'s
         latents, decoded by the same ``decode``; costs about `steps` decoder forward + backward passes.
         """
-        if getattr(self.config, "skips", False):
+        if not self.decodes_latents:
             from .errors import AekitError
 
             raise AekitError("this model has skip connections (a denoiser): its latents are not decoded alone")
@@ -325,6 +340,7 @@ class ResNetAutoencoder(Autoencoder):
     def __init__(self, config: ResNetConfig | None = None):
         nn.Module.__init__(self)
         self.config = cfg = config or ResNetConfig()
+        self.decodes_latents = not cfg.skips  # a U-Net's output needs the image, not the latent alone
         slope, widths = cfg.negative_slope, cfg.widths
         self.stem, self.down = down_path(cfg)
         flat = widths[-1] * cfg.grid**2
@@ -406,7 +422,7 @@ class ResNetAutoencoder(Autoencoder):
     @torch.inference_mode()
     def decode(self, latents, batch_size: int = 256) -> torch.Tensor:
         """Images in [-1, 1] from latents; refused for a skip-connection model (its output needs the image)."""
-        if self.config.skips:
+        if not self.decodes_latents:
             from .errors import AekitError
 
             raise AekitError("this model has skip connections (a denoiser): its output is not a function of the latent alone, "

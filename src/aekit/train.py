@@ -243,9 +243,9 @@ class Trainer:
             raise TrainingError(f"{len(train_images)} training images make no full batch of {cfg.batch_size} "
                                 f"for each of {self.world_size} processes")
         # the article trains only the decoder (optimizer over decoder.parameters()); we train both halves
-        if not cfg.init and not resume and hasattr(model, "initialize_from_data"):
+        if not cfg.init and not resume:
             model.initialize_from_data(train_images)  # e.g. the improved preset starts at PCA
-        groups = model.optimizer_groups(cfg.lr) if hasattr(model, "optimizer_groups") else model.parameters()
+        groups = model.optimizer_groups(cfg.lr)
         optimizer = torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
         total_steps = cfg.epochs * len(loader)
         scheduler = make_scheduler(optimizer, cfg.schedule, total_steps)
@@ -472,7 +472,7 @@ class Trainer:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
             rows.append(model(source.to(self.device)).float().cpu())
             labels.append("denoised" if self.noise is not None else "recon")
-            if not getattr(model.config, "skips", False):
+            if model.decodes_latents:
                 # the article's samples: decoder(randn); an autoencoder's latents are not N(0, I), so expect blur
                 generator = torch.Generator().manual_seed(1234)
                 z = torch.randn(len(preview), model.config.latent_dim, generator=generator).to(self.device)
