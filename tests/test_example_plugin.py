@@ -38,7 +38,8 @@ def test_its_command_runs(tmp_path, tiny_model_dir):
         Image.fromarray(image).save(tmp_path / f"f{i}.png")
     result = CliRunner().invoke(cli, ["latent-stats", str(tmp_path / "f0.png"), str(tmp_path / "f1.png"), "--model", str(tiny_model_dir)])
     assert result.exit_code == 0, result.output
-    assert len(result.output.strip().splitlines()) == 2 and "norm" in result.output
+    assert len(result.stdout.strip().splitlines()) == 2 and "norm" in result.stdout
+    assert "Using model" in result.stderr  # the core says which model, for plugin commands too
 
 
 def test_its_noise_model_and_sampler_work_through_the_registry():
