@@ -71,6 +71,27 @@ def face_folder(tmp_path, face_images):
 
 
 @pytest.fixture
+def fake_hub(monkeypatch):
+    """huggingface_hub.HfApi replaced by a recorder: {"repo": id, "files": sorted names uploaded}."""
+    uploaded = {}
+
+    class FakeApi:
+        def __init__(self, token=None):
+            pass
+
+        def create_repo(self, repo_id, **kwargs):
+            uploaded["repo"] = repo_id
+
+        def upload_folder(self, folder_path, repo_id, **kwargs):
+            from pathlib import Path
+
+            uploaded["files"] = sorted(p.name for p in Path(folder_path).iterdir())
+
+    monkeypatch.setattr("huggingface_hub.HfApi", FakeApi)
+    return uploaded
+
+
+@pytest.fixture
 def install_plugin(tmp_path, monkeypatch):
     """Install fake distributions (a module plus a .dist-info with an aekit.plugins entry point) on sys.path.
 

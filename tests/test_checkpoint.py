@@ -141,24 +141,9 @@ def test_atomic_save_leaves_no_partial_file_when_writing_fails(tmp_path, monkeyp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "model.safetensors"]
 
 
-def test_push_to_hub_uploads_only_safetensors_and_json(monkeypatch):
-    uploaded = {}
-
-    class FakeApi:
-        def __init__(self, token=None):
-            pass
-
-        def create_repo(self, repo_id, **kwargs):
-            uploaded["repo"] = repo_id
-
-        def upload_folder(self, folder_path, repo_id, **kwargs):
-            from pathlib import Path
-
-            uploaded["files"] = sorted(p.name for p in Path(folder_path).iterdir())
-
-    monkeypatch.setattr("huggingface_hub.HfApi", FakeApi)
+def test_push_to_hub_uploads_only_safetensors_and_json(fake_hub):
     url = _tiny().push_to_hub("me/faces")
-    assert url.endswith("me/faces") and uploaded == {"repo": "me/faces", "files": ["config.json", "model.safetensors"]}
+    assert url.endswith("me/faces") and fake_hub == {"repo": "me/faces", "files": ["config.json", "model.safetensors"]}
 
 
 def test_push_to_hub_failure_is_a_checkpoint_error(monkeypatch):

@@ -245,23 +245,8 @@ def test_the_sklearn_transformer_uses_the_pretrained_codec(photos):
     assert features.shape == (3, 128) and np.isfinite(features).all()
 
 
-def test_push_to_hub_sends_a_pretrained_model_with_its_card_and_priors(monkeypatch):
-    uploaded = {}
-
-    class FakeApi:
-        def __init__(self, token=None):
-            pass
-
-        def create_repo(self, repo_id, **kwargs):
-            pass
-
-        def upload_folder(self, folder_path, repo_id, **kwargs):
-            from pathlib import Path
-
-            uploaded["files"] = sorted(p.name for p in Path(folder_path).iterdir())
-
-    monkeypatch.setattr("huggingface_hub.HfApi", FakeApi)
+def test_push_to_hub_sends_a_pretrained_model_with_its_card_and_priors(fake_hub):
     shipped = pretrained.get_pretrained("faces-64")
     aekit.load("faces-64").push_to_hub("me/faces")
     extras = sorted(f for f in shipped.sha256 if f == "README.md" or f.startswith("prior-"))
-    assert uploaded["files"] == sorted(["config.json", "model.safetensors", *extras]) and "README.md" in extras
+    assert fake_hub["files"] == sorted(["config.json", "model.safetensors", *extras]) and "README.md" in extras
