@@ -9,7 +9,7 @@ from pathlib import Path, PurePosixPath
 import click
 import numpy as np
 
-from aekit.cli import check_output_path, echo_skipped, model_option
+from aekit.cli import check_output_path, cli_device, echo_skipped, model_option
 from aekit.errors import AekitError, ImageReadError, NoiseSpecError
 
 METHODS = ("auto", "resize", "tile")
@@ -303,7 +303,7 @@ def denoise_command() -> click.Command:
         opened = {}
         if single and len(files) == 1:  # one bad file: its reason once, before any model is loaded
             opened[0] = open_picture(files[0].path)
-        model = load_model_arg(model_path, device=_device(device), task="denoise")
+        model = load_model_arg(model_path, device=cli_device(device), task="denoise")
         noise = training_noise(model)
         if noise:
             click.echo(f"model trained for noise: {noise}", err=True)
@@ -340,13 +340,3 @@ def denoise_command() -> click.Command:
             click.echo(f"wrote {written} denoised image(s) to {out}" + (f", {len(skipped)} skipped" if skipped else ""))
 
     return denoise
-
-
-def _device(name: str):
-    from aekit.errors import TrainingError
-    from aekit.train import resolve_device
-
-    try:
-        return resolve_device(name)
-    except TrainingError as exc:
-        raise click.UsageError(str(exc)) from None

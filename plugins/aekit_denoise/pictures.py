@@ -134,10 +134,10 @@ def denoise_image(model, image: Image.Image, method: str = "auto") -> tuple[Imag
 
 def open_picture(path) -> Picture:
     """Open an image file keeping its mode, with EXIF rotation applied; ImageReadError on anything bad."""
-    from aekit.images import _open_checked, read_errors  # Pillow's bomb warning as an error, as every aekit reader does
+    from aekit.images import open_checked, read_errors  # Pillow's bomb warning as an error, as every aekit reader does
 
     path = Path(path)
-    with read_errors(path), _open_checked(path) as opened:
+    with read_errors(path), open_checked(path) as opened:
         opened.load()
         file_format = opened.format
         image = ImageOps.exif_transpose(opened)  # a new, upright image without the orientation tag

@@ -76,7 +76,7 @@ def run_eval(options: EvalOptions, progress: bool = True, log=_log_to_stderr) ->
     from aekit.checkpoint import architecture_name, load, model_fingerprint
     from aekit.images import image_grid
     from aekit.noise import parse_noise
-    from aekit.train import resolve_device
+    from aekit.devices import resolve_device
 
     started = time.time()
     timings: dict[str, float] = {}

@@ -10,14 +10,15 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import re
 from pathlib import Path
 
 import torch
 
 from . import io
-from .errors import CheckpointError
+from .errors import CheckpointError, first_line
+from .factory import create_model, list_models  # noqa: F401  (re-exported: aekit.checkpoint.create_model)
+from .paths import aekit_home  # noqa: F401  (re-exported)
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -26,11 +27,6 @@ FORMAT = "aekit-checkpoint"
 FORMAT_VERSION = 1
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-
-
-def aekit_home() -> Path:
-    """Where aekit keeps its cache and the latest-run pointer (``$AEKIT_HOME``, else ~/.cache/aekit)."""
-    return Path(os.environ.get("AEKIT_HOME") or Path.home() / ".cache" / "aekit")
 
 
 class CheckpointMixin:
@@ -62,7 +58,7 @@ class CheckpointMixin:
                 api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
                 api.upload_folder(folder_path=tmp, repo_id=repo_id, repo_type="model", commit_message=commit_message)
         except Exception as exc:  # network, auth: one clear line
-            raise CheckpointError(f"could not push to the hub repo {repo_id!r}: {_first_line(exc)}") from exc
+            raise CheckpointError(f"could not push to the hub repo {repo_id!r}: {first_line(exc)}") from exc
         return f"https://huggingface.co/{repo_id}"
 
 
@@ -108,32 +104,6 @@ def save_model(model, directory, training: dict | None = None, architecture: str
     }
     io.write_json(directory / CONFIG_NAME, config)
     return directory
-
-
-def create_model(name: str = "article", **overrides):
-    """Build a registered model preset, optionally overriding config fields (timm's create_model)."""
-    from .plugins import get_registry
-
-    entry = get_registry().entry("model", name)
-    base = entry.extra["config"]
-    fields = {f.name for f in dataclasses.fields(base)}
-    unknown = sorted(set(overrides) - fields)
-    if unknown:
-        raise CheckpointError(f"model {name!r} has no config field(s) {', '.join(unknown)} (fields: {', '.join(sorted(fields))})")
-    try:
-        config = dataclasses.replace(base, **overrides)
-        model = entry.obj(config)
-    except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"invalid config for model {name!r}: {exc}") from exc
-    model.architecture = name
-    return model
-
-
-def list_models() -> list[str]:
-    """Names of the registered model presets."""
-    from .plugins import get_registry
-
-    return get_registry().names("model")
 
 
 def read_config(directory) -> dict:
@@ -193,7 +163,7 @@ def _download(repo_id: str) -> Path:
         return Path(snapshot_download(repo_id, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, "*.md"]))
     except Exception as exc:
         raise CheckpointError(
-            f"could not fetch model {repo_id!r} from the Hugging Face hub ({_first_line(exc)}); "
+            f"could not fetch model {repo_id!r} from the Hugging Face hub ({first_line(exc)}); "
             "offline, pass a local checkpoint folder instead"
         ) from None
 
@@ -232,7 +202,7 @@ def load(path_or_hub_id=None, device="cpu", task: str = "codec"):
         with safe_open(str(weights), framework="pt") as fh:  # the header only: names and shapes
             stored_shapes = {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}
     except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{weights}: unreadable safetensors file ({_first_line(exc)})") from None
+        raise CheckpointError(f"{weights}: unreadable safetensors file ({first_line(exc)})") from None
     try:
         with torch.device("meta"):  # the config's model without memory: a config that disagrees fails here
             skeleton = create_model(meta["architecture"], **fields)
@@ -249,7 +219,7 @@ def load(path_or_hub_id=None, device="cpu", task: str = "codec"):
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{weights}: unreadable safetensors file ({_first_line(exc)})") from None
+        raise CheckpointError(f"{weights}: unreadable safetensors file ({first_line(exc)})") from None
     _load_state_strict(model, state, weights)
     broken = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if broken:
@@ -323,7 +293,7 @@ def save_training_state(directory, model, optimizer, scheduler, info: dict) -> N
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
     }
     with io.atomic_path(Path(directory) / STATE_NAME) as tmp:
-        save_file(tensors, str(tmp), metadata={"aekit": json.dumps(meta, default=io._json_default)})
+        save_file(tensors, str(tmp), metadata={"aekit": json.dumps(meta, default=io.json_default)})
 
 
 def load_training_state(directory, model, optimizer, scheduler) -> dict:
@@ -338,7 +308,7 @@ def load_training_state(directory, model, optimizer, scheduler) -> dict:
             meta = json.loads(fh.metadata()["aekit"])
             tensors = {k: fh.get_tensor(k) for k in fh.keys()}
     except (SafetensorError, OSError, KeyError, ValueError) as exc:
-        raise CheckpointError(f"{path}: unreadable training state ({_first_line(exc)})") from None
+        raise CheckpointError(f"{path}: unreadable training state ({first_line(exc)})") from None
     _load_state_strict(model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, path)
     slots: dict[int, dict] = {}
     for key, value in tensors.items():
@@ -350,7 +320,7 @@ def load_training_state(directory, model, optimizer, scheduler) -> dict:
         if scheduler is not None and meta.get("scheduler"):
             scheduler.load_state_dict(meta["scheduler"])
     except (ValueError, KeyError) as exc:
-        raise CheckpointError(f"{path}: optimizer state does not fit this run ({_first_line(exc)})") from None
+        raise CheckpointError(f"{path}: optimizer state does not fit this run ({first_line(exc)})") from None
     torch.set_rng_state(tensors["rng.torch"])
     cuda_states = [tensors[k] for k in sorted(k for k in tensors if k.startswith("rng.cuda."))]
     if cuda_states and torch.cuda.is_available():
@@ -383,7 +353,3 @@ def latest_run() -> Path:
         "`aekit train --data synthetic --epochs 3` or pass --model DIR_OR_HUB_ID"
     )
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from .errors import AekitError
+from .errors import AekitError, DeviceError, first_line
 
 DEBUG_ENV = "AEKIT_DEBUG"
 
@@ -49,8 +49,7 @@ class AekitGroup(click.Group):
                 where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
                 click.echo(f"Error: {where}{exc.strerror or exc}", err=True)
             else:
-                text = (str(exc).strip().splitlines() or [""])[0]
-                click.echo(f"Error: {type(exc).__name__}: {text} (run with --debug for the traceback)", err=True)
+                click.echo(f"Error: {type(exc).__name__}: {first_line(exc)} (run with --debug for the traceback)", err=True)
             ctx.exit(1)
 
 
@@ -100,6 +99,16 @@ def load_model_arg(model_path, device: str = "cpu", task: str = "codec"):
     choice = resolve_model(model_path, task)
     click.echo(choice.describe(), err=True)
     return load(choice.spec, device=device)
+
+
+def cli_device(name: str):
+    """``--device`` resolved by the one core rule; a bad value is a usage error (exit status 2)."""
+    from .devices import resolve_device
+
+    try:
+        return resolve_device(name)
+    except DeviceError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 def check_output_path(path, option: str = "--out") -> Path:

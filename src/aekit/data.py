@@ -22,9 +22,10 @@ import torch
 from tqdm.auto import tqdm
 
 from . import io
-from .checkpoint import aekit_home
+from .paths import aekit_home
 from .errors import DataSourceError, ImageReadError
 from .images import resize_rgb
+from .pixels import to_signed
 
 CACHE_VERSION = 1
 RESIZE_METHOD = "pil-bicubic"
@@ -531,5 +532,5 @@ class ImageTensorSet:
 
 
 def to_float(batch: torch.Tensor) -> torch.Tensor:
-    """uint8 [0, 255] -> float32 [-1, 1], the article's (x - 127.5) / 127.5."""
-    return batch.float().sub_(127.5).div_(127.5)
+    """uint8 [0, 255] -> float32 [-1, 1] (``aekit.pixels.to_signed``, the article's scaling)."""
+    return to_signed(batch)

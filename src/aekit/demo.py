@@ -20,13 +20,13 @@ A plugin adds a part through the ``register_demos`` hook::
 Parts run in ``order`` (then name); built-in ones use 10-50. A part that raises is shown on the page as a
 failed section with its one-line error; the others still run. The page (``index.html``) links the PNGs
 each part wrote into its own folder, with relative links, inline CSS and no scripts, so it opens from
-disk in any browser with no server and no network; ``summary.json`` holds the same in JSON.
+disk in any browser with no server and no network (``aekit.demo_page`` renders it); ``summary.json``
+holds the same in JSON.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import html
 import json
 import re
 import shutil
@@ -38,6 +38,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 import click
+
+# the page is rendered there; callers and tests import render_page from here too
+from .demo_page import render_page
 
 DEFAULT_ORDER = 100
 MARKER = ".aekit-demo"  # marks a folder `aekit demo` wrote, so a second run may replace it
@@ -108,11 +111,9 @@ class DemoContext:
 
     def encode(self, images, batch_size: int = 256):
         """float32 (N, latent_dim) numpy latents of uint8 (N, 3, S, S) images."""
-        import numpy as np
-        import torch
+        from .pixels import to_signed  # copies: the images may be read-only
 
-        x = torch.from_numpy(np.array(images, dtype=np.float32)) / 127.5 - 1.0  # a copy: the images may be read-only
-        return self.model.encode(x, batch_size=batch_size).float().numpy()
+        return self.model.encode(to_signed(images), batch_size=batch_size).float().numpy()
 
     def decode(self, latents):
         """uint8 (N, S, S, 3) pictures of latents."""
@@ -275,155 +276,6 @@ def _debug() -> bool:
 
     ctx = click.get_current_context(silent=True)
     return bool(os.environ.get("AEKIT_DEBUG")) or bool(ctx is not None and (ctx.find_root().obj or {}).get("debug"))
-
-
-# --- the page ------------------------------------------------------------------------------------------
-
-
-CSS = """
-body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
-main{max-width:1100px;margin:0 auto;padding:24px}
-header{margin-bottom:16px}
-h1{margin:0 0 4px;font-size:28px}
-h2{margin:0 0 8px;font-size:21px}
-.meta{color:#5b6475;font-size:13px}
-nav ol{columns:2;padding-left:20px;margin:8px 0}
-section{background:#fff;border:1px solid #dde1e8;border-radius:8px;padding:18px 20px;margin:18px 0}
-section.failed{border-color:#d9534f;background:#fff6f6}
-.badge{display:inline-block;font-size:12px;padding:1px 8px;border-radius:10px;margin-left:8px;vertical-align:middle}
-.ok{background:#e3f4e6;color:#1e6b2e}.fail{background:#f9dcdc;color:#9b1c1c}
-.error{font-family:ui-monospace,Menlo,Consolas,monospace;white-space:pre-wrap;color:#9b1c1c}
-figure{margin:12px 0}
-figure img{max-width:100%;height:auto;border:1px solid #e3e6eb;image-rendering:pixelated}
-figcaption{color:#5b6475;font-size:13px}
-table{border-collapse:collapse;margin:8px 0 14px;font-size:14px}
-caption{text-align:left;font-weight:600;padding-bottom:4px}
-th,td{border:1px solid #dde1e8;padding:3px 10px;text-align:right}
-th{background:#f0f2f5}
-td:first-child,th:first-child{text-align:left}
-code,pre{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:13px;background:#f0f2f5;border-radius:4px}
-code{padding:0 3px}
-pre{padding:10px;overflow-x:auto}
-.small{font-size:13px;color:#5b6475}
-"""
-
-
-def _text_html(text: str) -> str:
-    """Plain text to paragraphs: escaped, blank lines split paragraphs, `code` in backticks."""
-    out = []
-    for paragraph in re.split(r"\n\s*\n", text.strip()):
-        if not paragraph.strip():
-            continue
-        escaped = html.escape(paragraph.strip())
-        escaped = re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
-        out.append(f"<p>{escaped}</p>")
-    return "\n".join(out)
-
-
-def _cell(value) -> str:
-    if isinstance(value, bool) or value is None:
-        return html.escape(str(value if value is not None else ""))
-    if isinstance(value, float):
-        return html.escape(f"{value:.4g}")
-    try:
-        import numpy as np
-
-        if isinstance(value, np.floating):
-            return html.escape(f"{float(value):.4g}")
-    except ImportError:  # pragma: no cover
-        pass
-    return html.escape(str(value))
-
-
-def _table_html(caption, header, rows) -> str:
-    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{_cell(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><caption>{html.escape(str(caption))}</caption><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _src(path: str) -> str:
-    from urllib.parse import quote
-
-    return html.escape(quote(path, safe="/"), quote=True)
-
-
-def render_page(results: list[PartResult], intro: list[PartResult], info: dict) -> str:
-    """The whole page: `intro` sections (training) first, then each part; every text escaped."""
-    sections = intro + results
-    toc = []
-    blocks = []
-    for result in sections:
-        anchor = "part-" + result.folder
-        if result.error is not None:
-            title = result.section.title if result.section else result.name
-            toc.append(f'<li><a href="#{anchor}">{html.escape(title)}</a> <span class="badge fail">failed</span></li>')
-            blocks.append(
-                f'<section id="{anchor}" class="failed"><h2>{html.escape(title)}<span class="badge fail">failed</span></h2>'
-                f'<p>The demo part <code>{html.escape(result.name)}</code> from plugin <code>{html.escape(result.plugin)}</code> '
-                f'raised an error; the other parts ran normally.</p><p class="error">{html.escape(result.error)}</p></section>')
-            continue
-        section = result.section
-        toc.append(f'<li><a href="#{anchor}">{html.escape(section.title)}</a></li>')
-        parts = [f'<section id="{anchor}"><h2>{html.escape(section.title)}</h2>']
-        if section.text:
-            parts.append(_text_html(section.text))
-        for caption, header, rows in section.tables:
-            parts.append(_table_html(caption, header, rows))
-        for path, caption in result.images:
-            alt = html.escape(caption or Path(path).name, quote=True)
-            parts.append(f'<figure><img src="{_src(path)}" alt="{alt}">'
-                         + (f"<figcaption>{html.escape(caption)}</figcaption>" if caption else "") + "</figure>")
-        if result in intro:
-            origin = f"trained in {result.elapsed_s:.0f} s" if result.elapsed_s else ""
-        else:
-            origin = (f"demo part <code>{html.escape(result.name)}</code> from plugin <code>{html.escape(result.plugin)}</code>, "
-                      f"{result.elapsed_s:.1f} s")
-        parts.append(f'<p class="small">{origin}</p></section>' if origin else "</section>")
-        blocks.append("".join(parts))
-    failed = sum(1 for r in results if r.error is not None)
-    status = (f'<span class="badge ok">all {len(results)} parts ran</span>' if not failed
-              else f'<span class="badge fail">{failed} of {len(results)} parts failed</span>')
-    meta = html.escape(f"aekit {info['aekit_version']} · {info['created']} · seed {info['seed']}"
-                       f"{' · quick mode (tiny sizes)' if info['quick'] else ''} · {info['elapsed_s']:.0f} s in all")
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="icon" href="data:,">
-<title>aekit demo</title>
-<style>{CSS}</style>
-</head>
-<body>
-<main>
-<header>
-<h1>aekit demo {status}</h1>
-<p class="meta">{meta}</p>
-<p>aekit trains residual convolutional autoencoders for 64&times;64 faces. This page was made offline by
-<code>aekit demo</code>: it trained a small model on the built-in synthetic faces, then every installed plugin
-showed what it does with it, each in its own section below.</p>
-<nav><ol>{''.join(toc)}</ol></nav>
-</header>
-{chr(10).join(blocks)}
-<section id="next-steps"><h2>Next steps: your own faces</h2>
-{_text_html(NEXT_STEPS.format(model=info['model_dir_shown']))}
-<pre>{html.escape(NEXT_COMMANDS.format(model=info['model_dir_shown']))}</pre>
-</section>
-</main>
-</body>
-</html>
-"""
-
-
-NEXT_STEPS = """The model this demo trained is in `{model}`, and it is now the default for every command that takes `--model`.
-Train one on your own images (a folder, CelebA from the Hugging Face hub, or any image data set there), then use the same commands on it:"""
-
-NEXT_COMMANDS = """aekit train --data ~/photos/faces/ --val-fraction 0.1 --epochs 20 --out runs/mine
-aekit train --data celeba --limit 3000 --epochs 100 --out runs/celeba     # the article's run (needs the hub)
-aekit compress ~/photos/faces/ --model runs/mine --out faces.npz --report
-aekit embed ~/photos/faces/ --model runs/mine --out feats.npz && aekit umap feats.npz --out umap.png
-aekit generate --model runs/mine --n 25 --out grid.png
-aekit plugins                                                              # everything installed"""
 
 
 # --- training ----------------------------------------------------------------------------------------

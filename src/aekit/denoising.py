@@ -11,6 +11,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .pixels import images_to_tensor, to_uint8
+
 METHODS = ("auto", "resize", "tile")
 
 
@@ -35,9 +37,9 @@ def denoise_any(model, images, method: str = "auto", batch_size: int = 256):
         batch = images[None] if single else images
         if batch.ndim != 4 or batch.shape[-1] != 3:
             raise ValueError(f"uint8 image arrays must be (H, W, 3) or (N, H, W, 3), got {images.shape}")
-        x = torch.from_numpy(np.array(batch, copy=True)).permute(0, 3, 1, 2).float() / 127.5 - 1
+        x = images_to_tensor(batch)
         out = denoise_tensor(model, x, method, batch_size)
-        out = ((out + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        out = to_uint8(out).permute(0, 2, 3, 1).numpy()
         return out[0] if single else out
     if torch.is_tensor(images):
         x = images.float()

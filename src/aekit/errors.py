@@ -31,3 +31,13 @@ class TrainingError(AekitError):
 
 class NoiseSpecError(AekitError, ValueError):
     """A --noise spec that names no registered noise model or has a bad argument."""
+
+
+class DeviceError(TrainingError, ValueError):
+    """A --device / device= that names no device, or CUDA asked for where there is none."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none): what one-line errors print."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

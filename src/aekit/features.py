@@ -173,7 +173,7 @@ def save_features(path, features: np.ndarray, paths, model, labels: dict[str, np
             "latent_dim": int(features.shape[1]), **(meta or {}),
             "label_classes": {k: [str(c) for c in v] for k, v in (label_classes or {}).items() if k in labels}}
     arrays["model_id"] = np.asarray(model_fingerprint(model))
-    arrays["meta"] = np.asarray(json.dumps(info, default=io._json_default))
+    arrays["meta"] = np.asarray(json.dumps(info, default=io.json_default))
     with io.atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:  # a handle: np.savez would add ".npz" to the temporary name
             np.savez(fh, **arrays)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFile, ImageOps, UnidentifiedImageError
 
-from .errors import ImageReadError
+from .errors import ImageReadError, first_line
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error, never silently grey
@@ -26,7 +26,7 @@ def open_image(path, draft_size: int | None = None) -> Image.Image:
     any pixel is decoded. Every failure, whatever Pillow raises on damaged data, is an ImageReadError.
     """
     path = Path(path)
-    with read_errors(path), _open_checked(path) as img:
+    with read_errors(path), open_checked(path) as img:
         if draft_size and img.format == "JPEG":
             img.draft("RGB", (draft_size, draft_size))
         img.load()
@@ -42,7 +42,7 @@ def read_errors(path):
     except ImageReadError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageReadError(f"{path}: image too large ({_first_line(exc)})") from None
+        raise ImageReadError(f"{path}: image too large ({first_line(exc)})") from None
     except UnidentifiedImageError:
         raise ImageReadError(f"{path}: not an image Pillow can read") from None
     except IsADirectoryError:
@@ -54,9 +54,9 @@ def read_errors(path):
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise ImageReadError(f"{path}: symbolic link loop") from None
-        raise ImageReadError(f"{path}: damaged image ({_first_line(exc)})") from None
+        raise ImageReadError(f"{path}: damaged image ({first_line(exc)})") from None
     except Exception as exc:  # Pillow's decoders raise many kinds of errors on corrupt data
-        raise ImageReadError(f"{path}: damaged image ({_first_line(exc)})") from None
+        raise ImageReadError(f"{path}: damaged image ({first_line(exc)})") from None
 
 
 # Warning filters are process-global, so `catch_warnings` in several decoding threads at once can
@@ -65,8 +65,11 @@ def read_errors(path):
 _OPEN_LOCK = threading.Lock()
 
 
-def _open_checked(path: Path) -> Image.Image:
-    """Image.open with Pillow's bomb warning as an error, then an explicit pixel-count check."""
+def open_checked(path: Path) -> Image.Image:
+    """Image.open with Pillow's bomb warning as an error, then an explicit pixel-count check.
+
+    The safe opener every reader of user images uses (the header only: call ``.load()`` or convert).
+    """
     with _OPEN_LOCK, warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         img = Image.open(path)
@@ -109,9 +112,12 @@ def resize_rgb(image, size: int) -> np.ndarray:
 
 def to_uint8_hwc(images) -> np.ndarray:
     """(N, 3, H, W) tensors/arrays in [-1, 1] to (N, H, W, 3) uint8."""
-    arr = images.detach().cpu().float().numpy() if hasattr(images, "detach") else np.asarray(images, dtype=np.float32)
-    arr = np.clip((arr + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
-    return arr.transpose(0, 2, 3, 1)
+    import torch
+
+    from .pixels import to_uint8
+
+    images = images.detach().cpu() if torch.is_tensor(images) else torch.from_numpy(np.asarray(images, dtype=np.float32))
+    return to_uint8(images).permute(0, 2, 3, 1).numpy()
 
 
 def image_grid(rows: list[np.ndarray], row_labels: list[str] | None = None, title: str | None = None, scale: int = 2, pad: int = 2) -> Image.Image:
@@ -136,7 +142,3 @@ def image_grid(rows: list[np.ndarray], row_labels: list[str] | None = None, titl
             canvas.paste(tile, (label_w + pad + c * (w + pad), y))
     return canvas
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

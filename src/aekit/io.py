@@ -76,7 +76,7 @@ def write_text(path, text: str) -> None:
 
 def write_json(path, obj) -> None:
     """Write JSON atomically, indented, keys in insertion order."""
-    write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
+    write_text(path, json.dumps(obj, indent=2, default=json_default) + "\n")
 
 
 def save_image(path, image, format: str | None = None, **params) -> None:
@@ -102,7 +102,8 @@ def _format_for(path) -> str:
     return Image.EXTENSION[ext]
 
 
-def _json_default(obj):
+def json_default(obj):
+    """``json.dumps(default=...)`` for numpy scalars and arrays and paths: what aekit's JSON files hold."""
     import numpy as np
 
     if isinstance(obj, np.generic):

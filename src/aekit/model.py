@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checkpoint import CheckpointMixin
+from .pixels import images_to_tensor, to_signed
 
 
 @dataclass(frozen=True)
@@ -389,7 +390,7 @@ class ResNetAutoencoder(Autoencoder):
         and only adds what the convolutions learn on top."""
         if not self.config.linear_path:
             return
-        x = torch.from_numpy(np.array(images[:20000])).float().flatten(1) / 127.5 - 1  # a copy: may be read-only
+        x = to_signed(np.asarray(images[:20000])).flatten(1)  # to_signed copies: the images may be read-only
         mean = x.mean(0)
         k = min(self.config.latent_dim, len(x) - 1)
         _, _, v = torch.svd_lowrank(x - mean, q=min(k + 16, len(x), x.shape[1]), niter=4)
@@ -488,7 +489,7 @@ def as_model_input(images, image_size: int) -> torch.Tensor:
                 images = images[None]
             if images.ndim != 4 or images.shape[-1] != 3:
                 raise ValueError(f"uint8 image arrays must be (N, H, W, 3) or (H, W, 3), got {images.shape}")
-            images = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 127.5 - 1
+            images = images_to_tensor(images)
         else:
             images = torch.from_numpy(np.asarray(images, dtype=np.float32))
     if not torch.is_tensor(images):

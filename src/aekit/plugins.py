@@ -16,7 +16,7 @@ from importlib import metadata
 import pluggy
 
 from . import hookspecs
-from .errors import AekitError, RegistryError
+from .errors import AekitError, RegistryError, first_line
 from .registry import KINDS, Registry
 
 ENTRY_POINT_GROUP = "aekit.plugins"
@@ -137,8 +137,8 @@ def _load_one(name: str, version: str | None, module_name: str, loader, distribu
     except Exception as exc:  # a broken plugin must never take the others down
         if pm.has_plugin(name):
             pm.unregister(name=name)
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        info.error = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+        detail = first_line(exc)
+        info.error = type(exc).__name__ if detail == type(exc).__name__ else f"{type(exc).__name__}: {detail}"
         _warn(f"plugin {name!r} failed to load ({info.error}); other commands still work")
 
 

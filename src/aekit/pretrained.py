@@ -188,7 +188,7 @@ def record_in_manifest(model_dir, name: str, tasks, help: str = "", metrics: dic
 
 
 def _defaults_path() -> Path:
-    from .checkpoint import aekit_home
+    from .paths import aekit_home
 
     return aekit_home() / DEFAULTS_NAME
 

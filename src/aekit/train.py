@@ -18,6 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import checkpoint, io
+from .devices import resolve_device  # noqa: F401  (also aekit.train.resolve_device)
 from .data import ImageTensorSet, PreparedImages, prepare, to_float
 from .errors import TrainingError
 from .images import image_grid, to_uint8_hwc
@@ -135,25 +136,6 @@ def distributed_context() -> tuple[int, int]:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     return dist.get_rank(), dist.get_world_size()
-
-
-def resolve_device(name: str) -> torch.device:
-    """auto -> cuda when available, else cpu; a clear error when cuda is asked for but absent.
-
-    Under torchrun each process takes the GPU of its LOCAL_RANK.
-    """
-    import os
-
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and "LOCAL_RANK" in os.environ and torch.cuda.is_available():
-        name = f"cuda:{int(os.environ['LOCAL_RANK'])}"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise TrainingError("--device cuda was asked for but no CUDA GPU is available; use --device cpu")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise TrainingError(f"unknown device {name!r}; use auto, cpu or cuda") from None
 
 
 def split_train_val(count: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
