@@ -187,7 +187,7 @@ def test_fast_encoder_matches_the_naive_loop(arch):
 
 
 def test_fast_encoder_falls_back_when_the_copy_disagrees(monkeypatch):
-    from aekit_embed import commands
+    from aekit_embed import fast_encoder as commands
 
     model = _trained_like("small")
 

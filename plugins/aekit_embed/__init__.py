@@ -27,11 +27,11 @@ from aekit.features import FeatureFileError, Features, UnknownLabelError, load_f
 
 @hookimpl
 def register_commands(register):
-    from .commands import classify_command, cluster_command, embed_command
+    from . import commands
 
-    register(embed_command())
-    register(classify_command())
-    register(cluster_command())
+    register(commands.embed)
+    register(commands.classify)
+    register(commands.cluster)
 
 
 _LAZY = {

@@ -113,3 +113,28 @@ def table(scores: list[Score], held_out_mode: bool) -> list[str]:
         for note in s.notes:
             lines.append(f"note: {s.name}: {note}")
     return lines
+
+
+def label_values(feats, label):
+    """(known-row mask, y) of a features file's `label`, with class names where the label has them."""
+    codes = feats.target(label)
+    values = feats.target(label, as_names=True) if label in feats.classes else codes
+    return codes >= 0, values
+
+
+def baseline_pixels(feats, images, keep, size: int, quiet: bool, what: str) -> tuple[np.ndarray | None, str | None]:
+    """The `keep` rows of the pixels behind `feats` (at `images` when given), or (None, why not).
+
+    Images found where `aekit embed` read them but unreadable now skip the baselines; given ones raise.
+    """
+    from .lookup import images_for
+
+    source, why = images_for(feats, images)
+    if source is None:
+        return None, f"pixel baselines skipped for {what}: {why}"
+    try:
+        return pixels(source, size, len(feats), not quiet)[keep], None
+    except AekitError as exc:
+        if images:
+            raise
+        return None, f"pixel baselines skipped for {what}: {exc}"

@@ -131,3 +131,49 @@ def source_labels(attributes: dict[str, np.ndarray], indices: list[int]) -> tupl
         column[column == -999] = UNKNOWN  # aekit_sources' marker for a file without a CSV row
         out[str(name)] = column
     return out, dropped
+
+
+def labels_for_keys(source, keys, labels_csv, label_columns, from_folders):
+    """Label columns for every key of the source (before any image is read, so bad options fail fast).
+
+    Returns (columns, class names, where each came from, notes).
+    """
+    from .lookup import FileResolver
+
+    columns, classes, origin, notes = {}, {}, {}, []
+    if from_folders:
+        resolver = FileResolver(source)
+        named = [resolver.is_named_file(i) for i in range(len(keys))]
+        files = [resolver.file(i) if named[i] else None for i in range(len(keys))]
+        columns[FOLDER_LABEL], classes[FOLDER_LABEL] = folder_classes(keys, named, files)
+        origin[FOLDER_LABEL] = "folders"
+        unknown = int((columns[FOLDER_LABEL] < 0).sum())
+        if unknown:
+            notes.append(f"{unknown} image(s) are not in a class subfolder (label {FOLDER_LABEL} = -1)")
+    if labels_csv:
+        found, found_classes, unmatched = read_label_csv(labels_csv, keys, list(label_columns) or None)
+        clash = sorted(set(found) & set(columns))
+        if clash:
+            raise AekitError(f"{labels_csv}: column {clash[0]!r} clashes with the class-subfolder label; rename it")
+        columns.update(found)
+        classes.update(found_classes)
+        origin.update({name: f"csv:{Path(labels_csv).name}" for name in found})
+        if unmatched:
+            notes.append(f"{unmatched} image(s) have no row in {labels_csv} (their labels are -1)")
+    elif label_columns or not from_folders:
+        attributes = source.attributes()
+        if label_columns:
+            missing = [c for c in label_columns if c not in attributes]
+            if missing:
+                known = ", ".join(attributes) if attributes else "none"
+                raise AekitError(f"--label-column {missing[0]!r}: the input has no such attribute (attributes: {known}); "
+                                 "give a CSV with --labels FILE.csv")
+            attributes = {c: attributes[c] for c in label_columns}
+        found, dropped = source_labels(attributes, list(range(len(keys))))
+        if dropped:
+            notes.append(f"attribute(s) {', '.join(dropped)} are not integer classes; left out")
+        if from_folders and FOLDER_LABEL in found:
+            raise AekitError(f"the input has its own attribute {FOLDER_LABEL!r}, which clashes with --labels-from-folders")
+        columns.update(found)
+        origin.update({name: "source" for name in found})
+    return columns, classes, origin, notes

@@ -161,16 +161,13 @@ class AutoencoderEmbedder(TransformerMixin, BaseEstimator):
         return low, high
 
     def _device(self):
-        import torch
+        from aekit.devices import resolve_device
+        from aekit.errors import DeviceError
 
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        if str(self.device).startswith("cuda") and not torch.cuda.is_available():
-            raise EmbedderError("device='cuda' was asked for but no CUDA GPU is available; use device='cpu' or 'auto'")
         try:
-            return torch.device(self.device)
-        except (RuntimeError, TypeError):
-            raise EmbedderError(f"unknown device {self.device!r}; use 'auto', 'cpu' or 'cuda'") from None
+            return resolve_device(self.device)
+        except DeviceError as exc:
+            raise EmbedderError(str(exc)) from None
 
     def _load_model(self):
         import aekit
@@ -258,6 +255,8 @@ class AutoencoderEmbedder(TransformerMixin, BaseEstimator):
         """Images start..stop of X as a float tensor (B, 3, H, W) in [-1, 1]."""
         import torch
 
+        from aekit.pixels import images_to_tensor, to_signed
+
         if kind in ("paths", "pil"):
             from aekit.images import open_image, resize_rgb
 
@@ -267,7 +266,7 @@ class AutoencoderEmbedder(TransformerMixin, BaseEstimator):
                 images = [resize_rgb(open_image(x, draft_size=size) if kind == "paths" else x.convert("RGB"), size) for x in items]
             except AekitError as exc:
                 raise EmbedderError(str(exc)) from None
-            return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().div_(127.5).sub_(1)
+            return images_to_tensor(np.stack(images))
         array = X.iloc[start:stop].to_numpy() if hasattr(X, "iloc") else np.asarray(X[start:stop])
         if kind == "flat":
             side = int(round((array.shape[1] / 3) ** 0.5))
@@ -276,7 +275,7 @@ class AutoencoderEmbedder(TransformerMixin, BaseEstimator):
         if kind == "nhwc":
             array = array.transpose(0, 3, 1, 2)
         if array.dtype == np.uint8:
-            x = torch.from_numpy(np.array(array, dtype=np.float32, order="C")).div_(127.5).sub_(1)  # a writable copy
+            x = to_signed(np.ascontiguousarray(array))  # C order, like the float path below
         else:
             x = torch.from_numpy(np.array(array, dtype=np.float32, order="C"))  # a copy: inputs may be read-only
             if not torch.isfinite(x).all():

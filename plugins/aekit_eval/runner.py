@@ -337,13 +337,13 @@ def _features(model, options, evaluation, test_labels, train, latents, train_pix
 def _describe_training(record) -> str:
     if record is None:
         return "not recorded in the checkpoint (no overlap check was possible)"
-    settings = record.get("settings") or {}
-    text = f"`{record['data']}`"
-    extra = [f"{k.replace('_', '-')} {settings[k]}" for k in ("skip", "limit", "files") if settings.get(k)]
-    if settings.get("val_fraction"):
-        extra.append(f"validation share {settings['val_fraction']:g}")
-    if settings.get("val_data"):
-        extra.append(f"validation data `{settings['val_data']}`")
+    cfg = record.config
+    text = f"`{record.data}`"
+    extra = [f"{k.replace('_', '-')} {getattr(cfg, k)}" for k in ("skip", "limit", "files") if getattr(cfg, k)]
+    if cfg.val_fraction:
+        extra.append(f"validation share {cfg.val_fraction:g}")
+    if cfg.val_data:
+        extra.append(f"validation data `{cfg.val_data}`")
     return text + (f" ({', '.join(extra)})" if extra else "")
 
 

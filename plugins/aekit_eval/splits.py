@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,33 +46,19 @@ def load_eval(spec: str, size: int, limit: int | None, progress: bool) -> Images
     return Images(_hwc(data.images), list(data.names), dict(data.attributes), spec, data.source, list(data.skipped), len(data))
 
 
-def recorded_training(model) -> dict | None:
-    """The training record of a checkpoint (``config.json``'s "training"), or None when it has none."""
-    training = getattr(model, "training_summary", None) or {}
-    settings = training.get("settings") or {}
-    if not (training.get("data") or settings.get("data")):
-        return None
-    return {"data": training.get("data") or settings.get("data"), "settings": settings}
+def recorded_training(model):
+    """The model's ``aekit.train.TrainingRecord`` (what its checkpoint says trained it), or None."""
+    from aekit.train import training_record
 
-
-def train_settings(record: dict):
-    """The recorded run's TrainConfig (unknown fields dropped)."""
-    from aekit.train import TrainConfig
-
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    settings = dict(record.get("settings") or {})
-    settings.setdefault("data", record["data"])
-    return TrainConfig(**{k: v for k, v in settings.items() if k in names})
+    return training_record(model)
 
 
 def load_train(model, train_data: str | None, size: int, limit: int | None, seed: int, progress: bool) -> Images:
     """The training split: ``--train-data``, else the images the model's run trained on (its validation share left out).
 
-    Mirrors ``aekit.train.training_images`` and keeps the attribute columns aligned. With `limit`, a
-    seeded random subset of that many images.
+    The attribute columns stay aligned with the images. With `limit`, a seeded random subset of that many images.
     """
     from aekit.data import prepare
-    from aekit.train import split_train_val
 
     if train_data:
         data = prepare(train_data, size, progress=progress)
@@ -84,21 +69,10 @@ def load_train(model, train_data: str | None, size: int, limit: int | None, seed
         record = recorded_training(model)
         if record is None:
             raise AekitError(NO_TRAINING_RECORD)
-        cfg = train_settings(record)
-        data = prepare(cfg.data, size, cfg.skip, cfg.limit, cfg.files, progress=progress)
-        images, attributes, names = data.images, dict(data.attributes), list(data.names)
-        source = cfg.data
-        description = f"{cfg.data}: the images the model trained on"
-        selection = [f"--skip {cfg.skip}" if cfg.skip else "", f"--limit {cfg.limit}" if cfg.limit else "",
-                     f"--files {cfg.files}" if cfg.files else ""]
-        if any(selection):
-            description += f" ({' '.join(s for s in selection if s)})"
-        if cfg.val_fraction:
-            train_idx, _ = split_train_val(len(data), cfg.val_fraction, cfg.seed)
-            images = np.asarray(images[train_idx])
-            attributes = {k: np.asarray(v)[train_idx] for k, v in attributes.items()}
-            names = [names[i] for i in train_idx]
-            description += f", less its {cfg.val_fraction:g} validation share"
+        split = record.load(size, progress=progress)
+        images, attributes, names, data = split.images, split.attributes, split.names, split.data
+        source = record.data
+        description = f"{record.describe()}: the images the model trained on"
     total = len(images)
     if limit is not None and total > limit:
         keep = np.sort(np.random.default_rng(seed).choice(total, size=limit, replace=False))
@@ -149,13 +123,13 @@ def overlap(eval_spec: str, eval_limit: int | None, train_spec: str, skip: int =
     return len(set(eval_idx) & set(train_idx))
 
 
-def check_eval_data(eval_spec: str, eval_limit: int | None, record: dict | None, train_data: str | None) -> None:
-    """Refuse evaluation data that the model trained on, or that the baselines would be fitted on."""
+def check_eval_data(eval_spec: str, eval_limit: int | None, record, train_data: str | None) -> None:
+    """Refuse evaluation data that the model trained on (`record`: its TrainingRecord), or that the baselines would be fitted on."""
     if record is not None:
-        cfg = train_settings(record)
+        cfg = record.config
         held_out = f"; evaluate on held-out images, e.g. --data {cfg.val_data}" if cfg.val_data else \
             "; evaluate on images it never saw, e.g. a [START:STOP] window the run did not use"
-        if eval_spec.strip() == str(record["data"]).strip():
+        if eval_spec.strip() == str(record.data).strip():
             share = f" (its {cfg.val_fraction:g} validation share is mixed in with them)" if cfg.val_fraction else ""
             raise OverlapError(f"--data {eval_spec} is the data the model trained on{share}{held_out}")
         shared = overlap(eval_spec, eval_limit, cfg.data, cfg.skip, cfg.limit, cfg.files)

@@ -6,11 +6,9 @@ for ``--resume``, ``metrics.jsonl`` (one line per epoch) and ``samples/epoch_NNN
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,77 +18,11 @@ from tqdm.auto import tqdm
 from . import checkpoint, io
 from .devices import resolve_device  # noqa: F401  (also aekit.train.resolve_device)
 from .data import ImageTensorSet, PreparedImages, prepare, to_float
+from .run_config import (  # noqa: F401  (also importable as aekit.train.*)
+    SCHEDULES, TrainConfig, TrainingRecord, read_run_config, split_train_val, training_images, training_record)
 from .errors import TrainingError
 from .images import image_grid, to_uint8_hwc
 from .metrics import psnr
-
-
-@dataclass
-class TrainConfig:
-    """Everything that defines a training run; saved in the run so `--resume` can continue it."""
-
-    data: str = "celeba"
-    arch: str = "article"
-    epochs: int = 10
-    batch_size: int = 64
-    lr: float = 2e-4
-    weight_decay: float = 0.0
-    seed: int = 0
-    skip: int = 0
-    limit: int | None = None
-    files: str | None = None
-    val_fraction: float = 0.0
-    val_data: str | None = None  # a separate held-out source, e.g. "faces/[9000:]"
-    sample_every: int = 1
-    device: str = "auto"
-    precision: str = "auto"
-    init: str | None = None
-    model_config: dict = dataclasses.field(default_factory=dict)  # overrides of the preset's config fields
-    on_nan: str = "stop"  # a non-finite loss: "stop" the run, or "skip" that step (counted in metrics.jsonl)
-    schedule: str = "linear"  # the article's LinearLR 1 -> 0; "onecycle" warms up to --lr then anneals; "constant"
-    flip: bool = False  # random horizontal flips (faces are roughly symmetric: twice the data for free)
-    shift: int = 0  # random translations of up to this many pixels, edges reflected
-    color_jitter: float = 0.0  # random brightness, contrast and saturation changes of up to this fraction
-    noise: str | None = None  # noisy-input training (a denoiser): e.g. "gaussian:0.1", fresh noise every batch
-
-    def check(self) -> None:
-        """Raise TrainingError on values that cannot work."""
-        problems = []
-        if self.epochs < 1:
-            problems.append(f"--epochs must be at least 1 (got {self.epochs})")
-        if self.batch_size < 1:
-            problems.append(f"--batch-size must be at least 1 (got {self.batch_size})")
-        elif self.batch_size == 1:
-            problems.append("--batch-size must be at least 2: BatchNorm needs two images per batch to train")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            problems.append(f"--lr must be a positive number (got {self.lr})")
-        if self.weight_decay < 0:
-            problems.append(f"--weight-decay must be zero or more (got {self.weight_decay})")
-        if not 0 <= self.val_fraction < 1:
-            problems.append(f"--val-fraction must be in [0, 1) (got {self.val_fraction})")
-        if self.val_data and self.val_fraction:
-            problems.append("give either --val-data or --val-fraction, not both")
-        if self.sample_every < 0:
-            problems.append("--sample-every must be zero (never) or more")
-        if self.precision not in ("auto", "fp32", "bf16"):
-            problems.append(f"--precision must be auto, fp32 or bf16 (got {self.precision})")
-        if self.shift < 0:
-            problems.append(f"--shift must be zero or more pixels (got {self.shift})")
-        if not 0 <= self.color_jitter < 1:
-            problems.append(f"--color-jitter must be in [0, 1) (got {self.color_jitter})")
-        if self.on_nan not in ("stop", "skip"):
-            problems.append(f"--on-nan must be stop or skip (got {self.on_nan})")
-        if self.schedule not in SCHEDULES:
-            problems.append(f"--schedule must be one of {', '.join(SCHEDULES)} (got {self.schedule})")
-        if problems:
-            raise TrainingError("; ".join(problems))
-        if self.noise:
-            from .noise import parse_noise
-
-            parse_noise(self.noise)  # NoiseSpecError names the unknown model or bad argument now, not mid-run
-
-
-SCHEDULES = ("linear", "onecycle", "constant")
 
 
 def make_scheduler(optimizer, schedule: str, total_steps: int):
@@ -136,23 +68,6 @@ def distributed_context() -> tuple[int, int]:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     return dist.get_rank(), dist.get_world_size()
-
-
-def split_train_val(count: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted (train, validation) indices of a run's images: a seeded random `val_fraction` is held out."""
-    n_val = int(round(count * val_fraction))
-    order = np.random.default_rng(seed).permutation(count)
-    return np.sort(order[n_val:]), np.sort(order[:n_val])
-
-
-def training_images(settings: dict, image_size: int, progress: bool = True) -> np.ndarray:
-    """The uint8 (N, 3, S, S) images a run trained on, from its recorded settings (validation share left out)."""
-    cfg = TrainConfig(**{k: v for k, v in settings.items() if k in {f.name for f in dataclasses.fields(TrainConfig)}})
-    data = prepare(cfg.data, image_size, cfg.skip, cfg.limit, cfg.files, progress=progress)
-    if not cfg.val_fraction:
-        return data.images
-    train_idx, _ = split_train_val(len(data), cfg.val_fraction, cfg.seed)
-    return np.asarray(data.images[train_idx])
 
 
 class Trainer:
@@ -400,7 +315,7 @@ class Trainer:
         summary = self._summary(epoch, batch, elapsed, row, data)
         plain = model.to(memory_format=torch.contiguous_format)
         checkpoint.save_training_state(self.out, plain, optimizer, scheduler,
-                                       {"epoch": epoch, "batch": batch, "elapsed_s": elapsed, "config": dataclasses.asdict(self.config)})
+                                       {"epoch": epoch, "batch": batch, "elapsed_s": elapsed, "config": self.config.to_dict()})
         checkpoint.save_model(plain, self.out, training=summary)
         model.to(memory_format=torch.channels_last)
         model.training_summary = summary
@@ -411,13 +326,13 @@ class Trainer:
             "data": self.config.data, "images": len(data), "skipped": len(data.skipped),
             "epochs_done": epoch, "epochs": self.config.epochs, "batch_in_epoch": batch,
             "elapsed_s": round(elapsed, 1), "device": str(self.device), "precision": self.precision,
-            "settings": dataclasses.asdict(self.config),
+            "settings": self.config.to_dict(),
             "final": {k: v for k, v in last.items() if k in ("loss", "val_loss", "val_psnr", "val_noisy_psnr", "images_per_s")},
             "noise": self.config.noise,
         }
 
     def _write_run_file(self, data, n_train, n_val):
-        io.write_json(self.out / "run.json", {"config": dataclasses.asdict(self.config), "data": data.source,
+        io.write_json(self.out / "run.json", {"config": self.config.to_dict(), "data": data.source,
                                               "train_images": n_train, "val_images": n_val})
 
     def _append_metrics(self, row: dict) -> None:
@@ -496,15 +411,3 @@ def _format_row(row: dict, epochs: int) -> str:
     if "val_noisy_psnr" in row:
         text += f" (noisy input {row['val_noisy_psnr']:.2f} dB)"
     return text + f", {row['images_per_s']:.0f} img/s"
-
-
-def read_run_config(out) -> TrainConfig:
-    """The TrainConfig a run was started with (for --resume)."""
-    path = Path(out) / "run.json"
-    try:
-        stored = json.loads(path.read_text(encoding="utf-8"))["config"]
-        return TrainConfig(**stored)
-    except FileNotFoundError:
-        raise TrainingError(f"{out}: not a training run (no run.json); nothing to resume") from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise TrainingError(f"{path}: damaged run file ({exc})") from None

@@ -1,0 +1,43 @@
+"""``aekit embed`` under torchrun: each process encodes one contiguous share of the inputs, rank 0 writes them all."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .fast_encoder import encode_share
+
+
+def shard_indices(count: int, rank: int, world: int) -> list[int]:
+    """The contiguous share of `count` inputs that process `rank` of `world` embeds (sizes differ by at most 1)."""
+    if not 0 <= rank < world:
+        raise ValueError(f"rank {rank} is not in [0, {world})")
+    return list(range(rank * count // world, (rank + 1) * count // world))
+
+
+def gather_shares(latents, kept, skipped, error, rank: int, world: int):
+    """Rank 0 receives every rank's share and returns them merged in input order (shares are contiguous,
+    so rank order is input order); other ranks return their own."""
+    import torch.distributed as dist
+
+    shares = [None] * world if rank == 0 else None
+    dist.gather_object((latents, kept, skipped, error), shares, dst=0)
+    if rank != 0:
+        return latents, kept, skipped, error
+    errors = [share[3] for share in shares if share[3]]
+    return (np.concatenate([share[0] for share in shares]), [i for share in shares for i in share[1]],
+            [message for share in shares for message in share[2]], errors[0] if errors else None)
+
+
+def encode_process_share(model, source, rank: int, world: int, batch_size: int, strict: bool, quiet: bool,
+                         reduced: bool):
+    """Encode this process's share of `source` (all of it outside torchrun); on rank 0, every rank's, merged.
+
+    Returns ``encode_share``'s (latents, kept indices, skip messages, error or None). Every rank reports,
+    errors included, so none waits forever on a failed one; only rank 0's result is the whole input.
+    """
+    share = shard_indices(len(source), rank, world)
+    latents, kept, skipped, error = encode_share(model, source, share, batch_size, strict,
+                                                 progress=not quiet and rank == 0, reduced=reduced)
+    if world > 1:
+        latents, kept, skipped, error = gather_shares(latents, kept, skipped, error, rank, world)
+    return latents, kept, skipped, error

@@ -1,0 +1,191 @@
+"""A training run's settings and records: ``TrainConfig`` (one way to write and read it), the run's
+train/validation split, and ``training_record`` -- the typed answer to "which images trained this model".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import TrainingError
+
+SCHEDULES = ("linear", "onecycle", "constant")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run; saved in the run so `--resume` can continue it."""
+
+    data: str = "celeba"
+    arch: str = "article"
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 2e-4
+    weight_decay: float = 0.0
+    seed: int = 0
+    skip: int = 0
+    limit: int | None = None
+    files: str | None = None
+    val_fraction: float = 0.0
+    val_data: str | None = None  # a separate held-out source, e.g. "faces/[9000:]"
+    sample_every: int = 1
+    device: str = "auto"
+    precision: str = "auto"
+    init: str | None = None
+    model_config: dict = dataclasses.field(default_factory=dict)  # overrides of the preset's config fields
+    on_nan: str = "stop"  # a non-finite loss: "stop" the run, or "skip" that step (counted in metrics.jsonl)
+    schedule: str = "linear"  # the article's LinearLR 1 -> 0; "onecycle" warms up to --lr then anneals; "constant"
+    flip: bool = False  # random horizontal flips (faces are roughly symmetric: twice the data for free)
+    shift: int = 0  # random translations of up to this many pixels, edges reflected
+    color_jitter: float = 0.0  # random brightness, contrast and saturation changes of up to this fraction
+    noise: str | None = None  # noisy-input training (a denoiser): e.g. "gaussian:0.1", fresh noise every batch
+
+    def to_dict(self) -> dict:
+        """The run's settings as plain JSON values: what run.json, the training state and config.json record."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, settings: dict) -> "TrainConfig":
+        """A TrainConfig from recorded settings, lenient: fields this aekit does not know are dropped (a later
+        aekit resumes and reads an earlier or later run), missing ones take their defaults."""
+        if not isinstance(settings, dict):
+            raise TrainingError(f"training settings must be a JSON object, got {type(settings).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        config = cls(**{k: v for k, v in settings.items() if k in known})
+        if not isinstance(config.model_config, dict):
+            raise TrainingError(f"training settings: model_config must be an object, got {config.model_config!r}")
+        return config
+
+    def check(self) -> None:
+        """Raise TrainingError on values that cannot work."""
+        problems = []
+        if self.epochs < 1:
+            problems.append(f"--epochs must be at least 1 (got {self.epochs})")
+        if self.batch_size < 1:
+            problems.append(f"--batch-size must be at least 1 (got {self.batch_size})")
+        elif self.batch_size == 1:
+            problems.append("--batch-size must be at least 2: BatchNorm needs two images per batch to train")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            problems.append(f"--lr must be a positive number (got {self.lr})")
+        if self.weight_decay < 0:
+            problems.append(f"--weight-decay must be zero or more (got {self.weight_decay})")
+        if not 0 <= self.val_fraction < 1:
+            problems.append(f"--val-fraction must be in [0, 1) (got {self.val_fraction})")
+        if self.val_data and self.val_fraction:
+            problems.append("give either --val-data or --val-fraction, not both")
+        if self.sample_every < 0:
+            problems.append("--sample-every must be zero (never) or more")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            problems.append(f"--precision must be auto, fp32 or bf16 (got {self.precision})")
+        if self.shift < 0:
+            problems.append(f"--shift must be zero or more pixels (got {self.shift})")
+        if not 0 <= self.color_jitter < 1:
+            problems.append(f"--color-jitter must be in [0, 1) (got {self.color_jitter})")
+        if self.on_nan not in ("stop", "skip"):
+            problems.append(f"--on-nan must be stop or skip (got {self.on_nan})")
+        if self.schedule not in SCHEDULES:
+            problems.append(f"--schedule must be one of {', '.join(SCHEDULES)} (got {self.schedule})")
+        if problems:
+            raise TrainingError("; ".join(problems))
+        if self.noise:
+            from .noise import parse_noise
+
+            parse_noise(self.noise)  # NoiseSpecError names the unknown model or bad argument now, not mid-run
+
+
+
+def split_train_val(count: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted (train, validation) indices of a run's images: a seeded random `val_fraction` is held out."""
+    n_val = int(round(count * val_fraction))
+    order = np.random.default_rng(seed).permutation(count)
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def read_run_config(out) -> TrainConfig:
+    """The TrainConfig a run was started with (for --resume), from its run.json."""
+    path = Path(out) / "run.json"
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))["config"]
+        return TrainConfig.from_dict(stored)
+    except FileNotFoundError:
+        raise TrainingError(f"{out}: not a training run (no run.json); nothing to resume") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise TrainingError(f"{path}: damaged run file ({exc})") from None
+
+
+@dataclass(frozen=True)
+class TrainingImages:
+    """The images a run trained on: the prepared source and, when it held out a validation share, the kept rows."""
+
+    data: object  # aekit.data.PreparedImages
+    indices: np.ndarray | None  # sorted training rows of `data`; None: all of them
+
+    def __len__(self) -> int:
+        return len(self.data) if self.indices is None else len(self.indices)
+
+    @property
+    def images(self) -> np.ndarray:
+        """uint8 (N, 3, S, S): the whole source (a memory map) or a copy of the training rows."""
+        return self.data.images if self.indices is None else np.asarray(self.data.images[self.indices])
+
+    @property
+    def names(self) -> list[str]:
+        names = list(self.data.names)
+        return names if self.indices is None else [names[i] for i in self.indices]
+
+    @property
+    def attributes(self) -> dict[str, np.ndarray]:
+        if self.indices is None:
+            return dict(self.data.attributes)
+        return {k: np.asarray(v)[self.indices] for k, v in self.data.attributes.items()}
+
+
+@dataclass(frozen=True)
+class TrainingRecord:
+    """What a checkpoint records of the run that trained it (``config.json``'s "training")."""
+
+    config: TrainConfig
+
+    @property
+    def data(self) -> str:
+        return self.config.data
+
+    def describe(self) -> str:
+        """`data` with the selection options that narrowed it, e.g. ``faces/ (--limit 9000)``."""
+        cfg = self.config
+        selection = [f"--skip {cfg.skip}" if cfg.skip else "", f"--limit {cfg.limit}" if cfg.limit else "",
+                     f"--files {cfg.files}" if cfg.files else ""]
+        text = cfg.data + (f" ({' '.join(s for s in selection if s)})" if any(selection) else "")
+        return text + (f", less its {cfg.val_fraction:g} validation share" if cfg.val_fraction else "")
+
+    def load(self, image_size: int, progress: bool = True) -> TrainingImages:
+        """Prepare the recorded source at `image_size` and keep the training rows (DataSourceError when it is gone)."""
+        from .data import prepare
+
+        cfg = self.config
+        data = prepare(cfg.data, image_size, cfg.skip, cfg.limit, cfg.files, progress=progress)
+        if not cfg.val_fraction:
+            return TrainingImages(data, None)
+        train_idx, _ = split_train_val(len(data), cfg.val_fraction, cfg.seed)
+        return TrainingImages(data, train_idx)
+
+
+def training_record(source) -> TrainingRecord | None:
+    """The training record of a model (or of a ``config.json`` "training" dict); None when it records no data."""
+    training = source if isinstance(source, dict) else (getattr(source, "training_summary", None) or {})
+    settings = dict(training.get("settings") or {})
+    data = training.get("data") or settings.get("data")
+    if not data:
+        return None
+    settings["data"] = data
+    return TrainingRecord(TrainConfig.from_dict(settings))
+
+
+def training_images(settings: dict, image_size: int, progress: bool = True) -> np.ndarray:
+    """The uint8 (N, 3, S, S) images a run trained on, from its recorded settings (validation share left out)."""
+    return TrainingRecord(TrainConfig.from_dict(settings)).load(image_size, progress).images
