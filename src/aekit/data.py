@@ -381,8 +381,9 @@ def open_source(spec: str) -> ImageSource:
     else:
         claimers = [e for e in registry.entries("data_source") if e.extra.get("claims") and e.extra["claims"](spec)]
         if not claimers:
-            known = ", ".join(registry.names("data_source")) or "none (no data-source plugin is loaded)"
-            raise DataSourceError(f"{spec}: no such file or folder, and not a known data source (known: {known})")
+            known = ", ".join(registry.names("data_source")) or "none"
+            raise DataSourceError(f"{spec}: no such file or folder, and not a known data source (known: {known})"
+                                  f"{registry.missing_hint}")
         opener, argument = claimers[0].obj, spec
     source = opener(argument)
     if not isinstance(source, ImageSource):

@@ -64,7 +64,9 @@ def models_command(ctx, as_json):
         click.echo(json.dumps({"models": rows, "defaults": read_defaults()}, indent=2))
         return
     if not rows:
-        click.echo("no pretrained models installed (AEKIT_LOAD_PLUGINS may leave their plugin out)")
+        from .plugins import get_registry
+
+        click.echo("no pretrained models installed" + get_registry().missing_hint)
     for row in rows:
         mark = f"  [default for {', '.join(row['default_for'])}]" if row["default_for"] else ""
         click.echo(f"{row['name']}{mark}")

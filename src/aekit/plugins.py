@@ -173,6 +173,10 @@ def load_plugins() -> Registry:
         dist = getattr(ep, "dist", None)
         version = dist.version if dist is not None else None
         _load_one(ep.name, version, ep.value, ep.load, distribution=_distribution_name(dist))
+    left_out = sorted(set(seen) - set(plugin_infos))
+    if left_out:
+        registry.missing_hint = (f"; {LOAD_ENV}={os.environ.get(LOAD_ENV, '')!r} leaves out the installed "
+                                 f"plugin(s) {', '.join(left_out)} (unset it to load them)")
     return registry
 
 

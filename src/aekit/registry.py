@@ -36,6 +36,8 @@ class Registry:
 
     def __init__(self) -> None:
         self._entries: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
+        # why names may be missing (set by the plugin manager when AEKIT_LOAD_PLUGINS leaves plugins out)
+        self.missing_hint = ""
 
     def add(self, kind: str, name: str, obj: Any, plugin: str, help: str = "", **extra) -> Entry:
         """Add an entry; raise RegistryError when the name is taken or malformed."""
@@ -59,7 +61,7 @@ class Registry:
             return self._entries[kind][name]
         except KeyError:
             known = ", ".join(sorted(self._entries[kind])) or "none"
-            raise RegistryError(f"unknown {KIND_LABELS[kind]} {name!r} (known: {known})") from None
+            raise RegistryError(f"unknown {KIND_LABELS[kind]} {name!r} (known: {known}){self.missing_hint}") from None
 
     def get(self, kind: str, name: str) -> Any:
         """The registered object for `name`."""
