@@ -7,7 +7,7 @@ import numpy as np
 
 def _sampler(ctx, train_latents):
     """(name, fitted sampler, how): the prior `aekit train` fitted beside the model, else a Gaussian fitted here."""
-    from . import GaussianSampler, PriorError, fitted_priors, load_prior
+    from .priors import GaussianSampler, PriorError, fitted_priors, load_prior
 
     for name in ("gmm", "gaussian"):
         if name in fitted_priors(ctx.model_dir):
@@ -44,7 +44,7 @@ def _clearest_attribute(labels: dict, latents: np.ndarray) -> str | None:
 def run(ctx):
     from aekit.demo import DemoSection
 
-    from . import NormalSampler
+    from .priors import NormalSampler
 
     limit = 512 if ctx.quick else 2000
     train_latents = ctx.encode(ctx.train_images[:limit])

@@ -201,6 +201,9 @@ def load(path_or_hub_id=None, device="cpu", task: str = "codec"):
     try:
         with safe_open(str(weights), framework="pt") as fh:  # the header only: names and shapes
             stored_shapes = {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}
+        model_class = registry.get("model", meta["architecture"])
+        upgrade = getattr(model_class, "upgrade_state_dict", lambda state: state)
+        stored_shapes = upgrade(stored_shapes)
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{weights}: unreadable safetensors file ({first_line(exc)})") from None
     try:
@@ -217,7 +220,7 @@ def load(path_or_hub_id=None, device="cpu", task: str = "codec"):
     except CheckpointError as exc:
         raise CheckpointError(f"{directory / CONFIG_NAME}: {exc}") from None
     try:
-        state = load_file(str(weights))
+        state = upgrade(load_file(str(weights)))
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{weights}: unreadable safetensors file ({first_line(exc)})") from None
     _load_state_strict(model, state, weights)
@@ -264,7 +267,8 @@ def model_fingerprint(model) -> str:
     digest = hashlib.sha256()
     digest.update(architecture_name(model).encode())
     digest.update(json.dumps(model.config.to_dict(), sort_keys=True).encode())
-    for key, value in sorted(model.state_dict().items()):
+    state = model.identity_state_dict() if hasattr(model, "identity_state_dict") else model.state_dict()
+    for key, value in sorted(state.items()):
         digest.update(key.encode())
         digest.update(value.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:16]
@@ -309,7 +313,8 @@ def load_training_state(directory, model, optimizer, scheduler) -> dict:
             tensors = {k: fh.get_tensor(k) for k in fh.keys()}
     except (SafetensorError, OSError, KeyError, ValueError) as exc:
         raise CheckpointError(f"{path}: unreadable training state ({first_line(exc)})") from None
-    _load_state_strict(model, {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, path)
+    own = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+    _load_state_strict(model, model.upgrade_state_dict(own) if hasattr(model, "upgrade_state_dict") else own, path)
     slots: dict[int, dict] = {}
     for key, value in tensors.items():
         if key.startswith("optim."):

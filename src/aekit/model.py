@@ -145,6 +145,16 @@ class Autoencoder(CheckpointMixin, nn.Module):
         """The optimizer's parameter groups: every parameter at `lr`."""
         return [{"params": list(self.parameters()), "lr": lr}]
 
+    @staticmethod
+    def upgrade_state_dict(state: dict) -> dict:
+        """Rename tensors of a checkpoint written by an earlier layout of this class (default: none)."""
+        return state
+
+    def identity_state_dict(self) -> dict:
+        """The tensors ``model_fingerprint`` hashes: the state dict under the names its checkpoints were first
+        written with, so a model keeps its id (in latent files and priors) when the class's layout changes."""
+        return self.state_dict()
+
     @torch.inference_mode()
     def encode(self, images, batch_size: int = 256) -> torch.Tensor:
         """Latents of images (tensor in [-1, 1], uint8 arrays NHWC/HWC, or PIL images), in eval mode."""
@@ -331,22 +341,44 @@ def down_path_features(stem, stages, x) -> list[torch.Tensor]:
     return feats
 
 
-class ResNetAutoencoder(Autoencoder):
-    """Stem + strided stages down to 4x4, Linear to the latent, and the mirror image back to exactly 64x64.
+class ResNetEncoder(nn.Module):
+    """image (N, 3, S, S) -> latent (N, latent_dim): stem + strided stages to a 4x4 map, Linear to the latent,
+    plus (with ``linear_path``) a linear projection of the pixels, PCA at the start of training."""
 
-    With ``skips`` the decoder adds the encoder's feature map at each size (a U-Net) and predicts a
-    correction to its input: a denoiser whose output no longer passes through the latent alone.
-    """
-
-    def __init__(self, config: ResNetConfig | None = None):
-        nn.Module.__init__(self)
-        self.config = cfg = config or ResNetConfig()
-        self.decodes_latents = not cfg.skips  # a U-Net's output needs the image, not the latent alone
-        slope, widths = cfg.negative_slope, cfg.widths
+    def __init__(self, cfg: ResNetConfig):
+        super().__init__()
+        self.linear_path = cfg.linear_path
         self.stem, self.down = down_path(cfg)
-        flat = widths[-1] * cfg.grid**2
-        self.to_latent = nn.Sequential(nn.Flatten(), nn.Linear(flat, cfg.latent_dim))
-        self.from_latent = nn.Sequential(nn.Linear(cfg.latent_dim, flat), nn.Unflatten(1, (widths[-1], cfg.grid, cfg.grid)),
+        self.to_latent = nn.Sequential(nn.Flatten(), nn.Linear(cfg.widths[-1] * cfg.grid**2, cfg.latent_dim))
+        if cfg.linear_path:
+            pixels = cfg.channels * cfg.image_size**2
+            self.register_buffer("pixel_mean", torch.zeros(pixels))
+            self.linear_in = nn.Linear(pixels, cfg.latent_dim, bias=False)
+
+    def forward_features(self, x) -> list[torch.Tensor]:
+        """The feature map after the stem and after every stage (timm's ``forward_features``), full size first."""
+        return down_path_features(self.stem, self.down, x)
+
+    def latent_from_features(self, x, feats) -> torch.Tensor:
+        z = self.to_latent(feats[-1])  # (N, latent_dim)
+        if self.linear_path:
+            z = z + self.linear_in(x.flatten(1) - self.pixel_mean)
+        return z
+
+    def forward(self, x):
+        return self.latent_from_features(x, self.forward_features(x))
+
+
+class ResNetDecoder(nn.Module):
+    """latent (N, latent_dim) -> image (N, 3, S, S) in [-1, 1]: the encoder's mirror image; with ``linear_path``
+    the linear reconstruction plus a convolutional correction (``refine``: computed from that reconstruction)."""
+
+    def __init__(self, cfg: ResNetConfig):
+        super().__init__()
+        self.config = cfg
+        slope, widths = cfg.negative_slope, cfg.widths
+        self.from_latent = nn.Sequential(nn.Linear(cfg.latent_dim, widths[-1] * cfg.grid**2),
+                                         nn.Unflatten(1, (widths[-1], cfg.grid, cfg.grid)),
                                          nn.BatchNorm2d(widths[-1]), nn.LeakyReLU(slope))
         self.up = nn.ModuleList()
         outer = (widths[0], *widths[:-1])  # the width of each stage's input, i.e. what each up step returns to
@@ -354,26 +386,15 @@ class ResNetAutoencoder(Autoencoder):
             blocks = [ResBlock(width, slope) for _ in range(cfg.blocks_per_stage)]
             self.up.append(nn.Sequential(*blocks, Upsample(width, target, slope)))
         self.head = nn.Conv2d(widths[0], cfg.channels, 3, 1, 1)
-        if cfg.skips:  # start as the identity: the residual output adds nothing until trained
-            nn.init.zeros_(self.head.weight)
-            nn.init.zeros_(self.head.bias)
         if cfg.linear_path:
             pixels = cfg.channels * cfg.image_size**2
             self.register_buffer("pixel_mean", torch.zeros(pixels))
-            self.linear_in = nn.Linear(pixels, cfg.latent_dim, bias=False)
             self.linear_out = nn.Linear(cfg.latent_dim, pixels, bias=False)
         if cfg.refine:  # the decoder's own down path over the linear reconstruction, added at every size
             self.refine_stem, self.refine_down = down_path(cfg)
-        self.encoder = _Encoder(self)
-        self.decoder = _Decoder(self)
 
-    def _features(self, x):
-        return down_path_features(self.stem, self.down, x)
-
-    def _refine_features(self, image):
-        return down_path_features(self.refine_stem, self.refine_down, image)
-
-    def _decode(self, z, feats=None):
+    def trunk(self, z, feats=None) -> torch.Tensor:
+        """The up path from `z` to a full-size map; `feats` (full size first) are added at each size."""
         h = self.from_latent(z)
         for i, stage in enumerate(self.up):
             if feats is not None:
@@ -383,6 +404,70 @@ class ResNetAutoencoder(Autoencoder):
             h = h + feats[0]
         return h
 
+    def forward(self, z):
+        cfg = self.config
+        if not cfg.linear_path:
+            return torch.tanh(self.head(self.trunk(z)))
+        linear = (self.linear_out(z) + self.pixel_mean).view(-1, cfg.channels, cfg.image_size, cfg.image_size)
+        feats = None
+        if cfg.refine:  # still a function of z alone: the linear image is decoded from z
+            feats = down_path_features(self.refine_stem, self.refine_down, linear.clamp(-1, 1))
+        return (self.head(self.trunk(z, feats)) + linear).clamp(-1, 1)
+
+
+# where each tensor of the ResNet models lived before the encoder and decoder became their own modules
+_LEGACY_PREFIXES = {"stem.": "encoder.stem.", "down.": "encoder.down.", "to_latent.": "encoder.to_latent.",
+                    "linear_in.": "encoder.linear_in.", "from_latent.": "decoder.from_latent.", "up.": "decoder.up.",
+                    "head.": "decoder.head.", "linear_out.": "decoder.linear_out.",
+                    "refine_stem.": "decoder.refine_stem.", "refine_down.": "decoder.refine_down."}
+
+
+class ResNetAutoencoder(Autoencoder):
+    """A ``ResNetEncoder`` and a ``ResNetDecoder``, exactly 64x64 -> latent -> 64x64.
+
+    With ``skips`` the decoder adds the encoder's feature map at each size (a U-Net) and predicts a
+    correction to its input: a denoiser whose output no longer passes through the latent alone.
+    """
+
+    def __init__(self, config: ResNetConfig | None = None):
+        nn.Module.__init__(self)
+        self.config = cfg = config or ResNetConfig()
+        self.decodes_latents = not cfg.skips  # a U-Net's output needs the image, not the latent alone
+        self.encoder = ResNetEncoder(cfg)
+        self.decoder = ResNetDecoder(cfg)
+        if cfg.skips:  # start as the identity: the residual output adds nothing until trained
+            nn.init.zeros_(self.decoder.head.weight)
+            nn.init.zeros_(self.decoder.head.bias)
+
+    @staticmethod
+    def upgrade_state_dict(state: dict) -> dict:
+        """Checkpoints written before the encoder/decoder split name their tensors ``stem.*``, ``pixel_mean``...:
+        rename them (the shared pixel mean goes to both halves)."""
+        if not any(k.startswith(tuple(_LEGACY_PREFIXES)) or k == "pixel_mean" for k in state):
+            return state
+        upgraded = {}
+        for key, value in state.items():
+            if key == "pixel_mean":
+                upgraded["encoder.pixel_mean"] = upgraded["decoder.pixel_mean"] = value
+                continue
+            old = next((p for p in _LEGACY_PREFIXES if key.startswith(p)), None)
+            upgraded[_LEGACY_PREFIXES[old] + key[len(old):] if old else key] = value
+        return upgraded
+
+    def identity_state_dict(self) -> dict:
+        """The state dict under the legacy names (one ``pixel_mean``): model ids stay those of the flat layout."""
+        legacy = {new: old for old, new in _LEGACY_PREFIXES.items()}
+        state = {}
+        for key, value in self.state_dict().items():
+            if key == "decoder.pixel_mean":
+                continue  # the same tensor as encoder.pixel_mean, stored once before the split
+            if key == "encoder.pixel_mean":
+                state["pixel_mean"] = value
+                continue
+            new = next((p for p in legacy if key.startswith(p)), None)
+            state[legacy[new] + key[len(new):] if new else key] = value
+        return state
+
     @torch.no_grad()
     def initialize_from_data(self, images) -> None:
         """Start as PCA of `images` (uint8 (N, 3, S, S)): the linear path holds the top principal components
@@ -390,25 +475,27 @@ class ResNetAutoencoder(Autoencoder):
         and only adds what the convolutions learn on top."""
         if not self.config.linear_path:
             return
+        encoder, decoder = self.encoder, self.decoder
         x = to_signed(np.asarray(images[:20000])).flatten(1)  # to_signed copies: the images may be read-only
         mean = x.mean(0)
         k = min(self.config.latent_dim, len(x) - 1)
         _, _, v = torch.svd_lowrank(x - mean, q=min(k + 16, len(x), x.shape[1]), niter=4)
         components = torch.zeros(self.config.latent_dim, x.shape[1])
         components[:k] = v[:, :k].T
-        self.pixel_mean.copy_(mean)
-        self.linear_in.weight.copy_(components)
-        self.linear_out.weight.copy_(components.T)
-        nn.init.zeros_(self.to_latent[1].weight)
-        nn.init.zeros_(self.to_latent[1].bias)
-        nn.init.zeros_(self.head.weight)
-        nn.init.zeros_(self.head.bias)
+        encoder.pixel_mean.copy_(mean)
+        decoder.pixel_mean.copy_(mean)
+        encoder.linear_in.weight.copy_(components)
+        decoder.linear_out.weight.copy_(components.T)
+        nn.init.zeros_(encoder.to_latent[1].weight)
+        nn.init.zeros_(encoder.to_latent[1].bias)
+        nn.init.zeros_(decoder.head.weight)
+        nn.init.zeros_(decoder.head.bias)
 
     def optimizer_groups(self, lr: float) -> list[dict]:
         """Parameter groups for the optimizer: the linear path learns slower so it keeps its PCA start."""
         if not self.config.linear_path:
             return [{"params": list(self.parameters()), "lr": lr}]
-        linear = [self.linear_in.weight, self.linear_out.weight]
+        linear = [self.encoder.linear_in.weight, self.decoder.linear_out.weight]
         ids = {id(p) for p in linear}
         rest = [p for p in self.parameters() if id(p) not in ids]
         return [{"params": rest, "lr": lr}, {"params": linear, "lr": lr * self.config.linear_lr_scale}]
@@ -416,9 +503,9 @@ class ResNetAutoencoder(Autoencoder):
     def forward(self, x):
         if not self.config.skips:
             return self.decoder(self.encoder(x))
-        feats = self._features(x)
-        z = self.to_latent(feats[-1])
-        return (x + self.head(self._decode(z, feats))).clamp(-1, 1)
+        feats = self.encoder.forward_features(x)
+        z = self.encoder.latent_from_features(x, feats)
+        return (x + self.decoder.head(self.decoder.trunk(z, feats))).clamp(-1, 1)
 
     @torch.inference_mode()
     def decode(self, latents, batch_size: int = 256) -> torch.Tensor:
@@ -432,47 +519,9 @@ class ResNetAutoencoder(Autoencoder):
 
     def num_parameters(self) -> dict[str, int]:
         """Parameter counts of the encoder, the decoder and the total."""
-        linear = self.config.linear_path
-        enc = sum(p.numel() for m in (self.stem, self.down, self.to_latent) for p in m.parameters())
-        dec = sum(p.numel() for m in (self.from_latent, self.up, self.head) for p in m.parameters())
-        if self.config.refine:
-            dec += sum(p.numel() for m in (self.refine_stem, self.refine_down) for p in m.parameters())
-        enc += self.linear_in.weight.numel() if linear else 0
-        dec += self.linear_out.weight.numel() if linear else 0
+        enc = sum(p.numel() for p in self.encoder.parameters())
+        dec = sum(p.numel() for p in self.decoder.parameters())
         return {"encoder": enc, "decoder": dec, "total": enc + dec}
-
-
-class _Encoder(nn.Module):
-    """The encoder half as one callable (image -> latent), sharing the parent's layers."""
-
-    def __init__(self, parent):
-        super().__init__()
-        object.__setattr__(self, "parent", parent)  # not a submodule: no duplicate weights in the state dict
-
-    def forward(self, x):
-        parent = self.parent
-        z = parent.to_latent(parent._features(x)[-1])
-        if parent.config.linear_path:
-            z = z + parent.linear_in(x.flatten(1) - parent.pixel_mean)
-        return z
-
-
-class _Decoder(nn.Module):
-    """The decoder half as one callable (latent -> image in [-1, 1])."""
-
-    def __init__(self, parent):
-        super().__init__()
-        object.__setattr__(self, "parent", parent)
-
-    def forward(self, z):
-        parent, cfg = self.parent, self.parent.config
-        if not cfg.linear_path:
-            return torch.tanh(parent.head(parent._decode(z)))
-        linear = (parent.linear_out(z) + parent.pixel_mean).view(-1, cfg.channels, cfg.image_size, cfg.image_size)
-        feats = None
-        if cfg.refine:  # still a function of z alone: the linear image is decoded from z
-            feats = parent._refine_features(linear.clamp(-1, 1))
-        return (parent.head(parent._decode(z, feats)) + linear).clamp(-1, 1)
 
 
 def as_model_input(images, image_size: int) -> torch.Tensor:
