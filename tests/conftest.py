@@ -1,4 +1,7 @@
-"""Shared fixtures: an isolated AEKIT_HOME, freshly loaded plugins, and a small folder of faces."""
+"""Shared fixtures: an isolated AEKIT_HOME, freshly loaded plugins, a small folder of faces, a tiny model.
+
+Plain helpers (the TINY config, CliRunner wrappers) are in helpers.py; bad and edge inputs in corpus.py.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +11,12 @@ import textwrap
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from PIL import Image
 
 import aekit.plugins
 from aekit.synthetic import make_faces
+from helpers import save_tiny_model
 
 FACE_COUNT = 12
 FACE_SIZE = 32
@@ -26,6 +31,29 @@ def _isolated_aekit(tmp_path_factory, monkeypatch):
     aekit.plugins.reset()
     yield
     aekit.plugins.reset()
+
+
+@pytest.fixture(scope="module")
+def module_home(tmp_path_factory):
+    """An isolated AEKIT_HOME for module-scoped fixtures (the autouse isolation above is per test)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AEKIT_HOME", str(tmp_path_factory.mktemp("module_home")))
+        patch.delenv("AEKIT_LOAD_PLUGINS", raising=False)
+        aekit.plugins.reset()
+        yield
+        aekit.plugins.reset()
+
+
+@pytest.fixture
+def runner():
+    """A click CliRunner (helpers.run_cli uses one of its own)."""
+    return CliRunner()
+
+
+@pytest.fixture
+def tiny_model_dir(tmp_path):
+    """An untrained TINY model (helpers.TINY) saved in tmp_path/model."""
+    return save_tiny_model(tmp_path / "model")
 
 
 def face_file_names(count: int = FACE_COUNT) -> list[str]:

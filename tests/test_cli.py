@@ -92,7 +92,7 @@ def test_model_config_reads_true_and_false(runner, tmp_path):
                                  "--model-config", "refine=false", "--out", str(tmp_path / "plain"), "-q"])
     assert result.exit_code == 0, result.output
     model = aekit.load(tmp_path / "plain")
-    assert model.config.refine is False and model.config.linear_path is True and not hasattr(model, "refine_stem")
+    assert model.config.refine is False and model.config.linear_path is True and not hasattr(model.decoder, "refine_stem")
 
 
 def test_debug_shows_the_traceback(runner):

@@ -168,8 +168,8 @@ def test_unet_output_uses_the_image_and_refuses_to_decode_latents():
     x = torch.rand(2, 3, 32, 32) * 2 - 1
     assert model(x).shape == x.shape
     with torch.no_grad():
-        model.head.weight.zero_()
-        model.head.bias.zero_()
+        model.decoder.head.weight.zero_()
+        model.decoder.head.bias.zero_()
     assert torch.equal(model(x), x)  # residual output: an all-zero correction returns the input
     with pytest.raises(aekit.AekitError, match="skip connections"):
         model.decode(torch.zeros(1, 8))
@@ -207,8 +207,8 @@ def test_denoise_at_model_size_is_the_forward_pass_and_tiles_cover_larger_images
     x = torch.rand(2, 3, 32, 32) * 2 - 1
     assert torch.allclose(model.denoise(x), model(x))
     with torch.no_grad():  # an identity denoiser must give the image back exactly, whatever the tiling
-        model.head.weight.zero_()
-        model.head.bias.zero_()
+        model.decoder.head.weight.zero_()
+        model.decoder.head.bias.zero_()
     big = torch.rand(1, 3, 77, 100) * 2 - 1
     assert torch.allclose(model.denoise(big, method="tile"), big, atol=1e-6)
     assert torch.allclose(model.denoise(big, method="resize"), big, atol=1e-6)

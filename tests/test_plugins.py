@@ -222,7 +222,7 @@ def test_load_plugins_env_selects_plugins(install_plugin, monkeypatch):
     registry = aekit.plugins.get_registry()
     assert registry.names("data_source") == []
     assert registry.names("noise_model") == ["testnoise"]
-    with pytest.raises(DataSourceError, match="no data-source plugin is loaded"):
+    with pytest.raises(DataSourceError, match="AEKIT_LOAD_PLUGINS=.testplugin. leaves out"):
         open_source("synthetic")
 
     monkeypatch.setenv("AEKIT_LOAD_PLUGINS", " sources , testplugin ")

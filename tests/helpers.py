@@ -1,0 +1,91 @@
+"""What the test modules share that is not a fixture: the tiny model config and CliRunner helpers.
+
+Import with ``from helpers import ...`` (pytest puts ``tests/`` on ``sys.path``: it has no
+``__init__.py``). The fixtures built on these (``runner``, ``module_home``, ``tiny_model_dir``) are in
+``conftest.py``; the corpus of bad and edge inputs is in ``corpus.py``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from click.testing import CliRunner, Result
+
+import aekit
+from aekit.cli import cli
+
+# The smallest useful model: 32x32 images, two stages of 8 and 16 channels, a 16-d latent (milliseconds on a CPU)
+TINY = {"image_size": 32, "widths": (8, 16), "convs_per_half": 1, "latent_dim": 16}
+
+
+def model_config_args(config: dict) -> list[str]:
+    """``--model-config FIELD=VALUE`` arguments of ``aekit train`` giving this model config."""
+    args = []
+    for field, value in config.items():
+        text = ",".join(str(v) for v in value) if isinstance(value, (tuple, list)) else str(value)
+        args += ["--model-config", f"{field}={text}"]
+    return args
+
+
+TINY_CLI = model_config_args(TINY)
+
+
+def tiny_model(seed: int = 0, arch: str = "article", **overrides):
+    """An untrained TINY model (fields in `overrides` replace TINY's), seeded so that it is the same every time."""
+    torch.manual_seed(seed)
+    return aekit.create_model(arch, **{**TINY, **overrides})
+
+
+def save_tiny_model(directory, seed: int = 0, **overrides) -> Path:
+    """`tiny_model(...)` saved as a checkpoint folder; returns the folder."""
+    return tiny_model(seed, **overrides).save_pretrained(directory)
+
+
+# --- the command line through click's CliRunner ------------------------------------------------------------
+
+RUNNER = CliRunner()
+
+
+def run_cli(*args) -> Result:
+    """Run ``aekit ARGS...`` in this process (arguments may be paths or numbers) and return click's Result."""
+    return RUNNER.invoke(cli, [str(a) for a in args])
+
+
+def invoke(*args) -> Result:
+    """Run a command that must succeed."""
+    result = run_cli(*args)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def error_line(result: Result, code: int | None = None) -> str:
+    """The one ``Error:`` line of a failed command: status `code` (any non-zero when None), no traceback."""
+    if code is None:
+        assert result.exit_code not in (0, None), result.output
+    else:
+        assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("Error")]
+    assert len(lines) == 1, result.output
+    return lines[0]
+
+
+def fails(*args, message: str, code: int | None = None, alone: bool = False) -> str:
+    """Run a command that must fail with one ``Error:`` line naming `message`; returns that line.
+
+    `code`: the exit status it must have (default: any but 0); `alone`: that line is all it prints.
+    """
+    result = run_cli(*args)
+    line = error_line(result, code)
+    assert message in line, result.output
+    if alone:
+        assert result.output.strip().splitlines() == [line], result.output
+    return line
+
+
+def stray_temporaries(root) -> list[Path]:
+    """The temporary files (``.NAME.*.tmp``) of atomic writes left anywhere under `root`."""
+    return [Path(folder) / name for folder, _, names in os.walk(root) for name in names
+            if name.startswith(".") and name.endswith(".tmp")]
