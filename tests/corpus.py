@@ -229,11 +229,11 @@ BAD_ARRAYS = [
         "'names' has 2 entries for 6 images"),
     Bad("pickle-npy", lambda d: save_npy(d, "evil.npy", _objects(), allow_pickle=True), "pickle"),
     Bad("pickle-npz", lambda d: save_npz(d, "evil.npz", images=_objects()), "pickle"),
-    Bad("truncated-npy", lambda d: truncated(save_npy(d, "cut.npy", faces())), "cannot load array"),
-    Bad("truncated-npy-header", lambda d: truncated(save_npy(d, "head.npy", faces()), keep=0.01), "cannot load array"),
-    Bad("truncated-npz", lambda d: truncated(save_npz(d, "cut.npz", images=faces())), "damaged or unreadable array file"),
+    Bad("truncated-npy", lambda d: truncated(save_npy(d, "cut.npy", faces())), "not a readable image array"),
+    Bad("truncated-npy-header", lambda d: truncated(save_npy(d, "head.npy", faces()), keep=0.01), "not a readable image array"),
+    Bad("truncated-npz", lambda d: truncated(save_npz(d, "cut.npz", images=faces())), "not a readable image array"),
     Bad("text-named-npy", lambda d: write(d, "notes.npy", b"hello\n"), "not a .npy array"),
-    Bad("zero-bytes-npz", lambda d: write(d, "empty.npz", b""), "not a .npz (zip) archive"),
+    Bad("zero-bytes-npz", lambda d: write(d, "empty.npz", b""), "the file is empty"),
 ]
 
 
@@ -292,7 +292,7 @@ BAD_LATENTS = [
     BadLatents("zero-bytes", lambda d, m: write(d, "empty.npz", b""), "the file is empty"),
     BadLatents("text-file", lambda d, m: write(d, "notes.npz", b"hello"), "not a zip archive"),
     BadLatents("a-npy-array", lambda d, m: save_npy(d, "plain.npy", np.zeros((3, LAT), np.float32)), "it is a .npy array"),
-    BadLatents("a-directory", lambda d, m: (d / "dir.npz").mkdir(parents=True) or d / "dir.npz", "is a directory"),
+    BadLatents("a-directory", lambda d, m: (d / "dir.npz").mkdir(parents=True) or d / "dir.npz", "is a folder, not a latent .npz"),
 ]
 
 

@@ -108,27 +108,10 @@ def load_latents(path, model=None) -> LatentFile:
 
     Anything wrong with the file (not a zip, damaged, missing or malformed arrays) is a LatentFileError.
     """
+    from aekit.arrays import read_npz
+
     path = Path(path)
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(4)
-    except FileNotFoundError:
-        raise LatentFileError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise LatentFileError(f"{path}: is a directory, not a latent .npz") from None
-    except OSError as exc:
-        raise LatentFileError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
-    if not head.startswith(b"PK"):
-        what = "the file is empty" if not head else ("it is a .npy array" if head.startswith(b"\x93NUM") else "not a zip archive")
-        raise LatentFileError(f"{path}: not a readable latent .npz ({what})")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except ValueError as exc:
-        reason = "it holds Python objects (pickle), which aekit never loads" if "pickle" in str(exc) else "ValueError"
-        raise LatentFileError(f"{path}: not a readable latent .npz ({reason})") from None
-    except Exception as exc:  # zipfile, zlib, struct... raise many kinds of errors on a damaged archive
-        raise LatentFileError(f"{path}: not a readable latent .npz ({type(exc).__name__})") from None
+    arrays = read_npz(path, "latent .npz", LatentFileError)
     missing = [k for k in ("latents", "names", "dtype", "model_id", "meta") if k not in arrays]
     if missing:
         raise LatentFileError(f"{path}: not an aekit latent file (missing {', '.join(missing)})")
@@ -259,7 +242,7 @@ def register_commands(register):
           aekit compress a.jpg b.png --dtype int8 --out two.npz
           aekit compress faces/ --optimize-steps 40 --out faces.npz --report   # slower, sharper
         """
-        from aekit.cli import echo_skipped, load_model_arg
+        from aekit.cli import finish_skipped, load_model_arg
         from aekit.data import iter_batches, open_inputs, split_slice
 
         out = Path(out)
@@ -285,10 +268,7 @@ def register_commands(register):
             names += batch.names
         if strict and skipped:
             raise AekitError(skipped[0])
-        echo_skipped(skipped)
-        if not chunks:
-            first = f" (first problem: {skipped[0]})" if skipped else ""
-            raise AekitError(f"none of the {len(skipped)} input image(s) could be read{first}; nothing written")
+        finish_skipped(skipped, len(chunks))
         latents = np.concatenate(chunks)
         payload = save_latents(out, latents, names, model, dtype)
         click.echo(f"wrote {out}: {len(names)} latents ({dtype}, {payload / len(names):.0f} bytes each)"
@@ -303,7 +283,7 @@ def register_commands(register):
                 click.echo(f"  {key:<{width}}  {value}")
 
     @click.command()
-    @click.argument("latent_file", type=click.Path(dir_okay=False))
+    @click.argument("latent_file", type=click.Path())
     @model_option
     @click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Folder for the PNGs (created if missing).")
     @click.option("--size", type=click.IntRange(min=1, max=4096), default=None, help="Resize outputs to SIZE x SIZE (default: the model's).")

@@ -42,10 +42,10 @@ def register_noise_models(register):
 
 @hookimpl
 def register_commands(register):
-    from .commands import denoise_command, noise_command
+    from .commands import denoise, noise
 
-    register(noise_command())
-    register(denoise_command())
+    register(noise)
+    register(denoise)
 
 
 __all__ = ["ModelView", "NOISE_MODELS", "Picture", "covered_blocks", "denoise_image", "make_gaussian_noise",

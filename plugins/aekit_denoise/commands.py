@@ -9,8 +9,9 @@ from pathlib import Path, PurePosixPath
 import click
 import numpy as np
 
-from aekit.cli import check_output_path, cli_device, echo_skipped, model_option
+from aekit.cli import check_output_path, cli_device, finish_skipped, model_option, nothing_read
 from aekit.errors import AekitError, ImageReadError, NoiseSpecError
+from aekit.paths import why_missing
 
 METHODS = ("auto", "resize", "tile")
 KEPT_SUFFIXES = (".png", ".jpg", ".jpeg")  # denoise keeps PNG and JPEG; every other format becomes PNG
@@ -52,7 +53,7 @@ def collect_inputs(inputs, out: str | None = None) -> tuple[list[InputFile], lis
         elif path.is_file():
             files.append(InputFile(path, path.name))
         else:
-            missing.append(f"{path}: {'broken symbolic link' if path.is_symlink() else 'no such file or folder'}")
+            missing.append(f"{path}: {why_missing(path)}")
     single = len(inputs) == 1 and not Path(inputs[0]).is_dir()
     return files, missing, single
 
@@ -107,7 +108,7 @@ def plan_outputs(files: list[InputFile], single: bool, out: str | None, rename, 
 
 def refuse_overwriting_inputs(files: list[InputFile], outputs: list[Path], hint: str = "") -> None:
     """AekitError before any work when an output would replace one of the inputs."""
-    inputs = {f.path.resolve() for f in files}
+    inputs = {Path(os.path.realpath(f.path)) for f in files}  # realpath: a symlink loop is no error here
     for output in outputs:
         if output.resolve() in inputs:
             raise AekitError(f"{output}: would overwrite an input; choose another --out{hint}")
@@ -130,11 +131,6 @@ def _progress(total: int, desc: str, quiet: bool):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, unit="img", disable=quiet, leave=False)
-
-
-def _nothing_done(skipped: list[str]) -> AekitError:
-    first = f" (first problem: {skipped[0]})" if skipped else ""
-    return AekitError(f"none of the {len(skipped)} input image(s) could be read{first}; nothing written")
 
 
 # --- aekit noise -------------------------------------------------------------------------------------
@@ -174,66 +170,59 @@ def add_noise_to_image(image: np.ndarray, noise, rng: np.random.Generator) -> np
     return np.clip(np.rint(noisy * 255.0), 0, 255).astype(np.uint8)
 
 
-def noise_command() -> click.Command:
-    """Build `aekit noise`."""
+@click.command("noise", cls=NoiseModelsHelp)
+@click.argument("inputs", nargs=-1, required=True, metavar="IN...")
+@click.option("--kind", "-k", "spec", required=True, metavar="SPEC",
+              help="Noise spec NAME:ARG; A+B applies both, A|B picks one per image. SIGMA is on the [0, 1] "
+                   "pixel scale (gaussian:0.1 is about 25 of 255 grey levels).")
+@click.option("--out", "-o", required=True, metavar="FILE|DIR",
+              help="A .png file (one input), or a folder (created if missing) that keeps the inputs' relative names.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="The same seed gives the same noise (each image draws from SEED and its position in the input order).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def noise(inputs, spec, out, seed, quiet):
+    """Add noise to images at their own size and save them as lossless PNGs (test inputs for `aekit denoise`).
 
-    @click.command("noise", cls=NoiseModelsHelp)
-    @click.argument("inputs", nargs=-1, required=True, metavar="IN...")
-    @click.option("--kind", "-k", "spec", required=True, metavar="SPEC",
-                  help="Noise spec NAME:ARG; A+B applies both, A|B picks one per image. SIGMA is on the [0, 1] "
-                       "pixel scale (gaussian:0.1 is about 25 of 255 grey levels).")
-    @click.option("--out", "-o", required=True, metavar="FILE|DIR",
-                  help="A .png file (one input), or a folder (created if missing) that keeps the inputs' relative names.")
-    @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
-                  help="The same seed gives the same noise (each image draws from SEED and its position in the input order).")
-    @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-    def noise(inputs, spec, out, seed, quiet):
-        """Add noise to images at their own size and save them as lossless PNGs (test inputs for `aekit denoise`).
+    Outputs are RGB PNGs (transparency composited over white). Inputs are never overwritten; earlier
+    outputs are. Unreadable files are skipped and listed.
 
-        Outputs are RGB PNGs (transparency composited over white). Inputs are never overwritten; earlier
-        outputs are. Unreadable files are skipped and listed.
+    \b
+    Examples:
+      aekit noise face.jpg --kind gaussian:0.1 --out face-noisy.png
+      aekit noise faces/ --kind "gaussian:0.05+saltpepper:0.02" --out noisy/ --seed 1
+    """
+    from PIL import Image
 
-        \b
-        Examples:
-          aekit noise face.jpg --kind gaussian:0.1 --out face-noisy.png
-          aekit noise faces/ --kind "gaussian:0.05+saltpepper:0.02" --out noisy/ --seed 1
-        """
-        from PIL import Image
+    from aekit import io
+    from aekit.images import open_image
 
-        from aekit import io
-        from aekit.images import open_image
-
-        noise_model = parse_kind(spec)
-        files, skipped, single = collect_inputs(inputs, out)
-        if not files:
-            raise _nothing_done(skipped)
-        if single and not names_a_folder(out) and Path(out).suffix.lower() != ".png":
-            raise click.BadParameter(f"{out}: must end in .png (lossless, so the noise survives)", param_hint="--out")
-        outputs = plan_outputs(files, single, out, lambda name: _with_suffix(name, ".png"))
-        refuse_overwriting_inputs(files, outputs)
-        written = 0
-        bar = _progress(len(files), "adding noise", quiet)
-        for index, (item, target) in enumerate(zip(files, outputs)):
-            bar.update()
-            try:
-                image = np.asarray(open_image(item.path))
-            except ImageReadError as exc:
-                skipped.append(str(exc))
-                continue
-            rng = np.random.default_rng([seed, index])
-            noisy = add_noise_to_image(image, noise_model, rng)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            io.save_image(target, Image.fromarray(noisy), format="PNG")
-            written += 1
-        bar.close()
-        echo_skipped(skipped)
-        if not written:
-            raise _nothing_done(skipped)
-        where = outputs[0] if single and not names_a_folder(out) else Path(out)
-        click.echo(f"wrote {written} noisy PNG(s) ({noise_model.spec}, seed {seed}) to {where}"
-                   + (f", {len(skipped)} skipped" if skipped else ""))
-
-    return noise
+    noise_model = parse_kind(spec)
+    files, skipped, single = collect_inputs(inputs, out)
+    if not files:
+        raise nothing_read(skipped)
+    if single and not names_a_folder(out) and Path(out).suffix.lower() != ".png":
+        raise click.BadParameter(f"{out}: must end in .png (lossless, so the noise survives)", param_hint="--out")
+    outputs = plan_outputs(files, single, out, lambda name: _with_suffix(name, ".png"))
+    refuse_overwriting_inputs(files, outputs)
+    written = 0
+    bar = _progress(len(files), "adding noise", quiet)
+    for index, (item, target) in enumerate(zip(files, outputs)):
+        bar.update()
+        try:
+            image = np.asarray(open_image(item.path))
+        except ImageReadError as exc:
+            skipped.append(str(exc))
+            continue
+        rng = np.random.default_rng([seed, index])
+        noisy = add_noise_to_image(image, noise_model, rng)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        io.save_image(target, Image.fromarray(noisy), format="PNG")
+        written += 1
+    bar.close()
+    finish_skipped(skipped, written)
+    where = outputs[0] if single and not names_a_folder(out) else Path(out)
+    click.echo(f"wrote {written} noisy PNG(s) ({noise_model.spec}, seed {seed}) to {where}"
+               + (f", {len(skipped)} skipped" if skipped else ""))
 
 
 # --- aekit denoise -----------------------------------------------------------------------------------
@@ -257,86 +246,79 @@ def training_noise(model) -> str | None:
     return str(noise) if noise else None
 
 
-def denoise_command() -> click.Command:
-    """Build `aekit denoise`."""
+@click.command("denoise")
+@click.argument("inputs", nargs=-1, required=True, metavar="NOISY...")
+@model_option(task="denoise")
+@click.option("--out", "-o", default=None, metavar="FILE|DIR",
+              help="Output file (one input; default STEM-denoised.EXT in the current folder), or a folder "
+                   "(required for a folder or several inputs; keeps their relative names).")
+@click.option("--method", type=click.Choice(METHODS), default="auto", show_default=True, help=METHOD_HELP)
+@click.option("--overwrite", is_flag=True, help="Replace existing files, the inputs themselves included.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def denoise(inputs, model_path, out, method, overwrite, device, quiet):
+    """Denoise images with a model (best one trained with `aekit train --noise ...`), at their own size.
 
-    @click.command("denoise")
-    @click.argument("inputs", nargs=-1, required=True, metavar="NOISY...")
-    @model_option(task="denoise")
-    @click.option("--out", "-o", default=None, metavar="FILE|DIR",
-                  help="Output file (one input; default STEM-denoised.EXT in the current folder), or a folder "
-                       "(required for a folder or several inputs; keeps their relative names).")
-    @click.option("--method", type=click.Choice(METHODS), default="auto", show_default=True, help=METHOD_HELP)
-    @click.option("--overwrite", is_flag=True, help="Replace existing files, the inputs themselves included.")
-    @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-    @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-    def denoise(inputs, model_path, out, method, overwrite, device, quiet):
-        """Denoise images with a model (best one trained with `aekit train --noise ...`), at their own size.
+    Any image works: RGB, RGBA (alpha kept), grayscale (stays grayscale), palette (saved as RGB),
+    16-bit PNG (stays 16-bit), JPEG with EXIF rotation (saved upright). JPEG stays JPEG (quality
+    95), PNG stays PNG, other formats become PNG. Inputs are never overwritten unless --overwrite;
+    unreadable files are skipped and listed.
 
-        Any image works: RGB, RGBA (alpha kept), grayscale (stays grayscale), palette (saved as RGB),
-        16-bit PNG (stays 16-bit), JPEG with EXIF rotation (saved upright). JPEG stays JPEG (quality
-        95), PNG stays PNG, other formats become PNG. Inputs are never overwritten unless --overwrite;
-        unreadable files are skipped and listed.
+    \b
+    Examples:
+      aekit denoise noisy.png --model runs/denoiser               # writes noisy-denoised.png
+      aekit denoise photos/ --model runs/denoiser --out clean/ --method tile
+    """
+    from aekit.cli import load_model_arg
 
-        \b
-        Examples:
-          aekit denoise noisy.png --model runs/denoiser               # writes noisy-denoised.png
-          aekit denoise photos/ --model runs/denoiser --out clean/ --method tile
-        """
-        from aekit.cli import load_model_arg
+    from .pictures import denoise_image, format_for_path, open_picture, save_picture
 
-        from .pictures import denoise_image, format_for_path, open_picture, save_picture
-
-        files, skipped, single = collect_inputs(inputs, out)
-        if not files:
-            raise _nothing_done(skipped)
-        outputs = plan_outputs(files, single, out, lambda name: _with_suffix(name, denoised_suffix(name)),
-                               default_single=lambda item: f"{item.path.stem}-denoised{denoised_suffix(item.name)}")
-        for target in outputs[:1] if single else []:
-            try:
-                format_for_path(target)
-            except AekitError as exc:
-                raise click.BadParameter(str(exc), param_hint="--out") from None
-        if not overwrite:
-            refuse_overwriting_inputs(files, outputs, hint=" or add --overwrite")
-            refuse_existing_outputs(outputs)
-        opened = {}
-        if single and len(files) == 1:  # one bad file: its reason once, before any model is loaded
-            opened[0] = open_picture(files[0].path)
-        model = load_model_arg(model_path, device=cli_device(device), task="denoise")
-        noise = training_noise(model)
-        if noise:
-            click.echo(f"model trained for noise: {noise}", err=True)
-        else:
-            where = getattr(model, "checkpoint_dir", None) or "the model"
-            click.echo(f"warning: {where} was not trained on noisy inputs (its config.json records no training "
-                       "noise), so it can only smooth; train one with aekit train --init MODEL --noise gaussian:0.1",
-                       err=True)
-        written = 0
-        bar = _progress(len(files), "denoising", quiet or len(files) == 1)
-        for index, (item, target) in enumerate(zip(files, outputs)):
-            bar.update()
-            try:
-                picture = opened.pop(index, None) or open_picture(item.path)
-                denoised, notes = denoise_image(model, picture.image, method)
-            except ImageReadError as exc:
-                skipped.append(str(exc))
-                continue
-            except ValueError as exc:  # an image the model cannot take (e.g. too small to tile)
-                skipped.append(f"{item.path}: cannot denoise ({exc})")
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            notes = picture.notes + notes + save_picture(target, denoised, picture.metadata)
-            for note in notes:
-                click.echo(f"note: {item.path}: {note}", err=True)
-            written += 1
-        bar.close()
-        echo_skipped(skipped)
-        if not written:
-            raise _nothing_done(skipped)
-        if single and len(outputs) == 1:
-            click.echo(f"wrote {outputs[0]}")
-        else:
-            click.echo(f"wrote {written} denoised image(s) to {out}" + (f", {len(skipped)} skipped" if skipped else ""))
-
-    return denoise
+    files, skipped, single = collect_inputs(inputs, out)
+    if not files:
+        raise nothing_read(skipped)
+    outputs = plan_outputs(files, single, out, lambda name: _with_suffix(name, denoised_suffix(name)),
+                           default_single=lambda item: f"{item.path.stem}-denoised{denoised_suffix(item.name)}")
+    for target in outputs[:1] if single else []:
+        try:
+            format_for_path(target)
+        except AekitError as exc:
+            raise click.BadParameter(str(exc), param_hint="--out") from None
+    if not overwrite:
+        refuse_overwriting_inputs(files, outputs, hint=" or add --overwrite")
+        refuse_existing_outputs(outputs)
+    opened = {}
+    if single and len(files) == 1:  # one bad file: its reason once, before any model is loaded
+        opened[0] = open_picture(files[0].path)
+    model = load_model_arg(model_path, device=cli_device(device), task="denoise")
+    noise = training_noise(model)
+    if noise:
+        click.echo(f"model trained for noise: {noise}", err=True)
+    else:
+        where = getattr(model, "checkpoint_dir", None) or "the model"
+        click.echo(f"warning: {where} was not trained on noisy inputs (its config.json records no training "
+                   "noise), so it can only smooth; train one with aekit train --init MODEL --noise gaussian:0.1",
+                   err=True)
+    written = 0
+    bar = _progress(len(files), "denoising", quiet or len(files) == 1)
+    for index, (item, target) in enumerate(zip(files, outputs)):
+        bar.update()
+        try:
+            picture = opened.pop(index, None) or open_picture(item.path)
+            denoised, notes = denoise_image(model, picture.image, method)
+        except ImageReadError as exc:
+            skipped.append(str(exc))
+            continue
+        except ValueError as exc:  # an image the model cannot take (e.g. too small to tile)
+            skipped.append(f"{item.path}: cannot denoise ({exc})")
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        notes = picture.notes + notes + save_picture(target, denoised, picture.metadata)
+        for note in notes:
+            click.echo(f"note: {item.path}: {note}", err=True)
+        written += 1
+    bar.close()
+    finish_skipped(skipped, written)
+    if single and len(outputs) == 1:
+        click.echo(f"wrote {outputs[0]}")
+    else:
+        click.echo(f"wrote {written} denoised image(s) to {out}" + (f", {len(skipped)} skipped" if skipped else ""))

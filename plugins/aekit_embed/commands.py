@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from aekit.cli import check_output_path, echo_skipped, model_option
+from aekit.cli import check_output_path, finish_skipped, model_option
 from aekit.errors import AekitError
 
 from .fast_encoder import FastEncoder, encode_share, fold_batchnorm
@@ -89,9 +89,7 @@ def embed(inputs, model_path, out, labels_csv, label_columns, labels_from_folder
         return
     if error:
         raise AekitError(error)
-    echo_skipped(skipped)
-    if not len(kept):
-        raise AekitError("no image could be read; nothing written")
+    finish_skipped(skipped, len(kept))
     files = [str(all_files[i] or "") for i in kept]
     labels = {name: column[kept] for name, column in columns.items()}
     meta = {"model": str(model_path) if model_path else str(getattr(model, "checkpoint_dir", "")),
@@ -114,10 +112,10 @@ def embed(inputs, model_path, out, labels_csv, label_columns, labels_from_folder
 
 
 @click.command("classify")
-@click.argument("features_file", metavar="FEATURES.npz", type=click.Path(dir_okay=False))
+@click.argument("features_file", metavar="FEATURES.npz", type=click.Path())
 @click.option("--label", required=True, help="The label column to predict (see `aekit embed`).")
 @click.option("--cv", type=click.IntRange(min=2), default=5, show_default=True, help="Folds of stratified cross-validation.")
-@click.option("--test", "test_file", type=click.Path(dir_okay=False), default=None, metavar="TEST.npz",
+@click.option("--test", "test_file", type=click.Path(), default=None, metavar="TEST.npz",
               help="Train on FEATURES.npz and score on this file instead of cross-validating.")
 @click.option("--images", multiple=True, metavar="INPUT",
               help="Where FEATURES.npz's images are now (default: where `aekit embed` read them).")
@@ -226,7 +224,7 @@ def classify(features_file, label, cv, test_file, images, test_images, pixel_siz
 
 
 @click.command("cluster")
-@click.argument("features_file", metavar="FEATURES.npz", type=click.Path(dir_okay=False))
+@click.argument("features_file", metavar="FEATURES.npz", type=click.Path())
 @click.option("--k", "k", type=int, required=True, help="Number of clusters (at least 2).")
 @click.option("--out", "-o", required=True, type=click.Path(), help="CSV to write: path,cluster.")
 @click.option("--sheet", type=click.Path(), default=None, help="Contact sheet PNG: one row of faces per cluster.")

@@ -74,6 +74,7 @@ def run_eval(options: EvalOptions, progress: bool = True, log=_log_to_stderr) ->
     """Compute the report, write report.json, report.md and the PNG grids into ``options.out``; return the report."""
     from aekit import __version__, io
     from aekit.checkpoint import architecture_name, load, model_fingerprint
+    from aekit.cli import skipped_lines
     from aekit.images import image_grid
     from aekit.noise import parse_noise
     from aekit.devices import resolve_device
@@ -101,6 +102,7 @@ def run_eval(options: EvalOptions, progress: bool = True, log=_log_to_stderr) ->
     out = Path(options.out)
     if out.exists() and not out.is_dir():
         raise AekitError(f"--out {out}: is a file; give a folder for the report")
+    io.check_writable(out / "report.json")
 
     device = resolve_device(options.device)
     model = load(options.model, device=device)
@@ -120,6 +122,8 @@ def run_eval(options: EvalOptions, progress: bool = True, log=_log_to_stderr) ->
                          "or give --labels FILE.csv)")
     if noises and len(evaluation) < 2:
         raise AekitError(f"--noise needs at least 2 evaluation images (one to tune the baselines on), got {len(evaluation)}")
+    for line in skipped_lines(evaluation.skipped):
+        log(line)
     log(f"evaluating on {len(evaluation)} images of {options.data}")
     lap("loading")
     out.mkdir(parents=True, exist_ok=True)

@@ -9,10 +9,11 @@ from pathlib import Path
 import click
 import numpy as np
 
-from aekit.cli import check_output_path, model_option
+from aekit.cli import check_output_path, echo_skipped, model_option
+from aekit.io import check_writable
 
 from .fitting import encode_uint8, fit_priors, fittable_samplers, init_parameters
-from .priors import FIT_SEED, NormalSampler, PriorError, fitted_priors, load_prior
+from .priors import FIT_SEED, NormalSampler, PriorError, fitted_priors, load_prior, prior_path
 
 DEFAULT_ORDER = ("gmm", "gaussian")  # what `generate` uses when --sampler is not given
 MAX_GENERATE = 1024
@@ -88,12 +89,11 @@ def fit_prior(model_path, data, sampler_name, components, limit, batch_size, dev
     if components is not None and not any("components" in init_parameters(registry.get("sampler", n)) for n in names):
         raise click.BadParameter(f"sampler {sampler_name!r} takes no number of components", param_hint="--components")
     model = load_model_arg(model_path, device=str(resolve_device(device)))
+    for name in names:  # a read-only checkpoint folder fails before the encoding
+        check_writable(prior_path(model.checkpoint_dir, name))
     if data:
         prepared = prepare(data, model.config.image_size, limit=limit, progress=not quiet)
-        for message in prepared.skipped[:20]:
-            click.echo(f"skipped: {message}", err=True)
-        if len(prepared.skipped) > 20:
-            click.echo(f"skipped: ... and {len(prepared.skipped) - 20} more", err=True)
+        echo_skipped(prepared.skipped)
         images = np.asarray(prepared.images)
         described = f"{data} ({len(images)} images" + (f", {len(prepared.skipped)} unreadable skipped)" if prepared.skipped else ")")
     else:

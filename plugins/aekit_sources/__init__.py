@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from aekit import hookimpl
+from aekit.arrays import read_npy, read_npz
 from aekit.data import ImageSource, files_fingerprint, scan_image_folder
 from aekit.errors import DataSourceError, ImageReadError
 from aekit.images import IMAGE_EXTENSIONS, open_image
@@ -120,34 +121,22 @@ class ArraySource(ImageSource):
         self.path = Path(path)
         self.description = str(self.path)
         self._attributes, self._names = {}, None
-        _check_array_magic(self.path)
-        try:
-            if self.path.suffix.lower() == ".npz":
-                with np.load(self.path, allow_pickle=False) as archive:
-                    keys = list(archive.keys())
-                    image_key = "images" if "images" in keys else next((k for k in keys if archive[k].ndim == 4), None)
-                    if image_key is None:
-                        raise DataSourceError(f"{path}: no 'images' array (N, H, W, 3) in this .npz (keys: {', '.join(keys)})")
-                    array = archive[image_key]
-                    for k in keys:
-                        value = archive[k]
-                        if k == "names" and value.ndim == 1:
-                            if len(value) != len(array):
-                                raise DataSourceError(f"{path}: 'names' has {len(value)} entries for {len(array)} images")
-                            self._names = [str(v) for v in value]
-                        elif k != image_key and value.ndim == 1 and len(value) == len(array) and value.dtype.kind in "biuf":
-                            self._attributes[k] = value
-            else:
-                array = np.load(self.path, mmap_mode="r", allow_pickle=False)
-        except DataSourceError:
-            raise
-        except ValueError as exc:
-            text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            reason = ("it holds Python objects (pickle), which aekit never loads"
-                      if "pickle" in text or "Python objects" in text else f"damaged header or data ({text})")
-            raise DataSourceError(f"{path}: cannot load array: {reason}") from None
-        except Exception as exc:  # zipfile, zlib, struct... raise many kinds of errors on a damaged file
-            raise DataSourceError(f"{path}: damaged or unreadable array file ({exc.__class__.__name__})") from None
+        if self.path.suffix.lower() == ".npz":
+            arrays = read_npz(self.path, "image array", DataSourceError)
+            keys = list(arrays)
+            image_key = "images" if "images" in keys else next((k for k in keys if arrays[k].ndim == 4), None)
+            if image_key is None:
+                raise DataSourceError(f"{path}: no 'images' array (N, H, W, 3) in this .npz (keys: {', '.join(keys)})")
+            array = arrays[image_key]
+            for k, value in arrays.items():
+                if k == "names" and value.ndim == 1:
+                    if len(value) != len(array):
+                        raise DataSourceError(f"{path}: 'names' has {len(value)} entries for {len(array)} images")
+                    self._names = [str(v) for v in value]
+                elif k != image_key and value.ndim == 1 and len(value) == len(array) and value.dtype.kind in "biuf":
+                    self._attributes[k] = value
+        else:
+            array = read_npy(self.path, "image array", DataSourceError)
         self.array = _check_image_array(array, path)
 
     def keys(self):
@@ -179,21 +168,6 @@ class ArraySource(ImageSource):
             sample = np.asarray(self.array[: min(len(self.array), 256)], dtype=np.float32)
             self._signed_cache = bool(np.nanmin(sample) < 0)
         return self._signed_cache
-
-
-def _check_array_magic(path: Path) -> None:
-    """A clear error for a file that is not a .npy/.npz at all (numpy would call it a pickle)."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(6)
-    except IsADirectoryError:
-        raise DataSourceError(f"{path}: is a directory, not an array file") from None
-    except OSError as exc:
-        raise DataSourceError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
-    npz = path.suffix.lower() == ".npz"
-    if not head.startswith(b"PK" if npz else b"\x93NUMPY"):
-        what = "a .npz (zip) archive" if npz else "a .npy array (no NumPy header)"
-        raise DataSourceError(f"{path}: not {what}" + ("; the file is empty" if not head else ""))
 
 
 def _check_image_array(array, path):

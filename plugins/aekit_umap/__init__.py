@@ -297,7 +297,7 @@ canvas.addEventListener("mouseleave",function(){tip.style.display="none";last=-1
 
 def umap_command():
     @click.command("umap")
-    @click.argument("features_file", metavar="FEATURES.npz", type=click.Path(dir_okay=False))
+    @click.argument("features_file", metavar="FEATURES.npz", type=click.Path())
     @click.option("--out", "-o", type=click.Path(), default=None, help="PNG (or .jpg, .pdf) picture to write.")
     @click.option("--color-by", "color_by", default=None, metavar="NAME|cluster",
                   help="Colour points by this label, or by 'cluster' (with --clusters).")

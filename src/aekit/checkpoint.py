@@ -189,6 +189,8 @@ def load(path_or_hub_id=None, device="cpu", task: str = "codec"):
         pickles = [p for p in sorted(directory.iterdir()) if p.suffix.lower() in PICKLE_SUFFIXES]
         if pickles:
             _refuse_pickle(pickles[0])
+        if not (directory / CONFIG_NAME).exists():
+            raise CheckpointError(f"{directory}: not an aekit checkpoint (no {CONFIG_NAME} or {WEIGHTS_NAME})")
         raise CheckpointError(f"{directory}: no {WEIGHTS_NAME}")
     meta = read_config(directory)
     registry = get_registry()

@@ -66,12 +66,12 @@ def cli(ctx, debug):
       aekit info runs/demo
     """
     ctx.ensure_object(dict)["debug"] = debug
+    if getattr(sys.stdout, "errors", None) == "strict" and hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="surrogateescape")  # file names that are not UTF-8 print as their own bytes
 
 
 def main():
     """Console-script entry point."""
-    if getattr(sys.stdout, "errors", None) == "strict" and hasattr(sys.stdout, "reconfigure"):
-        sys.stdout.reconfigure(errors="surrogateescape")  # file names that are not UTF-8 print as their own bytes
     cli(prog_name="aekit")
 
 
@@ -112,23 +112,49 @@ def cli_device(name: str):
 
 
 def check_output_path(path, option: str = "--out") -> Path:
-    """An output file path whose folder exists and which is not a folder itself."""
+    """An output file path whose folder exists, which is not a folder itself, and which can be written:
+    checked before any work, so that a bad output never costs a run or leaves half the outputs behind."""
+    from .io import check_writable
+
     path = Path(path)
     if path.is_dir():
         raise click.UsageError(f"{option} {path}: is a folder; give a file name")
     if not path.parent.is_dir():
-        raise AekitError(f"{path}: folder {path.parent} does not exist")
+        raise AekitError(f"{option} {path}: folder {path.parent} does not exist")
+    check_writable(path)
     return path
 
 
-def echo_skipped(skipped: list[str], shown: int = 20) -> None:
-    """List skipped inputs on stderr (the first `shown`), then a count."""
-    for message in skipped[:shown]:
-        click.echo(f"skipped: {message}", err=True)
+def skipped_lines(skipped: list[str], shown: int = 20) -> list[str]:
+    """The listing of skipped inputs: one ``skipped:`` line each (the first `shown`), then a count."""
+    lines = [f"skipped: {message}" for message in skipped[:shown]]
     if len(skipped) > shown:
-        click.echo(f"skipped: ... and {len(skipped) - shown} more", err=True)
+        lines.append(f"skipped: ... and {len(skipped) - shown} more")
     if skipped:
-        click.echo(f"{len(skipped)} file(s) skipped", err=True)
+        lines.append(f"{len(skipped)} file(s) skipped")
+    return lines
+
+
+def echo_skipped(skipped: list[str], shown: int = 20) -> None:
+    """List skipped inputs on stderr (``skipped_lines``)."""
+    for line in skipped_lines(skipped, shown):
+        click.echo(line, err=True)
+
+
+def nothing_read(skipped: list[str]) -> AekitError:
+    """The error of a batch command none of whose inputs could be read, naming the first problem."""
+    first = f" (first problem: {skipped[0]})" if skipped else ""
+    return AekitError(f"none of the {len(skipped)} input image(s) could be read{first}; nothing written")
+
+
+def finish_skipped(skipped: list[str], done: int) -> None:
+    """After a batch: list the skipped inputs, or, when none was done, fail saying why (a single bad
+    input's reason once, in the error line alone)."""
+    if done == 0:
+        if len(skipped) > 1:
+            echo_skipped(skipped)
+        raise nothing_read(skipped)
+    echo_skipped(skipped)
 
 
 # --- core commands -----------------------------------------------------------------------------------
@@ -225,6 +251,7 @@ def train(ctx, resume, out, push_to_hub, quiet, **settings):
 def _check_run_folder(out: Path, config) -> None:
     """A run folder must be loadable later, not overwrite the --init checkpoint, nor sit in its data folder."""
     from .data import split_slice
+    from .io import check_writable
 
     target = out.resolve()
     try:
@@ -239,6 +266,7 @@ def _check_run_folder(out: Path, config) -> None:
         if folder is not None and folder.is_dir() and (target == folder.resolve() or folder.resolve() in target.parents):
             raise click.BadParameter(f"{out} is inside the data folder {folder}; its sample images would become "
                                      "training data", param_hint="--out")
+    check_writable(out / "run.json")
 
 
 def _parse_fields(items) -> dict:

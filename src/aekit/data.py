@@ -22,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import io
-from .paths import aekit_home
+from .paths import aekit_home, why_missing
 from .errors import DataSourceError, ImageReadError
 from .images import resize_rgb
 from .pixels import to_signed
@@ -381,6 +381,8 @@ def open_source(spec: str) -> ImageSource:
     else:
         claimers = [e for e in registry.entries("data_source") if e.extra.get("claims") and e.extra["claims"](spec)]
         if not claimers:
+            if os.path.islink(spec):  # names a file, but a link that leads nowhere
+                raise DataSourceError(f"{spec}: {why_missing(spec)}")
             known = ", ".join(registry.names("data_source")) or "none"
             raise DataSourceError(f"{spec}: no such file or folder, and not a known data source (known: {known})"
                                   f"{registry.missing_hint}")

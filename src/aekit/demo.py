@@ -362,6 +362,9 @@ def run_demo(out, quick: bool = False, seed: int = 0, parts: list[str] | None = 
     out = Path(out)
     t_start = time.perf_counter()
     entries = demo_parts(only=parts)  # unknown --parts fail before any training
+    # a given --model or --denoiser that cannot be loaded fails before anything is written
+    given_model = load(model_dir, device="cpu") if model_dir is not None else None
+    given_denoiser = load(denoiser_dir, device="cpu") if denoiser_dir is not None else None
     _check_out_folder(out)
     out.mkdir(parents=True, exist_ok=True)
     io.write_text(out / MARKER, "written by `aekit demo`; a later `aekit demo --out` here replaces this folder\n")
@@ -421,11 +424,11 @@ def run_demo(out, quick: bool = False, seed: int = 0, parts: list[str] | None = 
             intro.append(_training_section("training", "The model", Path(model_dir), out,
                                            f"The model in `{model_dir}`, given with `--model`; its training:"))
 
-    model = load(model_dir, device="cpu")
+    model = given_model if given_model is not None else load(model_dir, device="cpu")
     model.eval()
     denoiser = None
     if denoiser_dir is not None:
-        denoiser = load(denoiser_dir, device="cpu")
+        denoiser = given_denoiser if given_denoiser is not None else load(denoiser_dir, device="cpu")
         denoiser.eval()
         if noise_spec is None:  # a given --denoiser: the noise it was trained on, as its checkpoint records it
             noise_spec = ((getattr(denoiser, "training_summary", None) or {}).get("settings") or {}).get("noise")
@@ -485,9 +488,9 @@ def _section_summary(result: PartResult) -> dict:
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed for the faces, the training and every part.")
 @click.option("--parts", "parts", default=None, metavar="NAME,NAME",
               help="Run only these demo parts (see `aekit plugins`), e.g. --parts compress,umap.")
-@click.option("--model", "model_dir", type=click.Path(file_okay=False, exists=True), default=None, metavar="DIR",
+@click.option("--model", "model_dir", type=click.Path(), default=None, metavar="DIR",
               help="Use this trained checkpoint folder instead of training one (e.g. an earlier demo's DIR/model).")
-@click.option("--denoiser", "denoiser_dir", type=click.Path(file_okay=False, exists=True), default=None, metavar="DIR",
+@click.option("--denoiser", "denoiser_dir", type=click.Path(), default=None, metavar="DIR",
               help="With --model: the denoiser checkpoint to show (default: none).")
 @click.option("--device", default="auto", show_default=True, help="Where to train: auto, cpu or cuda.")
 @click.option("--strict", is_flag=True, help="Exit with status 1 when any demo part failed.")

@@ -27,7 +27,6 @@ In Python::
 from __future__ import annotations
 
 import json
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,17 +100,10 @@ class Features:
 
 def load_features(path) -> Features:
     """Read a features ``.npz`` written by ``aekit embed`` (never unpickling anything)."""
+    from .arrays import read_npz
+
     path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except FileNotFoundError:
-        raise FeatureFileError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise FeatureFileError(f"{path}: is a folder, not a features .npz") from None
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
-        reason = "it holds Python objects (pickle), which aekit never loads" if "pickle" in str(exc) else type(exc).__name__
-        raise FeatureFileError(f"{path}: not a readable features .npz ({reason})") from None
+    arrays = read_npz(path, "features .npz", FeatureFileError)
     missing = [k for k in ("features", "paths", "model_id", "meta") if k not in arrays]
     if missing:
         hint = "; it is a latent file from `aekit compress`, make features with `aekit embed`" if "latents" in arrays else ""

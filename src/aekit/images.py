@@ -50,7 +50,7 @@ def read_errors(path):
     except PermissionError:
         raise ImageReadError(f"{path}: permission denied") from None
     except FileNotFoundError:
-        raise ImageReadError(f"{path}: no such file") from None
+        raise ImageReadError(f"{path}: no such file or folder") from None
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise ImageReadError(f"{path}: symbolic link loop") from None

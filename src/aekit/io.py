@@ -52,6 +52,21 @@ def atomic_path(path, suffix: str = ""):
         raise
 
 
+def check_writable(path) -> None:
+    """Fail now, before any work, when the file `path` could not be written (in folders still to be made):
+    a temporary file is made and removed in its nearest existing folder, as ``atomic_path`` would."""
+    path = Path(path)
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=folder)
+    except OSError as exc:
+        raise AekitError(f"{path}: {exc.strerror or type(exc).__name__}") from None
+    os.close(fd)
+    os.unlink(tmp)
+
+
 def remove_temporaries(directory) -> list[Path]:
     """Delete the temporary files that `atomic_path` left under `directory` when its process was killed."""
     removed = []

@@ -117,7 +117,7 @@ def default_command(model, task, clear):
 
 
 @models_command.command("package")
-@click.argument("run_dir", metavar="RUN_DIR", type=click.Path(exists=True, file_okay=False))
+@click.argument("run_dir", metavar="RUN_DIR", type=click.Path())
 @click.option("--name", required=True, help="The model's name (what --model and aekit.load take).")
 @click.option("--task", "tasks", multiple=True, type=click.Choice(sorted(TASKS)), required=True,
               help="What the model is a default for (repeat for several).")

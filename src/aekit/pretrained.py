@@ -152,8 +152,11 @@ def package_model(run_dir, out_dir, name: str, tasks, help: str = "", metrics: d
     if unknown or not tasks:
         raise CheckpointError(f"tasks must be some of {', '.join(TASKS)} (got {', '.join(tasks) or 'none'})")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir.resolve() == Path(run_dir).resolve():
+        raise CheckpointError(f"--out {out_dir}: is the run folder itself; packaging would overwrite its weights "
+                              "(give a folder inside your package)")
     model = load(run_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     cast = getattr(torch, dtype)
     state = {k: (v.to(cast) if v.is_floating_point() else v).detach().cpu().contiguous() for k, v in model.state_dict().items()}
     with io.atomic_path(out_dir / WEIGHTS_NAME) as tmp:
@@ -217,19 +220,19 @@ def _check_task(task: str | None) -> str:
 def set_default(model: str, task: str | None = None) -> str:
     """Make `model` (a pretrained name, checkpoint folder, hub id or ``latest``) the default; returns what was stored."""
     from . import io
-    from .checkpoint import HUB_ID, read_config
+    from .checkpoint import HUB_ID, load
 
     key = _check_task(task)
     text = str(model).strip()
     path = Path(text).expanduser()
-    if path.is_dir():
-        read_config(path)  # refuse a folder that is no checkpoint now, not at the next command
-        value = str(path.resolve())
-    elif is_pretrained_name(text) or text == LATEST or HUB_ID.match(text):
+    if not path.exists() and (is_pretrained_name(text) or text == LATEST or HUB_ID.match(text)):
         value = text
+    elif path.exists():
+        load(path)  # refuse what is no loadable checkpoint now, not at the next command
+        value = str(path.resolve())
     else:
-        raise CheckpointError(f"{text}: not an installed pretrained model, a checkpoint folder, `latest` or a hub "
-                              "id like 'user/model' (see `aekit models`)")
+        raise CheckpointError(f"{text}: no such checkpoint folder, and not an installed pretrained model, `latest` "
+                              "or a hub id like 'user/model' (see `aekit models`)")
     defaults = read_defaults()
     defaults[key] = value
     path = _defaults_path()

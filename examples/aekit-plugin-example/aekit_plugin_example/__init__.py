@@ -4,32 +4,32 @@ import click
 import numpy as np
 
 import aekit
+from aekit.cli import finish_skipped, load_model_arg, model_option
+
+
+@click.command("latent-stats")
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@model_option
+def latent_stats(inputs, model_path):
+    """Print the norm and range of each image's latent.
+
+    \b
+    Example:
+      aekit latent-stats faces/ --model runs/synth
+    """
+    from aekit.data import iter_batches, open_inputs
+
+    model = load_model_arg(model_path)
+    skipped, done = [], 0
+    for batch in iter_batches(open_inputs(inputs), model.config.image_size, 64, skipped, progress=False):
+        for name, z in zip(batch.names, model.encode(batch.images).numpy()):
+            click.echo(f"{name}\tnorm {np.linalg.norm(z):.3f}\tmin {z.min():.3f}\tmax {z.max():.3f}")
+            done += 1
+    finish_skipped(skipped, done)  # lists what was skipped; fails when nothing could be read
 
 
 @aekit.hookimpl
 def register_commands(register):
-    from aekit.cli import load_model_arg, model_option
-
-    @click.command("latent-stats")
-    @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
-    @model_option
-    def latent_stats(inputs, model_path):
-        """Print the norm and range of each image's latent.
-
-        \b
-        Example:
-          aekit latent-stats faces/ --model runs/synth
-        """
-        from aekit.data import iter_batches, open_inputs
-
-        model = load_model_arg(model_path)
-        skipped = []
-        for batch in iter_batches(open_inputs(inputs), model.config.image_size, 64, skipped, progress=False):
-            for name, z in zip(batch.names, model.encode(batch.images).numpy()):
-                click.echo(f"{name}\tnorm {np.linalg.norm(z):.3f}\tmin {z.min():.3f}\tmax {z.max():.3f}")
-        for message in skipped:
-            click.echo(f"skipped: {message}", err=True)
-
     register(latent_stats)
 
 
