@@ -522,9 +522,9 @@ def _read_only(folder: Path, monkeypatch, simulated: bool) -> Path:
 
 def _fast_umap_layout(monkeypatch) -> None:
     """The outputs of `aekit umap`, not UMAP itself, are under test: lay the points out in milliseconds."""
-    import aekit_umap
+    import aekit_umap.command
 
-    monkeypatch.setattr(aekit_umap, "layout", lambda X, *args, **kwargs: np.asarray(X[:, :2], dtype=np.float32))
+    monkeypatch.setattr(aekit_umap.command, "layout", lambda X, *args, **kwargs: np.asarray(X[:, :2], dtype=np.float32))
 
 
 def _output_case(command: str, case: str, args: list, tmp_path: Path, shared: dict, monkeypatch):

@@ -25,9 +25,9 @@ from aekit import hookimpl
 
 @hookimpl
 def register_commands(register):
-    from .command import eval_command
+    from .command import eval_
 
-    register(eval_command())
+    register(eval_)
 
 
 def __getattr__(name):

@@ -7,60 +7,57 @@ import click
 from aekit.cli import model_option
 
 
-def eval_command():
-    @click.command("eval")
-    @model_option
-    @click.option("--data", default=None, metavar="SOURCE",
-                  help="Held-out images to evaluate on (any --data source; never the model's training data), e.g. faces/[9000:].")
-    @click.option("--train-data", default=None, metavar="SOURCE",
-                  help="Images to fit PCA and the probes on (default: the images the model's run trained on).")
-    @click.option("--baselines", is_flag=True, help="Add PCA, JPEG and WebP at the latent's size to the reconstruction table.")
-    @click.option("--noise", "noise", multiple=True, metavar="SPEC",
-                  help="Add a denoising table for this noise (repeatable), e.g. --noise gaussian:0.1 --noise saltpepper:0.1.")
-    @click.option("--labels", "labels", is_flag=False, flag_value="", default=None, metavar="[FILE.csv]",
-                  help="Add the linear-probe table on the data's binary labels (its own attributes, or a CSV keyed by file name).")
-    @click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate on the first N images of --data.")
-    @click.option("--train-limit", type=click.IntRange(min=1), default=10_000, show_default=True,
-                  help="Fit the baselines and probes on at most N training images (a seeded random subset).")
-    @click.option("--pixel-labels", type=click.IntRange(min=0), default=5, show_default=True,
-                  help="Probe raw pixels (slow: 12,288 values a face) on at most N labels; 0: not at all.")
-    @click.option("--out", "-o", default="report", show_default=True, type=click.Path(),
-                  help="Folder for report.json, report.md and the PNG grids.")
-    @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the noise, the tuning subset and PCA.")
-    @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-    @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
-    @click.option("--optimize-steps", type=click.IntRange(min=0), default=0, show_default=True, metavar="N",
-                  help="Add a row for latents refined by N optimisation steps each (as `aekit compress --optimize-steps N`).")
-    @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-    def eval_(model_path, data, train_data, baselines, noise, labels, limit, train_limit, pixel_labels, out, seed, device,
-              batch_size, optimize_steps, quiet):
-        """Measure a model on held-out faces and write a report (JSON, Markdown and PNG grids).
+@click.command("eval")
+@model_option
+@click.option("--data", default=None, metavar="SOURCE",
+              help="Held-out images to evaluate on (any --data source; never the model's training data), e.g. faces/[9000:].")
+@click.option("--train-data", default=None, metavar="SOURCE",
+              help="Images to fit PCA and the probes on (default: the images the model's run trained on).")
+@click.option("--baselines", is_flag=True, help="Add PCA, JPEG and WebP at the latent's size to the reconstruction table.")
+@click.option("--noise", "noise", multiple=True, metavar="SPEC",
+              help="Add a denoising table for this noise (repeatable), e.g. --noise gaussian:0.1 --noise saltpepper:0.1.")
+@click.option("--labels", "labels", is_flag=False, flag_value="", default=None, metavar="[FILE.csv]",
+              help="Add the linear-probe table on the data's binary labels (its own attributes, or a CSV keyed by file name).")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate on the first N images of --data.")
+@click.option("--train-limit", type=click.IntRange(min=1), default=10_000, show_default=True,
+              help="Fit the baselines and probes on at most N training images (a seeded random subset).")
+@click.option("--pixel-labels", type=click.IntRange(min=0), default=5, show_default=True,
+              help="Probe raw pixels (slow: 12,288 values a face) on at most N labels; 0: not at all.")
+@click.option("--out", "-o", default="report", show_default=True, type=click.Path(),
+              help="Folder for report.json, report.md and the PNG grids.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the noise, the tuning subset and PCA.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option("--optimize-steps", type=click.IntRange(min=0), default=0, show_default=True, metavar="N",
+              help="Add a row for latents refined by N optimisation steps each (as `aekit compress --optimize-steps N`).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+def eval_(model_path, data, train_data, baselines, noise, labels, limit, train_limit, pixel_labels, out, seed, device,
+          batch_size, optimize_steps, quiet):
+    """Measure a model on held-out faces and write a report (JSON, Markdown and PNG grids).
 
-        Reconstruction MSE / PSNR / SSIM always; --baselines adds PCA (fitted on the training split),
-        JPEG and WebP at the latent's bytes; --noise adds a denoising table against scikit-image's
-        NL-means and TV (tuned); --labels adds linear probes against PCA, raw pixels and the majority
-        class. --data must not overlap the data the model trained on.
+    Reconstruction MSE / PSNR / SSIM always; --baselines adds PCA (fitted on the training split),
+    JPEG and WebP at the latent's bytes; --noise adds a denoising table against scikit-image's
+    NL-means and TV (tuned); --labels adds linear probes against PCA, raw pixels and the majority
+    class. --data must not overlap the data the model trained on.
 
-        \b
-        Examples:
-          aekit eval --model runs/synth --data synthetic:500:1 --baselines --noise gaussian:0.1 --labels
-          aekit eval --model runs/celeba --data ../shared/data/celeba-10k/images[9000:] --baselines \\
-              --labels ../shared/data/celeba-10k/attributes.csv --noise gaussian:0.1 --out report/
-          aekit eval --model runs/celeba --data faces/[9000:] --optimize-steps 40   # + refined latents' row
-        """
-        from aekit.errors import AekitError
+    \b
+    Examples:
+      aekit eval --model runs/synth --data synthetic:500:1 --baselines --noise gaussian:0.1 --labels
+      aekit eval --model runs/celeba --data ../shared/data/celeba-10k/images[9000:] --baselines \\
+          --labels ../shared/data/celeba-10k/attributes.csv --noise gaussian:0.1 --out report/
+      aekit eval --model runs/celeba --data faces/[9000:] --optimize-steps 40   # + refined latents' row
+    """
+    from aekit.errors import AekitError
 
-        from .report import as_text
-        from .runner import EvalOptions, run_eval
+    from .report import as_text
+    from .runner import EvalOptions, run_eval
 
-        if data is None:
-            raise AekitError("give --data SOURCE: held-out images the model never trained on, e.g. faces/[9000:]")
-        options = EvalOptions(data=data, model=model_path, train_data=train_data, baselines=baselines, noise=list(noise),
-                              labels=labels is not None, labels_csv=labels or None, limit=limit, train_limit=train_limit,
-                              pixel_labels=pixel_labels, out=out, seed=seed, device=device, batch_size=batch_size,
-                              optimize_steps=optimize_steps)
-        result = run_eval(options, progress=not quiet)
-        click.echo(as_text(result))
-        click.echo(f"\nwrote {out}/report.json, {out}/report.md and the PNG grids")
-
-    return eval_
+    if data is None:
+        raise AekitError("give --data SOURCE: held-out images the model never trained on, e.g. faces/[9000:]")
+    options = EvalOptions(data=data, model=model_path, train_data=train_data, baselines=baselines, noise=list(noise),
+                          labels=labels is not None, labels_csv=labels or None, limit=limit, train_limit=train_limit,
+                          pixel_labels=pixel_labels, out=out, seed=seed, device=device, batch_size=batch_size,
+                          optimize_steps=optimize_steps)
+    result = run_eval(options, progress=not quiet)
+    click.echo(as_text(result))
+    click.echo(f"\nwrote {out}/report.json, {out}/report.md and the PNG grids")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aekit.errors import AekitError
+from aekit.errors import AekitError, first_line
 
 PRIOR_FORMAT = "aekit-prior"
 PRIOR_FORMAT_VERSION = 1
@@ -294,7 +294,7 @@ def read_prior_file(path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
             metadata = dict(fh.metadata() or {})
             arrays = {k: fh.get_tensor(k) for k in fh.keys()}
     except (SafetensorError, OSError, ValueError) as exc:
-        raise PriorError(f"{path}: unreadable prior file ({(str(exc).strip().splitlines() or [''])[0]})") from None
+        raise PriorError(f"{path}: unreadable prior file ({first_line(exc)})") from None
     if metadata.get("format") != PRIOR_FORMAT:
         raise PriorError(f"{path}: not an aekit prior file")
     return arrays, metadata

@@ -11,7 +11,7 @@ import numpy as np
 from aekit import hookimpl
 from aekit.arrays import read_npy, read_npz
 from aekit.data import ImageSource, files_fingerprint, scan_image_folder
-from aekit.errors import DataSourceError, ImageReadError
+from aekit.errors import DataSourceError, ImageReadError, first_line
 from aekit.images import IMAGE_EXTENSIONS, open_image
 
 CELEBA_HUB_ID = "lansinuote/gen.1.celeba"
@@ -320,7 +320,7 @@ def load_hf_dataset(name: str, split: str = "train", split_given: bool = False):
     except DataSourceError:
         raise
     except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        first = first_line(exc)[:160]
         raise DataSourceError(f"could not load the Hugging Face data set {name!r} ({first}); offline, use {OTHER_SOURCES}") from None
     if isinstance(loaded, datasets.DatasetDict):
         if split not in loaded:

@@ -41,6 +41,7 @@ import click
 
 # the page is rendered there; callers and tests import render_page from here too
 from .demo_page import render_page
+from .errors import first_line
 
 DEFAULT_ORDER = 100
 MARKER = ".aekit-demo"  # marks a folder `aekit demo` wrote, so a second run may replace it
@@ -198,8 +199,8 @@ def folder_name(name: str) -> str:
 
 
 def one_line(exc: BaseException) -> str:
-    text = (str(exc).strip().splitlines() or [""])[0]
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    text = first_line(exc)
+    return type(exc).__name__ if text == type(exc).__name__ else f"{type(exc).__name__}: {text}"
 
 
 def _as_section(value) -> DemoSection:

@@ -227,8 +227,7 @@ def call_isolated(hook_name: str, **kwargs) -> None:
         try:
             impl.function(**kwargs)
         except Exception as exc:
-            detail = (str(exc).strip().splitlines() or [""])[0]
-            _warn(f"plugin {impl.plugin_name!r} failed in {hook_name} ({type(exc).__name__}: {detail})")
+            _warn(f"plugin {impl.plugin_name!r} failed in {hook_name} ({type(exc).__name__}: {first_line(exc)})")
 
 
 def failed_plugins() -> dict[str, str]:
