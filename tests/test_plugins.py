@@ -13,6 +13,7 @@ import aekit.plugins
 from aekit.cli import cli
 from aekit.data import open_source
 from aekit.errors import DataSourceError, RegistryError
+from helpers import error_line
 from aekit.registry import KINDS, Registry
 
 TESTPLUGIN = '''
@@ -241,6 +242,51 @@ def test_empty_load_plugins_env_loads_only_the_core(install_plugin, monkeypatch)
     result = CliRunner().invoke(cli, ["hello"])
     assert result.exit_code != 0 and "No such command" in result.output
     assert CliRunner().invoke(cli, ["plugins"]).exit_code == 0
+
+
+def test_a_plugin_needing_a_missing_plugin_is_refused_naming_it(install_plugin, runner):
+    install_plugin("aekit-needy", "needy", "aekit_needy", """
+        import aekit
+        AEKIT_REQUIRES = ("embed", "nosuchplugin")
+
+        @aekit.hookimpl
+        def register_noise_models(register):
+            register("needynoise", lambda argument: None)
+        """)
+    registry = aekit.plugins.get_registry()
+    assert "needynoise" not in registry.names("noise_model")
+    assert aekit.plugins.failed_plugins()["needy"] == "PluginError: it needs the plugin(s) nosuchplugin, not installed"
+    lines = runner.invoke(cli, ["plugins"]).output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("eval "))
+    block = [lines[start]]
+    for line in lines[start + 1:]:
+        if not line.startswith("  "):
+            break
+        block.append(line)
+    assert "  uses the plugin(s): compress, embed" in block
+
+
+# what each core command does with no plugin loaded: run (status 0) or say why in one line naming the env var
+CORE_ONLY_RUNS = {
+    "train": (["train", "--epochs", "1", "--out", "{tmp}/run", "-q"], "AEKIT_LOAD_PLUGINS=''"),
+    "demo": (["demo", "--quick", "--out", "{tmp}/demo"], "AEKIT_LOAD_PLUGINS=''"),
+    "info": (["info"], "no --model given"),
+    "models": (["models"], None),
+    "plugins": (["plugins"], None),
+}
+
+
+def test_every_core_command_works_or_says_why_without_plugins(monkeypatch, tmp_path):
+    monkeypatch.setenv("AEKIT_LOAD_PLUGINS", "")
+    aekit.plugins.reset()
+    assert sorted(aekit.plugins.get_registry().names("command")) == sorted(CORE_ONLY_RUNS)
+    for name, (args, reason) in CORE_ONLY_RUNS.items():
+        result = CliRunner().invoke(cli, [a.replace("{tmp}", str(tmp_path)) for a in args])
+        if reason is None:
+            assert result.exit_code == 0, (name, result.output)
+        else:
+            assert error_line(result, 1) and reason in error_line(result, 1), (name, result.output)
+    assert list(tmp_path.iterdir()) == []  # the failures wrote nothing
 
 
 # --- the Registry -----------------------------------------------------------------------------------------

@@ -22,6 +22,9 @@ from __future__ import annotations
 
 from aekit import hookimpl
 
+# the plugins whose modules this one imports (aekit refuses to load it without them)
+AEKIT_REQUIRES = ("compress", "embed")  # int8 quantisation; labels and the linear probe
+
 
 @hookimpl
 def register_commands(register):

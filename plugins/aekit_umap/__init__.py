@@ -28,6 +28,9 @@ COORDS_FORMAT = "aekit-umap"
 MAX_CATEGORIES = 20  # more distinct values than this are drawn with a colour bar
 UNKNOWN_COLOUR = "#b0b0b0"
 
+# the plugins whose modules this one imports (aekit refuses to load it without them)
+AEKIT_REQUIRES = ("embed",)  # the cluster CSV reader and the image lookup
+
 
 @hookimpl
 def register_commands(register):

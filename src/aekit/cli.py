@@ -375,6 +375,8 @@ def plugins(as_json):
         click.echo(f"{row['name']} {row['version'] or ''}  ({row['module']}{dist}) {status}".rstrip())
         for kind, names in row["registered"].items():
             click.echo(f"  {kind}: {', '.join(names)}")
+        if row["requires"]:
+            click.echo(f"  uses the plugin(s): {', '.join(row['requires'])}")
 
 
 CORE_COMMANDS = [train, info, plugins]

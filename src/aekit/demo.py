@@ -355,7 +355,7 @@ def run_demo(out, quick: bool = False, seed: int = 0, parts: list[str] | None = 
     """Everything `aekit demo` does; returns the summary (also written to `out/summary.json`)."""
     from . import __version__, io
     from .checkpoint import load, record_latest
-    from .data import prepare
+    from .data import open_source, prepare
     from .train import TrainConfig
 
     log = log or (lambda m: print(m, file=sys.stderr))
@@ -366,14 +366,15 @@ def run_demo(out, quick: bool = False, seed: int = 0, parts: list[str] | None = 
     # a given --model or --denoiser that cannot be loaded fails before anything is written
     given_model = load(model_dir, device="cpu") if model_dir is not None else None
     given_denoiser = load(denoiser_dir, device="cpu") if denoiser_dir is not None else None
+    train_spec = f"synthetic:{sizes.train}:{seed}"
+    held_spec = f"synthetic:{sizes.held_out}:{seed + 1}"  # another seed: faces the model never saw
+    open_source(train_spec)  # the faces come from the `sources` plugin: without it, fail before writing anything
     _check_out_folder(out)
     out.mkdir(parents=True, exist_ok=True)
     io.write_text(out / MARKER, "written by `aekit demo`; a later `aekit demo --out` here replaces this folder\n")
     reuse = {p.resolve() for p in (Path(model_dir) if model_dir else None, Path(denoiser_dir) if denoiser_dir else None) if p}
     _clear_previous(out, keep={p.name for p in reuse if p.parent == out.resolve()})
 
-    train_spec = f"synthetic:{sizes.train}:{seed}"
-    held_spec = f"synthetic:{sizes.held_out}:{seed + 1}"  # another seed: faces the model never saw
     intro: list[PartResult] = []
     timings: dict[str, float] = {}
     denoiser_note = None

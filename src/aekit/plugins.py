@@ -16,7 +16,7 @@ from importlib import metadata
 import pluggy
 
 from . import hookspecs
-from .errors import AekitError, RegistryError, first_line
+from .errors import AekitError, PluginError, RegistryError, first_line
 from .registry import KINDS, Registry
 
 ENTRY_POINT_GROUP = "aekit.plugins"
@@ -46,6 +46,7 @@ class PluginInfo:
     error: str | None = None
     hooks: list[str] = field(default_factory=list)
     distribution: str | None = None  # what `pip install` / `pip uninstall` take
+    requires: list[str] = field(default_factory=list)  # the plugins whose modules it imports (AEKIT_REQUIRES)
 
 
 pm = pluggy.PluginManager("aekit")
@@ -126,11 +127,17 @@ def _register_contributions(plugin_name: str) -> list[str]:
     return used
 
 
-def _load_one(name: str, version: str | None, module_name: str, loader, distribution: str | None = None) -> None:
+def _load_one(name: str, version: str | None, module_name: str, loader, distribution: str | None = None,
+              installed: frozenset[str] = frozenset()) -> None:
     info = PluginInfo(name=name, version=version, module=module_name, distribution=distribution)
     plugin_infos[name] = info
     try:
         module = loader()
+        # A plugin that uses another plugin's modules declares it: AEKIT_REQUIRES = ("embed",)
+        info.requires = [str(r) for r in getattr(module, "AEKIT_REQUIRES", ())]
+        missing = [r for r in info.requires if r not in installed]
+        if missing:
+            raise PluginError(f"it needs the plugin(s) {', '.join(missing)}, not installed")
         pm.register(module, name=name)
         _register_contributions(name)
         info.hooks = sorted(caller.name for caller in pm.get_hookcallers(module) or [])
@@ -162,7 +169,9 @@ def load_plugins() -> Registry:
     _load_one(CORE_NAME, __version__, CORE_MODULE, lambda: importlib.import_module(CORE_MODULE), distribution=CORE_NAME)
     allowed = _allowed_names()
     seen: dict[str, str] = {}
-    for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+    entry_points = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
+    installed = frozenset(ep.name for ep in entry_points)
+    for ep in entry_points:
         if ep.name in seen:  # the same name twice: the same distribution on sys.path twice, or a clash
             if ep.value != seen[ep.name]:
                 _warn(f"two plugins are named {ep.name!r} ({seen[ep.name]} and {ep.value}); only the first is loaded")
@@ -172,7 +181,7 @@ def load_plugins() -> Registry:
             continue
         dist = getattr(ep, "dist", None)
         version = dist.version if dist is not None else None
-        _load_one(ep.name, version, ep.value, ep.load, distribution=_distribution_name(dist))
+        _load_one(ep.name, version, ep.value, ep.load, distribution=_distribution_name(dist), installed=installed)
     left_out = sorted(set(seen) - set(plugin_infos))
     if left_out:
         registry.missing_hint = (f"; {LOAD_ENV}={os.environ.get(LOAD_ENV, '')!r} leaves out the installed "
@@ -213,6 +222,7 @@ def describe_plugins() -> list[dict]:
                 "distribution": info.distribution,
                 "module": info.module,
                 "hooks": info.hooks,
+                "requires": info.requires,
                 "registered": registered,
                 "error": info.error,
             }
