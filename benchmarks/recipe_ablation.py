@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from aekit.data import prepare
 from aekit.metrics import psnr
-from aekit.model import ResNetAutoencoder, ResNetConfig
+from aekit.resnet import ResNetAutoencoder, ResNetConfig
 from aekit.train import shift_and_jitter
 
 IMAGES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "celeba-10k" / "images"

@@ -5,7 +5,8 @@ from .hookspecs import hookimpl
 
 @hookimpl
 def register_models(register):
-    from .model import ARTICLE, IMPROVED, SMALL, UNET, Autoencoder, ResNetAutoencoder
+    from .model import ARTICLE, SMALL, Autoencoder
+    from .resnet import IMPROVED, UNET, ResNetAutoencoder
 
     register("article", Autoencoder, ARTICLE, help="the article's residual autoencoder, 64x64 -> 128-d (default)")
     register("small", Autoencoder, SMALL, help="the article's design at a quarter of the width, 1 conv per half: ~7x faster on a CPU, for demos")
