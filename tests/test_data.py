@@ -613,3 +613,43 @@ def test_window_suffix_selects_a_slice_of_the_source_order():
     part = prepare("synthetic:20[5:15]", 32, skip=2, limit=3, progress=False)
     assert part.names == whole.names[7:10]
     assert (part.images == whole.images[7:10]).all()
+
+
+def test_a_flipped_byte_in_the_cache_is_detected_and_rebuilt(face_folder, capsys):
+    first = _prep(str(face_folder))
+    data = bytearray(first.cache_path.read_bytes())
+    middle = len(data) // 2
+    data[middle] ^= 0xFF  # same size, so nothing looks wrong from outside
+    first.cache_path.write_bytes(bytes(data))
+    capsys.readouterr()
+    again = _prep(str(face_folder))
+    warning = [line for line in capsys.readouterr().err.splitlines() if "image cache" in line]
+    assert again.from_cache is False and len(warning) == 1 and "(checksum mismatch); rebuilding it" in warning[0]
+    np.testing.assert_array_equal(again.images, first.images)
+    assert _prep(str(face_folder)).from_cache is True
+
+
+def test_temporary_files_of_a_killed_cache_writer_are_removed(face_folder):
+    first = _prep(str(face_folder))
+    leftovers = [first.cache_path.parent / f".{first.cache_path.name}.x1y2.npy.tmp",
+                 first.cache_path.parent / f".{first.cache_path.stem}.npz.a7b8.npz.tmp"]
+    for path in leftovers:
+        path.write_bytes(b"half written")
+    assert _prep(str(face_folder)).from_cache is True
+    assert not any(path.exists() for path in leftovers)
+
+
+def test_leftovers_are_kept_while_another_writer_holds_the_lock(face_folder):
+    from aekit import image_cache
+
+    first = _prep(str(face_folder))
+    busy = first.cache_path.parent / f".{first.cache_path.name}.busy.npy.tmp"
+    busy.write_bytes(b"being written")
+    with image_cache._locked():  # a writer in another process holds the lock: its temporary file stays
+        import subprocess
+        import sys
+
+        code = "from aekit import image_cache; print(len(image_cache.remove_leftovers()))"
+        removed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert removed == "0" and busy.exists()
+    assert image_cache.remove_leftovers() == [busy] and not busy.exists()

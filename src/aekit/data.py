@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -21,13 +20,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import io
-from .paths import aekit_home, why_missing
+from . import image_cache
+from .paths import why_missing
 from .errors import DataSourceError, ImageReadError
 from .images import resize_rgb
 from .pixels import to_signed
 
-CACHE_VERSION = 1
 RESIZE_METHOD = "pil-bicubic"
 
 
@@ -433,38 +431,19 @@ def prepare(source: ImageSource | str, image_size: int = 64, skip: int = 0, limi
     indices = select_indices(keys, skip, limit, files, window)
     if not indices:
         raise DataSourceError(f"{source.description}: no images selected (it has {len(keys)})")
-    key = _cache_key(source, image_size, indices)
-    cache_dir = aekit_home() / "cache"
-    images_path, meta_path = cache_dir / f"{key}.npy", cache_dir / f"{key}.npz"
-    if use_cache and images_path.is_file() and meta_path.is_file():
-        cached = _read_cache(images_path, meta_path, source.description)
+    key = image_cache.cache_key(source.fingerprint(), RESIZE_METHOD, image_size, indices)
+    if use_cache:
+        image_cache.remove_leftovers()
+        cached = image_cache.read_entry(key, source.description)
         if cached is not None:
-            return cached
-    return _decode_into_cache(source, keys, indices, image_size, images_path, meta_path, progress, use_cache)
+            images, names, attributes, skipped = cached
+            return PreparedImages(images, names, attributes, skipped, source.description,
+                                  image_cache.entry_paths(key)[0], from_cache=True)
+    return _decode(source, keys, indices, image_size, key if use_cache else None, progress)
 
 
-def _cache_key(source, image_size, indices) -> str:
-    digest = hashlib.sha256()
-    digest.update(json.dumps([CACHE_VERSION, RESIZE_METHOD, image_size, source.fingerprint()]).encode())
-    digest.update(np.asarray(indices, dtype=np.int64).tobytes())
-    return digest.hexdigest()[:24]
-
-
-def _read_cache(images_path, meta_path, description) -> PreparedImages | None:
-    try:
-        images = np.load(images_path, mmap_mode="r", allow_pickle=False)
-        with np.load(meta_path, allow_pickle=False) as meta:
-            names = meta["names"].tolist()
-            skipped = meta["skipped"].tolist()
-            attributes = {str(n): meta[f"attr_{i}"] for i, n in enumerate(meta["attr_names"].tolist())}
-    except (OSError, ValueError, KeyError, EOFError):
-        return None  # damaged cache: rebuild it
-    if len(images) != len(names):
-        return None
-    return PreparedImages(images, names, attributes, skipped, description, images_path, from_cache=True)
-
-
-def _decode_into_cache(source, keys, indices, size, images_path, meta_path, progress, use_cache) -> PreparedImages:
+def _decode(source, keys, indices, size, cache_key, progress) -> PreparedImages:
+    """Decode the selected images (in parallel), and write them to the cache under `cache_key` unless None."""
     all_attributes = source.attributes()
     good, skipped = [], []
     buffer = np.empty((len(indices), 3, size, size), dtype=np.uint8)
@@ -485,24 +464,8 @@ def _decode_into_cache(source, keys, indices, size, images_path, meta_path, prog
     images = buffer[: len(good)]
     names = [keys[i] for i in good]
     attributes = {name: np.asarray(col)[good] for name, col in all_attributes.items()}
-    if use_cache:
-        _write_cache(images, names, attributes, skipped, images_path, meta_path)
-    return PreparedImages(images, names, attributes, skipped, source.description, images_path if use_cache else None)
-
-
-def _write_cache(images, names, attributes, skipped, images_path, meta_path) -> None:
-    try:
-        images_path.parent.mkdir(parents=True, exist_ok=True)
-        with io.atomic_path(images_path) as tmp:
-            with open(tmp, "wb") as fh:  # np.save appends .npy to a path without it; a handle avoids that
-                np.save(fh, images, allow_pickle=False)
-        arrays = {f"attr_{i}": np.asarray(v) for i, v in enumerate(attributes.values())}
-        with io.atomic_path(meta_path) as tmp:
-            with open(tmp, "wb") as fh:  # np.savez appends .npz to bare names; a handle avoids that
-                np.savez(fh, names=np.asarray(names, dtype=str), skipped=np.asarray(skipped, dtype=str),
-                         attr_names=np.asarray(list(attributes), dtype=str), **arrays)
-    except OSError as exc:  # a full or read-only cache must not stop the run
-        print(f"Warning: could not write the image cache ({exc.strerror or exc})")
+    cache_path = image_cache.write_entry(cache_key, images, names, attributes, skipped) if cache_key else None
+    return PreparedImages(images, names, attributes, skipped, source.description, cache_path)
 
 
 class ImageTensorSet:
