@@ -175,6 +175,48 @@ def test_training_killed_at_random_moments_then_resumed_loses_nothing(tmp_path):
     assert report["kill points"] == report["recovered"] == KILL_POINTS
 
 
+def test_two_trainings_into_one_folder_at_once_exactly_one_runs(tmp_path):
+    run = tmp_path / "run"
+    args = ["--data", "synthetic:64", "--epochs", 2, "--batch-size", 16, "--seed", 3, "--sample-every", 0, "--quiet",
+            "--out", run, *TINY_CLI]
+    first, second = Training(*args), Training(*args)  # started together: the lock decides, not the timing
+    codes = sorted([first.finish(), second.finish()])
+    outputs = first.stderr + "\n" + second.stderr
+    assert codes[0] == 0 and codes[1] != 0, outputs
+    loser = first if first.proc.returncode else second
+    errors = [line for line in loser.lines if line.startswith("Error")]
+    assert len(errors) == 1 and ("is in use by pid" in errors[0] or "already holds a run" in errors[0]), loser.stderr
+    assert "Traceback" not in outputs
+    rows = _rows(run)
+    assert [r["epoch"] for r in rows] == [1, 2]  # one run's epochs, not two runs' interleaved
+    written = json.loads((run / "run.json").read_text())
+    assert aekit.load(run).training_summary["epochs_done"] == 2 and written["config"]["epochs"] == 2
+    assert not (run / ".aekit-lock").exists()
+
+
+def test_a_second_training_into_a_busy_folder_fails_at_once_naming_the_other(tmp_path):
+    run = tmp_path / "run"
+    args = ["--data", "synthetic:64", "--epochs", 50, "--batch-size", 16, "--sample-every", 0, "--quiet", "--out", run,
+            *TINY_CLI]
+    first = Training(*args)
+    try:
+        assert first.wait_for("training "), first.stderr
+        started = time.monotonic()
+        second = Training(*args)
+        assert second.finish() == 1
+        assert time.monotonic() - started < 30  # at once: no waiting for the other run
+        errors = [line for line in second.lines if line.startswith("Error")]
+        assert len(errors) == 1, second.stderr
+        assert errors[0].startswith(f"Error: {run}: this run folder is in use by pid {first.proc.pid} (")
+        assert errors[0].endswith(f"train {' '.join(str(a) for a in args)}); wait for it to finish or choose another --out")
+        resumed = Training("--resume", run, "--quiet")  # --resume takes the same lock
+        assert resumed.finish() == 1 and "is in use by pid" in resumed.stderr
+    finally:
+        first.proc.send_signal(signal.SIGKILL)
+        first.finish()
+    assert Training("--resume", run, "--quiet").wait_for("resuming ")  # a killed holder's lock is gone with it
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_saves_a_checkpoint_and_exits_with_130(tmp_path, monkeypatch, signum):
     run = tmp_path / "run"

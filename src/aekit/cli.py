@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -216,7 +217,8 @@ def train(ctx, resume, out, push_to_hub, quiet, **settings):
       aekit train --resume runs/synth                          # after Ctrl-C or a crash
       aekit train --init runs/synth --noise gaussian:0.1 --epochs 3 --out runs/denoiser
     """
-    from .train import Trainer, TrainConfig, read_run_config
+    from .locks import folder_lock
+    from .train import Trainer, TrainConfig, distributed_context, read_run_config
 
     if resume:
         explicit = [k for k in settings if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE and k != "device"]
@@ -230,16 +232,20 @@ def train(ctx, resume, out, push_to_hub, quiet, **settings):
         settings["model_config"] = _parse_fields(settings["model_config"])
         config = TrainConfig(**settings)
         out = Path(out) if out else _default_out()
-        if (out / "training_state.safetensors").exists():
-            raise click.UsageError(f"{out} already holds a run; continue it with --resume {out} or pick another --out")
         _check_run_folder(out, config)
     log = (lambda m: click.echo(m, err=True))
-    trainer = Trainer(config, out, progress=not quiet, log=log)
-    if trainer.rank == 0:
-        processes = f" x {trainer.world_size} processes" if trainer.world_size > 1 else ""
-        click.echo(f"training {config.arch} on {config.data} for {config.epochs} epochs on {trainer.device}{processes} "
-                   f"({trainer.precision}) -> {out}", err=True)
-    model = trainer.run(resume=bool(resume))
+    # One process at a time writes a run folder: the check for an earlier run and the whole run happen
+    # under its lock (torchrun's other processes write nothing there)
+    rank, _ = distributed_context()
+    with folder_lock(out, "run folder") if rank == 0 else contextlib.nullcontext():
+        if not resume and (out / "training_state.safetensors").exists():
+            raise click.UsageError(f"{out} already holds a run; continue it with --resume {out} or pick another --out")
+        trainer = Trainer(config, out, progress=not quiet, log=log)
+        if trainer.rank == 0:
+            processes = f" x {trainer.world_size} processes" if trainer.world_size > 1 else ""
+            click.echo(f"training {config.arch} on {config.data} for {config.epochs} epochs on {trainer.device}"
+                       f"{processes} ({trainer.precision}) -> {out}", err=True)
+        model = trainer.run(resume=bool(resume))
     if trainer.rank != 0:
         return
     click.echo(f"saved {out}")
