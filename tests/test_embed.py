@@ -43,17 +43,6 @@ def _tiny(directory, image_size=32, seed=0):
     return model.save_pretrained(directory)
 
 
-@pytest.fixture(scope="module")
-def module_home(tmp_path_factory):
-    """An isolated AEKIT_HOME for module-scoped fixtures (conftest's own isolation is per test)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AEKIT_HOME", str(tmp_path_factory.mktemp("module_home")))
-        patch.delenv("AEKIT_LOAD_PLUGINS", raising=False)
-        aekit.plugins.reset()
-        yield
-        aekit.plugins.reset()
-
-
 @pytest.fixture
 def tiny_model_dir(tmp_path):
     return _tiny(tmp_path / "model")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -59,17 +60,6 @@ def finite(value) -> bool:
 
 def has_noise(name: str) -> bool:
     return name in aekit.plugins.get_registry().names("noise_model")
-
-
-@pytest.fixture(scope="module")
-def module_home(tmp_path_factory):
-    """An isolated AEKIT_HOME for module-scoped fixtures (conftest's own isolation is per test)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AEKIT_HOME", str(tmp_path_factory.mktemp("eval_home")))
-        patch.delenv("AEKIT_LOAD_PLUGINS", raising=False)
-        aekit.plugins.reset()
-        yield
-        aekit.plugins.reset()
 
 
 @pytest.fixture(scope="module")
@@ -282,6 +272,43 @@ def test_denoising_falls_back_to_reconstruct(untrained, install_plugin, tmp_path
     assert report["denoising"]["tables"][0]["rows"][1]["method"] == "aekit reconstruct (model has no denoise)"
 
 
+# --- a model whose training data is not here (trained elsewhere, or its folder since deleted) ---------------
+
+
+@pytest.mark.parametrize("which", ["deleted-folder", "no-record"])
+def test_a_model_whose_training_data_is_gone_still_gets_the_rest_of_the_report(tmp_path, untrained, which):
+    from aekit.train import Trainer, TrainConfig
+
+    if which == "deleted-folder":
+        folder = tmp_path / "faces"
+        folder.mkdir()
+        for i, image in enumerate(make_faces(40, seed=5, size=64)[0]):
+            Image.fromarray(image).save(folder / f"{i:03d}.png")
+        model = tmp_path / "model"
+        Trainer(TrainConfig(data=str(folder), arch="small", epochs=1, batch_size=20, sample_every=0,
+                            model_config={"latent_dim": LATENT}), model, progress=False, log=lambda m: None).run()
+        shutil.rmtree(folder)
+        reason = f"the images the model trained on are not here ({folder}: no such file or folder"
+    else:
+        model, reason = untrained, "the checkpoint records no training data"
+    out = tmp_path / "report"
+    result = invoke("eval", "--model", model, "--data", EVAL, "--baselines", "--labels", "--out", out, "--quiet")
+    assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+    notes = [line for line in result.stderr.splitlines() if line.startswith("note: ")]
+    assert len(notes) == 1 and reason in notes[0] and "give --train-data SOURCE" in notes[0], result.stderr
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    methods = [row["method"] for row in report["reconstruction"]["rows"]]
+    assert not any(m.startswith("PCA") for m in methods) and any(m.startswith("JPEG") for m in methods), methods
+    assert report["data"]["overlap_checked"] is False and reason in report["data"]["training_data_missing"]
+    assert "give --train-data SOURCE" in report["features_left_out"] and "features" not in report
+    markdown = (out / "report.md").read_text(encoding="utf-8")
+    assert f"could not be checked: {reason}" in markdown and "## Features" in markdown
+    with_train = invoke("eval", "--model", model, "--data", EVAL, "--train-data", "synthetic:60:7", "--baselines",
+                        "--out", tmp_path / "again", "--quiet")  # what the note says to do
+    rows = json.loads((tmp_path / "again" / "report.json").read_text(encoding="utf-8"))["reconstruction"]["rows"]
+    assert with_train.exit_code == 0 and any(row["method"].startswith("PCA") for row in rows), with_train.output
+
+
 # --- one-line errors ----------------------------------------------------------------------------------------
 
 
@@ -296,7 +323,6 @@ def test_errors_are_one_line(trained, untrained, tmp_path):
           message="--train-data and --data are both")
     fails("eval", "--model", trained, "--data", EVAL, "--noise", "nosuchnoise:0.1", "--out", out, message="unknown noise model")
     fails("eval", "--model", trained, "--data", EVAL, "--noise", "", "--out", out, message="empty noise spec")
-    fails("eval", "--model", untrained, "--data", EVAL, "--baselines", "--out", out, message="records no training data")
     fails("eval", "--model", trained, "--data", EVAL, "--labels", tmp_path / "none.csv", "--out", out, message="no such file")
     fails("eval", "--model", trained, "--data", EVAL, "--limit", 1, "--noise", "gaussian:0.1" if has_noise("gaussian") else "x",
           "--out", out, message="--noise needs at least 2" if has_noise("gaussian") else "unknown noise model")

@@ -95,6 +95,8 @@ def as_text(report: dict) -> str:
         den = report["denoising"]
         parts += ["", f"denoising ({den['images']} images; parameters tuned on {den['tuning_images']} others)",
                   text_table(*denoising_table(den))]
+    if report.get("features_left_out"):
+        parts += ["", f"features: left out ({report['features_left_out']})"]
     if report.get("features"):
         feat = report["features"]
         parts += ["", f"features (linear probe: {feat['train_images']} training / {feat['test_images']} evaluation images)",
@@ -110,7 +112,8 @@ def as_markdown(report: dict) -> str:
              f"- **trained on**: {data['model_training']}",
              f"- **evaluated on**: `{data['eval']['source']}`, {data['eval']['images']} images"
              + (" that the model never trained on" if data.get("overlap_checked") else
-                " (the checkpoint records no training data, so that the model never saw them could not be checked)")
+                f" (that the model never saw them could not be checked: "
+                f"{data.get('training_data_missing') or 'the checkpoint records no training data'})")
              + (f"; {data['eval']['skipped']} unreadable ones skipped" if data['eval'].get('skipped') else "")]
     train = data.get("train")
     if train and train.get("images"):
@@ -134,6 +137,8 @@ def as_markdown(report: dict) -> str:
         for table in den["tables"]:
             notes = [f"- {table['noise']}: {note}" for note in table.get("notes", [])]
             lines += (notes + [""] if notes else []) + [f"![{table['noise']}: noisy / denoised / clean]({table['grid']})", ""]
+    if report.get("features_left_out"):
+        lines += ["## Features", "", f"Left out: {report['features_left_out']}.", ""]
     if report.get("features"):
         feat = report["features"]
         lines += ["## Features", "",

@@ -111,8 +111,14 @@ def run_eval(options: EvalOptions, progress: bool = True, log=_log_to_stderr) ->
     splits.check_eval_data(options.data, options.limit, record, options.train_data)
     if options.optimize_steps and not model.decodes_latents:
         raise AekitError("--optimize-steps: this model has skip connections (a denoiser); its output is not decoded from the latent alone")
-    if (options.baselines or options.labels) and not options.train_data and record is None:
-        raise AekitError(splits.NO_TRAINING_RECORD)
+    # a model trained elsewhere (every downloaded one): what needs its training images is left out, not the report
+    missing = None if options.train_data else splits.missing_training_data(record)
+    fits = (options.baselines or options.labels) and missing is None
+    if (options.baselines or options.labels) and missing:
+        left_out = [what for what, asked in (("the PCA baseline", options.baselines), ("the linear probes", options.labels))
+                    if asked]
+        log(f"note: {missing}; {' and '.join(left_out)} need a training split and are left out: give --train-data "
+            "SOURCE (images the evaluation data does not contain)")
 
     evaluation = splits.load_eval(options.data, size, options.limit, progress)
     clean = quality.to_unit(evaluation.images)
@@ -133,11 +139,12 @@ def run_eval(options: EvalOptions, progress: bool = True, log=_log_to_stderr) ->
                   "config": model.config.to_dict(), "parameters": model.num_parameters()}
     data_info = {"eval": {"source": options.data, "description": evaluation.description, "images": len(evaluation),
                           "skipped": len(evaluation.skipped)},
-                 "model_training": _describe_training(record), "overlap_checked": record is not None}
+                 "model_training": _describe_training(record), "overlap_checked": record is not None and missing is None,
+                 "training_data_missing": missing}
 
     # -- the training split (baselines and probes are fitted on it, never on the evaluation images) --
     train = None
-    if options.baselines or options.labels:
+    if fits:
         train = splits.load_train(model, options.train_data, size, options.train_limit, options.seed, progress)
         data_info["train"] = {"source": train.source, "description": train.description, "images": len(train),
                               "images_in_split": train.total, "from": "--train-data" if options.train_data else "the model's training record"}
@@ -178,7 +185,9 @@ def run_eval(options: EvalOptions, progress: bool = True, log=_log_to_stderr) ->
             grid_rows.append(_to_uint8(optimized_recon[:GRID_IMAGES]))
             grid_labels.append(f"aekit +{options.optimize_steps} steps")
     pca = None
-    if options.baselines:
+    if options.baselines and train is None:
+        notes.append(f"no PCA baseline: {missing}; give --train-data SOURCE to fit it")
+    if options.baselines and train is not None:
         components = codecs.pca_components(latent_dim, len(train), train_pixels.shape[1])
         if components < latent_dim:
             notes.append(f"PCA has {components} components, not {latent_dim}: the training split has only {len(train)} images")
@@ -189,6 +198,7 @@ def run_eval(options: EvalOptions, progress: bool = True, log=_log_to_stderr) ->
                          {"components": components, "fitted_on": train.description, "train_images": len(train)}))
         grid_rows.append(_to_uint8(pca_recon[:GRID_IMAGES]))
         grid_labels.append(f"PCA-{components}")
+    if options.baselines:
         for fmt, label in (("JPEG", "JPEG"), ("WEBP", "WebP")):
             best, tried = codecs.match_quality(evaluation.images, fmt, float_bytes)
             size_bytes, decoded = codecs.round_trip(evaluation.images, fmt, best, progress)
@@ -223,7 +233,9 @@ def run_eval(options: EvalOptions, progress: bool = True, log=_log_to_stderr) ->
         lap("denoising")
 
     # -- features --
-    if options.labels:
+    if options.labels and train is None:
+        result["features_left_out"] = f"{missing}; give --train-data SOURCE to fit the linear probes"
+    elif options.labels:
         result["features"] = _features(model, options, evaluation, test_labels, train, latents, train_pixels, clean, pca, progress, log)
         lap("features")
 

@@ -14,6 +14,21 @@ NO_TRAINING_RECORD = ("the checkpoint records no training data, so the baselines
                       "give --train-data SOURCE (images the evaluation data does not contain)")
 
 
+def missing_training_data(record) -> str | None:
+    """Why the model's recorded training images cannot be read here (a model from another machine, a deleted
+    folder, an offline hub set), or None when they can; without a record, that there is none."""
+    from aekit.data import open_source, split_slice
+    from aekit.errors import first_line
+
+    if record is None:
+        return "the checkpoint records no training data"
+    try:
+        open_source(split_slice(record.data)[0])
+    except AekitError as exc:
+        return f"the images the model trained on are not here ({first_line(exc)})"
+    return None
+
+
 class OverlapError(AekitError):
     """The evaluation images are (some of) the images the model or the baselines were fitted on."""
 
