@@ -277,3 +277,114 @@ def test_push_to_hub_uploads_only_the_model_never_tokens_or_other_files(tmp_path
     assert token not in json.dumps(upload["kwargs"], default=str)
     config = json.loads(upload["files"]["config.json"])
     assert config["training"]["epochs_done"] == 1  # the model's own summary, nothing from the environment
+
+
+# --- decompression bombs: every reader of users' .npz/.npy files looks before it decompresses ------------------
+
+
+BOMB_ROWS = 600_000  # x 128 float32 = 307 MB declared, about 0.3 MB deflated
+
+
+def write_npz_bomb(path: Path, member: str = "latents", rows: int = BOMB_ROWS, small: dict | None = None) -> Path:
+    """A .npz whose `member` declares rows x 128 float32 zeros (deflated 1000:1), beside small honest members."""
+    import zipfile
+
+    header = _io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (rows, 128)})
+    chunk = bytes(16 * 2**20)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, value in (small or {}).items():
+            archive.writestr(f"{name}.npy", _npy_bytes(value))
+        with archive.open(f"{member}.npy", "w", force_zip64=True) as fh:
+            fh.write(header.getvalue())
+            left = rows * 128 * 4
+            while left:
+                fh.write(chunk[: min(left, len(chunk))])
+                left -= min(left, len(chunk))
+    return path
+
+
+def write_npy_bomb(path: Path, rows: int = 8_000_000) -> Path:
+    """A .npy whose header declares 8,000,000 x 128 float32 (4 GB) above a few bytes of data."""
+    header = _io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (rows, 128)})
+    path.write_bytes(header.getvalue() + bytes(64))
+    return path
+
+
+@pytest.fixture
+def array_reads(monkeypatch):
+    """Every call that would decompress or map an array's data (np.load and numpy's array reader), counted."""
+    calls = []
+    real_load, real_read = np.load, np.lib.format.read_array
+
+    def load(*args, **kwargs):
+        calls.append(("np.load", args[0]))
+        return real_load(*args, **kwargs)
+
+    def read_array(*args, **kwargs):
+        calls.append(("read_array", args[0]))
+        return real_read(*args, **kwargs)
+
+    monkeypatch.setattr(np, "load", load)
+    monkeypatch.setattr(np.lib.format, "read_array", read_array)
+    return calls
+
+
+def _readers(model_dir):
+    from aekit.data import open_source
+    from aekit_compress import load_latents
+
+    return {
+        "latents (aekit decompress)": ("latents", lambda p: load_latents(p, aekit.load(model_dir))),
+        "features (aekit classify/cluster/umap)": ("features", aekit.load_features),
+        "image array (--data FILE.npz)": ("images", open_source),
+    }
+
+
+@pytest.mark.parametrize("reader", ["latents (aekit decompress)", "features (aekit classify/cluster/umap)",
+                                    "image array (--data FILE.npz)"])
+def test_a_zip_bomb_npz_is_refused_before_any_array_is_decompressed(reader, tmp_path, tiny_model_dir, array_reads):
+    member, read = _readers(tiny_model_dir)[reader]
+    bomb = write_npz_bomb(tmp_path / "bomb.npz", member, small={"names": np.array(["a", "b"])})
+    assert bomb.stat().st_size < 2 * 2**20
+    array_reads.clear()
+    with pytest.raises(AekitError) as error:
+        read(bomb)
+    message = str(error.value)
+    assert f"member {member}.npy declares 600000 x 128 float32 (307.2 MB)" in message, message
+    assert "decompression bomb" in message and "\n" not in message
+    assert array_reads == [], array_reads  # refused from the headers alone
+
+
+@pytest.mark.parametrize("reader", ["image array (--data FILE.npy)"])
+def test_a_npy_whose_header_declares_more_than_it_holds_is_refused_unread(reader, tmp_path, array_reads):
+    from aekit.data import open_source
+
+    bomb = write_npy_bomb(tmp_path / "bomb.npy")
+    with pytest.raises(AekitError, match=r"the header declares 8000000 x 128 float32 \(4\.1 GB\), the file holds 64 bytes"):
+        open_source(str(bomb))
+    assert array_reads == []
+
+
+def test_the_absolute_limit_refuses_an_honest_but_huge_array(tmp_path, monkeypatch, array_reads):
+    path = tmp_path / "feats.npz"
+    np.savez(path, features=np.zeros((100, 16), np.float32))
+    monkeypatch.setenv("AEKIT_MAX_ARRAY_BYTES", "1000")
+    with pytest.raises(AekitError, match=r"member features.npy declares 100 x 16 float32 \(6.4 kB\), over the limit "
+                                         r"of 1.0 kB \(AEKIT_MAX_ARRAY_BYTES\)"):
+        aekit.load_features(path)
+    assert array_reads == []
+
+
+def test_aekit_decompress_of_a_bomb_is_one_line_and_writes_nothing(tmp_path, tiny_model_dir, runner):
+    from aekit.cli import cli
+
+    bomb = write_npz_bomb(tmp_path / "bomb.npz", "latents", rows=8_000_000 // 16)
+    result = runner.invoke(cli, ["decompress", str(bomb), "--model", str(tiny_model_dir), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1 and errors[0].startswith(f"Error: {bomb}: member latents.npy declares 500000 x 128 float32 "
+                                                     "(256.0 MB) in a ")
+    assert errors[0].endswith(" kB file (over 100x: a decompression bomb?); refused before decompressing")
+    assert not (tmp_path / "out").exists()
