@@ -128,9 +128,17 @@ def _state_on_disk(run: Path):
 
 
 def test_training_killed_at_random_moments_then_resumed_loses_nothing(tmp_path):
-    run = tmp_path / "run"
-    start = ["--data", "synthetic:64", "--epochs", KILL_EPOCHS, "--batch-size", 16, "--lr", "2e-3", "--seed", 3,
-             "--sample-every", 0, "--quiet", "--out", run, *TINY_CLI]
+    """SIGKILL at KILL_POINTS seeded random moments (AEKIT_KILL_POINTS=20 for the long version), each followed by
+    a load of what is on disk and a --resume; the last resume must end with the uninterrupted run's weights."""
+    run, straight = tmp_path / "run", tmp_path / "uninterrupted"
+    settings = ["--data", "synthetic:96", "--epochs", KILL_EPOCHS, "--batch-size", 16, "--lr", "2e-3", "--seed", 3,
+                "--sample-every", 0, "--quiet", *TINY_CLI]
+    reference = Training(*settings, "--out", straight)  # first: the weights to reach, and how long a run takes
+    assert reference.wait_for("training "), reference.stderr
+    began = time.monotonic()
+    assert reference.finish() == 0, reference.stderr
+    duration = time.monotonic() - began
+    start = [*settings, "--out", run]
     rng = random.Random(KILL_SEED)
     report = {"kill points": 0, "killed while running": 0, "checkpoints on disk after a kill": 0,
               "nothing on disk yet": 0, "recovered": 0}
@@ -150,11 +158,10 @@ def test_training_killed_at_random_moments_then_resumed_loses_nothing(tmp_path):
         if point == KILL_POINTS:  # the last one runs to the end
             assert training.finish() == 0, training.stderr
             break
-        # a seeded random moment: a new run is killed while setting up (the optimizer's first use imports
-        # torch._dynamo, seconds) or training; a resumed one (already past that) mid-epoch or while saving
-        resumed = any(line.startswith(("resuming ", f"{run} has no checkpoint")) for line in training.lines)
+        # a seeded random moment within what is left of the run: setting up, mid-epoch or while saving
         assert training.wait_for("training "), training.stderr
-        time.sleep(rng.uniform(0.0, 1.0) if resumed else rng.uniform(0.1, 5.0))
+        left = duration * (1 - (saved[0] if saved else 0) / KILL_EPOCHS)
+        time.sleep(rng.uniform(0.0, left))
         report["kill points"] += 1
         report["killed while running"] += training.proc.poll() is None
         training.proc.send_signal(signal.SIGKILL)
@@ -168,10 +175,14 @@ def test_training_killed_at_random_moments_then_resumed_loses_nothing(tmp_path):
             report["checkpoints on disk after a kill"] += 1
     rows = _rows(run)
     assert [r["epoch"] for r in rows] == list(range(1, KILL_EPOCHS + 1)), rows
-    assert aekit.load(run).training_summary["epochs_done"] == KILL_EPOCHS
+    resumed = aekit.load(run)
+    assert resumed.training_summary["epochs_done"] == KILL_EPOCHS
     assert stray_temporaries(run) == []
+    expected_weights = aekit.load(straight).state_dict()
+    differing = [k for k, v in resumed.state_dict().items() if not torch.equal(v, expected_weights[k])]
+    assert differing == [], f"after {KILL_POINTS} kills, these tensors differ from the uninterrupted run: {differing}"
     print("\nSIGKILL then --resume: " + ", ".join(f"{k}: {v}" for k, v in report.items())
-          + f"; the last resume finished all {KILL_EPOCHS} epochs")
+          + f"; the last resume finished all {KILL_EPOCHS} epochs with the uninterrupted run's weights, bit for bit")
     assert report["kill points"] == report["recovered"] == KILL_POINTS
 
 
