@@ -16,8 +16,8 @@ from string import Template
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-if TYPE_CHECKING:  # only for the annotations: aekit.demo imports this module
-    from .demo import PartResult
+if TYPE_CHECKING:  # only for the annotations
+    from .demo_parts import PartResult
 
 TEMPLATE_FOLDER = "templates"
 PAGE_TEMPLATE = "demo_page.html"
