@@ -64,7 +64,8 @@ def naive_loop(model, paths, batch_size=64):
 
 
 def aekit_before(model, spec, batch_size=128):
-    from aekit.data import iter_batches, open_inputs
+    from aekit.data import iter_batches
+    from aekit.inputs import open_inputs
 
     source = open_inputs([spec])
     return np.concatenate([model.encode(b.images, batch_size=batch_size).numpy()
@@ -73,7 +74,8 @@ def aekit_before(model, spec, batch_size=128):
 
 def aekit_pipeline(model, spec, batch_size=128):
     """The fast path without the command around it (no checkpoint loading, labels or .npz)."""
-    from aekit.data import iter_batches, open_inputs
+    from aekit.data import iter_batches
+    from aekit.inputs import open_inputs
     from aekit_embed.commands import FastEncoder, prefetch, reduced_files
 
     source = open_inputs([spec])

@@ -17,7 +17,8 @@ from PIL import Image
 
 import aekit
 from aekit.cli import cli
-from aekit.data import FileListSource, files_fingerprint, iter_batches, open_inputs, prepare
+from aekit.data import files_fingerprint, iter_batches, prepare
+from aekit.inputs import FileListSource, open_inputs
 from aekit.images import open_image, resize_rgb
 from aekit.synthetic import make_faces
 

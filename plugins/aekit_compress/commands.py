@@ -37,7 +37,8 @@ def compress(inputs, model_path, out, dtype, batch_size, report, optimize_steps,
       aekit compress faces/ --optimize-steps 40 --out faces.npz --report   # slower, sharper
     """
     from aekit.cli import finish_skipped, load_model_arg
-    from aekit.data import iter_batches, open_inputs, split_slice
+    from aekit.data import iter_batches, split_slice
+    from aekit.inputs import open_inputs
 
     out = Path(out)
     if not out.parent.is_dir():

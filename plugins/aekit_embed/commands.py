@@ -63,7 +63,7 @@ def embed(inputs, model_path, out, labels_csv, label_columns, labels_from_folder
       aekit embed pets/ --labels-from-folders --out pets.npz     # pets/cat/..., pets/dog/...
     """
     from aekit.cli import cli_device, load_model_arg
-    from aekit.data import open_inputs
+    from aekit.inputs import open_inputs
     from aekit.features import save_features
     from aekit.train import distributed_context
 

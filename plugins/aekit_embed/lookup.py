@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from aekit.data import ConcatSource, FileListSource, ImageSource, SubsetSource, open_inputs, split_slice
+from aekit.data import ImageSource, SubsetSource, split_slice
+from aekit.inputs import ConcatSource, FileListSource, open_inputs
 from aekit.errors import AekitError
 
 

@@ -17,7 +17,8 @@ def latent_stats(inputs, model_path):
     Example:
       aekit latent-stats faces/ --model runs/synth
     """
-    from aekit.data import iter_batches, open_inputs
+    from aekit.data import iter_batches
+    from aekit.inputs import open_inputs
 
     model = load_model_arg(model_path)
     skipped, done = [], 0
