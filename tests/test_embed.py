@@ -68,7 +68,7 @@ def trained(tmp_path_factory, module_home):
 @pytest.fixture(scope="module")
 def trained_feats(tmp_path_factory, trained):
     out = tmp_path_factory.mktemp("trained_feats") / "feats.npz"
-    invoke("embed", "synthetic:400", "-m", trained, "--out", out, "-q")
+    invoke("embed", "synthetic:400", "-m", trained, "--out", out, "-q", "--features", "latent")
     return out
 
 
@@ -146,8 +146,8 @@ def test_bad_features_files_are_clear_errors(tmp_path, tiny_model_dir):
 def test_embed_synthetic_keeps_the_attributes_and_the_model_identity(tmp_path, tiny_model_dir):
     from aekit.data import prepare
 
-    result = invoke("embed", "synthetic:40", "-m", tiny_model_dir, "--out", tmp_path / "f.npz", "-q", "--batch-size", "16")
-    assert "40 x 16 features" in result.stdout
+    result = invoke("embed", "synthetic:40", "-m", tiny_model_dir, "--out", tmp_path / "f.npz", "-q", "--batch-size", "16", "--features", "latent")
+    assert "40 x 16 latent features" in result.stdout
     feats = load_features(tmp_path / "f.npz")
     model = aekit.load(tiny_model_dir)
     assert feats.model_id == aekit.model_fingerprint(model)
@@ -230,7 +230,7 @@ def test_embed_labels_from_class_subfolders(tmp_path, tiny_model_dir):
 def test_embed_skips_bad_files_and_strict_stops(tmp_path, tiny_model_dir):
     _write_folder(tmp_path / "faces", count=4, broken=True)
     result = invoke("embed", tmp_path / "faces", "-m", tiny_model_dir, "--out", tmp_path / "f.npz", "-q")
-    assert "4 x 16 features" in result.stdout and "1 skipped" in result.stdout
+    assert "4 x 64 multiscale features" in result.stdout and "1 skipped" in result.stdout
     assert "skipped: " in result.stderr and "broken.jpg" in result.stderr and "1 file(s) skipped" in result.stderr
     assert len(load_features(tmp_path / "f.npz")) == 4
     fails("embed", tmp_path / "faces", "-m", tiny_model_dir, "--out", tmp_path / "g.npz", "--strict", message="broken.jpg", code=1)
@@ -267,7 +267,7 @@ def test_embedder_input_forms_agree(tmp_path, tiny16):
     from aekit_embed import AutoencoderEmbedder
 
     images, _ = _faces(8)
-    embedder = AutoencoderEmbedder(model=str(tiny16), device="cpu", batch_size=3)
+    embedder = AutoencoderEmbedder(model=str(tiny16), features="latent", device="cpu", batch_size=3)
     Z = embedder.fit(images).transform(images)
     assert Z.shape == (8, 16) and Z.dtype == np.float32
     assert not hasattr(embedder, "n_features_in_")  # 4-D images have no tabular width
@@ -275,10 +275,10 @@ def test_embedder_input_forms_agree(tmp_path, tiny16):
     np.testing.assert_allclose(Z, expected, atol=1e-5)
     signed = images.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1
     np.testing.assert_allclose(embedder.transform(signed), Z, atol=1e-5)
-    unit = AutoencoderEmbedder(model=str(tiny16), device="cpu", float_range=(0, 1)).fit(images)
+    unit = AutoencoderEmbedder(model=str(tiny16), device="cpu", features="latent", float_range=(0, 1)).fit(images)
     np.testing.assert_allclose(unit.transform(images.astype(np.float64) / 255), Z, atol=1e-4)
     flat = images.reshape(len(images), -1)
-    flat_embedder = AutoencoderEmbedder(model=str(tiny16), device="cpu").fit(flat)
+    flat_embedder = AutoencoderEmbedder(model=str(tiny16), features="latent", device="cpu").fit(flat)
     assert flat_embedder.n_features_in_ == 16 * 16 * 3
     np.testing.assert_allclose(flat_embedder.transform(flat), Z, atol=1e-5)
     paths = []
@@ -287,7 +287,7 @@ def test_embedder_input_forms_agree(tmp_path, tiny16):
         paths.append(str(tmp_path / f"{i}.png"))
     np.testing.assert_allclose(embedder.transform(paths), Z, atol=1e-5)
     np.testing.assert_allclose(embedder.transform([Image.open(p) for p in paths]), Z, atol=1e-5)
-    assert list(embedder.get_feature_names_out()) == [f"ae{i}" for i in range(16)]
+    assert list(embedder.get_feature_names_out()) == [f"latent{i}" for i in range(16)]
 
 
 def test_embedder_rejects_what_it_cannot_read(tiny16):
@@ -346,7 +346,7 @@ def test_embedder_clone_pickle_and_pandas_output(tmp_path, tiny16):
     from aekit_embed import AutoencoderEmbedder, EmbedderError
 
     images, _ = _faces(6)
-    embedder = AutoencoderEmbedder(model=str(tiny16), batch_size=4, device="cpu")
+    embedder = AutoencoderEmbedder(model=str(tiny16), features="latent", batch_size=4, device="cpu")
     copy = clone(embedder)
     assert copy.get_params() == embedder.get_params() and not hasattr(copy, "model_")
     embedder.fit(images)
@@ -361,13 +361,13 @@ def test_embedder_clone_pickle_and_pandas_output(tmp_path, tiny16):
 
     frame_input = pd.DataFrame(images.reshape(6, -1), index=[f"img{i}" for i in range(6)])
     out = clone(embedder).set_output(transform="pandas").fit(frame_input).transform(frame_input)
-    assert isinstance(out, pd.DataFrame) and list(out.columns) == [f"ae{i}" for i in range(16)]
+    assert isinstance(out, pd.DataFrame) and list(out.columns) == [f"latent{i}" for i in range(16)]
     assert list(out.index) == [f"img{i}" for i in range(6)]
     np.testing.assert_allclose(out.to_numpy(), Z, atol=1e-5)
 
     # a checkpoint that changed since fitting is refused on unpickling, never silently used
     own = shutil.copytree(tiny16, tmp_path / "own")
-    mine = AutoencoderEmbedder(model=str(own), device="cpu").fit(images)
+    mine = AutoencoderEmbedder(model=str(own), features="latent", device="cpu").fit(images)
     blob = pickle.dumps(mine)
     model = aekit.load(own)
     with torch.no_grad():
@@ -385,7 +385,7 @@ def test_embedder_properties_on_image_data(tiny16):
     from aekit_embed import AutoencoderEmbedder
 
     images, _ = _faces(12)
-    embedder = AutoencoderEmbedder(model=str(tiny16), batch_size=5, device="cpu")
+    embedder = AutoencoderEmbedder(model=str(tiny16), features="latent", batch_size=5, device="cpu")
     params = embedder.get_params()
     assert embedder.fit(images) is embedder  # fit returns self
     assert embedder.get_params() == params  # and does not change its parameters
@@ -530,7 +530,8 @@ def test_classify_errors(tmp_path, trained_feats, tiny_model_dir):
 def test_classify_without_images_and_labels(tmp_path, tiny_model_dir):
     _write_folder(tmp_path / "faces", count=12)
     (tmp_path / "labels.csv").write_text("file,kind\n" + "".join(f"face{i}.png,{'ab'[i % 2]}\n" for i in range(12)), encoding="utf-8")
-    invoke("embed", tmp_path / "faces", "-m", tiny_model_dir, "--out", tmp_path / "f.npz", "-q", "--labels", tmp_path / "labels.csv")
+    invoke("embed", tmp_path / "faces", "-m", tiny_model_dir, "--out", tmp_path / "f.npz", "-q", "--labels", tmp_path / "labels.csv",
+           "--features", "latent")
     shutil.move(tmp_path / "faces", tmp_path / "moved")
     result = invoke("classify", tmp_path / "f.npz", "--label", "kind", "--cv", "2", "-q")
     assert "majority a: 50.0%" in result.stdout
@@ -585,3 +586,148 @@ def test_register_a_cluster_method():
     assert {"kmeans", "minibatch-kmeans", "agglomerative", "gmm"} <= set(CLUSTER_METHODS)
     with pytest.raises(aekit.AekitError, match="already registered"):
         register_cluster_method("kmeans", lambda X, k, seed: np.zeros(len(X), int))
+
+
+# --- feature sets -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("arch", ["article", "improved"])
+def test_every_feature_set_has_its_shape_dtype_and_is_deterministic(arch):
+    from aekit import feature_sets
+
+    torch.manual_seed(0)
+    model = aekit.create_model(arch, image_size=32, widths=(8, 16), latent_dim=16,
+                               **({"convs_per_half": 1} if arch == "article" else {}))
+    images, _ = _faces(5)
+    assert set(feature_sets.names()) >= {"latent", "multiscale", "grid"}
+    for kind in feature_sets.names():
+        features = model.features(images, kind)
+        assert features.dtype == torch.float32 and features.shape == (5, feature_sets.dimension(model, kind)), kind
+        assert torch.equal(features, model.features(images, kind)), kind  # the same every time
+        torch.testing.assert_close(model.features(images[2:3], kind)[0], features[2], atol=1e-5, rtol=0)  # per image
+    np.testing.assert_allclose(model.features(images, "latent"), model.encode(images), atol=1e-6)
+    widths = sum(m.shape[1] for m in feature_sets.encoder_maps(model.eval(), torch.zeros(1, 3, 32, 32))[0])
+    assert feature_sets.dimension(model, "multiscale") == 2 * widths + 16
+
+
+def test_a_plugin_feature_set_works_everywhere(install_plugin, tmp_path, tiny_model_dir):
+    install_plugin("aekit-lastmap", "lastmap", "aekit_lastmap", """
+        import aekit
+
+        @aekit.hookimpl
+        def register_feature_sets(register):
+            register("lastmap", lambda maps, latent: maps[-1].flatten(1), help="the last map, unpooled")
+        """)
+    images, _ = _faces(3)
+    model = aekit.load(tiny_model_dir)
+    last = model.eval().encoder[:-2](torch.zeros(1, 3, 32, 32))  # the article encoder's last feature map
+    assert model.features(images, "lastmap").shape == (3, last[0].numel())
+    faces = tmp_path / "faces"
+    faces.mkdir()
+    for i, image in enumerate(images):
+        Image.fromarray(image).save(faces / f"{i}.png")
+    invoke("embed", faces, "--model", tiny_model_dir, "--features", "lastmap", "--out", tmp_path / "f.npz", "-q")
+    feats = load_features(tmp_path / "f.npz")
+    assert feats.feature_set == "lastmap" and feats.X.shape == (3, last[0].numel()) == (3, feats.meta["dimension"])
+
+
+def test_embed_records_the_feature_set_and_latent_keeps_the_old_features(tmp_path, tiny_model_dir, face_folder):
+    from aekit import feature_sets
+
+    invoke("embed", face_folder, "--model", tiny_model_dir, "--out", tmp_path / "default.npz", "-q")
+    invoke("embed", face_folder, "--model", tiny_model_dir, "--features", "latent", "--out", tmp_path / "latent.npz", "-q")
+    default, latent = load_features(tmp_path / "default.npz"), load_features(tmp_path / "latent.npz")
+    model = aekit.load(tiny_model_dir)
+    assert default.feature_set == feature_sets.DEFAULT and default.meta["dimension"] == default.X.shape[1]
+    assert default.X.shape[1] == feature_sets.dimension(model, feature_sets.DEFAULT) and default.model_id == latent.model_id
+    assert latent.feature_set == "latent" and latent.X.shape[1] == 16
+    pictures = np.stack([np.asarray(Image.open(face_folder / name).convert("RGB").resize((32, 32), Image.BICUBIC))
+                         for name in latent.paths])
+    np.testing.assert_allclose(latent.X, model.encode(pictures).numpy(), atol=1e-3)
+    np.testing.assert_allclose(default.X, model.features(pictures, feature_sets.DEFAULT).numpy(), atol=1e-3)
+    fails("embed", face_folder, "--model", tiny_model_dir, "--features", "nope", "--out", tmp_path / "x.npz",
+          message="unknown feature set 'nope' (known: ", code=2)
+    assert not (tmp_path / "x.npz").exists()
+
+
+def test_the_feature_set_is_grid_searched_in_a_pipeline(tiny16):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from aekit_embed import AutoencoderEmbedder, EmbedderError
+
+    images, attributes = _faces(24)
+    pipe = Pipeline([("embed", AutoencoderEmbedder(model=str(tiny16), device="cpu")), ("scale", StandardScaler()),
+                     ("clf", LogisticRegression(max_iter=500))])
+    search = GridSearchCV(pipe, {"embed__features": ["latent", "multiscale"]}, cv=2).fit(images, attributes["Male"])
+    assert set(search.cv_results_["param_embed__features"]) == {"latent", "multiscale"}
+    best = search.best_estimator_.named_steps["embed"]
+    assert best.get_feature_names_out()[0] == f"{best.features}0"
+    with pytest.raises(EmbedderError, match="features must be a registered feature set"):
+        AutoencoderEmbedder(model=str(tiny16), features="nope").fit(images)
+
+
+# --- face search -----------------------------------------------------------------------------------------------
+
+
+def test_exact_search_in_chunks_is_the_brute_force_answer(monkeypatch):
+    from aekit_embed import search
+
+    rng = np.random.default_rng(0)
+    X, Q = rng.normal(size=(103, 12)).astype(np.float32), rng.normal(size=(5, 12)).astype(np.float32)
+    monkeypatch.setattr(search, "CHUNK_ROWS", 7)  # many chunks, so the running top-k is exercised
+    index = search.FaceIndex(X, "numpy")
+    rows, scores = index.search(Q, k=6)
+    brute = index.normalise(Q) @ index.normalise(X).T
+    expected = np.argsort(-brute, axis=1, kind="stable")[:, :6]
+    np.testing.assert_array_equal(rows, expected)
+    np.testing.assert_allclose(scores, np.take_along_axis(brute, expected, axis=1), atol=1e-5)
+    assert index.search(Q, k=500)[0].shape == (5, 103)  # k beyond the index: all of it
+
+
+@pytest.mark.skipif(not __import__("aekit_embed.search", fromlist=["x"]).faiss_available(), reason="faiss is not installed")
+def test_faiss_and_numpy_find_the_same_neighbours():
+    from aekit_embed import search
+
+    rng = np.random.default_rng(1)
+    X, Q = rng.normal(size=(500, 32)).astype(np.float32), rng.normal(size=(20, 32)).astype(np.float32)
+    by_numpy, by_faiss = search.FaceIndex(X, "numpy").search(Q, 10), search.FaceIndex(X, "faiss").search(Q, 10)
+    np.testing.assert_array_equal(by_numpy[0], by_faiss[0])
+    np.testing.assert_allclose(by_numpy[1], by_faiss[1], atol=1e-5)
+
+
+def test_similar_finds_each_face_first_and_draws_a_contact_sheet(tmp_path, tiny_model_dir, face_folder):
+    invoke("embed", face_folder, "--model", tiny_model_dir, "--out", tmp_path / "index.npz", "-q")
+    feats = load_features(tmp_path / "index.npz")
+    queries = [face_folder / name for name in feats.paths[:3]]
+    result = invoke("similar", *queries, "--index", tmp_path / "index.npz", "--model", tiny_model_dir, "--k", 4,
+                    "--out", tmp_path / "neighbours.png")
+    lines = [line.split("\t") for line in result.stdout.splitlines()]
+    assert len(lines) == 3 * 4
+    for query, name in zip(queries, feats.paths[:3]):
+        mine = [line for line in lines if line[0] == str(query)]
+        assert [int(line[1]) for line in mine] == [1, 2, 3, 4]
+        assert mine[0][3] == name and float(mine[0][2]) > 0.999  # its own copy first
+        assert all(float(a[2]) >= float(b[2]) for a, b in zip(mine, mine[1:]))
+    sheet = Image.open(tmp_path / "neighbours.png")
+    assert sheet.width > 5 * 96 and sheet.height > 3 * 96
+
+
+def test_similar_says_what_is_wrong_in_one_line(tmp_path, tiny_model_dir, face_folder):
+    invoke("embed", face_folder, "--model", tiny_model_dir, "--out", tmp_path / "index.npz", "-q")
+    query = next(face_folder.rglob("*.png"))
+    (tmp_path / "broken.png").write_bytes(b"not a picture")
+    fails("similar", tmp_path / "broken.png", "--index", tmp_path / "index.npz", "--model", tiny_model_dir,
+          message="broken.png: not an image Pillow can read")
+    other = _tiny(tmp_path / "other", seed=1)
+    fails("similar", query, "--index", tmp_path / "index.npz", "--model", other,
+          message="give the --model that made the index")
+    fails("similar", query, "--index", tmp_path / "nowhere.npz", "--model", tiny_model_dir, message="no such file")
+    model = aekit.load(tiny_model_dir)
+    save_features(tmp_path / "empty.npz", np.zeros((0, 16), np.float32), [], model, feature_set="latent")
+    fails("similar", query, "--index", tmp_path / "empty.npz", "--model", tiny_model_dir, message="the index holds no faces")
+    fails("similar", query, "--index", tmp_path / "index.npz", "--model", tiny_model_dir, "--out", tmp_path / "n.gif",
+          message="use a .png, .jpg or .webp name", code=2)
+    assert not (tmp_path / "n.gif").exists()

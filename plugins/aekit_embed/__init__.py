@@ -32,6 +32,7 @@ def register_commands(register):
     register(commands.embed)
     register(commands.classify)
     register(commands.cluster)
+    register(commands.similar)
 
 
 _LAZY = {

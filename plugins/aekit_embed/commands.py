@@ -1,4 +1,4 @@
-"""The ``aekit embed``, ``aekit classify`` and ``aekit cluster`` commands.
+"""The ``aekit embed``, ``aekit classify``, ``aekit cluster`` and ``aekit similar`` commands.
 
 The work behind them lives beside this module: ``fast_encoder`` (the batched inference copy of the
 model), ``prefetch`` (reduced JPEG decoding, decoding ahead), ``sharding`` (torchrun shares), ``labels``
@@ -23,7 +23,7 @@ from .labels import labels_for_keys
 from .prefetch import prefetch, reduced_files
 from .sharding import encode_process_share, gather_shares, shard_indices
 
-__all__ = ["FastEncoder", "classify", "cluster", "embed", "encode_process_share", "encode_share", "fold_batchnorm",
+__all__ = ["FastEncoder", "classify", "cluster", "embed", "similar", "encode_process_share", "encode_share", "fold_batchnorm",
            "gather_shares", "labels_for_keys", "prefetch", "reduced_files", "shard_indices"]
 
 
@@ -40,6 +40,9 @@ __all__ = ["FastEncoder", "classify", "cluster", "embed", "encode_process_share"
               help="Keep only this label column (repeatable); from --labels, else from the input's own attributes.")
 @click.option("--labels-from-folders", is_flag=True,
               help="Label each image by its class subfolder (INPUT/CLASS/...), stored as the label 'class'.")
+@click.option("--features", "feature_set", default=None, metavar="NAME",
+              help="The feature set: multiscale (default; the encoder's stages pooled, plus the latent), grid, or "
+                   "latent (the 128-d latent `aekit compress` stores); `aekit plugins` lists them.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--strict", is_flag=True, help="Fail on the first unreadable image instead of skipping it.")
@@ -47,9 +50,9 @@ __all__ = ["FastEncoder", "classify", "cluster", "embed", "encode_process_share"
               help="Decode every JPEG at full size before resizing (exact but slower; by default JPEGs at least "
                    "twice the model's size decode at a reduced scale, about 0.5 grey levels off on average).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def embed(inputs, model_path, out, labels_csv, label_columns, labels_from_folders, batch_size, device, strict,
-          full_decode, quiet):
-    """Encode images to a features .npz (latents, names, labels) for scikit-learn.
+def embed(inputs, model_path, out, labels_csv, label_columns, labels_from_folders, feature_set, batch_size, device,
+          strict, full_decode, quiet):
+    """Encode images to a features .npz (features, names, labels) for scikit-learn and `aekit similar`.
 
     INPUT is image files, folders (recursive), array files or any --data source. Labels come from
     the input's own attributes (synthetic's, a folder's attributes.csv) unless --labels or
@@ -58,10 +61,12 @@ def embed(inputs, model_path, out, labels_csv, label_columns, labels_from_folder
     \b
     Examples:
       aekit embed faces/ --model runs/synth --out feats.npz
+      aekit embed faces/ --features latent --out latents.npz      # the 128-d latents only
       aekit embed synthetic:2000 --out feats.npz --label-column Male --label-column Smiling
       aekit embed photos/ --labels attrs.csv --label-column Eyeglasses --out feats.npz
       aekit embed pets/ --labels-from-folders --out pets.npz     # pets/cat/..., pets/dog/...
     """
+    from aekit import feature_sets
     from aekit.cli import cli_device, load_model_arg
     from aekit.inputs import open_inputs
     from aekit.features import save_features
@@ -70,6 +75,11 @@ def embed(inputs, model_path, out, labels_csv, label_columns, labels_from_folder
     from .lookup import FileResolver
 
     out = check_output_path(out)
+    feature_set = feature_set or feature_sets.DEFAULT
+    try:
+        feature_sets.get(feature_set)
+    except AekitError as exc:
+        raise click.BadParameter(str(exc), param_hint="--features") from None
     if labels_csv and not Path(labels_csv).is_file():
         raise AekitError(f"--labels {labels_csv}: no such file")
     source = open_inputs(inputs)
@@ -84,7 +94,7 @@ def embed(inputs, model_path, out, labels_csv, label_columns, labels_from_folder
     all_files = [resolver.file(i) for i in range(len(keys))]  # once: for reduced decoding and the .npz
     reading = source if full_decode else reduced_files(source, all_files)
     latents, kept, skipped, error = encode_process_share(model, reading, rank, world, batch_size, strict, quiet,
-                                                         reduced=not full_decode)
+                                                         reduced=not full_decode, kind=feature_set)
     if rank != 0:  # rank 0 has every share and writes them
         return
     if error:
@@ -96,14 +106,14 @@ def embed(inputs, model_path, out, labels_csv, label_columns, labels_from_folder
             "inputs": [str(i) for i in inputs], "cwd": os.getcwd(), "source": source.description,
             "label_sources": origin, "skipped": len(skipped)}
     meta["processes"] = world
-    save_features(out, latents, [keys[i] for i in kept], model, labels, files, meta, classes)
+    save_features(out, latents, [keys[i] for i in kept], model, labels, files, meta, classes, feature_set=feature_set)
     for note in notes:
         click.echo(f"note: {note}", err=True)
     described = ""
     if labels:
         names = list(labels)
         described = f"; labels: {', '.join(names[:8])}{' ...' if len(names) > 8 else ''}"
-    click.echo(f"wrote {out}: {len(kept)} x {latents.shape[1]} features{described}"
+    click.echo(f"wrote {out}: {len(kept)} x {latents.shape[1]} {feature_set} features{described}"
                + (f", {len(skipped)} skipped" if skipped else "")
                + (f" ({world} processes)" if world > 1 else ""))
 
@@ -297,3 +307,80 @@ def cluster(features_file, k, out, sheet, method, per_cluster, images, standardi
                       scale=2 if size <= 48 else 1)
     io.save_image(sheet, grid)
     click.echo(f"wrote {sheet}")
+
+
+# --- similar -------------------------------------------------------------------------------------------
+
+
+@click.command("similar")
+@click.argument("queries", nargs=-1, required=True, metavar="QUERY_IMAGE...")
+@click.option("--index", "index_file", required=True, type=click.Path(), metavar="FEATURES.npz",
+              help="The faces to search: a features file from `aekit embed` (any feature set).")
+@model_option
+@click.option("--k", type=click.IntRange(min=1, max=100), default=8, show_default=True, help="Neighbours per query.")
+@click.option("--out", "-o", type=click.Path(), default=None, help="Contact sheet PNG: each query, then its neighbours.")
+@click.option("--images", multiple=True, metavar="INPUT", help="Where the index's images are now (default: where `aekit embed` read them).")
+@click.option("--engine", type=click.Choice(["auto", "numpy", "faiss"]), default="auto", show_default=True,
+              help="Exact search in numpy, or with faiss (pip install faiss-cpu); auto: faiss for 50,000 faces and more when installed.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+def similar(queries, index_file, model_path, k, out, images, engine, device):
+    """Find the faces of an index most like each query (cosine similarity on standardised features).
+
+    Prints one line per neighbour (query, rank, similarity, path) and, with --out, draws a contact
+    sheet. The queries are encoded with the model and feature set that made the index; a model that
+    did not make it is refused.
+
+    \b
+    Examples:
+      aekit embed faces/ --out faces.npz                    # the index (once)
+      aekit similar me.jpg --index faces.npz --k 8 --out neighbours.png
+      aekit similar a.jpg b.jpg --index faces.npz --k 3
+    """
+    from aekit import io, model_fingerprint
+    from aekit.cli import cli_device, load_model_arg
+    from aekit.errors import ImageReadError
+    from aekit.features import load_features
+    from aekit.images import open_image, resize_rgb
+
+    from .lookup import images_for, read_images
+    from .search import FaceIndex, contact_sheet
+
+    if out:
+        out = check_output_path(out)
+        if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
+            raise click.BadParameter(f"{out}: use a .png, .jpg or .webp name", param_hint="--out")
+    feats = load_features(index_file)
+    index = FaceIndex(feats.X, engine)
+    pictures, names, skipped = [], [], []
+    for query in queries:
+        try:
+            pictures.append(np.asarray(open_image(Path(query))))
+            names.append(str(query))
+        except ImageReadError as exc:
+            skipped.append(str(exc))
+    finish_skipped(skipped, len(pictures))
+    model = load_model_arg(model_path, device=cli_device(device))
+    if model_fingerprint(model) != feats.model_id:
+        where = getattr(model, "checkpoint_dir", None) or "this model"
+        raise AekitError(f"{index_file}: made by model {feats.model_id} ({feats.meta.get('model') or 'unknown'}), not by "
+                         f"{where}; give the --model that made the index, or embed the faces again")
+    encoder = FastEncoder(model, kind=feats.feature_set)
+    size = model.config.image_size
+    batch = np.stack([resize_rgb(p, size) for p in pictures])
+    rows, scores = index.search(encoder(batch), k)
+    for name, found, similarity in zip(names, rows, scores):
+        for rank, (row, score) in enumerate(zip(found.tolist(), similarity.tolist()), 1):
+            click.echo(f"{name}\t{rank}\t{score:.4f}\t{feats.paths[row]}")
+    if not out:
+        return
+    source, why = images_for(feats, images)
+    found_images = {}
+    if source is None:
+        click.echo(f"note: neighbours drawn as blanks: {why}", err=True)
+    else:
+        found_images = read_images(source, sorted({int(r) for r in rows.ravel()}), size)
+    neighbours = [[found_images.get(int(r)) for r in found] for found in rows]
+    sheet = contact_sheet([resize_rgb(p, size) for p in pictures], names, neighbours, scores,
+                          f"{feats.feature_set} features of {len(index):,} faces: the {rows.shape[1]} most similar to each query")
+    io.save_image(out, sheet)
+    click.echo(f"wrote {out}", err=True)

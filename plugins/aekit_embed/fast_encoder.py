@@ -31,7 +31,8 @@ def fold_batchnorm(module) -> int:
 
 
 class FastEncoder:
-    """uint8 (N, S, S, 3) images -> float32 latents, as ``model.encode`` gives them, faster.
+    """uint8 (N, S, S, 3) images -> float32 features (``kind``: a feature set; ``latent`` is what
+    ``model.encode`` gives), as ``model.features`` gives them, faster.
 
     Runs an inference copy of the model: eval mode, BatchNorm folded into the convolutions,
     channels_last memory (the uint8 NHWC batch already is channels_last once permuted, so no copy),
@@ -40,12 +41,15 @@ class FastEncoder:
     silently uses ``model.encode`` instead.
     """
 
-    def __init__(self, model, channels_last: bool = True):
+    def __init__(self, model, channels_last: bool = True, kind: str = "latent"):
         import copy
 
         import torch
 
-        self.model = model
+        from aekit import feature_sets
+
+        feature_sets.get(kind)  # an unknown feature set fails before any work
+        self.model, self.kind = model, kind
         self.device = next(model.parameters()).device
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.fast = None
@@ -72,22 +76,25 @@ class FastEncoder:
     def __call__(self, images: np.ndarray) -> np.ndarray:
         import torch
 
+        from aekit import feature_sets
+
         if self.fast is None:
-            return self.model.encode(images).numpy()
+            return self.model.features(images, self.kind).numpy()
         with torch.inference_mode():
-            z = self.fast.encoder(self._input(images)).float().cpu()
+            z = feature_sets.compute(self.fast, self._input(images), self.kind).cpu()
             if not self.checked:
                 self.checked = True
-                plain = self.model.encode(images[:8]).float()
+                plain = self.model.features(images[:8], self.kind).float()
                 scale = max(float(plain.abs().max()), 1.0)
                 if not torch.allclose(z[: len(plain)], plain, rtol=0, atol=1e-4 * scale):
                     self.fast = None  # a structure folding does not suit: the plain path from now on
-                    return self.model.encode(images).numpy()
+                    return self.model.features(images, self.kind).numpy()
         return z.numpy()
 
 
-def encode_share(model, source, indices, batch_size: int, strict: bool, progress: bool, reduced: bool = True):
-    """Encode `source`'s images at `indices` with the fast path.
+def encode_share(model, source, indices, batch_size: int, strict: bool, progress: bool, reduced: bool = True,
+                 kind: str = "latent"):
+    """Encode `source`'s images at `indices` with the fast path, as feature set `kind`.
 
     Returns (latents (M, D) float32, the indices that were read, skip messages, an error or None);
     with `strict` the first unreadable image is an error. `reduced` allows JPEG draft decoding.
@@ -96,7 +103,7 @@ def encode_share(model, source, indices, batch_size: int, strict: bool, progress
 
     view = source if len(indices) == len(source) else SubsetSource(source, indices)
     skipped, kept, chunks = [], [], []
-    encoder = FastEncoder(model)
+    encoder = FastEncoder(model, kind=kind)
     batches = iter_batches(view, model.config.image_size, batch_size, skipped, progress, "embedding",
                            reduced=reduced)
     for batch in prefetch(batches):
@@ -105,5 +112,10 @@ def encode_share(model, source, indices, batch_size: int, strict: bool, progress
         chunks.append(encoder(batch.images))
         kept += [indices[i] for i in batch.indices]
     error = skipped[0] if strict and skipped else None
-    latents = np.concatenate(chunks) if chunks else np.zeros((0, model.config.latent_dim), np.float32)
+    if chunks:
+        latents = np.concatenate(chunks)
+    else:
+        from aekit.feature_sets import dimension
+
+        latents = np.zeros((0, dimension(model, kind)), np.float32)
     return latents.astype(np.float32, copy=False), kept, skipped, error

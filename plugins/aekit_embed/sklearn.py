@@ -18,11 +18,12 @@ class EmbedderError(AekitError, ValueError):
 
 
 class AutoencoderEmbedder(TransformerMixin, BaseEstimator):
-    """Encode face images to an aekit autoencoder's latents, for scikit-learn pipelines.
+    """Encode face images to an aekit autoencoder's features, for scikit-learn pipelines.
 
     The model is pretrained: ``fit`` loads it (and checks ``X``), it learns nothing from the data, and
-    ``transform`` returns the (N, latent_dim) float32 latents, named ``ae0``, ``ae1``, ... by
-    ``get_feature_names_out`` (so ``set_output(transform="pandas")`` gives a DataFrame)::
+    ``transform`` returns the (N, D) float32 features of the feature set ``features``, named
+    ``multiscale0``, ``multiscale1``, ... by ``get_feature_names_out`` (so
+    ``set_output(transform="pandas")`` gives a DataFrame)::
 
         from sklearn.pipeline import make_pipeline
         from sklearn.linear_model import LogisticRegression
@@ -34,8 +35,13 @@ class AutoencoderEmbedder(TransformerMixin, BaseEstimator):
     Parameters
     ----------
     model : str or None
-        A checkpoint folder or Hugging Face hub id (None: the latest ``aekit train`` run). A string,
-        so the estimator clones, pickles and grid-searches cheaply: the weights are re-loaded from it.
+        A pretrained model's name, a checkpoint folder or a Hugging Face hub id (None: the default
+        model, see ``aekit models``). A string, so the estimator clones, pickles and grid-searches
+        cheaply: the weights are re-loaded from it.
+    features : str
+        The feature set (``aekit.feature_sets``): ``"multiscale"`` (the default: the encoder's stages
+        pooled, plus the latent), ``"grid"``, or ``"latent"`` (the latent alone); a grid-searchable
+        parameter.
     batch_size : int
         Images encoded at a time (memory stays bounded for long inputs such as lists of files).
     device : str
@@ -53,7 +59,7 @@ class AutoencoderEmbedder(TransformerMixin, BaseEstimator):
     * a list (or 1-D array / Series) of image file paths, or of PIL images.
 
     Fitted attributes: ``model_`` (the loaded torch model), ``model_id_`` (its fingerprint),
-    ``image_size_``, ``n_features_out_`` (the latent size), and ``n_features_in_`` when ``fit``
+    ``image_size_``, ``n_features_out_`` (the feature set's size), and ``n_features_in_`` when ``fit``
     got a 2-D array. Pickling drops ``model_``; unpickling re-loads it from `model` and refuses a
     checkpoint whose weights changed since (the features would silently change otherwise).
 
@@ -74,8 +80,9 @@ class AutoencoderEmbedder(TransformerMixin, BaseEstimator):
     dtypes, ``n_features_in_``, read-only input, pandas output) on image-shaped data instead.
     """
 
-    def __init__(self, model=None, batch_size=64, device="auto", float_range=(-1.0, 1.0)):
+    def __init__(self, model=None, features="multiscale", batch_size=64, device="auto", float_range=(-1.0, 1.0)):
         self.model = model
+        self.features = features
         self.batch_size = batch_size
         self.device = device
         self.float_range = float_range
@@ -101,7 +108,7 @@ class AutoencoderEmbedder(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X):
-        """The (N, latent_dim) float32 latents of the images in `X`."""
+        """The (N, D) float32 features (the ``features`` set) of the images in `X`."""
         check_is_fitted(self, "model_id_")
         kind, n = self._inspect(X, reset=False)
         if n == 0:
@@ -110,13 +117,13 @@ class AutoencoderEmbedder(TransformerMixin, BaseEstimator):
         out = np.empty((n, self.n_features_out_), dtype=np.float32)
         for start in range(0, n, self.batch_size):
             batch = self._batch(X, kind, start, min(n, start + self.batch_size))
-            out[start : start + len(batch)] = model.encode(batch, batch_size=self.batch_size).numpy()
+            out[start : start + len(batch)] = model.features(batch, self.features, batch_size=self.batch_size).numpy()
         return out
 
     def get_feature_names_out(self, input_features=None):
-        """``ae0``, ``ae1``, ... one name per latent dimension."""
+        """``multiscale0``, ``multiscale1``, ... (the feature set's name and an index) one name per feature."""
         check_is_fitted(self, "model_id_")
-        return np.asarray([f"ae{i}" for i in range(self.n_features_out_)], dtype=object)
+        return np.asarray([f"{self.features}{i}" for i in range(self.n_features_out_)], dtype=object)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -149,6 +156,14 @@ class AutoencoderEmbedder(TransformerMixin, BaseEstimator):
         if self.model is not None and not isinstance(self.model, (str, os.PathLike)):
             raise EmbedderError(f"model must be a checkpoint folder or hub id (a string), got {type(self.model).__name__}; "
                                 "save a model with model.save_pretrained(DIR) and pass DIR")
+        from aekit import feature_sets
+        from aekit.errors import RegistryError
+
+        try:
+            feature_sets.get(self.features)
+        except (RegistryError, TypeError):
+            raise EmbedderError(f"features must be a registered feature set ({', '.join(feature_sets.names())}), "
+                                f"got {self.features!r}") from None
         low, high = self._range()
         if not low < high:
             raise EmbedderError(f"float_range must be (low, high) with low < high, got {self.float_range!r}")
@@ -184,7 +199,9 @@ class AutoencoderEmbedder(TransformerMixin, BaseEstimator):
         self.model_ = model
         self.model_id_ = model_id
         self.image_size_ = int(model.config.image_size)
-        self.n_features_out_ = int(model.config.latent_dim)
+        from aekit.feature_sets import dimension
+
+        self.n_features_out_ = dimension(model, self.features)
 
     def _model(self):
         if getattr(self, "model_", None) is None:  # e.g. attributes copied without the model

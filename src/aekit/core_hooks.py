@@ -17,6 +17,14 @@ def register_models(register):
 
 
 @hookimpl
+def register_feature_sets(register):
+    from .feature_sets import BUILT_IN
+
+    for name, (function, help_text) in BUILT_IN.items():
+        register(name, function, help=help_text)
+
+
+@hookimpl
 def register_commands(register):
     from . import cli
 

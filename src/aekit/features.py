@@ -3,7 +3,7 @@
 A features file is a plain ``.npz`` (``np.load(path, allow_pickle=False)`` reads it; nothing is pickled):
 
 ===============  ==================================================================================
-``features``     (N, D) float32: one latent vector per image
+``features``     (N, D) float32: one feature vector per image (the feature set ``meta`` names)
 ``paths``        (N,) str: the image names as the source gave them (relative to an input folder,
                  a file name as given, ``synthetic-0-000012``, ...)
 ``files``        (N,) str: the absolute file of each image, ``""`` for images that are not files
@@ -11,7 +11,8 @@ A features file is a plain ``.npz`` (``np.load(path, allow_pickle=False)`` reads
 ``label_names``  optional, (L,) str: the label columns' names (always 1-D, also for one column)
 ``model_id``     () str: ``aekit.model_fingerprint`` of the model that made the features
 ``meta``         () str: JSON: ``format`` ("aekit-features"), ``format_version``, the model
-                 (``model``, ``architecture``, ``config``, ``image_size``, ``latent_dim``), the
+                 (``model``, ``architecture``, ``config``, ``image_size``), ``feature_set`` (e.g.
+                 ``multiscale``, ``latent``) and its ``dimension`` D, the
                  ``inputs`` as given and the ``cwd`` they were relative to, ``label_sources``
                  (name -> where it came from) and ``label_classes`` (name -> class names, for
                  labels whose values index a list of names, such as class subfolders)
@@ -21,6 +22,7 @@ In Python::
 
     feats = aekit.load_features("feats.npz")
     feats.X, feats.y, feats.label_names, feats.paths     # ready for scikit-learn
+    feats.feature_set, feats.model_id                    # which features, of which model
     y = feats.target("Male")                             # one label column by name
 """
 
@@ -62,6 +64,11 @@ class Features:
     model_id: str = ""
     meta: dict = field(default_factory=dict)
     source: str = ""
+
+    @property
+    def feature_set(self) -> str:
+        """Which feature set the file holds (``aekit embed --features``); files without the field hold latents."""
+        return str(self.meta.get("feature_set", "latent"))
 
     def __len__(self) -> int:
         return len(self.X)
@@ -135,7 +142,8 @@ def load_features(path) -> Features:
 
 
 def save_features(path, features: np.ndarray, paths, model, labels: dict[str, np.ndarray] | None = None,
-                  files=None, meta: dict | None = None, label_classes: dict[str, list[str]] | None = None) -> None:
+                  files=None, meta: dict | None = None, label_classes: dict[str, list[str]] | None = None,
+                  feature_set: str = "latent") -> None:
     """Write a features ``.npz`` atomically (see the module docstring for the format).
 
     `labels` maps label names to (N,) integer columns (-1 = unknown); `label_classes` gives the
@@ -162,7 +170,8 @@ def save_features(path, features: np.ndarray, paths, model, labels: dict[str, np
     config = model.config.to_dict()
     info = {"format": FORMAT, "format_version": FORMAT_VERSION, "aekit_version": __version__,
             "architecture": architecture_name(model), "config": config, "image_size": config.get("image_size"),
-            "latent_dim": int(features.shape[1]), **(meta or {}),
+            "latent_dim": int(features.shape[1]), "feature_set": feature_set, "dimension": int(features.shape[1]),
+            **(meta or {}),
             "label_classes": {k: [str(c) for c in v] for k, v in (label_classes or {}).items() if k in labels}}
     arrays["model_id"] = np.asarray(model_fingerprint(model))
     arrays["meta"] = np.asarray(json.dumps(info, default=io.json_default))

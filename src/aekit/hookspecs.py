@@ -51,6 +51,13 @@ def register_samplers(register):
 
 
 @hookspec
+def register_feature_sets(register):
+    """Register a feature set for ``model.features(kind=...)`` and ``aekit embed --features``:
+    ``register(name, function, help="")``, where ``function(maps, latent)`` gets the encoder's feature
+    map after each stage (full size first) and the latent, and returns an (N, D) tensor."""
+
+
+@hookspec
 def register_commands(register):
     """Register CLI commands: ``register(click_command)``; the command's name is its CLI name."""
 

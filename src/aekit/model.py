@@ -162,6 +162,19 @@ class Autoencoder(CheckpointMixin, nn.Module):
         return self._batched(self.encoder, x, batch_size)
 
     @torch.inference_mode()
+    def features(self, images, kind: str = "latent", batch_size: int = 256) -> torch.Tensor:
+        """Feature set `kind` of images (as ``encode`` takes them): (N, D) float32, in eval mode.
+
+        ``"latent"`` is ``encode``'s latent; ``"multiscale"`` and ``"grid"`` pool the encoder's
+        intermediate maps (``aekit.feature_sets``); plugins may register more.
+        """
+        from . import feature_sets
+
+        feature_sets.get(kind)  # an unknown kind fails before any work
+        x = as_model_input(images, self.config.image_size)
+        return self._batched(lambda batch: feature_sets.compute(self, batch, kind), x, batch_size)
+
+    @torch.inference_mode()
     def decode(self, latents, batch_size: int = 256) -> torch.Tensor:
         """Images in [-1, 1] (N, 3, H, W) from latents (N, latent_dim)."""
         z = torch.as_tensor(np.asarray(latents) if not torch.is_tensor(latents) else latents, dtype=torch.float32)

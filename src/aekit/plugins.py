@@ -33,6 +33,7 @@ HOOKS = {
     "register_commands": "command",
     "register_demos": "demo",
     "register_pretrained": "pretrained",
+    "register_feature_sets": "feature_set",
 }
 
 

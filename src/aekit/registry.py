@@ -7,7 +7,7 @@ from typing import Any
 
 from .errors import RegistryError
 
-KINDS = ("model", "data_source", "noise_model", "sampler", "command", "demo", "pretrained")
+KINDS = ("model", "data_source", "noise_model", "sampler", "command", "demo", "pretrained", "feature_set")
 KIND_LABELS = {
     "model": "model",
     "data_source": "data source",
@@ -16,6 +16,7 @@ KIND_LABELS = {
     "command": "command",
     "demo": "demo part",
     "pretrained": "pretrained model",
+    "feature_set": "feature set",
 }
 
 
