@@ -13,7 +13,7 @@ from PIL import Image
 
 import aekit
 import aekit.plugins
-from aekit import pretrained
+from aekit import feature_sets, pretrained
 from aekit.cli import cli
 from aekit.synthetic import make_faces
 
@@ -232,7 +232,8 @@ def test_out_of_the_box_commands_use_the_pretrained_models(photos, tmp_path):
         assert result.exit_code == 0, (args, result.output)
         assert f"Using model {name} (" in result.stderr, args
     assert Image.open(tmp_path / "clean.png").size == (150, 120)
-    assert aekit.load_features(tmp_path / "f.npz").X.shape == (3, 128)
+    feats = aekit.load_features(tmp_path / "f.npz")
+    assert feats.X.shape == (3, feature_sets.dimension(aekit.load("faces-64"), feature_sets.DEFAULT))
     assert len(list((tmp_path / "back").glob("*.png"))) == 3
     assert Image.open(tmp_path / "g.png").text["sampler"] in ("gmm", "gaussian")
 
@@ -242,7 +243,10 @@ def test_the_sklearn_transformer_uses_the_pretrained_codec(photos):
 
     images = np.stack([np.asarray(Image.open(p)) for p in sorted(photos.glob("*.png"))])
     features = AutoencoderEmbedder().fit(images).transform(images)
-    assert features.shape == (3, 128) and np.isfinite(features).all()
+    codec = aekit.load("faces-64")
+    assert features.shape == (3, feature_sets.dimension(codec, feature_sets.DEFAULT)) and np.isfinite(features).all()
+    latents = AutoencoderEmbedder(features="latent").fit(images).transform(images)
+    np.testing.assert_allclose(latents, codec.encode(images).numpy(), atol=1e-4)
 
 
 def test_push_to_hub_sends_a_pretrained_model_with_its_card_and_priors(fake_hub):

@@ -84,6 +84,7 @@ BASE_ARGS: dict[str, Callable[[Given], list]] = {
     "classify": lambda g: ["classify", g.feats, "--label", "Male", "--no-pixels", "--cv", "2", "-q"],
     "cluster": lambda g: ["cluster", g.feats, "--k", "2", "-o", g.tmp / "clusters.csv"],
     "umap": lambda g: ["umap", g.feats, "-o", g.tmp / "umap.png", "-q"],
+    "similar": lambda g: ["similar", g.image, "--index", g.feats, "-m", g.model, "--k", "2", "-o", g.tmp / "nb.png"],
     "models": lambda g: ["models"],
     "models default": lambda g: ["models", "default", g.model],
     "models package": lambda g: ["models", "package", g.model, "--name", "tiny", "--task", "codec", "--out", g.tmp / "pkg" / "tiny"],
@@ -131,6 +132,8 @@ def _opts(command: str, *rows) -> list[Opt]:
 
 
 BAD_OPTIONS = [
+    *_opts("similar", (["--k", "0"], "0 is not in the range"), (["--engine", "x"], "'x' is not one of"),
+           ([], "Missing option '--index'", {"drop": ("--index",)})),
     *_opts("train",
            (["--epochs", "-1"], "--epochs must be at least 1"), (["--epochs", "0"], "--epochs must be at least 1"),
            (["--epochs", "many"], "'many' is not a valid integer"), (["--batch-size", "0"], "--batch-size must be at least 1"),
@@ -211,7 +214,7 @@ BAD_OPTIONS = [
 ]
 
 OUT_OPTION = {"train": "--out", "compress": "-o", "decompress": "-o", "generate": "--out", "interpolate": "--out",
-              "embed": "-o", "noise": "-o", "denoise": "-o", "eval": "-o", "cluster": "-o", "umap": "-o",
+              "embed": "-o", "noise": "-o", "denoise": "-o", "eval": "-o", "cluster": "-o", "umap": "-o", "similar": "-o",
               "models package": "--out", "demo": "--out"}
 
 # (command, case): where the output would go wrong; see _output_case
@@ -236,20 +239,22 @@ BAD_OUTPUTS = [
     ("umap", "html-in-a-missing-folder"), ("umap", "coords-and-html-then-a-read-only-picture"),
     ("models package", "read-only-simulated"), ("models package", "out-is-a-file"), ("models package", "out-is-the-run-folder"),
     ("models default", "read-only-home-simulated"),
+    ("similar", "missing-folder"), ("similar", "read-only-simulated"),
     ("demo", "read-only-simulated"), ("demo", "out-is-a-file"), ("demo", "out-is-a-foreign-folder"),
 ]
 
 
 # --- the matrix: every command -> the bad inputs tried on it ----------------------------------------------------
 
-IMAGE_COMMANDS = ["train", "fit-prior", "compress", "interpolate", "embed", "latent-stats", "noise", "denoise", "eval"]
+IMAGE_COMMANDS = ["train", "fit-prior", "compress", "interpolate", "embed", "latent-stats", "noise", "denoise", "eval",
+                  "similar"]
 FOLDER_COMMANDS = {"train", "fit-prior", "eval"}  # read the bad image from a --data folder holding only it
 COUNTING_COMMANDS = {"train", "fit-prior", "compress", "noise", "eval"}  # "none of N ... could be read (first problem: ...)"
 ARRAY_COMMANDS = ["train", "fit-prior", "compress", "embed", "latent-stats", "eval"]
 LATENT_COMMANDS = ["decompress"]
 CHECKPOINT_COMMANDS = ["info", "generate", "compress", "decompress", "interpolate", "fit-prior", "train", "embed",
-                       "latent-stats", "denoise", "eval", "models default", "models package", "demo"]
-FEATURE_COMMANDS = ["classify", "cluster", "umap"]
+                       "latent-stats", "denoise", "eval", "models default", "models package", "demo", "similar"]
+FEATURE_COMMANDS = ["classify", "cluster", "umap", "similar"]
 BATCH_COMMANDS = ["compress", "train", "fit-prior", "embed", "latent-stats", "noise", "denoise", "eval"]
 OPTIONAL_COMMANDS = {"latent-stats": "examples/aekit-plugin-example"}  # rows for commands of plugins CI installs
 
@@ -432,7 +437,7 @@ def test_bad_image(row, tmp_path, shared, monkeypatch):
         if command in FOLDER_COMMANDS:
             needles = [data.name, "no image files"]
         else:
-            needles = [path.name, "is a directory" if command == "interpolate" else "no image files"]
+            needles = [path.name, "is a directory" if command in ("interpolate", "similar") else "no image files"]
     else:
         needles = [case.shown(path), case.problem]
         if command in COUNTING_COMMANDS:
@@ -764,7 +769,7 @@ def test_folder_and_file_names_that_are_not_utf8(tmp_path, monkeypatch):
     assert code == 0 and "4 latents" in out and latents.is_file(), err
 
 
-DEBUG_COMMANDS = [*IMAGE_COMMANDS, *FEATURE_COMMANDS, "info", "generate", "decompress"]
+DEBUG_COMMANDS = [*IMAGE_COMMANDS, *(c for c in FEATURE_COMMANDS if c not in IMAGE_COMMANDS), "info", "generate", "decompress"]
 
 
 @pytest.mark.parametrize("command", DEBUG_COMMANDS)

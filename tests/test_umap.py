@@ -44,7 +44,7 @@ def feats(tmp_path_factory):
         torch.manual_seed(0)
         model = aekit.create_model("article", image_size=32, widths=(8, 16), convs_per_half=1, latent_dim=16)
         model_dir = model.save_pretrained(root / "model")
-        invoke("embed", "synthetic:150", "-m", model_dir, "--out", root / "feats.npz", "-q")
+        invoke("embed", "synthetic:150", "-m", model_dir, "--out", root / "feats.npz", "-q", "--features", "latent")
         aekit.plugins.reset()
     return root / "feats.npz"
 

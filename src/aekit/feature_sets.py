@@ -8,9 +8,9 @@ cannot leave them out):
 
 - ``latent``: the latent itself, what ``aekit compress`` stores (128-d for the shipped models).
 - ``multiscale``: each stage's map average- and max-pooled over space, plus the latent: 2 x (sum of
-  the stage widths) + latent_dim values (1,088 for ``faces-64``).
+  the maps' widths) + latent_dim values (1,152 for ``faces-64``, whose stem adds a map).
 - ``grid``: each of the last three stages average-pooled on a 2 x 2 grid, each stage's global average,
-  and the latent (4,096 for ``faces-64``): where in the face a feature fires, at three scales.
+  and the latent (2,432 for ``faces-64``): where in the face a feature fires, at three scales.
 
 A plugin adds one with the ``register_feature_sets`` hook: ``register(name, function, help="")``.
 """
@@ -61,8 +61,8 @@ def grid_features(maps, latent, cells: int = 2, stages: int = 3):
 
 BUILT_IN = {
     "latent": (latent_features, "the 128-d latent itself (what `aekit compress` stores)"),
-    "multiscale": (multiscale_features, "every encoder stage average- and max-pooled, plus the latent (1,088-d for faces-64)"),
-    "grid": (grid_features, "the last three stages on a 2x2 grid, every stage's average, the latent (4,096-d for faces-64)"),
+    "multiscale": (multiscale_features, "every encoder stage average- and max-pooled, plus the latent (1,152-d for faces-64)"),
+    "grid": (grid_features, "the last three stages on a 2x2 grid, every stage's average, the latent (2,432-d for faces-64)"),
 }
 
 
