@@ -230,7 +230,7 @@ def test_embed_labels_from_class_subfolders(tmp_path, tiny_model_dir):
 def test_embed_skips_bad_files_and_strict_stops(tmp_path, tiny_model_dir):
     _write_folder(tmp_path / "faces", count=4, broken=True)
     result = invoke("embed", tmp_path / "faces", "-m", tiny_model_dir, "--out", tmp_path / "f.npz", "-q")
-    assert "4 x 16 latent features" in result.stdout and "1 skipped" in result.stdout
+    assert "4 x 64 multiscale features" in result.stdout and "1 skipped" in result.stdout
     assert "skipped: " in result.stderr and "broken.jpg" in result.stderr and "1 file(s) skipped" in result.stderr
     assert len(load_features(tmp_path / "f.npz")) == 4
     fails("embed", tmp_path / "faces", "-m", tiny_model_dir, "--out", tmp_path / "g.npz", "--strict", message="broken.jpg", code=1)
@@ -631,20 +631,20 @@ def test_a_plugin_feature_set_works_everywhere(install_plugin, tmp_path, tiny_mo
     assert feats.feature_set == "lastmap" and feats.X.shape == (3, last[0].numel()) == (3, feats.meta["dimension"])
 
 
-def test_embed_records_the_feature_set_and_defaults_to_the_latent(tmp_path, tiny_model_dir, face_folder):
+def test_embed_records_the_feature_set_and_latent_keeps_the_latents(tmp_path, tiny_model_dir, face_folder):
     from aekit import feature_sets
 
     invoke("embed", face_folder, "--model", tiny_model_dir, "--out", tmp_path / "default.npz", "-q")
-    invoke("embed", face_folder, "--model", tiny_model_dir, "--features", "multiscale", "--out", tmp_path / "ms.npz", "-q")
-    default, multiscale = load_features(tmp_path / "default.npz"), load_features(tmp_path / "ms.npz")
+    invoke("embed", face_folder, "--model", tiny_model_dir, "--features", "latent", "--out", tmp_path / "latent.npz", "-q")
+    default, latent = load_features(tmp_path / "default.npz"), load_features(tmp_path / "latent.npz")
     model = aekit.load(tiny_model_dir)
-    assert default.feature_set == feature_sets.DEFAULT == "latent" and default.X.shape[1] == 16
-    assert multiscale.feature_set == "multiscale" and multiscale.meta["dimension"] == multiscale.X.shape[1]
-    assert multiscale.X.shape[1] == feature_sets.dimension(model, "multiscale") and default.model_id == multiscale.model_id
+    assert default.feature_set == feature_sets.DEFAULT == "multiscale"
+    assert default.meta["dimension"] == default.X.shape[1] == feature_sets.dimension(model, "multiscale")
+    assert latent.feature_set == "latent" and latent.X.shape[1] == 16 and default.model_id == latent.model_id
     pictures = np.stack([np.asarray(Image.open(face_folder / name).convert("RGB").resize((32, 32), Image.BICUBIC))
-                         for name in default.paths])
-    np.testing.assert_allclose(default.X, model.encode(pictures).numpy(), atol=1e-3)
-    np.testing.assert_allclose(multiscale.X, model.features(pictures, "multiscale").numpy(), atol=1e-3)
+                         for name in latent.paths])
+    np.testing.assert_allclose(latent.X, model.encode(pictures).numpy(), atol=1e-3)
+    np.testing.assert_allclose(default.X, model.features(pictures, "multiscale").numpy(), atol=1e-3)
     fails("embed", face_folder, "--model", tiny_model_dir, "--features", "nope", "--out", tmp_path / "x.npz",
           message="unknown feature set 'nope' (known: ", code=2)
     assert not (tmp_path / "x.npz").exists()

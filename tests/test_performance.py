@@ -220,7 +220,7 @@ def test_embed_command_matches_the_naive_loop(tmp_path):
     paths = _faces_folder(tmp_path / "faces", 11, 40)  # JPEGs under twice 32: decoded in full either way
     out = tmp_path / "feats.npz"
     result = CliRunner().invoke(cli, ["embed", str(tmp_path / "faces"), "-m", str(model_dir), "--out", str(out),
-                                      "-q", "--batch-size", "4"])
+                                      "-q", "--batch-size", "4", "--features", "latent"])
     assert result.exit_code == 0, result.output
     with np.load(out, allow_pickle=False) as data:
         latents, names = data["features"], data["paths"].tolist()
@@ -235,7 +235,7 @@ def test_embed_full_decode_matches_full_decoding_on_big_jpegs(tmp_path, as_folde
     model_dir = model.save_pretrained(tmp_path / "model")
     paths = _faces_folder(tmp_path / "faces", 5, 128)
     inputs = [str(tmp_path / "faces")] if as_folder else [str(p) for p in paths]
-    args = ["embed", *inputs, "-m", str(model_dir), "-q"]
+    args = ["embed", *inputs, "-m", str(model_dir), "-q", "--features", "latent"]
     assert CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "exact.npz"), "--full-decode"]).exit_code == 0
     with np.load(tmp_path / "exact.npz", allow_pickle=False) as data:
         exact = data["features"]

@@ -41,8 +41,8 @@ __all__ = ["FastEncoder", "classify", "cluster", "embed", "similar", "encode_pro
 @click.option("--labels-from-folders", is_flag=True,
               help="Label each image by its class subfolder (INPUT/CLASS/...), stored as the label 'class'.")
 @click.option("--features", "feature_set", default=None, metavar="NAME",
-              help="The feature set: latent (default: the latent `aekit compress` stores), multiscale (every encoder "
-                   "stage pooled, plus the latent) or grid; `aekit plugins` lists them.")
+              help="The feature set: multiscale (default: every encoder stage pooled, plus the latent), grid, or "
+                   "latent (the latent `aekit compress` stores); `aekit plugins` lists them.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--strict", is_flag=True, help="Fail on the first unreadable image instead of skipping it.")
@@ -61,7 +61,7 @@ def embed(inputs, model_path, out, labels_csv, label_columns, labels_from_folder
     \b
     Examples:
       aekit embed faces/ --model runs/synth --out feats.npz
-      aekit embed faces/ --features multiscale --out feats.npz    # the encoder's stages pooled, plus the latent
+      aekit embed faces/ --features latent --out latents.npz      # the 128-d latents only
       aekit embed synthetic:2000 --out feats.npz --label-column Male --label-column Smiling
       aekit embed photos/ --labels attrs.csv --label-column Eyeglasses --out feats.npz
       aekit embed pets/ --labels-from-folders --out pets.npz     # pets/cat/..., pets/dog/...
@@ -321,7 +321,7 @@ def cluster(features_file, k, out, sheet, method, per_cluster, images, standardi
 @click.option("--out", "-o", type=click.Path(), default=None, help="Contact sheet PNG: each query, then its neighbours.")
 @click.option("--images", multiple=True, metavar="INPUT", help="Where the index's images are now (default: where `aekit embed` read them).")
 @click.option("--engine", type=click.Choice(["auto", "numpy", "faiss"]), default="auto", show_default=True,
-              help="Exact search in numpy, or with faiss (pip install faiss-cpu); auto: faiss for 50,000 faces and more when installed.")
+              help="Exact search in numpy (auto), or with faiss's exact index (pip install faiss-cpu): the same results.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 def similar(queries, index_file, model_path, k, out, images, engine, device):
     """Find the faces of an index most like each query (cosine similarity on standardised features).

@@ -22,7 +22,7 @@ class AutoencoderEmbedder(TransformerMixin, BaseEstimator):
 
     The model is pretrained: ``fit`` loads it (and checks ``X``), it learns nothing from the data, and
     ``transform`` returns the (N, D) float32 features of the feature set ``features``, named
-    ``latent0``, ``latent1``, ... (the set's name and an index) by ``get_feature_names_out`` (so
+    ``multiscale0``, ``multiscale1``, ... (the set's name and an index) by ``get_feature_names_out`` (so
     ``set_output(transform="pandas")`` gives a DataFrame)::
 
         from sklearn.pipeline import make_pipeline
@@ -39,8 +39,8 @@ class AutoencoderEmbedder(TransformerMixin, BaseEstimator):
         model, see ``aekit models``). A string, so the estimator clones, pickles and grid-searches
         cheaply: the weights are re-loaded from it.
     features : str
-        The feature set (``aekit.feature_sets``): ``"latent"`` (the default: the latent alone),
-        ``"multiscale"`` (the encoder's stages pooled, plus the latent) or ``"grid"``; a
+        The feature set (``aekit.feature_sets``): ``"multiscale"`` (the default: the encoder's
+        stages pooled, plus the latent), ``"grid"`` or ``"latent"`` (the latent alone); a
         grid-searchable parameter.
     batch_size : int
         Images encoded at a time (memory stays bounded for long inputs such as lists of files).
@@ -80,7 +80,7 @@ class AutoencoderEmbedder(TransformerMixin, BaseEstimator):
     dtypes, ``n_features_in_``, read-only input, pandas output) on image-shaped data instead.
     """
 
-    def __init__(self, model=None, features="latent", batch_size=64, device="auto", float_range=(-1.0, 1.0)):
+    def __init__(self, model=None, features="multiscale", batch_size=64, device="auto", float_range=(-1.0, 1.0)):
         self.model = model
         self.features = features
         self.batch_size = batch_size
@@ -121,7 +121,7 @@ class AutoencoderEmbedder(TransformerMixin, BaseEstimator):
         return out
 
     def get_feature_names_out(self, input_features=None):
-        """``latent0``, ``latent1``, ... (the feature set's name and an index) one name per feature."""
+        """``multiscale0``, ``multiscale1``, ... (the feature set's name and an index) one name per feature."""
         check_is_fitted(self, "model_id_")
         return np.asarray([f"{self.features}{i}" for i in range(self.n_features_out_)], dtype=object)
 

@@ -77,6 +77,19 @@ def _magic(path: Path, what: str, error) -> bytes:
         raise error(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
 
 
+NPZ_MAGIC, NPY_MAGIC = b"PK", b"\x93NUMPY"
+
+
+def _expect(path: Path, magic: bytes, what: str, error) -> None:
+    """`error` unless the file starts with `magic` (a zip for .npz, numpy's header for .npy), saying what it is."""
+    head = _magic(path, what, error)
+    if not head.startswith(magic):
+        other = {NPZ_MAGIC: "it is a .npz archive", NPY_MAGIC: "it is a .npy array"}
+        found = next((text for start, text in other.items() if head.startswith(start)), None)
+        reason = "the file is empty" if not head else found or ("not a zip archive" if magic == NPZ_MAGIC else "not a .npy array")
+        raise error(f"{path}: not a readable {what} ({reason})")
+
+
 def _read_header(fh, label: str, what: str, error) -> Member:
     try:
         version = np.lib.format.read_magic(fh)
@@ -104,11 +117,7 @@ def _check_size(member: Member, label: str, file_bytes: int, limit: int, error) 
 def inspect_npz(path, what: str = ".npz file", error=AekitError) -> dict[str, Member]:
     """Every member's declared dtype and shape, checked against the size limits; no array is decompressed."""
     path = Path(path)
-    head = _magic(path, what, error)
-    if not head.startswith(b"PK"):
-        reason = ("the file is empty" if not head else "it is a .npy array"
-                  if head.startswith(b"\x93NUMPY") else "not a zip archive")
-        raise error(f"{path}: not a readable {what} ({reason})")
+    _expect(path, NPZ_MAGIC, what, error)
     file_bytes, limit = path.stat().st_size, max_array_bytes()
     members = {}
     try:
@@ -150,11 +159,7 @@ def read_npz(path, what: str = ".npz file", error=AekitError, keys=None) -> dict
 def read_npy(path, what: str = ".npy file", error=AekitError) -> np.ndarray:
     """A ``.npy`` array, memory-mapped, after its header is checked against the file's own size."""
     path = Path(path)
-    head = _magic(path, what, error)
-    if not head.startswith(b"\x93NUMPY"):
-        reason = ("the file is empty" if not head else "it is a .npz archive"
-                  if head.startswith(b"PK") else "not a .npy array")
-        raise error(f"{path}: not a readable {what} ({reason})")
+    _expect(path, NPY_MAGIC, what, error)
     with open(path, "rb") as fh:
         member = _read_header(fh, str(path), what, error)
         header_bytes = fh.tell()
