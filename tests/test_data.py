@@ -653,3 +653,19 @@ def test_leftovers_are_kept_while_another_writer_holds_the_lock(face_folder):
         removed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert removed == "0" and busy.exists()
     assert image_cache.remove_leftovers() == [busy] and not busy.exists()
+
+
+def test_a_read_only_cache_folder_still_prepares_the_images(face_folder, monkeypatch, capsys):
+    from aekit import image_cache
+
+    first = _prep(str(face_folder))
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(image_cache, "_locked", refuse)  # the lock file cannot be opened, as in a read-only home
+    capsys.readouterr()
+    assert _prep(str(face_folder)).from_cache  # reading needs no lock
+    fresh = _prep(str(face_folder), image_size=16)  # writing warns and goes on
+    assert fresh.images.shape[1:] == (3, 16, 16) and fresh.cache_path is None and len(fresh) == len(first)
+    assert "could not write the image cache (Permission denied)" in capsys.readouterr().err

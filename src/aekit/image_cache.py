@@ -78,8 +78,11 @@ def remove_leftovers() -> list[Path]:
     """Remove the temporary files of writers that were killed (only when no writer holds the lock)."""
     if not cache_dir().is_dir():
         return []
-    with _locked(blocking=False) as free:
-        return io.remove_temporaries(cache_dir()) if free else []
+    try:
+        with _locked(blocking=False) as free:
+            return io.remove_temporaries(cache_dir()) if free else []
+    except OSError:  # a read-only AEKIT_HOME: nothing to clean, and the run goes on without writing the cache
+        return []
 
 
 def read_entry(key: str, description: str, warn=None):
