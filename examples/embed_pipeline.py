@@ -1,4 +1,4 @@
-"""An aekit encoder inside a scikit-learn Pipeline: predict a face attribute from the autoencoder's latents.
+"""An aekit encoder inside a scikit-learn Pipeline: predict a face attribute from the autoencoder's features.
 
     python examples/embed_pipeline.py --model runs/synth                       # a model from `aekit train`
     python examples/embed_pipeline.py --model runs/synth --attribute Smiling --images 400
@@ -35,5 +35,6 @@ y = data.attributes[args.attribute]
 pipeline = make_pipeline(AutoencoderEmbedder(model=args.model), StandardScaler(), LogisticRegression(max_iter=5000))
 scores = cross_val_score(pipeline, images, y, cv=5)
 baseline = cross_val_score(DummyClassifier(strategy="most_frequent"), images.reshape(len(images), -1), y, cv=5)
-print(f"{args.attribute}: accuracy {scores.mean():.3f} ± {scores.std():.3f} from the latents "
+print(f"{args.attribute}: accuracy {scores.mean():.3f} ± {scores.std():.3f} from the "
+      f"{pipeline[0].features} features "
       f"(majority class: {baseline.mean():.3f}) on {len(y)} faces, 5-fold cross-validation")
