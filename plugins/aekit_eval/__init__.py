@@ -1,7 +1,7 @@
 """``aekit eval``: a reproducible quality report of a model on held-out faces, against honest baselines.
 
-    aekit eval --model runs/celeba --data ../shared/data/celeba-10k/images[9000:] --baselines \\
-        --noise gaussian:0.1 --noise saltpepper:0.1 --labels ../shared/data/celeba-10k/attributes.csv --out report/
+    aekit eval --model runs/celeba --data celeba/images[9000:] --baselines \\
+        --noise gaussian:0.1 --noise saltpepper:0.1 --labels celeba/attributes.csv --out report/
 
 writes ``report/report.json``, ``report/report.md`` and PNG grids beside them, and prints the tables:
 

@@ -43,8 +43,8 @@ def eval_(model_path, data, train_data, baselines, noise, labels, limit, train_l
     \b
     Examples:
       aekit eval --model runs/synth --data synthetic:500:1 --baselines --noise gaussian:0.1 --labels
-      aekit eval --model runs/celeba --data ../shared/data/celeba-10k/images[9000:] --baselines \\
-          --labels ../shared/data/celeba-10k/attributes.csv --noise gaussian:0.1 --out report/
+      aekit eval --model runs/celeba --data celeba/images[9000:] --baselines \\
+          --labels celeba/attributes.csv --noise gaussian:0.1 --out report/
       aekit eval --model runs/celeba --data faces/[9000:] --optimize-steps 40   # + refined latents' row
     """
     from aekit.errors import AekitError
