@@ -188,6 +188,7 @@ def test_fast_encoder_matches_the_naive_loop(arch):
 
 
 def test_fast_encoder_falls_back_when_the_copy_disagrees(monkeypatch):
+    import aekit.inference
     from aekit_embed import fast_encoder as commands
 
     model = _trained_like("small")
@@ -198,7 +199,7 @@ def test_fast_encoder_falls_back_when_the_copy_disagrees(monkeypatch):
                 m.weight.data.mul_(2)
         return 1
 
-    monkeypatch.setattr(commands, "fold_batchnorm", broken_fold)
+    monkeypatch.setattr(aekit.inference, "fold_batchnorm", broken_fold)  # what the inference copy calls
     images, _ = make_faces(6, seed=1, size=64)
     encoder = commands.FastEncoder(model)
     z = np.concatenate([encoder(images[:4]), encoder(images[4:])])

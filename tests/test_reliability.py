@@ -84,6 +84,7 @@ BASE_ARGS: dict[str, Callable[[Given], list]] = {
     "classify": lambda g: ["classify", g.feats, "--label", "Male", "--no-pixels", "--cv", "2", "-q"],
     "cluster": lambda g: ["cluster", g.feats, "--k", "2", "-o", g.tmp / "clusters.csv"],
     "umap": lambda g: ["umap", g.feats, "-o", g.tmp / "umap.png", "-q"],
+    "export": lambda g: ["export", "-m", g.model, "--format", "torchscript", "--part", "encoder", "--out", g.tmp / "exported"],
     "similar": lambda g: ["similar", g.image, "--index", g.feats, "-m", g.model, "--k", "2", "-o", g.tmp / "nb.png"],
     "models": lambda g: ["models"],
     "models default": lambda g: ["models", "default", g.model],
@@ -132,6 +133,8 @@ def _opts(command: str, *rows) -> list[Opt]:
 
 
 BAD_OPTIONS = [
+    *_opts("export", (["--format", "x"], "'x' is not one of"), (["--part", "x"], "'x' is not one of"),
+           ([], "Missing option '--out'", {"drop": ("--out",)})),
     *_opts("similar", (["--k", "0"], "0 is not in the range"), (["--engine", "x"], "'x' is not one of"),
            ([], "Missing option '--index'", {"drop": ("--index",)})),
     *_opts("train",
@@ -214,7 +217,7 @@ BAD_OPTIONS = [
 ]
 
 OUT_OPTION = {"train": "--out", "compress": "-o", "decompress": "-o", "generate": "--out", "interpolate": "--out",
-              "embed": "-o", "noise": "-o", "denoise": "-o", "eval": "-o", "cluster": "-o", "umap": "-o", "similar": "-o",
+              "embed": "-o", "noise": "-o", "denoise": "-o", "eval": "-o", "cluster": "-o", "umap": "-o", "similar": "-o", "export": "--out",
               "models package": "--out", "demo": "--out"}
 
 # (command, case): where the output would go wrong; see _output_case
@@ -240,6 +243,7 @@ BAD_OUTPUTS = [
     ("models package", "read-only-simulated"), ("models package", "out-is-a-file"), ("models package", "out-is-the-run-folder"),
     ("models default", "read-only-home-simulated"),
     ("similar", "missing-folder"), ("similar", "read-only-simulated"),
+    ("export", "read-only-simulated"), ("export", "out-is-a-file"),
     ("demo", "read-only-simulated"), ("demo", "out-is-a-file"), ("demo", "out-is-a-foreign-folder"),
 ]
 
@@ -253,7 +257,7 @@ COUNTING_COMMANDS = {"train", "fit-prior", "compress", "noise", "eval"}  # "none
 ARRAY_COMMANDS = ["train", "fit-prior", "compress", "embed", "latent-stats", "eval"]
 LATENT_COMMANDS = ["decompress"]
 CHECKPOINT_COMMANDS = ["info", "generate", "compress", "decompress", "interpolate", "fit-prior", "train", "embed",
-                       "latent-stats", "denoise", "eval", "models default", "models package", "demo", "similar"]
+                       "latent-stats", "denoise", "eval", "models default", "models package", "demo", "similar", "export"]
 FEATURE_COMMANDS = ["classify", "cluster", "umap", "similar"]
 BATCH_COMMANDS = ["compress", "train", "fit-prior", "embed", "latent-stats", "noise", "denoise", "eval"]
 OPTIONAL_COMMANDS = {"latent-stats": "examples/aekit-plugin-example"}  # rows for commands of plugins CI installs

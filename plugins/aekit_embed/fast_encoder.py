@@ -4,30 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from aekit.inference import fold_batchnorm  # noqa: F401  (aekit_embed.fold_batchnorm, as before)
+
 from .prefetch import prefetch
-
-
-def fold_batchnorm(module) -> int:
-    """Fold every BatchNorm2d that directly follows a Conv2d in an nn.Sequential into that conv, in place.
-
-    Only for inference (eval mode; the running statistics become part of the conv's weights), so call
-    it on a copy. The output is the same up to float rounding. Returns how many were folded.
-    """
-    from torch import nn
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-
-    folded = 0
-    for seq in [m for m in module.modules() if isinstance(m, nn.Sequential)]:
-        names = list(seq._modules)
-        for a, b in zip(names, names[1:]):
-            conv, bn = seq._modules[a], seq._modules[b]
-            if (type(conv) is nn.Conv2d and type(bn) is nn.BatchNorm2d and bn.track_running_stats
-                    and bn.running_mean is not None and bn.num_features == conv.out_channels
-                    and not conv.training and not bn.training):
-                seq._modules[a] = fuse_conv_bn_eval(conv, bn)
-                seq._modules[b] = nn.Identity()
-                folded += 1
-    return folded
 
 
 class FastEncoder:
@@ -42,11 +21,10 @@ class FastEncoder:
     """
 
     def __init__(self, model, channels_last: bool = True, kind: str = "latent"):
-        import copy
-
         import torch
 
         from aekit import feature_sets
+        from aekit.inference import inference_copy
 
         feature_sets.get(kind)  # an unknown feature set fails before any work
         self.model, self.kind = model, kind
@@ -54,14 +32,7 @@ class FastEncoder:
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.fast = None
         if callable(getattr(model, "encoder", None)):
-            was_training = model.training
-            model.eval()
-            try:
-                fast = copy.deepcopy(model)
-            finally:
-                model.train(was_training)
-            fold_batchnorm(fast)
-            self.fast = fast.to(memory_format=self.memory_format)
+            self.fast = inference_copy(model).to(memory_format=self.memory_format)
         self.checked = False
 
     def _input(self, images):
