@@ -72,23 +72,24 @@ def aekit_before(model, spec, batch_size=128):
                            for b in iter_batches(source, model.config.image_size, batch_size, [], False)])
 
 
-def aekit_pipeline(model, spec, batch_size=128):
+def aekit_pipeline(model, spec, batch_size=128, runtime="torch"):
     """The fast path without the command around it (no checkpoint loading, labels or .npz)."""
     from aekit.data import iter_batches
     from aekit.inputs import open_inputs
     from aekit_embed.commands import FastEncoder, prefetch, reduced_files
 
     source = open_inputs([spec])
-    encoder = FastEncoder(model)
+    encoder = FastEncoder(model, runtime=runtime)
     batches = iter_batches(reduced_files(source), model.config.image_size, batch_size, [], False, reduced=True)
     return np.concatenate([encoder(b.images) for b in prefetch(batches)])
 
 
-def aekit_embed(model_dir, spec, out, batch_size=128):
+def aekit_embed(model_dir, spec, out, batch_size=128, runtime=("--runtime", "torch")):
     from aekit.cli import cli
 
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        cli.main(["embed", spec, "--model", str(model_dir), "--out", str(out), "--quiet", "--batch-size", str(batch_size)],
+        cli.main(["embed", spec, "--model", str(model_dir), "--out", str(out), "--quiet", "--batch-size", str(batch_size),
+                  "--features", "latent", *runtime],
                  standalone_mode=False)
     with np.load(out, allow_pickle=False) as data:
         return data["features"]
@@ -156,7 +157,19 @@ def main():
             methods.append(("aekit before (iter_batches + model.encode)", lambda: aekit_before(model, spec, args.embed_batch_size)))
         methods.append(("aekit fast path, Python (reduced decode + prefetch + FastEncoder)",
                         lambda: aekit_pipeline(model, spec, args.embed_batch_size)))
-        methods.append(("aekit embed (the command, fast path)", lambda: aekit_embed(model_dir, spec, Path(tmp) / "feats.npz", args.embed_batch_size)))
+        methods.append(("aekit embed --runtime torch (the command, fast path)",
+                        lambda: aekit_embed(model_dir, spec, Path(tmp) / "feats.npz", args.embed_batch_size)))
+        from aekit_export.runtime import onnx_available
+
+        if onnx_available():  # the exported graph is made once, before timing, as the command's cache would hold it
+            from aekit_embed.fast_encoder import FastEncoder
+
+            FastEncoder(model, runtime="onnx")
+            methods.append(("aekit fast path, ONNX Runtime (reduced decode + prefetch)",
+                            lambda: aekit_pipeline(model, spec, args.embed_batch_size, runtime="onnx")))
+            methods.append(("aekit embed --runtime onnx (the command)",
+                            lambda: aekit_embed(model_dir, spec, Path(tmp) / "feats.npz", args.embed_batch_size,
+                                                ("--runtime", "onnx"))))
         best = {name: [0.0, 0.0] for name, _ in methods}
         latents = {}
         for _ in range(args.rounds):

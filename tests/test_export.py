@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import builtins
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -95,3 +97,24 @@ def test_the_command_exports_and_says_what_is_wrong_in_one_line(tmp_path, monkey
     assert "pip install 'aekit[onnx]'" in line and not (tmp_path / "none").exists()
     torchscript = run_cli("export", "-m", article, "--format", "torchscript", "--out", tmp_path / "ts")
     assert torchscript.exit_code == 0 and (tmp_path / "ts" / "decoder.pt").is_file()  # needs no extra
+
+
+def test_embed_with_onnx_runtime_gives_pytorchs_features(tmp_path, face_folder):
+    from aekit_export.runtime import resolve_runtime
+
+    model_dir = _tiny("improved").save_pretrained(tmp_path / "m")
+    for runtime in ("torch", "onnx"):
+        for features in ("latent", "multiscale"):
+            result = run_cli("embed", face_folder, "-m", model_dir, "--runtime", runtime, "--features", features,
+                             "--out", tmp_path / f"{runtime}-{features}.npz", "-q")
+            assert result.exit_code == 0, result.output
+    for features in ("latent", "multiscale"):
+        by_torch = aekit.load_features(tmp_path / f"torch-{features}.npz")
+        by_onnx = aekit.load_features(tmp_path / f"onnx-{features}.npz")
+        assert by_onnx.meta["runtime"] == "onnx" and by_torch.meta["runtime"] == "torch"
+        np.testing.assert_allclose(by_onnx.X, by_torch.X, rtol=0, atol=1e-4 * max(1.0, float(np.abs(by_torch.X).max())))
+    exported = sorted(p.name for p in (Path(os.environ["AEKIT_HOME"]) / "onnx").rglob("*.onnx"))
+    assert exported == ["features-latent.onnx", "features-multiscale.onnx"]  # made once, kept in the cache
+    assert resolve_runtime("auto", "cpu") == "onnx"
+    with pytest.raises(aekit.AekitError, match="--runtime onnx runs on the CPU"):
+        resolve_runtime("onnx", "meta")

@@ -45,13 +45,16 @@ __all__ = ["FastEncoder", "classify", "cluster", "embed", "similar", "encode_pro
                    "latent (the latent `aekit compress` stores); `aekit plugins` lists them.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--runtime", type=click.Choice(["auto", "torch", "onnx"]), default="auto", show_default=True,
+              help="What runs the encoder: ONNX Runtime (auto on a CPU when `aekit[onnx]` is installed; the same "
+                   "features within 1e-4) or PyTorch.")
 @click.option("--strict", is_flag=True, help="Fail on the first unreadable image instead of skipping it.")
 @click.option("--full-decode", is_flag=True,
               help="Decode every JPEG at full size before resizing (exact but slower; by default JPEGs at least "
                    "twice the model's size decode at a reduced scale, about 0.5 grey levels off on average).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def embed(inputs, model_path, out, labels_csv, label_columns, labels_from_folders, feature_set, batch_size, device,
-          strict, full_decode, quiet):
+          runtime, strict, full_decode, quiet):
     """Encode images to a features .npz (features, names, labels) for scikit-learn and `aekit similar`.
 
     INPUT is image files, folders (recursive), array files or any --data source. Labels come from
@@ -90,11 +93,14 @@ def embed(inputs, model_path, out, labels_csv, label_columns, labels_from_folder
     columns, classes, origin, notes = labels_for_keys(source, keys, labels_csv, label_columns, labels_from_folders)
     rank, world = distributed_context()  # under torchrun: this process embeds one contiguous share
     model = load_model_arg(model_path, device=cli_device(device))
+    from aekit_export.runtime import resolve_runtime
+
+    runtime = resolve_runtime(runtime, next(model.parameters()).device)
     resolver = FileResolver(source)
     all_files = [resolver.file(i) for i in range(len(keys))]  # once: for reduced decoding and the .npz
     reading = source if full_decode else reduced_files(source, all_files)
     latents, kept, skipped, error = encode_process_share(model, reading, rank, world, batch_size, strict, quiet,
-                                                         reduced=not full_decode, kind=feature_set)
+                                                         reduced=not full_decode, kind=feature_set, runtime=runtime)
     if rank != 0:  # rank 0 has every share and writes them
         return
     if error:
@@ -104,7 +110,7 @@ def embed(inputs, model_path, out, labels_csv, label_columns, labels_from_folder
     labels = {name: column[kept] for name, column in columns.items()}
     meta = {"model": str(model_path) if model_path else str(getattr(model, "checkpoint_dir", "")),
             "inputs": [str(i) for i in inputs], "cwd": os.getcwd(), "source": source.description,
-            "label_sources": origin, "skipped": len(skipped)}
+            "label_sources": origin, "skipped": len(skipped), "runtime": runtime}
     meta["processes"] = world
     save_features(out, latents, [keys[i] for i in kept], model, labels, files, meta, classes, feature_set=feature_set)
     for note in notes:

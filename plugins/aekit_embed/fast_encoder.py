@@ -20,7 +20,7 @@ class FastEncoder:
     silently uses ``model.encode`` instead.
     """
 
-    def __init__(self, model, channels_last: bool = True, kind: str = "latent"):
+    def __init__(self, model, channels_last: bool = True, kind: str = "latent", runtime: str = "torch"):
         import torch
 
         from aekit import feature_sets
@@ -31,7 +31,12 @@ class FastEncoder:
         self.device = next(model.parameters()).device
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.fast = None
-        if callable(getattr(model, "encoder", None)):
+        self.onnx = None
+        if runtime == "onnx":  # ONNX Runtime computes the features (aekit_export.runtime); checked when exported
+            from aekit_export.runtime import OnnxFeatures
+
+            self.onnx = OnnxFeatures(model, kind)
+        elif callable(getattr(model, "encoder", None)):
             self.fast = inference_copy(model).to(memory_format=self.memory_format)
         self.checked = False
 
@@ -49,6 +54,8 @@ class FastEncoder:
 
         from aekit import feature_sets
 
+        if self.onnx is not None:
+            return self.onnx(images)
         if self.fast is None:
             return self.model.features(images, self.kind).numpy()
         with torch.inference_mode():
@@ -64,7 +71,7 @@ class FastEncoder:
 
 
 def encode_share(model, source, indices, batch_size: int, strict: bool, progress: bool, reduced: bool = True,
-                 kind: str = "latent"):
+                 kind: str = "latent", runtime: str = "torch"):
     """Encode `source`'s images at `indices` with the fast path, as feature set `kind`.
 
     Returns (latents (M, D) float32, the indices that were read, skip messages, an error or None);
@@ -74,7 +81,7 @@ def encode_share(model, source, indices, batch_size: int, strict: bool, progress
 
     view = source if len(indices) == len(source) else SubsetSource(source, indices)
     skipped, kept, chunks = [], [], []
-    encoder = FastEncoder(model, kind=kind)
+    encoder = FastEncoder(model, kind=kind, runtime=runtime)
     batches = iter_batches(view, model.config.image_size, batch_size, skipped, progress, "embedding",
                            reduced=reduced)
     for batch in prefetch(batches):

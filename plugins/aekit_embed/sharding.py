@@ -29,7 +29,7 @@ def gather_shares(latents, kept, skipped, error, rank: int, world: int):
 
 
 def encode_process_share(model, source, rank: int, world: int, batch_size: int, strict: bool, quiet: bool,
-                         reduced: bool, kind: str = "latent"):
+                         reduced: bool, kind: str = "latent", runtime: str = "torch"):
     """Encode this process's share of `source` (all of it outside torchrun); on rank 0, every rank's, merged.
 
     Returns ``encode_share``'s (latents, kept indices, skip messages, error or None). Every rank reports,
@@ -37,7 +37,8 @@ def encode_process_share(model, source, rank: int, world: int, batch_size: int, 
     """
     share = shard_indices(len(source), rank, world)
     latents, kept, skipped, error = encode_share(model, source, share, batch_size, strict,
-                                                 progress=not quiet and rank == 0, reduced=reduced, kind=kind)
+                                                 progress=not quiet and rank == 0, reduced=reduced, kind=kind,
+                                                 runtime=runtime)
     if world > 1:
         latents, kept, skipped, error = gather_shares(latents, kept, skipped, error, rank, world)
     return latents, kept, skipped, error
