@@ -164,7 +164,8 @@ def main():
         if onnx_available():  # the exported graph is made once, before timing, as the command's cache would hold it
             from aekit_embed.fast_encoder import FastEncoder
 
-            FastEncoder(model, runtime="onnx")
+            size = model.config.image_size
+            FastEncoder(model, runtime="onnx")(np.zeros((1, size, size, 3), np.uint8))
             methods.append(("aekit fast path, ONNX Runtime (reduced decode + prefetch)",
                             lambda: aekit_pipeline(model, spec, args.embed_batch_size, runtime="onnx")))
             methods.append(("aekit embed --runtime onnx (the command)",

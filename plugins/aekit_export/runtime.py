@@ -61,23 +61,28 @@ class OnnxFeatures:
     """uint8 (N, S, S, 3) images -> float32 features of set `kind`, computed by ONNX Runtime."""
 
     def __init__(self, model, kind: str = "latent"):
-        import onnxruntime
-
         from aekit import model_fingerprint
         from aekit.paths import aekit_home
 
-        path = aekit_home() / "onnx" / model_fingerprint(model) / f"features-{kind}.onnx"
-        if not path.is_file():
-            _export_checked(model, kind, path)
+        self.model, self.kind = model, kind
+        self.path = aekit_home() / "onnx" / model_fingerprint(model) / f"features-{kind}.onnx"
+        self.session = None  # made at the first batch: a run that reads no image exports nothing
+
+    def _start(self):
+        import onnxruntime
+
+        if not self.path.is_file():
+            _export_checked(self.model, self.kind, self.path)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()  # what PyTorch would use: the same cores
-        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.session = onnxruntime.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
-        self.path = path
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         from aekit.pixels import to_signed
 
+        if self.session is None:
+            self._start()
         x = to_signed(np.ascontiguousarray(np.asarray(images).transpose(0, 3, 1, 2))).numpy()
         return self.session.run(None, {self.input_name: x})[0].astype(np.float32, copy=False)
 
