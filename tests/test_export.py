@@ -118,3 +118,18 @@ def test_embed_with_onnx_runtime_gives_pytorchs_features(tmp_path, face_folder):
     assert resolve_runtime("auto", "cpu") == "onnx"
     with pytest.raises(aekit.AekitError, match="--runtime onnx runs on the CPU"):
         resolve_runtime("onnx", "meta")
+
+
+def test_the_sklearn_transformer_runs_on_onnx_runtime_with_pytorchs_features(tmp_path):
+    from aekit_embed import AutoencoderEmbedder, EmbedderError
+
+    model_dir = str(_tiny("improved").save_pretrained(tmp_path / "m"))
+    images = _faces(6)
+    for features in ("latent", "multiscale"):
+        by_torch = AutoencoderEmbedder(model_dir, features=features, runtime="torch").fit(images).transform(images)
+        by_onnx = AutoencoderEmbedder(model_dir, features=features, runtime="onnx").fit(images).transform(images)
+        by_auto = AutoencoderEmbedder(model_dir, features=features).fit(images).transform(images)  # onnx here
+        np.testing.assert_allclose(by_onnx, by_torch, rtol=0, atol=1e-4 * max(1.0, float(np.abs(by_torch).max())))
+        np.testing.assert_array_equal(by_auto, by_onnx)
+    with pytest.raises(EmbedderError, match="runtime must be 'auto', 'torch' or 'onnx'"):
+        AutoencoderEmbedder(model_dir, runtime="tpu").fit(images)

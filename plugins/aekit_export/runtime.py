@@ -79,11 +79,16 @@ class OnnxFeatures:
         self.input_name = self.session.get_inputs()[0].name
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
+        """Features of uint8 (N, S, S, 3) images."""
         from aekit.pixels import to_signed
 
+        return self.run_signed(to_signed(np.ascontiguousarray(np.asarray(images).transpose(0, 3, 1, 2))).numpy())
+
+    def run_signed(self, x: np.ndarray) -> np.ndarray:
+        """Features of float32 (N, 3, S, S) images in [-1, 1] at the model's size."""
         if self.session is None:
             self._start()
-        x = to_signed(np.ascontiguousarray(np.asarray(images).transpose(0, 3, 1, 2))).numpy()
+        x = np.ascontiguousarray(x, dtype=np.float32)
         return self.session.run(None, {self.input_name: x})[0].astype(np.float32, copy=False)
 
 
