@@ -133,3 +133,25 @@ def test_the_sklearn_transformer_runs_on_onnx_runtime_with_pytorchs_features(tmp
         np.testing.assert_array_equal(by_auto, by_onnx)
     with pytest.raises(EmbedderError, match="runtime must be 'auto', 'torch' or 'onnx'"):
         AutoencoderEmbedder(model_dir, runtime="tpu").fit(images)
+
+
+def test_decompress_and_generate_with_onnx_runtime_draw_pytorchs_pictures(tmp_path, face_folder):
+    from PIL import Image
+
+    model_dir = _tiny("improved").save_pretrained(tmp_path / "m")
+    assert run_cli("compress", face_folder, "-m", model_dir, "-o", tmp_path / "z.npz", "-q").exit_code == 0
+    pictures = {}
+    for runtime in ("torch", "onnx"):
+        result = run_cli("decompress", tmp_path / "z.npz", "-m", model_dir, "-o", tmp_path / runtime, "--runtime", runtime, "-q")
+        assert result.exit_code == 0, result.output
+        pictures[runtime] = {p.relative_to(tmp_path / runtime): np.asarray(Image.open(p), dtype=int)
+                             for p in sorted((tmp_path / runtime).rglob("*.png"))}
+        result = run_cli("generate", "-m", model_dir, "--sampler", "normal", "--seed", "3", "--n", "4",
+                         "--out", tmp_path / f"g-{runtime}.png", "--runtime", runtime)
+        assert result.exit_code == 0, result.output
+    assert pictures["torch"].keys() == pictures["onnx"].keys() and len(pictures["torch"]) > 0
+    for name, image in pictures["torch"].items():
+        assert np.abs(image - pictures["onnx"][name]).max() <= 1, name  # a rounding step at most
+    grids = [np.asarray(Image.open(tmp_path / f"g-{r}.png"), dtype=int) for r in ("torch", "onnx")]
+    assert np.abs(grids[0] - grids[1]).max() <= 1
+    assert sorted(p.name for p in (Path(os.environ["AEKIT_HOME"]) / "onnx").rglob("*.onnx")) == ["decoder.onnx"]

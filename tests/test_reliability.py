@@ -134,6 +134,8 @@ def _opts(command: str, *rows) -> list[Opt]:
 
 BAD_OPTIONS = [
     *_opts("embed", (["--runtime", "x"], "'x' is not one of"), (["--features", "x"], "unknown feature set 'x'")),
+    *_opts("decompress", (["--runtime", "x"], "'x' is not one of")),
+    *_opts("generate", (["--runtime", "x"], "'x' is not one of")),
     *_opts("export", (["--format", "x"], "'x' is not one of"), (["--part", "x"], "'x' is not one of"),
            ([], "Missing option '--out'", {"drop": ("--out",)})),
     *_opts("similar", (["--k", "0"], "0 is not in the range"), (["--engine", "x"], "'x' is not one of"),

@@ -10,6 +10,7 @@ import torch
 
 from aekit.cli import model_option
 from aekit.errors import AekitError
+from aekit_export.options import runtime_option
 
 from . import DTYPES, Report, _subset, load_latents, output_names, round_trip_quality, save_latents
 
@@ -84,8 +85,9 @@ def compress(inputs, model_path, out, dtype, batch_size, report, optimize_steps,
 @click.option("--size", type=click.IntRange(min=1, max=4096), default=None, help="Resize outputs to SIZE x SIZE (default: the model's).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace PNGs that already exist in --out (refused otherwise).")
+@runtime_option("the decoder")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def decompress(latent_file, model_path, out, size, batch_size, overwrite, quiet):
+def decompress(latent_file, model_path, out, size, batch_size, overwrite, runtime, quiet):
     """Decode a latent .npz back to one PNG per latent, named after its source.
 
     \b
@@ -98,9 +100,13 @@ def decompress(latent_file, model_path, out, size, batch_size, overwrite, quiet)
     from aekit import io
     from aekit.cli import load_model_arg
     from aekit.images import to_uint8_hwc
+    from aekit.io import check_writable
 
     model = load_model_arg(model_path)
     stored = load_latents(latent_file, model)
+    from aekit_export.runtime import decoder_for
+
+    decode = decoder_for(model, runtime)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     targets = output_names(stored.names)
@@ -108,9 +114,11 @@ def decompress(latent_file, model_path, out, size, batch_size, overwrite, quiet)
     if existing and not overwrite:
         raise AekitError(f"{out / existing[0]}: already exists ({len(existing)} of the {len(targets)} outputs do); "
                          "add --overwrite to replace them or choose another --out")
+    if targets:
+        check_writable(out / targets[0])  # a folder that takes no file fails before any decoding
     bar = tqdm(total=len(targets), desc="decompressing", unit="img", disable=quiet, leave=False)
     for start in range(0, len(targets), batch_size):
-        images = to_uint8_hwc(model.decode(torch.from_numpy(stored.latents[start : start + batch_size])))
+        images = to_uint8_hwc(decode(torch.from_numpy(stored.latents[start : start + batch_size])))
         for image, name in zip(images, targets[start : start + batch_size]):
             picture = Image.fromarray(image)
             if size and size != picture.width:

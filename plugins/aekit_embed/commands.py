@@ -17,6 +17,7 @@ import numpy as np
 
 from aekit.cli import check_output_path, finish_skipped, model_option
 from aekit.errors import AekitError
+from aekit_export.options import runtime_option
 
 from .fast_encoder import FastEncoder, encode_share, fold_batchnorm
 from .labels import labels_for_keys
@@ -45,9 +46,7 @@ __all__ = ["FastEncoder", "classify", "cluster", "embed", "similar", "encode_pro
                    "latent (the latent `aekit compress` stores); `aekit plugins` lists them.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-@click.option("--runtime", type=click.Choice(["auto", "torch", "onnx"]), default="auto", show_default=True,
-              help="What runs the encoder: ONNX Runtime (auto on a CPU when `aekit[onnx]` is installed; the same "
-                   "features within 1e-4) or PyTorch.")
+@runtime_option("the encoder")
 @click.option("--strict", is_flag=True, help="Fail on the first unreadable image instead of skipping it.")
 @click.option("--full-decode", is_flag=True,
               help="Decode every JPEG at full size before resizing (exact but slower; by default JPEGs at least "

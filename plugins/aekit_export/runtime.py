@@ -14,7 +14,7 @@ import torch
 
 from aekit.errors import AekitError
 
-RUNTIMES = ("auto", "torch", "onnx")
+from .options import RUNTIMES, runtime_option  # noqa: F401  (re-exported)
 
 
 class FeatureModule(torch.nn.Module):
@@ -31,6 +31,13 @@ class FeatureModule(torch.nn.Module):
 
         maps, latent = encoder_maps(self.model, x)
         return self.function(maps, latent)
+
+
+def decoder_for(model, runtime: str):
+    """``model.decode``, or the same computed by ONNX Runtime when `runtime` resolves to it."""
+    if resolve_runtime(runtime, next(model.parameters()).device) == "onnx" and model.decodes_latents:
+        return OnnxDecoder(model).decode
+    return model.decode
 
 
 def onnx_available() -> bool:
@@ -57,64 +64,100 @@ def resolve_runtime(runtime: str, device) -> str:
     return runtime
 
 
-class OnnxFeatures:
-    """uint8 (N, S, S, 3) images -> float32 features of set `kind`, computed by ONNX Runtime."""
+class _CachedGraph:
+    """A module of `model` run by ONNX Runtime from ``$AEKIT_HOME/onnx/<model id>/<name>.onnx``, exported on
+    first use (never before: a run that computes nothing exports nothing) and checked against PyTorch."""
 
-    def __init__(self, model, kind: str = "latent"):
+    def __init__(self, model, name: str):
         from aekit import model_fingerprint
         from aekit.paths import aekit_home
 
-        self.model, self.kind = model, kind
-        self.path = aekit_home() / "onnx" / model_fingerprint(model) / f"features-{kind}.onnx"
-        self.session = None  # made at the first batch: a run that reads no image exports nothing
+        self.model, self.name = model, name
+        self.path = aekit_home() / "onnx" / model_fingerprint(model) / f"{name}.onnx"
+        self.session = None
 
-    def _start(self):
-        import onnxruntime
+    def modules(self):  # (the module to export, the reference it must match, example inputs)
+        raise NotImplementedError
 
-        if not self.path.is_file():
-            _export_checked(self.model, self.kind, self.path)
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = torch.get_num_threads()  # what PyTorch would use: the same cores
-        self.session = onnxruntime.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
-        self.input_name = self.session.get_inputs()[0].name
-
-    def __call__(self, images: np.ndarray) -> np.ndarray:
-        """Features of uint8 (N, S, S, 3) images."""
-        from aekit.pixels import to_signed
-
-        return self.run_signed(to_signed(np.ascontiguousarray(np.asarray(images).transpose(0, 3, 1, 2))).numpy())
-
-    def run_signed(self, x: np.ndarray) -> np.ndarray:
-        """Features of float32 (N, 3, S, S) images in [-1, 1] at the model's size."""
+    def run(self, x: np.ndarray) -> np.ndarray:
         if self.session is None:
             self._start()
         x = np.ascontiguousarray(x, dtype=np.float32)
         return self.session.run(None, {self.input_name: x})[0].astype(np.float32, copy=False)
 
+    def _start(self):
+        import onnxruntime
 
-def _export_checked(model, kind: str, path) -> None:
-    """Export feature set `kind` of `model` to `path` (atomically) after checking it against PyTorch."""
+        if not self.path.is_file():
+            _export_checked(*self.modules(), self.model, self.name, self.path)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()  # what PyTorch would use: the same cores
+        self.session = onnxruntime.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+
+
+class OnnxFeatures(_CachedGraph):
+    """uint8 (N, S, S, 3) images -> float32 features of set `kind`, computed by ONNX Runtime."""
+
+    def __init__(self, model, kind: str = "latent"):
+        super().__init__(model, f"features-{kind}")
+        self.kind = kind
+
+    def modules(self):
+        from aekit.inference import inference_copy
+
+        size, g = self.model.config.image_size, torch.Generator().manual_seed(0)
+        inputs = [torch.rand(n, 3, size, size, generator=g) * 2 - 1 for n in (3, 1)]
+        return FeatureModule(inference_copy(self.model.cpu()), self.kind).eval(), FeatureModule(self.model, self.kind).eval(), inputs
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        """Features of uint8 (N, S, S, 3) images."""
+        from aekit.pixels import to_signed
+
+        return self.run(to_signed(np.ascontiguousarray(np.asarray(images).transpose(0, 3, 1, 2))).numpy())
+
+    def run_signed(self, x: np.ndarray) -> np.ndarray:
+        """Features of float32 (N, 3, S, S) images in [-1, 1] at the model's size."""
+        return self.run(x)
+
+
+class OnnxDecoder(_CachedGraph):
+    """latents (N, latent_dim) -> images (N, 3, S, S) in [-1, 1], computed by ONNX Runtime."""
+
+    def __init__(self, model):
+        super().__init__(model, "decoder")
+
+    def modules(self):
+        from aekit.inference import inference_copy
+
+        g = torch.Generator().manual_seed(0)
+        inputs = [torch.randn(n, self.model.config.latent_dim, generator=g) for n in (3, 1)]
+        return inference_copy(self.model.cpu()).decoder.eval(), self.model.decoder, inputs
+
+    def decode(self, latents) -> torch.Tensor:
+        """Like ``model.decode``: a float tensor of images in [-1, 1]."""
+        return torch.from_numpy(self.run(np.asarray(latents, dtype=np.float32)))
+
+
+def _export_checked(module, reference, inputs, model, name: str, path) -> None:
+    """Export `module` to `path` (atomically) after checking it against `reference` on `inputs`."""
     from aekit import io
-    from aekit.inference import inference_copy
 
     from .exporting import OPSET, TOLERANCE, ExportError, _export_onnx, _metadata, _run_onnx
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    fast = FeatureModule(inference_copy(model.cpu()), kind).eval()
-    reference = FeatureModule(model, kind).eval()
-    g = torch.Generator().manual_seed(0)
-    size = model.config.image_size
-    inputs = [torch.rand(n, 3, size, size, generator=g) * 2 - 1 for n in (3, 1)]
-    meta = {**_metadata(model, "encoder", "onnx"), "part": f"features-{kind}", "opset": str(OPSET)}
+    part = "decoder" if name == "decoder" else "encoder"
+    meta = {**_metadata(model, part, "onnx"), "part": name, "opset": str(OPSET)}
     with io.atomic_path(path) as tmp:
-        _export_onnx(fast, inputs[0], tmp, "encoder", meta)
+        _export_onnx(module, inputs[0], tmp, part, meta)
         for x in inputs:
             with torch.no_grad():
                 expected = reference(x).numpy()
             scale = max(float(np.abs(expected).max()), 1.0)
             worst = float(np.abs(_run_onnx(tmp, x) - expected).max()) / scale
             if not worst <= TOLERANCE:
-                raise ExportError(f"feature set {kind}: the ONNX graph differs from PyTorch by {worst:.2e}; use --runtime torch")
+                raise ExportError(f"{name}: the ONNX graph differs from PyTorch by {worst:.2e}; use --runtime torch")
 
 
-__all__ = ["FeatureModule", "OnnxFeatures", "RUNTIMES", "onnx_available", "resolve_runtime"]
+__all__ = ["FeatureModule", "OnnxDecoder", "OnnxFeatures", "RUNTIMES", "decoder_for", "onnx_available", "resolve_runtime",
+           "runtime_option"]

@@ -11,6 +11,7 @@ import numpy as np
 
 from aekit.cli import check_output_path, echo_skipped, model_option
 from aekit.io import check_writable
+from aekit_export.options import runtime_option
 
 from .fitting import encode_uint8, fit_priors, fittable_samplers, init_parameters
 from .priors import FIT_SEED, NormalSampler, PriorError, fitted_priors, load_prior, prior_path
@@ -147,7 +148,8 @@ def _grid_rows(images: np.ndarray) -> list[np.ndarray]:
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Random seed (default: a fresh one, printed and stored in the PNG).")
 @click.option("--save-latents", "save_latents", type=click.Path(), default=None, metavar="FILE.npz",
               help="Also write the sampled latents (float32), the sampler name and the seed to an .npz.")
-def generate(model_path, n, out, sampler_name, seed, save_latents):
+@runtime_option("the decoder")
+def generate(model_path, n, out, sampler_name, seed, save_latents, runtime):
     """Sample latents from a fitted prior, decode them, and write a grid of new faces.
 
     The PNG's text metadata records the sampler, the model (path and fingerprint) and the seed.
@@ -176,7 +178,9 @@ def generate(model_path, n, out, sampler_name, seed, save_latents):
     z = np.asarray(sampler.sample(n, seed), dtype=np.float32)
     if z.shape != (n, model.config.latent_dim):
         raise PriorError(f"sampler {name!r} returned latents of shape {z.shape}, expected {(n, model.config.latent_dim)}")
-    images = to_uint8_hwc(model.decode(z))
+    from aekit_export.runtime import decoder_for
+
+    images = to_uint8_hwc(decoder_for(model, runtime)(z))
     fingerprint = model_fingerprint(model)
     label = Path(model.checkpoint_dir).name
     grid = image_grid(_grid_rows(images), title=f"{name} samples, {label} {fingerprint[:8]}")
