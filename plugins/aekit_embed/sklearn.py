@@ -129,7 +129,7 @@ class AutoencoderEmbedder(TransformerMixin, BaseEstimator):
             else:
                 from aekit.model import as_model_input
 
-                out[start : start + len(batch)] = runner.run_signed(as_model_input(batch, self.image_size_).numpy())
+                out[start : start + len(batch)] = runner.run(as_model_input(batch, self.image_size_).numpy())  # [-1, 1] at the model size
         return out
 
     def get_feature_names_out(self, input_features=None):

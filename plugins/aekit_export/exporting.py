@@ -127,6 +127,18 @@ def _run_torchscript(path: Path, x: torch.Tensor) -> np.ndarray:
         return loaded(x).numpy()
 
 
+def difference_from(reference, run, inputs) -> float:
+    """The largest difference between `run(input)` and `reference(input)` over `inputs`, as a share of
+    the reference output's scale (at least 1): what every exported graph is checked with."""
+    worst = 0.0
+    for x in inputs:
+        with torch.inference_mode():
+            expected = reference(x).numpy()
+        scale = max(float(np.abs(expected).max()), 1.0)
+        worst = max(worst, float(np.abs(run(x) - expected).max()) / scale)
+    return worst
+
+
 def export(model, fmt: str, part: str, out_dir, faces: np.ndarray, log=print) -> dict:
     """Export the parts `part` names into `out_dir` (atomically, each checked); returns the manifest."""
     from aekit.inference import inference_copy
@@ -166,13 +178,8 @@ def _export_parts(model, fast, fmt, names, out_dir: Path, inputs_from, written: 
                 _export_onnx(module, inputs[0], tmp, name, meta)
             else:
                 _export_torchscript(module, inputs[0], tmp, meta)
-            worst = 0.0
-            for x in inputs:
-                with torch.inference_mode():
-                    expected = _module(model, name)(x).numpy()
-                got = _run_onnx(tmp, x) if fmt == "onnx" else _run_torchscript(tmp, x)
-                scale = max(float(np.abs(expected).max()), 1.0)
-                worst = max(worst, float(np.abs(got - expected).max()) / scale)
+            runner = _run_onnx if fmt == "onnx" else _run_torchscript
+            worst = difference_from(_module(model, name), lambda x: runner(tmp, x), inputs)
             if not worst <= TOLERANCE:
                 raise ExportError(f"{name}: the exported {fmt} graph differs from PyTorch by {worst:.2e} of the "
                                   f"output's scale (more than {TOLERANCE:g}); nothing written")

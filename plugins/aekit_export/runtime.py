@@ -80,6 +80,7 @@ class _CachedGraph:
         raise NotImplementedError
 
     def run(self, x: np.ndarray) -> np.ndarray:
+        """The graph's output for float32 input `x` (images (N, 3, S, S) in [-1, 1], or latents)."""
         if self.session is None:
             self._start()
         x = np.ascontiguousarray(x, dtype=np.float32)
@@ -116,10 +117,6 @@ class OnnxFeatures(_CachedGraph):
 
         return self.run(to_signed(np.ascontiguousarray(np.asarray(images).transpose(0, 3, 1, 2))).numpy())
 
-    def run_signed(self, x: np.ndarray) -> np.ndarray:
-        """Features of float32 (N, 3, S, S) images in [-1, 1] at the model's size."""
-        return self.run(x)
-
 
 class OnnxDecoder(_CachedGraph):
     """latents (N, latent_dim) -> images (N, 3, S, S) in [-1, 1], computed by ONNX Runtime."""
@@ -143,20 +140,16 @@ def _export_checked(module, reference, inputs, model, name: str, path) -> None:
     """Export `module` to `path` (atomically) after checking it against `reference` on `inputs`."""
     from aekit import io
 
-    from .exporting import OPSET, TOLERANCE, ExportError, _export_onnx, _metadata, _run_onnx
+    from .exporting import OPSET, TOLERANCE, ExportError, _export_onnx, _metadata, _run_onnx, difference_from
 
     path.parent.mkdir(parents=True, exist_ok=True)
     part = "decoder" if name == "decoder" else "encoder"
     meta = {**_metadata(model, part, "onnx"), "part": name, "opset": str(OPSET)}
     with io.atomic_path(path) as tmp:
         _export_onnx(module, inputs[0], tmp, part, meta)
-        for x in inputs:
-            with torch.no_grad():
-                expected = reference(x).numpy()
-            scale = max(float(np.abs(expected).max()), 1.0)
-            worst = float(np.abs(_run_onnx(tmp, x) - expected).max()) / scale
-            if not worst <= TOLERANCE:
-                raise ExportError(f"{name}: the ONNX graph differs from PyTorch by {worst:.2e}; use --runtime torch")
+        worst = difference_from(reference, lambda x: _run_onnx(tmp, x), inputs)
+        if not worst <= TOLERANCE:
+            raise ExportError(f"{name}: the ONNX graph differs from PyTorch by {worst:.2e}; use --runtime torch")
 
 
 __all__ = ["FeatureModule", "OnnxDecoder", "OnnxFeatures", "RUNTIMES", "decoder_for", "onnx_available", "resolve_runtime",
