@@ -94,6 +94,8 @@ def embed(inputs, model_path, out, labels_csv, label_columns, labels_from_folder
     model = load_model_arg(model_path, device=cli_device(device))
     from aekit_export.runtime import resolve_runtime
 
+    if world > 1 and runtime == "auto":  # several processes: PyTorch, whose threads torchrun already shares out
+        runtime = "torch"
     runtime = resolve_runtime(runtime, next(model.parameters()).device)
     resolver = FileResolver(source)
     all_files = [resolver.file(i) for i in range(len(keys))]  # once: for reduced decoding and the .npz
