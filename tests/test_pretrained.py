@@ -249,8 +249,9 @@ def test_the_sklearn_transformer_uses_the_pretrained_codec(photos):
     np.testing.assert_allclose(latents, codec.encode(images).numpy(), atol=1e-4)
 
 
-def test_push_to_hub_sends_a_pretrained_model_with_its_card_and_priors(fake_hub):
+def test_push_to_hub_sends_a_pretrained_model_with_its_card_priors_and_directions(fake_hub):
     shipped = pretrained.get_pretrained("faces-64")
     aekit.load("faces-64").push_to_hub("me/faces")
-    extras = sorted(f for f in shipped.sha256 if f == "README.md" or f.startswith("prior-"))
-    assert fake_hub["files"] == sorted(["config.json", "model.safetensors", *extras]) and "README.md" in extras
+    extras = sorted(f for f in shipped.sha256 if f not in ("config.json", "model.safetensors"))
+    assert fake_hub["files"] == sorted(["config.json", "model.safetensors", *extras])
+    assert {"README.md", "prior-gmm.safetensors", "directions.safetensors"} <= set(extras)

@@ -122,18 +122,6 @@ def _pick_sampler(model, registry, requested):
     return requested, load_prior(model, requested), None
 
 
-def _png_info(fields: dict):
-    from PIL.PngImagePlugin import PngInfo
-
-    from aekit import __version__
-
-    info = PngInfo()
-    info.add_text("Software", f"aekit {__version__}")
-    for key, value in fields.items():  # file names that are not UTF-8 would make the PNG unwritable
-        info.add_text(key, str(value).encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
-    return info
-
-
 def _grid_rows(images: np.ndarray) -> list[np.ndarray]:
     cols = max(1, math.ceil(math.sqrt(len(images))))
     return [images[i : i + cols] for i in range(0, len(images), cols)]
@@ -162,7 +150,7 @@ def generate(model_path, n, out, sampler_name, seed, save_latents, runtime):
     """
     from aekit import io, model_fingerprint
     from aekit.cli import load_model_arg
-    from aekit.images import image_grid, to_uint8_hwc
+    from aekit.images import image_grid, png_text, to_uint8_hwc
     from aekit.plugins import get_registry
 
     out = _check_out(out, (".png",), "--out")
@@ -185,28 +173,12 @@ def generate(model_path, n, out, sampler_name, seed, save_latents, runtime):
     label = Path(model.checkpoint_dir).name
     grid = image_grid(_grid_rows(images), title=f"{name} samples, {label} {fingerprint[:8]}")
     fields = {"sampler": name, "model": str(model.checkpoint_dir), "model_fingerprint": fingerprint, "seed": seed, "n": n}
-    io.save_image(out, grid, pnginfo=_png_info(fields))
+    io.save_image(out, grid, pnginfo=png_text(fields))
     if latents_path is not None:
         with io.atomic_path(latents_path) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, latents=z, sampler=np.array(name), seed=np.array(seed, dtype=np.int64),
                      model_fingerprint=np.array(fingerprint))
     click.echo(f"wrote {out} ({n} {name} samples, seed {seed})" + (f" and {latents_path}" if latents_path else ""))
-
-
-def _caption_strip(strip, captions: list[str], tile: int, pad: int):
-    """Add a row of captions under an image_grid strip (one per tile)."""
-    from PIL import Image, ImageDraw
-
-    height = 14
-    canvas = Image.new("RGB", (strip.width, strip.height + height), "white")
-    canvas.paste(strip, (0, 0))
-    draw = ImageDraw.Draw(canvas)
-    for c, options in enumerate(captions):
-        options = options if isinstance(options, tuple) else (options,)
-        text = next((t for t in options if draw.textlength(t) <= tile), options[-1])
-        x = pad + c * (tile + pad) + max(0, (tile - draw.textlength(text)) / 2)
-        draw.text((x, strip.height), text, fill="black")
-    return canvas
 
 
 @click.command("interpolate")
@@ -228,7 +200,7 @@ def interpolate(image_a, image_b, model_path, steps, out):
     """
     from aekit import io, model_fingerprint
     from aekit.cli import load_model_arg
-    from aekit.images import image_grid, open_image, resize_rgb, to_uint8_hwc
+    from aekit.images import caption_row, image_grid, open_image, png_text, resize_rgb, to_uint8_hwc
 
     out = _check_out(out, (".png",), "--out")
     if any(Path(image).exists() and Path(image).resolve() == out.resolve() for image in (image_a, image_b)):
@@ -247,8 +219,8 @@ def interpolate(image_a, image_b, model_path, steps, out):
     strip = image_grid([row], title=title, scale=scale, pad=pad)
     captions = [("original A", "orig. A", "A")] + [(f"t={v:.2f}", f"{v:.2f}", f"{v:.1f}") for v in t[:, 0]]
     captions += [("original B", "orig. B", "B")]
-    picture = _caption_strip(strip, captions, size * scale, pad)
+    picture = caption_row(strip, captions, size * scale, pad)
     fields = {"model": str(model.checkpoint_dir), "model_fingerprint": fingerprint, "image_a": str(image_a),
               "image_b": str(image_b), "steps": steps, "interpolation": "linear"}
-    io.save_image(out, picture, pnginfo=_png_info(fields))
+    io.save_image(out, picture, pnginfo=png_text(fields))
     click.echo(f"wrote {out} (A, {steps} steps from A's latent to B's, B)")

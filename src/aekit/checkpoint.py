@@ -63,7 +63,8 @@ class CheckpointMixin:
 
 
 def _copy_pretrained_extras(model, folder: Path) -> None:
-    """A pretrained model travels with its model card and priors (files its package ships and checks)."""
+    """A pretrained model travels with its model card and the files fitted on it (priors, directions: every
+    ``*.safetensors`` beside the weights, each tagged with the model's fingerprint), as its package ships them."""
     import shutil
 
     from .pretrained import get_pretrained
@@ -73,7 +74,7 @@ def _copy_pretrained_extras(model, folder: Path) -> None:
         return  # a run folder may hold anything: only the model itself leaves it
     shipped = get_pretrained(name)
     for file_name in shipped.sha256:
-        if file_name == "README.md" or (file_name.startswith("prior-") and file_name.endswith(".safetensors")):
+        if file_name == "README.md" or (file_name.endswith(".safetensors") and file_name != WEIGHTS_NAME):
             shutil.copyfile(shipped.directory / file_name, folder / file_name)
 
 

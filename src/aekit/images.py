@@ -142,3 +142,33 @@ def image_grid(rows: list[np.ndarray], row_labels: list[str] | None = None, titl
             canvas.paste(tile, (label_w + pad + c * (w + pad), y))
     return canvas
 
+
+
+def caption_row(picture: Image.Image, captions: list, tile: int, pad: int) -> Image.Image:
+    """`picture` (an ``image_grid``) with a row of captions under it, one per column of width `tile`.
+
+    A caption may be a tuple of texts from longest to shortest: the first that fits is drawn.
+    """
+    height = 14
+    canvas = Image.new("RGB", (picture.width, picture.height + height), "white")
+    canvas.paste(picture, (0, 0))
+    draw = ImageDraw.Draw(canvas)
+    for c, options in enumerate(captions):
+        options = options if isinstance(options, tuple) else (options,)
+        text = next((t for t in options if draw.textlength(t) <= tile), options[-1])
+        x = pad + c * (tile + pad) + max(0, (tile - draw.textlength(text)) / 2)
+        draw.text((x, picture.height), text, fill="black")
+    return canvas
+
+
+def png_text(fields: dict):
+    """PNG text chunks recording how a picture was made: ``Software`` (aekit's version) plus `fields`."""
+    from PIL.PngImagePlugin import PngInfo
+
+    from . import __version__
+
+    info = PngInfo()
+    info.add_text("Software", f"aekit {__version__}")
+    for key, value in fields.items():  # file names that are not UTF-8 would make the PNG unwritable
+        info.add_text(key, str(value).encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
+    return info

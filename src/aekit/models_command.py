@@ -130,8 +130,8 @@ def default_command(model, task, clear):
 def package_command(run_dir, name, tasks, out_dir, description, metrics, dtype):
     """Write a trained run as a folder a package can ship, and record it in pretrained.json.
 
-    Put a README.md model card and any prior-*.safetensors (fit with `aekit fit-prior --model
-    OUT`) in OUT, then run `aekit models package ... --out OUT` again (or
+    Put a README.md model card and the files fitted on the packaged model (prior-*.safetensors from
+    `aekit fit-prior --model OUT`, directions.safetensors from `aekit directions fit`) in OUT, then run `aekit models package ... --out OUT` again (or
     aekit.pretrained.record_in_manifest) to refresh the SHA-256 sums.
 
     \b

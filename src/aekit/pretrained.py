@@ -139,8 +139,8 @@ def package_model(run_dir, out_dir, name: str, tasks, help: str = "", metrics: d
     """Write a trained run as a shippable folder and record it in ``out_dir``'s parent ``pretrained.json``.
 
     The folder gets ``model.safetensors`` (weights cast to `dtype`; loading casts them back to float32),
-    ``config.json``, and every ``prior-*.safetensors`` and ``README.md`` already in `out_dir` (fit
-    priors on the packaged model: their fingerprint is of the weights as shipped). Returns the entry.
+    ``config.json``, and every other ``*.safetensors`` and ``README.md`` already in `out_dir` (fit
+    priors and directions on the packaged model: their fingerprint is of the weights as shipped). Returns the entry.
     """
     import torch
     from safetensors.torch import save_file
