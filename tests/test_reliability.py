@@ -86,6 +86,10 @@ BASE_ARGS: dict[str, Callable[[Given], list]] = {
     "umap": lambda g: ["umap", g.feats, "-o", g.tmp / "umap.png", "-q"],
     "export": lambda g: ["export", "-m", g.model, "--format", "torchscript", "--part", "encoder", "--out", g.tmp / "exported"],
     "similar": lambda g: ["similar", g.image, "--index", g.feats, "-m", g.model, "--k", "2", "-o", g.tmp / "nb.png"],
+    "directions": lambda g: ["directions", "list", "-m", g.model],
+    "directions fit": lambda g: ["directions", "fit", "-m", g.model, "--data", g.data or g.image.parent, "-q"],
+    "directions list": lambda g: ["directions", "list", "-m", g.model],
+    "edit": lambda g: ["edit", g.image, "-m", g.model, "--add", "pc1=1", "--out", g.tmp / "edited.png"],
     "models": lambda g: ["models"],
     "models default": lambda g: ["models", "default", g.model],
     "models package": lambda g: ["models", "package", g.model, "--name", "tiny", "--task", "codec", "--out", g.tmp / "pkg" / "tiny"],
@@ -213,13 +217,27 @@ BAD_OPTIONS = [
            (["--dtype", "int8"], "'int8' is not one of"), ([], "Missing option '--name'", {"drop": ("--name",)}),
            ([], "no such checkpoint folder", {"positional": "{tmp}/nowhere"})),
     *_opts("plugins", (["--nope"], "No such option"), (["extra"], "unexpected extra argument")),
+    *_opts("directions", ([], "No such command 'nosuch'", {"positional": "nosuch"})),
+    *_opts("directions fit",
+           (["--method", "x"], "'x' is not one of"), (["--axes", "-1"], "-1 is not in the range"),
+           (["--limit", "1"], "1 is not in the range"), ([], "Missing option '--data'", {"drop": ("--data",)}),
+           (["--data", "synthetic:x"], "synthetic")),
+    *_opts("directions list", (["--directions", "{tmp}/none.safetensors"], "no such file"),
+           (["--directions", "{tmp}/notes.safetensors"], "unreadable directions file",
+            {"writes": (("notes.safetensors", "hello"),)})),
+    *_opts("edit",
+           (["--add", "pc1"], "expected NAME=AMOUNT"), (["--add", "pc1=inf"], "expected NAME=AMOUNT"),
+           (["--add", "Nope=1"], "no direction 'Nope'"), (["--sweep", "Nope"], "no direction 'Nope'"),
+           (["--steps", "1"], "1 is not in the range"), (["--range", "0"], "--range"),
+           ([], "nothing to do", {"drop": ("--add",)}), (["--out", "{tmp}/edited.jpg"], "must end in .png"),
+           (["--directions", "{tmp}/none.safetensors"], "no such file"), (["--runtime", "x"], "'x' is not one of")),
     *_opts("demo",
            (["--seed", "-1"], "-1 is not in the range"), (["--parts", "nosuch"], "unknown demo part(s) 'nosuch'"),
            (["--denoiser", "{model}"], "--denoiser goes with --model", {"drop": ("--model",)}),
            (["--model", "{tmp}/nowhere"], "no such checkpoint folder")),
 ]
 
-OUT_OPTION = {"train": "--out", "compress": "-o", "decompress": "-o", "generate": "--out", "interpolate": "--out",
+OUT_OPTION = {"edit": "--out", "train": "--out", "compress": "-o", "decompress": "-o", "generate": "--out", "interpolate": "--out",
               "embed": "-o", "noise": "-o", "denoise": "-o", "eval": "-o", "cluster": "-o", "umap": "-o", "similar": "-o", "export": "--out",
               "models package": "--out", "demo": "--out"}
 
@@ -246,6 +264,8 @@ BAD_OUTPUTS = [
     ("models package", "read-only-simulated"), ("models package", "out-is-a-file"), ("models package", "out-is-the-run-folder"),
     ("models default", "read-only-home-simulated"),
     ("similar", "missing-folder"), ("similar", "read-only-simulated"),
+    ("edit", "missing-folder"), ("edit", "read-only-simulated"), ("edit", "overwrites-the-input-image"),
+    ("directions fit", "read-only-folder"), ("directions fit", "read-only-simulated"),
     ("export", "read-only-simulated"), ("export", "out-is-a-file"),
     ("demo", "read-only-simulated"), ("demo", "out-is-a-file"), ("demo", "out-is-a-foreign-folder"),
 ]
@@ -254,15 +274,16 @@ BAD_OUTPUTS = [
 # --- the matrix: every command -> the bad inputs tried on it ----------------------------------------------------
 
 IMAGE_COMMANDS = ["train", "fit-prior", "compress", "interpolate", "embed", "latent-stats", "noise", "denoise", "eval",
-                  "similar"]
-FOLDER_COMMANDS = {"train", "fit-prior", "eval"}  # read the bad image from a --data folder holding only it
-COUNTING_COMMANDS = {"train", "fit-prior", "compress", "noise", "eval"}  # "none of N ... could be read (first problem: ...)"
-ARRAY_COMMANDS = ["train", "fit-prior", "compress", "embed", "latent-stats", "eval"]
+                  "similar", "directions fit", "edit"]
+FOLDER_COMMANDS = {"train", "fit-prior", "eval", "directions fit"}  # read the bad image from a --data folder holding only it
+COUNTING_COMMANDS = {"train", "fit-prior", "compress", "noise", "eval", "directions fit"}  # "none of N ... could be read (first problem: ...)"
+ARRAY_COMMANDS = ["train", "fit-prior", "compress", "embed", "latent-stats", "eval", "directions fit"]
 LATENT_COMMANDS = ["decompress"]
 CHECKPOINT_COMMANDS = ["info", "generate", "compress", "decompress", "interpolate", "fit-prior", "train", "embed",
-                       "latent-stats", "denoise", "eval", "models default", "models package", "demo", "similar", "export"]
+                       "latent-stats", "denoise", "eval", "models default", "models package", "demo", "similar", "export",
+                       "directions fit", "directions list", "edit"]
 FEATURE_COMMANDS = ["classify", "cluster", "umap", "similar"]
-BATCH_COMMANDS = ["compress", "train", "fit-prior", "embed", "latent-stats", "noise", "denoise", "eval"]
+BATCH_COMMANDS = ["compress", "train", "fit-prior", "embed", "latent-stats", "noise", "denoise", "eval", "directions fit"]
 OPTIONAL_COMMANDS = {"latent-stats": "examples/aekit-plugin-example"}  # rows for commands of plugins CI installs
 
 KINDS = ("images", "arrays", "latents", "checkpoints", "features", "options", "outputs", "batch")
@@ -373,6 +394,8 @@ def shared(tmp_path_factory, module_home):
     for i, image in enumerate(make_faces(2, seed=4, size=40)[0]):
         Image.fromarray(image).save(root / "good" / f"good{i}.png")
     save_latents(root / "z.npz", np.zeros((2, LAT), np.float32), ["a.png", "b.png"], aekit.load(model_dir))
+    result = run_cli("directions", "fit", "-m", model_dir, "--data", "synthetic:40", "--axes", "3", "-q")  # for `edit`
+    assert result.exit_code == 0, result.output
     result = run_cli("embed", "synthetic:12", "-m", model_dir, "-o", root / "feats.npz", "-q")
     assert result.exit_code == 0, result.output
     return {"model": model_dir, "good": sorted((root / "good").iterdir()), "latents": root / "z.npz", "feats": root / "feats.npz"}
@@ -444,7 +467,7 @@ def test_bad_image(row, tmp_path, shared, monkeypatch):
         if command in FOLDER_COMMANDS:
             needles = [data.name, "no image files"]
         else:
-            needles = [path.name, "is a directory" if command in ("interpolate", "similar") else "no image files"]
+            needles = [path.name, "is a directory" if command in ("interpolate", "similar", "edit") else "no image files"]
     else:
         needles = [case.shown(path), case.problem]
         if command in COUNTING_COMMANDS:
@@ -563,7 +586,7 @@ def _output_case(command: str, case: str, args: list, tmp_path: Path, shared: di
         return ["--save-latents", "does not exist"], {}, None
     if case in ("read-only-folder", "read-only-simulated"):
         read_only = _read_only(tmp_path / "locked", monkeypatch, simulated=case.endswith("simulated"))
-        if command == "fit-prior":  # fit-prior writes beside the model: make the model folder read-only
+        if command in ("fit-prior", "directions fit"):  # they write beside the model: make the model folder read-only
             if case.endswith("simulated"):
                 shutil.copytree(shared["model"], read_only / "model")
             else:
@@ -571,7 +594,7 @@ def _output_case(command: str, case: str, args: list, tmp_path: Path, shared: di
                 shutil.copytree(shared["model"], read_only / "model")
                 (read_only / "model").chmod(0o555)
             args[args.index("-m") + 1] = read_only / "model"
-            return ["prior-", "Permission denied"], {}, read_only
+            return ["prior-" if command == "fit-prior" else "directions.safetensors", "Permission denied"], {}, read_only
         if command == "umap":
             _fast_umap_layout(monkeypatch)
         target = read_only / out_name()
@@ -652,6 +675,7 @@ BATCH_ARGS: dict[str, Callable[[Path, Path, Path], list]] = {  # (folder, model,
     "noise": lambda f, m, t: ["noise", f, "-k", "gaussian:0.1", "-o", t / "noisy", "-q"],
     "denoise": lambda f, m, t: ["denoise", f, "-m", m, "-o", t / "clean", "-q"],
     "eval": lambda f, m, t: ["eval", "-m", m, "--data", f, "-o", t / "report", "-q"],
+    "directions fit": lambda f, m, t: ["directions", "fit", "-m", m, "--data", f, "--axes", "2", "-q"],
 }
 
 
@@ -688,6 +712,10 @@ def _batch_results(command: str, result, model: Path, tmp: Path, good: list[str]
     if command == "eval":
         report = json.loads((tmp / "report" / "report.json").read_text())
         return report["data"]["eval"]["images"], len(good)
+    if command == "directions fit":
+        from aekit_edit import load_directions
+
+        return load_directions(aekit.load(model)).info["images"], len(good)
     raise AssertionError(command)
 
 
@@ -696,8 +724,8 @@ def test_batch_skips_and_lists_bad_files_and_writes_the_good_ones(row, tmp_path,
     command = row.command
     _skip_unregistered(command)
     model = shared["model"]
-    if command == "fit-prior":
-        model = shutil.copytree(model, tmp_path / "model")  # fit-prior writes beside the model
+    if command in ("fit-prior", "directions fit"):
+        model = shutil.copytree(model, tmp_path / "model")  # they write beside the model
     if command == "train":
         monkeypatch.setenv("AEKIT_LOAD_PLUGINS", "sources")  # no prior fitting at the end: faster
     folder, good, bad = mixed_folder(tmp_path, monkeypatch, good_faces=5 if command == "train" else 0)

@@ -35,7 +35,7 @@ ATTRIBUTE, PRINCIPAL = "attribute", "principal"
 MIN_PER_CLASS = 5  # fewer faces on one side give a direction made of noise
 DEFAULT_AXES = 10
 FIT_SEED = 0
-_EDIT = re.compile(r"^(?P<name>[^=]+)=(?P<amount>[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?)$")
+_EDIT = re.compile(r"^(?P<name>[^=]+)=\s*(?P<amount>[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?)$")
 
 
 class DirectionsError(AekitError):
@@ -295,7 +295,11 @@ def load_directions(model, path=None) -> LatentDirections:
     """The directions stored beside `model` (or in `path`), checked against the model's fingerprint."""
     from aekit import model_fingerprint
 
-    path = Path(path) if path is not None else directions_path(model_directory(model))
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise DirectionsError(f"{path}: no such file" if not path.exists() else f"{path}: is not a file")
+    path = path if path is not None else directions_path(model_directory(model))
     if not path.is_file():
         folder = path.parent
         raise DirectionsError(f"no latent directions for {folder} (no {path.name}); "
