@@ -96,6 +96,8 @@ BASE_ARGS: dict[str, Callable[[Given], list]] = {
     "plugins": lambda g: ["plugins"],
     # with --model the demo trains nothing: a bad input that slipped through would cost seconds, not minutes
     "demo": lambda g: ["demo", "--out", g.tmp / "demo", "--quick", "-q", "--model", g.model, "--parts", "compress"],
+    # --check loads and checks everything, then exits: a bad input that slipped through never starts a server
+    "serve": lambda g: ["serve", "-m", g.model, "--features", g.feats, "--denoiser", "none", "--port", "0", "--check"],
 }
 
 
@@ -235,6 +237,10 @@ BAD_OPTIONS = [
            (["--seed", "-1"], "-1 is not in the range"), (["--parts", "nosuch"], "unknown demo part(s) 'nosuch'"),
            (["--denoiser", "{model}"], "--denoiser goes with --model", {"drop": ("--model",)}),
            (["--model", "{tmp}/nowhere"], "no such checkpoint folder")),
+    *_opts("serve",
+           (["--port", "70000"], "70000 is not in the range"), (["--max-upload-mb", "0"], "0 is not in the range"),
+           (["--denoiser", "{tmp}/nowhere"], "no such checkpoint folder"), (["--gallery", "{tmp}/nowhere"], "does not exist"),
+           (["--host", "no.such.host.invalid"], "not an address of this machine"), (["--nope"], "No such option")),
 ]
 
 OUT_OPTION = {"edit": "--out", "train": "--out", "compress": "-o", "decompress": "-o", "generate": "--out", "interpolate": "--out",
@@ -281,8 +287,8 @@ ARRAY_COMMANDS = ["train", "fit-prior", "compress", "embed", "latent-stats", "ev
 LATENT_COMMANDS = ["decompress"]
 CHECKPOINT_COMMANDS = ["info", "generate", "compress", "decompress", "interpolate", "fit-prior", "train", "embed",
                        "latent-stats", "denoise", "eval", "models default", "models package", "demo", "similar", "export",
-                       "directions fit", "directions list", "edit"]
-FEATURE_COMMANDS = ["classify", "cluster", "umap", "similar"]
+                       "directions fit", "directions list", "edit", "serve"]
+FEATURE_COMMANDS = ["classify", "cluster", "umap", "similar", "serve"]
 BATCH_COMMANDS = ["compress", "train", "fit-prior", "embed", "latent-stats", "noise", "denoise", "eval", "directions fit"]
 OPTIONAL_COMMANDS = {"latent-stats": "examples/aekit-plugin-example"}  # rows for commands of plugins CI installs
 

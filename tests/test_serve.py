@@ -1,0 +1,602 @@
+"""`aekit serve`, the explorer: its endpoints (Starlette's TestClient), the command, and the page in headless Chromium.
+
+A tiny untrained model (helpers.TINY) with directions fitted on synthetic faces' attributes, a
+gaussian prior and a features file of a folder of faces stands in for faces-64; the browser test runs
+the real server (uvicorn in a thread) and Debian's chromium through playwright (never `playwright
+install`), and is skipped with the reason when either is missing.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import shutil
+import socket
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import aekit
+from aekit.synthetic import make_faces
+from corpus import _png_header_only, encoded, face
+from helpers import TINY, error_line, run_cli, save_tiny_model
+
+ROOT = Path(__file__).resolve().parents[1]
+STATIC = ROOT / "plugins" / "aekit_serve" / "static"
+SIZE, LAT = TINY["image_size"], TINY["latent_dim"]
+LIMIT_MB = 0.2  # the test apps' upload limit: 200,000 bytes
+
+
+# --- fixtures -------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory, module_home):
+    """A tiny model with directions and a gaussian prior beside it, a folder of faces and its features file."""
+    from aekit import model_fingerprint
+    from aekit_edit import directions_path, fit_directions, save_directions
+    from aekit_generate import fit_priors
+    from helpers import invoke
+
+    root = tmp_path_factory.mktemp("serve")
+    model_dir = save_tiny_model(root / "model")
+    model = aekit.load(model_dir)
+    images, attributes = make_faces(60, seed=2, size=SIZE)
+    latents = model.encode(images).numpy()
+    directions, _ = fit_directions(latents, attributes, axes=3)
+    save_directions(directions, directions_path(model_dir), model_fingerprint(model))
+    fit_priors(model, latents, ["gaussian"])
+    faces = root / "faces"
+    faces.mkdir()
+    for i, image in enumerate(make_faces(10, seed=7, size=48)[0]):
+        Image.fromarray(image).save(faces / f"face{i}.png")
+    invoke("embed", faces, "-m", model_dir, "-o", root / "feats.npz", "-q")
+    bare = save_tiny_model(root / "bare", seed=1)  # no directions, no prior
+    return {"root": root, "model": model_dir, "faces": faces, "feats": root / "feats.npz", "bare": bare,
+            "directions": directions}
+
+
+def _app(setup, features=True, denoiser=True, gallery=None, model=None, **kwargs):
+    pytest.importorskip("starlette")
+    pytest.importorskip("httpx")
+    from aekit.features import load_features
+    from aekit_serve.app import build_app
+
+    loaded = aekit.load(model or setup["model"])
+    return build_app(loaded, denoiser=aekit.load(setup["model"]) if denoiser else None,
+                     features=load_features(setup["feats"]) if features else None, features_path=setup["feats"],
+                     gallery_dir=gallery, max_upload_mb=LIMIT_MB, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def app(setup):
+    return _app(setup)
+
+
+@pytest.fixture
+def client(app):
+    from starlette.testclient import TestClient
+
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+def png_bytes(image=None, size=40) -> bytes:
+    return encoded(Image.fromarray(face(size) if image is None else image), "PNG")
+
+
+def decoded(url: str) -> np.ndarray:
+    assert url.startswith("data:image/png;base64,")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))))
+
+
+def upload(client, data: bytes, name="face.png"):
+    return client.post("/api/encode", files={"image": (name, data, "image/png")})
+
+
+def one_line_error(response, status: int, *needles: str) -> str:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"}, body
+    message = body["error"]
+    assert "\n" not in message and "Traceback" not in message and 0 < len(message) < 400, message
+    for needle in needles:
+        assert needle in message, message
+    return message
+
+
+def encode_face(client, seed=0) -> dict:
+    response = upload(client, png_bytes(face(40, seed)))
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+# --- the endpoints --------------------------------------------------------------------------------------------
+
+
+def test_info_says_what_the_page_can_show(client, setup):
+    info = client.get("/api/info").json()
+    directions = setup["directions"]
+    assert info["model"] == "model" and info["image_size"] == SIZE and info["latent_dim"] == LAT
+    assert info["model_id"] == aekit.model_fingerprint(aekit.load(setup["model"]))
+    assert [d["name"] for d in info["directions"]] == directions.names
+    assert [d["kind"] for d in info["directions"]] == directions.kinds
+    assert {"attribute", "principal"} == {d["kind"] for d in info["directions"]}
+    assert info["has_denoiser"] and info["has_prior"] and info["sampler"] == "gaussian" and info["prior_note"] is None
+    assert info["has_index"] and info["index_size"] == 10 and info["index_note"] is None
+    assert "gaussian" in info["noise_models"] and info["max_upload_mb"] == LIMIT_MB
+
+
+def test_the_page_and_its_files_are_served_with_a_policy_that_allows_only_this_server(client):
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    policy = page.headers["content-security-policy"]
+    assert "default-src 'self'" in policy and "connect-src 'self'" in policy and "img-src 'self' data:" in policy
+    for name in ("app.js", "style.css"):
+        response = client.get(f"/static/{name}")
+        assert response.status_code == 200 and response.headers["x-content-type-options"] == "nosniff"
+        assert f"/static/{name}" in page.text
+
+
+def test_the_static_files_name_no_outside_host():
+    """No CDN, font, analytics or any other absolute URL in the page, its script or its style."""
+    files = sorted(STATIC.iterdir())
+    assert {p.name for p in files} >= {"index.html", "app.js", "style.css"}
+    forbidden = re.compile(r"https?:|//cdn|(?<![:/\w])//[\w.-]+\.\w+/|@import|fonts\.|googleapis|gstatic|analytics|"
+                           r"unpkg|jsdelivr|cdnjs|\bws://|\bwss://", re.IGNORECASE)
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        assert not forbidden.search(text), (path.name, forbidden.search(text).group(0))
+        for url in re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)""", text) + re.findall(r"url\(([^)]*)\)", text):
+            assert url.startswith(("/static/", "data:")), (path.name, url)
+
+
+def test_an_upload_gives_a_token_its_latent_and_reconstruction(client, setup):
+    data = png_bytes(face(40, 3))
+    result = upload(client, data, "me.png").json()
+    model = aekit.load(setup["model"])
+    from aekit.images import resize_rgb
+
+    pixels = resize_rgb(Image.open(io.BytesIO(data)).convert("RGB"), SIZE)
+    expected = model.encode(pixels[None]).numpy()[0]
+    np.testing.assert_allclose(result["latent"], expected, atol=1e-5)
+    assert result["name"] == "me.png" and len(result["token"]) >= 12
+    assert decoded(result["original"]).shape == decoded(result["reconstruction"]).shape == (SIZE, SIZE, 3)
+    # the raw bytes of the file (no form) give the same face
+    raw = client.post("/api/encode?name=raw.png", content=data, headers={"content-type": "image/png"}).json()
+    assert raw["name"] == "raw.png" and raw["latent"] == result["latent"] and raw["token"] != result["token"]
+
+
+def test_a_jpeg_and_a_large_photo_are_read(client):
+    photo = Image.fromarray(face(40, 1)).resize((600, 700))
+    result = upload(client, encoded(photo, "JPEG", quality=90), "photo.jpg")
+    assert result.status_code == 200, result.text
+    assert decoded(result.json()["original"]).shape == (SIZE, SIZE, 3)
+
+
+@pytest.mark.parametrize("name,data,status,needles", [
+    ("notes.png", b"these are my notes, not a picture\n" * 20, 400, ["notes.png", "not an image"]),
+    ("cut.png", png_bytes(face(40))[:300], 400, ["cut.png", "damaged image"]),
+    ("bomb.png", _png_header_only(100_000, 100_000), 400, ["bomb.png", "image too large"]),
+    ("empty.png", b"", 400, ["empty.png", "empty"]),
+    ("../../etc/passwd", b"GIF89a", 400, ["passwd"]),
+])
+def test_a_bad_upload_is_one_line_and_the_server_goes_on(client, name, data, status, needles):
+    message = one_line_error(upload(client, data, name), status, *needles)
+    assert "/tmp" not in message and "aekit-serve-" not in message  # the temporary file is never named
+    assert encode_face(client)["token"]  # the server still works
+
+
+def test_a_huge_dimension_image_under_the_byte_limit_is_refused_before_decoding(client, monkeypatch):
+    """A decompression bomb: a small file whose pixels would not fit in memory."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 64 * 64)
+    big = png_bytes(np.zeros((200, 200, 3), np.uint8))
+    assert len(big) < LIMIT_MB * 1e6
+    one_line_error(upload(client, big, "wide.png"), 400, "wide.png", "image too large")
+
+
+def test_an_oversized_upload_is_413(client):
+    big = b"\x89PNG" + bytes(int(LIMIT_MB * 1e6) + 10)
+    one_line_error(upload(client, big, "big.png"), 413, "limit of 0.2 MB")
+    one_line_error(client.post("/api/encode", content=big, headers={"content-type": "image/png"}), 413, "limit")
+    # streamed without a Content-Length (chunked): counted while read
+    chunks = (bytes(50_000) for _ in range(10))
+    one_line_error(client.post("/api/encode", content=chunks, headers={"content-type": "image/png"}), 413, "limit")
+    one_line_error(client.post("/api/decode", content=b"[" + b"0," * 600_000 + b"0]",
+                               headers={"content-type": "application/json"}), 413)
+    assert client.get("/api/info").status_code == 200
+
+
+def test_a_content_length_that_lies_does_not_let_a_big_body_through(app):
+    """The limit is counted on the bytes received, not taken from the header."""
+    import asyncio
+
+    sent = []
+    chunks = [bytes(90_000)] * 4  # 360,000 bytes under a header claiming 100
+
+    async def receive():
+        body = chunks.pop() if chunks else b""
+        return {"type": "http.request", "body": body, "more_body": bool(chunks)}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": "/api/encode", "raw_path": b"/api/encode", "query_string": b"name=x.png", "root_path": "",
+             "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"image/png"), (b"content-length", b"100")],
+             "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 80)}
+    asyncio.run(app(scope, receive, send))
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    assert start["status"] == 413 and "limit" in json.loads(body)["error"]
+
+
+def test_a_form_without_the_image_field_or_with_a_broken_body(client):
+    one_line_error(client.post("/api/encode", files={"picture": ("a.png", png_bytes(), "image/png")}), 400, "'image'")
+    one_line_error(client.post("/api/encode", content=b"--x\r\nnonsense",
+                               headers={"content-type": "multipart/form-data; boundary=x"}), 400)
+    one_line_error(client.post("/api/encode", json={"nothing": 1}), 400, "gallery")
+    one_line_error(client.post("/api/encode", content=b"{not json", headers={"content-type": "application/json"}),
+                   400, "not valid JSON")
+
+
+def test_decode_moves_the_latent_along_the_directions(client, setup):
+    directions = setup["directions"]
+    result = encode_face(client)
+    model = aekit.load(setup["model"])
+    attribute = directions.named("attribute")[0]
+    edits = {attribute: 2.0, "pc1": -1.5}
+    edited = client.post("/api/decode", json={"latent": result["latent"], "edits": edits}).json()
+    z = directions.apply(np.asarray([result["latent"]], np.float32), edits)
+    np.testing.assert_allclose(edited["latent"], z[0], atol=1e-5)
+    from aekit.images import to_uint8_hwc
+
+    assert (decoded(edited["image"]) == to_uint8_hwc(model.decode(z))[0]).all()
+    plain = client.post("/api/decode", json={"token": result["token"]}).json()
+    assert plain["image"] == result["reconstruction"]
+    assert plain["image"] != edited["image"]
+
+
+def test_decode_refuses_unknown_directions_and_bad_values(client, setup):
+    latent = encode_face(client)["latent"]
+    one_line_error(client.post("/api/decode", json={"latent": latent, "edits": {"Wings": 1}}), 400, "no direction 'Wings'")
+    one_line_error(client.post("/api/decode", json={"latent": latent, "edits": {"pc1": "lots"}}), 400, "must be a number")
+    one_line_error(client.post("/api/decode", json={"latent": latent, "edits": {"pc1": 1e9}}), 400, "between")
+    one_line_error(client.post("/api/decode", json={"latent": latent, "edits": ["pc1"]}), 400, "edits must be")
+    one_line_error(client.post("/api/decode", json={"latent": latent[:-1]}), 400, f"list of {LAT} numbers")
+    one_line_error(client.post("/api/decode", json={"latent": [None] * LAT}), 400, "numbers only")
+    one_line_error(client.post("/api/decode", content=b'{"latent": [' + b",".join([b"NaN"] * LAT) + b"]}",
+                               headers={"content-type": "application/json"}), 400, "not finite")
+    one_line_error(client.post("/api/decode", json=[1, 2]), 400, "JSON object")
+    one_line_error(client.post("/api/decode", json={"token": "gone"}), 404, "no longer in memory")
+
+
+def test_a_model_without_directions_says_how_to_get_them(setup):
+    from starlette.testclient import TestClient
+
+    with TestClient(_app(setup, features=False, denoiser=False, model=setup["bare"])) as client:
+        info = client.get("/api/info").json()
+        assert info["directions"] == [] and "aekit directions fit --model" in info["directions_note"]
+        assert not info["has_prior"] and info["sampler"] == "normal" and "fit-prior" in info["prior_note"]
+        assert not info["has_denoiser"] and not info["has_index"]
+        latent = encode_face(client)["latent"]
+        one_line_error(client.post("/api/decode", json={"latent": latent, "edits": {"pc1": 1}}), 400, "no directions")
+        token = encode_face(client)["token"]
+        one_line_error(client.post("/api/denoise", json={"token": token}), 404, "--denoiser")
+        one_line_error(client.post("/api/neighbours", json={"token": token}), 404, "--features")
+        assert client.post("/api/sample", json={"seed": 1, "n": 2}).json()["note"].startswith("no fitted prior")
+
+
+def test_directions_of_another_model_are_refused_with_a_note(setup, tmp_path):
+    other = shutil.copytree(setup["bare"], tmp_path / "other")
+    shutil.copy(setup["model"] / "directions.safetensors", other / "directions.safetensors")
+    from aekit_serve.explorer import Explorer
+
+    explorer = Explorer(aekit.load(other))
+    assert explorer.directions is None and "different model" in explorer.directions_note
+
+
+def test_denoise_adds_seeded_noise_and_denoises(client):
+    token = encode_face(client)["token"]
+    first = client.post("/api/denoise", json={"token": token, "noise": "gaussian", "amount": 0.2, "seed": 3}).json()
+    again = client.post("/api/denoise", json={"token": token, "noise": "gaussian", "amount": 0.2, "seed": 3}).json()
+    other = client.post("/api/denoise", json={"token": token, "noise": "gaussian", "amount": 0.2, "seed": 4}).json()
+    assert first == again and first["noisy"] != other["noisy"] and first["spec"] == "gaussian:0.2"
+    assert decoded(first["noisy"]).shape == decoded(first["denoised"]).shape == (40, 40, 3)  # the upload's own size
+    clean = client.post("/api/denoise", json={"token": token, "noise": "saltpepper", "amount": 0}).json()
+    assert clean["spec"] == "none" and decoded(clean["noisy"]).shape == (40, 40, 3)
+    one_line_error(client.post("/api/denoise", json={"token": token, "noise": "mask", "amount": 1}), 400, "fraction")
+    one_line_error(client.post("/api/denoise", json={"token": token, "amount": 2}), 400, "between 0 and 1")
+    one_line_error(client.post("/api/denoise", json={"token": token, "noise": "fire"}), 400, "noise must be one of")
+    one_line_error(client.post("/api/denoise", json={"token": token, "seed": -1}), 400, "seed")
+    one_line_error(client.post("/api/denoise", json={"token": "nope"}), 404)
+
+
+def test_samples_come_from_the_fitted_prior_and_repeat_with_their_seed(client, setup):
+    from aekit_generate import load_prior
+
+    result = client.post("/api/sample", json={"seed": 5, "n": 3}).json()
+    expected = load_prior(aekit.load(setup["model"]), "gaussian").sample(3, 5)
+    np.testing.assert_allclose(result["latents"], expected, atol=1e-5)
+    assert result["sampler"] == "gaussian" and len(result["images"]) == 3 and result["note"] is None
+    assert client.post("/api/sample", json={"seed": 5, "n": 3}).json() == result
+    one_line_error(client.post("/api/sample", json={"n": 0}), 400, "n must be between 1 and 16")
+    one_line_error(client.post("/api/sample", json={"n": 2.5}), 400, "whole number")
+    # a sample becomes a face to explore
+    chosen = client.post("/api/encode", json={"latent": result["latents"][0], "name": "sample 0"}).json()
+    assert chosen["name"] == "sample 0" and chosen["original"] == result["images"][0]
+
+
+def test_interpolation_goes_from_a_to_b(client):
+    a, b = encode_face(client, 1), encode_face(client, 2)
+    result = client.post("/api/interpolate", json={"a": a["latent"], "b": b["latent"], "steps": 5}).json()
+    assert result["t"] == [0.0, 0.25, 0.5, 0.75, 1.0] and len(result["images"]) == 5
+    assert result["images"][0] == a["reconstruction"] and result["images"][-1] == b["reconstruction"]
+    one_line_error(client.post("/api/interpolate", json={"a": a["latent"], "b": b["latent"], "steps": 1}), 400, "steps")
+    one_line_error(client.post("/api/interpolate", json={"a": a["latent"]}), 400, "latent must be")
+
+
+def test_neighbours_are_the_indexed_faces_with_their_pictures(client, setup):
+    data = (setup["faces"] / "face4.png").read_bytes()
+    token = upload(client, data, "face4.png").json()["token"]
+    result = client.post("/api/neighbours", json={"token": token, "k": 3}).json()
+    found = result["neighbours"]
+    assert len(found) == 3 and found[0]["name"] == "face4.png" and found[0]["similarity"] > 0.999
+    assert [f["similarity"] for f in found] == sorted((f["similarity"] for f in found), reverse=True)
+    from aekit.images import resize_rgb
+
+    expected = resize_rgb(Image.open(setup["faces"] / "face4.png").convert("RGB"), SIZE)
+    assert (decoded(found[0]["image"]) == expected).all()
+    one_line_error(client.post("/api/neighbours", json={"token": token, "k": 0}), 400, "k must be")
+
+
+def test_neighbours_by_name_when_the_images_are_gone(setup, tmp_path):
+    from starlette.testclient import TestClient
+
+    from aekit.features import load_features
+
+    moved = tmp_path / "faces"
+    shutil.copytree(setup["faces"], moved)
+    from helpers import invoke
+
+    invoke("embed", moved, "-m", setup["model"], "-o", tmp_path / "feats.npz", "-q")
+    shutil.rmtree(moved)
+    from aekit_serve.app import build_app
+
+    app = build_app(aekit.load(setup["model"]), features=load_features(tmp_path / "feats.npz"))
+    with TestClient(app) as client:
+        assert "neighbours shown by name" in client.get("/api/info").json()["index_note"]
+        token = encode_face(client)["token"]
+        found = client.post("/api/neighbours", json={"token": token, "k": 2}).json()
+        assert [f["image"] for f in found["neighbours"]] == [None, None]
+        assert all(f["name"].startswith("face") for f in found["neighbours"]) and found["note"]
+
+
+def test_the_gallery_has_prior_samples_and_the_gallery_folder(setup, tmp_path):
+    from starlette.testclient import TestClient
+
+    folder = tmp_path / "gallery"
+    folder.mkdir()
+    Image.fromarray(face(50, 4)).save(folder / "alice.png")
+    (folder / "broken.jpg").write_bytes(b"not a jpeg")
+    (folder / "notes.txt").write_text("not an image either")
+    logged = []
+    app = _app(setup, features=False, denoiser=False, gallery=folder, log_message=logged.append)
+    with TestClient(app) as client:
+        items = client.get("/api/gallery").json()["gallery"]
+        assert [i["label"] for i in items] == [f"gaussian sample {i}" for i in range(8)] + ["alice.png"]
+        assert all(decoded(i["image"]).shape == (SIZE, SIZE, 3) for i in items)
+        assert any("broken.jpg" in line for line in logged)
+        chosen = client.post("/api/encode", json={"gallery": items[-1]["id"]}).json()
+        assert chosen["name"] == "alice.png" and chosen["original"] == items[-1]["image"]
+        assert client.post("/api/encode", json={"gallery": "sample-0"}).json()["original"] == items[0]["image"]
+        one_line_error(client.post("/api/encode", json={"gallery": "sample-99"}), 404, "no gallery face")
+        assert client.get("/api/gallery").json()["gallery"] == items  # made once
+
+
+def test_only_the_latest_faces_are_kept(setup):
+    from aekit_serve.explorer import Explorer
+
+    explorer = Explorer(aekit.load(setup["model"]), max_faces=3)
+    tokens = [explorer.encode_upload(png_bytes(face(40, i)), f"{i}.png")["token"] for i in range(5)]
+    with pytest.raises(Exception, match="no longer in memory"):
+        explorer.face(tokens[0])
+    assert explorer.face(tokens[-1]).name == "4.png" and len(explorer._faces) == 3
+
+
+def test_an_unexpected_failure_is_a_500_line_logged_and_the_server_goes_on(setup, caplog):
+    from starlette.testclient import TestClient
+
+    app = _app(setup, features=False, denoiser=False)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the decoder fell over\nsecond line")
+
+    app.state.explorer.decode = broken
+    with TestClient(app, raise_server_exceptions=False) as client:
+        with caplog.at_level("ERROR", logger="aekit_serve"):
+            message = one_line_error(client.post("/api/decode", json={"latent": [0.0] * LAT}), 500,
+                                     "RuntimeError: the decoder fell over")
+        assert "second line" not in message
+        assert "Traceback" in caplog.text or any(r.exc_info for r in caplog.records)
+        assert client.get("/api/info").status_code == 200
+        assert encode_face(client)["token"]
+
+
+def test_unknown_api_paths_and_methods_answer_json(client):
+    one_line_error(client.get("/api/nothing"), 404, "/api/nothing")
+    one_line_error(client.get("/api/decode"), 405, "/api/decode")
+
+
+def test_other_host_names_are_refused_on_loopback(setup):
+    from starlette.testclient import TestClient
+
+    app = _app(setup, features=False, denoiser=False, allowed_hosts=["127.0.0.1", "localhost"])
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        assert client.get("/api/info").status_code == 200
+        assert client.get("/api/info", headers={"host": "attacker.example"}).status_code == 400
+
+
+# --- the command ----------------------------------------------------------------------------------------------
+
+
+def test_check_loads_everything_and_says_what_the_page_shows(setup):
+    pytest.importorskip("starlette")
+    result = run_cli("serve", "-m", setup["model"], "--features", setup["feats"], "--denoiser", setup["model"],
+                     "--port", "0", "--check")
+    assert result.exit_code == 0, result.output
+    attributes = len(setup["directions"].named("attribute"))
+    assert f"directions: {attributes} attribute(s), 3 principal axes" in result.stderr, result.stderr
+    assert "prior: gaussian" in result.stderr and "nearest faces: 10 faces" in result.stderr
+    assert "denoiser: model" in result.stderr and "--check: not serving" in result.stdout
+
+
+def test_check_without_directions_prior_or_denoiser(setup):
+    pytest.importorskip("starlette")
+    result = run_cli("serve", "-m", setup["bare"], "--denoiser", "none", "--port", "0", "--check")
+    assert result.exit_code == 0, result.output
+    assert "no directions: run `aekit directions fit" in result.stderr
+    assert "denoiser: none (--denoiser none)" in result.stderr and "no fitted prior" in result.stderr
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--model", "nosuch-model"], "nosuch-model: no such checkpoint folder"),
+    (["--denoiser", "{root}/nowhere"], "no such checkpoint folder"),
+    (["--features", "{root}/none.npz"], "none.npz"),
+    (["--gallery", "{root}/nowhere"], "does not exist"),
+    (["--port", "70000"], "70000 is not in the range"),
+    (["--max-upload-mb", "0"], "0 is not in the range"),
+    (["--host", "no.such.host.invalid"], "not an address of this machine"),
+])
+def test_bad_settings_are_one_line(setup, args, needle):
+    pytest.importorskip("starlette")
+    args = [a.replace("{root}", str(setup["root"])) for a in args]
+    base = ["serve", "-m", setup["model"], "--denoiser", "none", "--port", "0", "--check"]
+    result = run_cli(*base, *args)
+    assert needle in error_line(result), result.output
+
+
+def test_features_of_another_model_are_refused(setup):
+    pytest.importorskip("starlette")
+    result = run_cli("serve", "-m", setup["bare"], "--features", setup["feats"], "--denoiser", "none", "--port", "0",
+                     "--check")
+    line = error_line(result, 1)
+    assert "feats.npz" in line and "made by model" in line and "give the --model that made it" in line
+
+
+def test_a_denoiser_as_the_model_is_refused(setup, tmp_path):
+    pytest.importorskip("starlette")
+    unet = aekit.create_model("unet", widths=(8, 16), image_size=16, latent_dim=8).save_pretrained(tmp_path / "unet")
+    result = run_cli("serve", "-m", unet, "--denoiser", "none", "--port", "0", "--check")
+    assert "no latent space to explore" in error_line(result, 1)
+
+
+def test_a_busy_port_is_one_line(setup):
+    pytest.importorskip("starlette")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        result = run_cli("serve", "-m", setup["model"], "--denoiser", "none", "--port", port, "--check")
+    assert f"port {port} on 127.0.0.1 is in use" in error_line(result, 2)
+
+
+def test_another_host_than_loopback_is_warned_about(setup):
+    pytest.importorskip("starlette")
+    result = run_cli("serve", "-m", setup["model"], "--denoiser", "none", "--host", "0.0.0.0", "--port", "0", "--check")
+    assert result.exit_code == 0, result.output
+    assert [line for line in result.stderr.splitlines() if line.startswith("warning:")] == [
+        "warning: --host 0.0.0.0 is not loopback: anyone who can reach this machine on port 0 can use the explorer"]
+
+
+def test_without_the_extra_the_command_names_it(setup, monkeypatch):
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # import uvicorn -> ImportError
+    result = run_cli("serve", "-m", setup["model"], "--port", "0", "--check")
+    line = error_line(result, 1)
+    assert line == "Error: aekit serve needs uvicorn: pip install 'aekit[serve]'"
+
+
+def test_the_plugin_loads_without_starlette(monkeypatch):
+    """Only the command imports starlette: `aekit plugins` and the other commands work without the extra."""
+    import aekit.plugins
+
+    monkeypatch.setitem(sys.modules, "starlette", None)
+    aekit.plugins.reset()
+    assert "serve" in aekit.plugins.get_registry().names("command")
+    assert run_cli("serve", "--help").exit_code == 0
+
+
+# --- the page in a real browser -------------------------------------------------------------------------------
+
+
+def _chromium() -> str:
+    pytest.importorskip("starlette")
+    pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium is not installed (Debian: apt-get install chromium); the explorer's browser test needs it")
+    return chromium
+
+
+def test_the_page_in_headless_chromium_uploads_a_face_and_a_slider_redraws_it(setup, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    from aekit_serve.app import running
+
+    chromium = _chromium()
+    app = _app(setup)
+    face_file = tmp_path / "me.png"
+    Image.fromarray(face(40, 6)).save(face_file)
+    bad_file = tmp_path / "holiday.png"
+    bad_file.write_text("not a picture at all")
+    problems, requests, allowed_console = [], [], []
+    with running(app) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}")
+                    if m.type == "error" and m.text not in allowed_console else None)
+            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+            page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url} {r.failure}"))
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto(url)
+            page.wait_for_selector("body[data-ready=true]", timeout=30_000)
+            assert page.locator("input.direction").count() == len(setup["directions"].names)
+            assert page.locator("#gallery button").count() == 8
+
+            page.set_input_files("#upload", str(face_file))
+            page.wait_for_function("() => document.getElementById('reconstruction').src.startsWith('data:')")
+            page.wait_for_function("() => document.getElementById('denoised').src.startsWith('data:')")
+            page.wait_for_function("() => document.querySelectorAll('#neighbours figure').length === 8")
+            assert page.text_content("#face-name") == "(me.png)"
+            before = page.get_attribute("#edited", "src")
+            assert before == page.get_attribute("#reconstruction", "src")
+
+            name = setup["directions"].named("attribute")[0]
+            slider = page.locator(f"input.direction[data-direction='{name}']")
+            slider.focus()
+            page.keyboard.press("End")  # as a user drags it to the right end: amount 3
+            page.wait_for_function("s => document.getElementById('edited').src !== s", arg=before)
+            page.wait_for_function("() => !document.querySelector('.busy')")
+            after = page.get_attribute("#edited", "src")
+            explorer = app.state.explorer
+            latent = explorer.face(next(reversed(explorer._faces))).latent.tolist()  # the last face: me.png
+            assert after == explorer.decode(latent, edits={name: 3.0})["image"]  # exactly the edited face
+
+            allowed_console.append("Failed to load resource: the server responded with a status of 400 (Bad Request)")
+            page.set_input_files("#upload", str(bad_file))
+            page.wait_for_selector("#message:not([hidden])")
+            message = page.text_content("#message")
+            assert "holiday.png: not an image Pillow can read" in message and "Traceback" not in message
+            assert page.get_attribute("#edited", "src") == after  # the face shown stays
+        finally:
+            browser.close()
+    assert problems == []
+    outside = [u for u in requests if urlparse(u).scheme != "data" and urlparse(u).hostname not in ("127.0.0.1", "localhost")]
+    assert outside == [] and len(requests) >= 5
