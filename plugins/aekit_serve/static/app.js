@@ -178,8 +178,13 @@ const neighbours = latest(async () => {
   for (const found of result.neighbours) {
     const figure = document.createElement("figure");
     const caption = document.createElement("figcaption");
-    caption.textContent = `${found.similarity.toFixed(3)} ${found.name}`;
-    caption.title = found.name;
+    const similarity = document.createElement("span");
+    similarity.textContent = found.similarity.toFixed(3);
+    similarity.className = "similarity";
+    const name = document.createElement("span");
+    name.textContent = found.name;
+    caption.append(similarity, name);
+    caption.title = `${found.name}: cosine similarity ${found.similarity.toFixed(4)}`;
     if (found.image) figure.append(thumb(found.image, found.name));
     figure.append(caption);
     box.append(figure);
