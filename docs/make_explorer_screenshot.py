@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_FACE = ROOT.parent / "shared" / "data" / "celeba-10k" / "images" / "009001.jpg"
@@ -64,6 +65,11 @@ def shoot(app, args, chromium) -> int:
     with running(app) as url, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": args.width, "height": 900}, device_scale_factor=1)
+        problems = []  # the page must load nothing from elsewhere and log no error
+        page.on("request", lambda r: problems.append(f"request to {r.url}")
+                if urlparse(r.url).scheme != "data" and urlparse(r.url).hostname not in ("127.0.0.1", "localhost") else None)
+        page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
         page.goto(url)
         page.wait_for_selector("body[data-ready=true]")
         for face, end in ((args.face_b, "#set-b"), (args.face, "#set-a")):
@@ -86,6 +92,8 @@ def shoot(app, args, chromium) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(args.out), full_page=True)
         browser.close()
+    if problems:
+        sys.exit("the page misbehaved:\n" + "\n".join(problems))
     print(f"wrote {args.out}")
     return 0
 
