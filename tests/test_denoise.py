@@ -262,6 +262,7 @@ def model_dir(tmp_path):
 @pytest.fixture
 def identity_denoise(monkeypatch):
     """Make model.denoise return its input unchanged (checking the call it gets), so outputs can be compared exactly."""
+    monkeypatch.setattr("aekit_export.runtime.onnx_available", lambda: False)  # --runtime auto: PyTorch runs the patch
     calls = []
 
     def denoise(self, images, method="auto", batch_size=256):

@@ -154,4 +154,104 @@ def test_decompress_and_generate_with_onnx_runtime_draw_pytorchs_pictures(tmp_pa
         assert np.abs(image - pictures["onnx"][name]).max() <= 1, name  # a rounding step at most
     grids = [np.asarray(Image.open(tmp_path / f"g-{r}.png"), dtype=int) for r in ("torch", "onnx")]
     assert np.abs(grids[0] - grids[1]).max() <= 1
-    assert sorted(p.name for p in (Path(os.environ["AEKIT_HOME"]) / "onnx").rglob("*.onnx")) == ["decoder.onnx"]
+    exported = sorted(p.name for p in (Path(os.environ["AEKIT_HOME"]) / "onnx").rglob("*.onnx"))
+    assert exported == ["decoder.onnx", "encoder.onnx"]  # compress's encoder (auto), then one decoder for both
+
+
+def _within_1e4(got, want) -> None:
+    got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-4 * max(1.0, float(np.abs(want).max())))
+
+
+@pytest.mark.parametrize("arch", aekit.list_models())
+def test_a_model_on_onnx_runtime_encodes_decodes_reconstructs_and_denoises_as_pytorch_does(arch):
+    from aekit_export.runtime import ModelOnRuntime
+
+    model, faces = _tiny(arch), _faces(5)
+    larger = make_faces(2, seed=4, size=45)[0]  # not the model's size: denoise resizes or tiles
+    on_onnx = ModelOnRuntime(model, "onnx")
+    assert on_onnx.name == "onnx" and ModelOnRuntime(model, "torch").name == "torch"
+    _within_1e4(on_onnx.encode(faces, batch_size=2), model.encode(faces))  # batches split like PyTorch's
+    _within_1e4(on_onnx.reconstruct(faces), model.reconstruct(faces))
+    if model.decodes_latents:
+        latents = model.encode(faces)
+        _within_1e4(on_onnx.decode(latents), model.decode(latents))
+    else:
+        with pytest.raises(aekit.AekitError, match="skip connections"):
+            on_onnx.decode(torch.zeros(1, 16))
+    for method in ("resize", "tile"):
+        by_onnx, by_torch = on_onnx.denoise(larger, method=method), model.denoise(larger, method=method)
+        assert by_onnx.shape == by_torch.shape == larger.shape and by_onnx.dtype == np.uint8
+        assert np.abs(by_onnx.astype(int) - by_torch.astype(int)).max() <= 1  # a rounding step at most
+    exported = sorted(p.name for p in (Path(os.environ["AEKIT_HOME"]) / "onnx").rglob("*.onnx"))
+    assert exported == (["decoder.onnx"] if model.decodes_latents else []) + ["denoiser.onnx", "encoder.onnx"]
+
+
+def test_compress_with_onnx_runtime_stores_pytorchs_latents_and_reports_the_same_psnr(tmp_path, face_folder):
+    from aekit_compress import load_latents
+
+    model_dir = _tiny("improved").save_pretrained(tmp_path / "m")
+    psnrs = {}
+    for runtime in ("torch", "onnx"):
+        result = run_cli("compress", face_folder, "-m", model_dir, "--dtype", "float32", "--report", "--runtime", runtime,
+                         "-o", tmp_path / f"{runtime}.npz", "-q")
+        assert result.exit_code == 0, result.output
+        line = next(line for line in result.stdout.splitlines() if "round-trip PSNR" in line)
+        psnrs[runtime] = float(line.split()[-2])
+    by_torch, by_onnx = load_latents(tmp_path / "torch.npz"), load_latents(tmp_path / "onnx.npz")
+    assert by_onnx.names == by_torch.names and len(by_torch.names) == 12
+    _within_1e4(by_onnx.latents, by_torch.latents)
+    assert abs(psnrs["onnx"] - psnrs["torch"]) <= 0.01
+    assert sorted(p.name for p in (Path(os.environ["AEKIT_HOME"]) / "onnx").rglob("*.onnx")) == ["decoder.onnx", "encoder.onnx"]
+
+
+@pytest.mark.parametrize("arch", ["improved", "unet"])
+def test_denoise_with_onnx_runtime_writes_pytorchs_pictures(tmp_path, arch):
+    from PIL import Image
+
+    from aekit.metrics import psnr
+
+    model_dir = _tiny(arch).save_pretrained(tmp_path / "m")
+    rng = np.random.default_rng(0)
+    clean = {f"face{size}.png": make_faces(1, seed=size, size=size)[0][0] for size in (32, 48, 70)}  # its size, larger
+    (tmp_path / "noisy").mkdir()
+    for name, image in clean.items():
+        noisy = np.clip(image + rng.normal(0, 20, image.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(noisy).save(tmp_path / "noisy" / name)
+    for method in ("resize", "tile"):
+        pictures = {}
+        for runtime in ("torch", "onnx"):
+            out = tmp_path / f"{runtime}-{method}"
+            result = run_cli("denoise", tmp_path / "noisy", "-m", model_dir, "--method", method, "--runtime", runtime,
+                             "--out", out, "-q")
+            assert result.exit_code == 0, result.output
+            pictures[runtime] = {name: np.array(Image.open(out / name)) for name in clean}  # writable, as torch wants
+        for name, target in clean.items():
+            by_torch, by_onnx = pictures["torch"][name], pictures["onnx"][name]
+            assert np.abs(by_onnx.astype(int) - by_torch.astype(int)).max() <= 1, (method, name)
+            assert abs(float(psnr(by_onnx[None], target[None])[0]) - float(psnr(by_torch[None], target[None])[0])) <= 0.01
+    assert [p.name for p in (Path(os.environ["AEKIT_HOME"]) / "onnx").rglob("*.onnx")] == ["denoiser.onnx"]
+
+
+@pytest.mark.parametrize("arch", ["improved", "unet"])
+def test_eval_with_onnx_runtime_reports_pytorchs_psnr(tmp_path, face_folder, arch):
+    model_dir = _tiny(arch).save_pretrained(tmp_path / "m")
+    reports = {}
+    for runtime in ("torch", "onnx"):
+        out = tmp_path / runtime
+        result = run_cli("eval", "-m", model_dir, "--data", face_folder, "--noise", "gaussian:0.1", "--runtime", runtime,
+                         "--out", out, "-q")
+        assert result.exit_code == 0, result.output
+        reports[runtime] = json.loads((out / "report.json").read_text())
+    by_torch, by_onnx = reports["torch"], reports["onnx"]
+    assert by_onnx["environment"]["runtime"] == "onnx" and by_torch["environment"]["runtime"] == "torch"
+    assert "--runtime onnx" in by_onnx["command"] and "--runtime torch" in by_torch["command"]
+    rows = {"reconstruction": (by_torch["reconstruction"]["rows"], by_onnx["reconstruction"]["rows"]),
+            "denoising": (by_torch["denoising"]["tables"][0]["rows"], by_onnx["denoising"]["tables"][0]["rows"])}
+    for table, (torch_rows, onnx_rows) in rows.items():
+        assert [r["method"] for r in onnx_rows] == [r["method"] for r in torch_rows]
+        assert any(r["method"].startswith("aekit") for r in torch_rows)
+        for want, got in zip(torch_rows, onnx_rows):
+            assert abs(got["psnr"] - want["psnr"]) <= 0.01, (table, want["method"])
+    exported = sorted(p.name for p in (Path(os.environ["AEKIT_HOME"]) / "onnx").rglob("*.onnx"))
+    assert exported == ["decoder.onnx", "denoiser.onnx", "encoder.onnx"] if arch == "improved" else ["denoiser.onnx", "encoder.onnx"]

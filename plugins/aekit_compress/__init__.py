@@ -194,16 +194,20 @@ class Report:
         return rows
 
 
-def round_trip_quality(model, source, latents: np.ndarray, batch_size: int, progress: bool) -> tuple[float, float, int]:
-    """Mean PSNR/SSIM of decode(latents) against the source images; also the input files' total bytes."""
+def round_trip_quality(model, source, latents: np.ndarray, batch_size: int, progress: bool,
+                       decode=None) -> tuple[float, float, int]:
+    """Mean PSNR/SSIM of decode(latents) against the source images; also the input files' total bytes.
+
+    `decode`: what turns latents into images (default ``model.decode``; ONNX Runtime's for --runtime onnx).
+    """
     from aekit.data import iter_batches
     from aekit.images import to_uint8_hwc
     from aekit.metrics import psnr, ssim
 
-    size = model.config.image_size
+    size, decode = model.config.image_size, decode or model.decode
     psnrs, ssims, row = [], [], 0
     for batch in iter_batches(source, size, batch_size, progress=progress, desc="checking round trip"):
-        decoded = to_uint8_hwc(model.decode(torch.from_numpy(latents[row : row + len(batch.images)])))
+        decoded = to_uint8_hwc(decode(torch.from_numpy(latents[row : row + len(batch.images)])))
         row += len(batch.images)
         psnrs.append(psnr(decoded, batch.images))
         ssims.append(ssim(decoded, batch.images))

@@ -20,7 +20,8 @@ Noise models (registered for ``aekit train --noise SPEC``, ``aekit noise --kind 
     picture = open_picture("scan.png")                   # any mode, EXIF rotation applied
     clean, notes = denoise_image(model, picture.image)   # same mode and size (RGBA keeps its alpha)
 
-``aekit denoise`` runs ``model.denoise(rgb_uint8, method=...)`` on every image at its own size:
+``aekit denoise`` runs ``model.denoise(rgb_uint8, method=...)`` on every image at its own size (the
+model by ONNX Runtime on a CPU with the onnx extra, as ``--runtime`` says):
 ``resize`` denoises a 64x64 copy and adds the removed-noise estimate back at full size, ``tile``
 blends overlapping 64x64 tiles, ``auto`` picks tile for skip-connection models, resize otherwise.
 """
@@ -28,6 +29,9 @@ blends overlapping 64x64 tiles, ``auto`` picks tile for skip-connection models, 
 from __future__ import annotations
 
 from aekit import hookimpl
+
+# the plugins whose modules this one imports (aekit refuses to load it without them)
+AEKIT_REQUIRES = ("export",)  # ONNX Runtime for `aekit denoise --runtime`
 
 from .noise_models import (NOISE_MODELS, covered_blocks, make_gaussian_noise, make_mask_noise, make_saltpepper_noise,
                            make_speckle_noise, parse_amount)

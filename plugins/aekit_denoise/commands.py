@@ -12,6 +12,7 @@ import numpy as np
 from aekit.cli import check_output_path, cli_device, finish_skipped, model_option, nothing_read
 from aekit.errors import AekitError, ImageReadError, NoiseSpecError
 from aekit.paths import why_missing
+from aekit_export.options import runtime_option
 
 METHODS = ("auto", "resize", "tile")
 KEPT_SUFFIXES = (".png", ".jpg", ".jpeg")  # denoise keeps PNG and JPEG; every other format becomes PNG
@@ -255,8 +256,9 @@ def training_noise(model) -> str | None:
 @click.option("--method", type=click.Choice(METHODS), default="auto", show_default=True, help=METHOD_HELP)
 @click.option("--overwrite", is_flag=True, help="Replace existing files, the inputs themselves included.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@runtime_option("the model")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def denoise(inputs, model_path, out, method, overwrite, device, quiet):
+def denoise(inputs, model_path, out, method, overwrite, device, runtime, quiet):
     """Denoise images with a model (best one trained with `aekit train --noise ...`), at their own size.
 
     Any image works: RGB, RGBA (alpha kept), grayscale (stays grayscale), palette (saved as RGB),
@@ -268,6 +270,7 @@ def denoise(inputs, model_path, out, method, overwrite, device, quiet):
     Examples:
       aekit denoise noisy.png --model runs/denoiser               # writes noisy-denoised.png
       aekit denoise photos/ --model runs/denoiser --out clean/ --method tile
+      aekit denoise photos/ --out clean/ --runtime torch           # PyTorch instead of ONNX Runtime
     """
     from aekit.cli import load_model_arg
 
@@ -290,6 +293,7 @@ def denoise(inputs, model_path, out, method, overwrite, device, quiet):
     if single and len(files) == 1:  # one bad file: its reason once, before any model is loaded
         opened[0] = open_picture(files[0].path)
     model = load_model_arg(model_path, device=cli_device(device), task="denoise")
+    denoiser = _on_runtime(model, runtime)
     noise = training_noise(model)
     if noise:
         click.echo(f"model trained for noise: {noise}", err=True)
@@ -304,7 +308,7 @@ def denoise(inputs, model_path, out, method, overwrite, device, quiet):
         bar.update()
         try:
             picture = opened.pop(index, None) or open_picture(item.path)
-            denoised, notes = denoise_image(model, picture.image, method)
+            denoised, notes = denoise_image(denoiser, picture.image, method)
         except ImageReadError as exc:
             skipped.append(str(exc))
             continue
@@ -322,3 +326,12 @@ def denoise(inputs, model_path, out, method, overwrite, device, quiet):
         click.echo(f"wrote {outputs[0]}")
     else:
         click.echo(f"wrote {written} denoised image(s) to {out}" + (f", {len(skipped)} skipped" if skipped else ""))
+
+
+def _on_runtime(model, runtime: str):
+    """What `denoise_image` runs: the model, or its ``denoise`` by ONNX Runtime when `runtime` resolves to that."""
+    from aekit_export.runtime import ModelOnRuntime
+
+    on_runtime = ModelOnRuntime(model, runtime)
+    # a model without denoise() keeps its own one-line refusal in denoise_image
+    return on_runtime if on_runtime.name == "onnx" and callable(getattr(model, "denoise", None)) else model

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from aekit.cli import model_option
+from aekit_export.options import runtime_option
 
 
 @click.command("eval")
@@ -30,9 +31,10 @@ from aekit.cli import model_option
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
 @click.option("--optimize-steps", type=click.IntRange(min=0), default=0, show_default=True, metavar="N",
               help="Add a row for latents refined by N optimisation steps each (as `aekit compress --optimize-steps N`).")
+@runtime_option("the encoder, the decoder and model.denoise")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def eval_(model_path, data, train_data, baselines, noise, labels, limit, train_limit, pixel_labels, out, seed, device,
-          batch_size, optimize_steps, quiet):
+          batch_size, optimize_steps, runtime, quiet):
     """Measure a model on held-out faces and write a report (JSON, Markdown and PNG grids).
 
     Reconstruction MSE / PSNR / SSIM always; --baselines adds PCA (fitted on the training split),
@@ -46,6 +48,7 @@ def eval_(model_path, data, train_data, baselines, noise, labels, limit, train_l
       aekit eval --model runs/celeba --data celeba/images[9000:] --baselines \\
           --labels celeba/attributes.csv --noise gaussian:0.1 --out report/
       aekit eval --model runs/celeba --data faces/[9000:] --optimize-steps 40   # + refined latents' row
+      aekit eval --model runs/celeba --data faces/[9000:] --runtime torch       # PyTorch, not ONNX Runtime
     """
     from aekit.errors import AekitError
 
@@ -57,7 +60,7 @@ def eval_(model_path, data, train_data, baselines, noise, labels, limit, train_l
     options = EvalOptions(data=data, model=model_path, train_data=train_data, baselines=baselines, noise=list(noise),
                           labels=labels is not None, labels_csv=labels or None, limit=limit, train_limit=train_limit,
                           pixel_labels=pixel_labels, out=out, seed=seed, device=device, batch_size=batch_size,
-                          optimize_steps=optimize_steps)
+                          optimize_steps=optimize_steps, runtime=runtime)
     result = run_eval(options, progress=not quiet)
     click.echo(as_text(result))
     click.echo(f"\nwrote {out}/report.json, {out}/report.md and the PNG grids")

@@ -43,6 +43,7 @@ class EvalOptions:
     device: str = "auto"
     batch_size: int = 128
     optimize_steps: int = 0
+    runtime: str = "auto"  # what runs the encoder, decoder and denoiser: auto, torch or onnx
 
     def command_line(self) -> str:
         """The `aekit eval` command that gives these options."""
@@ -56,7 +57,7 @@ class EvalOptions:
         if self.labels:
             args += ["--labels"] + ([self.labels_csv] if self.labels_csv else [])
         defaults = EvalOptions(data="")
-        for name in ("limit", "train_limit", "pixel_labels", "seed", "device", "batch_size", "optimize_steps"):
+        for name in ("limit", "train_limit", "pixel_labels", "seed", "device", "batch_size", "optimize_steps", "runtime"):
             value = getattr(self, name)
             if value != getattr(defaults, name):
                 args += [f"--{name.replace('_', '-')}", str(value)]
@@ -78,6 +79,7 @@ def run_eval(options: EvalOptions, progress: bool = True, log=_log_to_stderr) ->
     from aekit.images import image_grid
     from aekit.noise import parse_noise
     from aekit.devices import resolve_device
+    from aekit_export.runtime import ModelOnRuntime
 
     started = time.time()
     timings: dict[str, float] = {}
@@ -106,6 +108,7 @@ def run_eval(options: EvalOptions, progress: bool = True, log=_log_to_stderr) ->
 
     device = resolve_device(options.device)
     model = load(options.model, device=device)
+    on_runtime = ModelOnRuntime(model, options.runtime)  # an impossible runtime fails before any work
     size, latent_dim = model.config.image_size, model.config.latent_dim
     record = splits.recorded_training(model)
     splits.check_eval_data(options.data, options.limit, record, options.train_data)
@@ -154,7 +157,7 @@ def run_eval(options: EvalOptions, progress: bool = True, log=_log_to_stderr) ->
 
     # -- reconstruction --
     skips = not model.decodes_latents
-    latents, recon = _encode_decode(model, clean, options.batch_size, skips, progress)
+    latents, recon = _encode_decode(on_runtime, clean, options.batch_size, skips, progress)
     rows, grid_rows, grid_labels, notes = [], [evaluation.images[:GRID_IMAGES]], ["original"], []
     float_bytes = latent_dim * 4
     if skips:
@@ -168,15 +171,15 @@ def run_eval(options: EvalOptions, progress: bool = True, log=_log_to_stderr) ->
         from aekit_compress import dequantize_int8, quantize_int8
 
         q, scale, offset = quantize_int8(latents)
-        int8_recon = _decode(model, dequantize_int8(q, scale, offset), options.batch_size, progress)
+        int8_recon = _decode(on_runtime, dequantize_int8(q, scale, offset), options.batch_size, progress)
         int8_bytes = latent_dim + 8 * latent_dim / len(latents)
         rows.append(_row(f"aekit ({latent_dim}-d int8 latent)", int8_bytes, int8_recon, clean, progress,
                          {"note": f"{latent_dim} bytes + a float32 scale and offset per dimension, shared by the "
                                   f"{len(latents)} images (as `aekit compress --dtype int8` stores them)"}))
         if options.optimize_steps:
             log(f"optimising every latent for {options.optimize_steps} steps (as `aekit compress --optimize-steps` does)")
-            optimized = _optimize(model, clean, options.optimize_steps, options.batch_size, progress)
-            optimized_recon = _decode(model, optimized, options.batch_size, progress)
+            optimized = _optimize(model, clean, options.optimize_steps, options.batch_size, progress)  # PyTorch's gradients
+            optimized_recon = _decode(on_runtime, optimized, options.batch_size, progress)
             rows.append(_row(f"aekit ({latent_dim}-d float32 latent, {options.optimize_steps} optimisation steps)", float_bytes,
                              optimized_recon, clean, progress,
                              {"optimize_steps": options.optimize_steps,
@@ -214,7 +217,8 @@ def run_eval(options: EvalOptions, progress: bool = True, log=_log_to_stderr) ->
                   optimize=True)
     lap("reconstruction")
     result = {"format": FORMAT, "format_version": FORMAT_VERSION, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              "command": options.command_line(), "settings": asdict(options), "environment": _environment(__version__, device),
+              "command": options.command_line(), "settings": asdict(options),
+              "environment": _environment(__version__, device, on_runtime.name),
               "model": model_info, "data": data_info,
               "reconstruction": {"images": len(evaluation), "latent_bytes": {"float32": float_bytes, "int8": latent_dim},
                                  "rows": rows, "notes": notes, "grid": grid_name}}
@@ -226,7 +230,8 @@ def run_eval(options: EvalOptions, progress: bool = True, log=_log_to_stderr) ->
         for number, noise in enumerate(noises, 1):
             log(f"denoising: {noise.spec}")
             noisy = noise(clean, np.random.default_rng([options.seed, number])).astype(np.float32)
-            tables.append(_denoise_table(model, noise.spec, number, noisy, clean, tune_idx, report_idx, out, options, progress))
+            tables.append(_denoise_table(model, on_runtime, noise.spec, number, noisy, clean, tune_idx, report_idx, out,
+                                         options, progress))
         result["denoising"] = {"images": len(report_idx), "tuning_images": len(tune_idx), "tables": tables,
                                "tuning": {"NL-means h / sigma": list(denoise.NL_MEANS_GRID), "TV weight / sigma": list(denoise.TV_GRID),
                                           "nl_means": denoise.NL_MEANS_SETTINGS, "sigma": "estimated per image (Immerkaer 1996)"}}
@@ -236,7 +241,8 @@ def run_eval(options: EvalOptions, progress: bool = True, log=_log_to_stderr) ->
     if options.labels and train is None:
         result["features_left_out"] = f"{missing}; give --train-data SOURCE to fit the linear probes"
     elif options.labels:
-        result["features"] = _features(model, options, evaluation, test_labels, train, latents, train_pixels, clean, pca, progress, log)
+        result["features"] = _features(model, on_runtime, options, evaluation, test_labels, train, latents, train_pixels, clean,
+                                       pca, progress, log)
         lap("features")
 
     result["elapsed_s"] = round(time.time() - started, 1)
@@ -259,6 +265,9 @@ def _chunks(count: int, batch_size: int, progress: bool, desc: str):
         yield slice(start, start + batch_size)
         bar.update(min(batch_size, count - start))
     bar.close()
+
+
+# `model` in _encode, _decode and _encode_decode: the model or its ModelOnRuntime (the same methods)
 
 
 def _encode(model, unit: np.ndarray, batch_size: int, progress: bool, desc: str = "encoding") -> np.ndarray:
@@ -294,7 +303,7 @@ def _row(method: str, bytes_per_image, pred, clean, progress, settings: dict | N
             **quality.scores(pred, clean, progress, f"SSIM {method}"), "settings": settings or {}}
 
 
-def _denoise_table(model, spec, number, noisy, clean, tune_idx, report_idx, out, options, progress) -> dict:
+def _denoise_table(model, on_runtime, spec, number, noisy, clean, tune_idx, report_idx, out, options, progress) -> dict:
     from aekit import io
     from aekit.images import image_grid
 
@@ -302,7 +311,7 @@ def _denoise_table(model, spec, number, noisy, clean, tune_idx, report_idx, out,
     rows = [{"method": "noisy input", "parameter": "", **quality.scores(noisy[report_idx], target, progress)}]
     use_denoise = callable(getattr(model, "denoise", None))
     method = "aekit model.denoise" if use_denoise else "aekit reconstruct (model has no denoise)"
-    function = model.denoise if use_denoise else model.reconstruct
+    function = on_runtime.denoise if use_denoise else on_runtime.reconstruct
     outputs = []
     for s in _chunks(len(report_idx), options.batch_size, progress, "aekit denoising"):
         outputs.append(quality.tensor_to_unit(function(quality.unit_to_tensor(noisy[report_idx[s]]), batch_size=options.batch_size)))
@@ -327,14 +336,15 @@ def _denoise_table(model, spec, number, noisy, clean, tune_idx, report_idx, out,
             "estimated_sigma": float(sigmas.mean())}
 
 
-def _features(model, options, evaluation, test_labels, train, latents, train_pixels, clean, pca, progress, log) -> dict:
+def _features(model, on_runtime, options, evaluation, test_labels, train, latents, train_pixels, clean, pca, progress,
+              log) -> dict:
     train_labels = probe.read_labels(train.attributes, train.names, options.labels_csv)
     usable, skipped = probe.binary_labels(train_labels, test_labels)
     if not usable:
         reasons = "; ".join(f"{k}: {v}" for k, v in list(skipped.items())[:3])
         raise AekitError(f"--labels: no binary label to probe ({reasons})")
     log(f"linear probes on {len(usable)} labels")
-    train_latents = _encode(model, quality.to_unit(train.images), options.batch_size, progress, "encoding training split")
+    train_latents = _encode(on_runtime, quality.to_unit(train.images), options.batch_size, progress, "encoding training split")
     if pca is None:
         components = codecs.pca_components(model.config.latent_dim, len(train), train_pixels.shape[1])
         pca = codecs.fit_pca(train_pixels, components, options.seed)
@@ -363,9 +373,9 @@ def _describe_training(record) -> str:
     return text + (f" ({', '.join(extra)})" if extra else "")
 
 
-def _environment(version: str, device) -> dict:
+def _environment(version: str, device, runtime: str) -> dict:
     name = str(device)
     if device.type == "cuda":
         name = f"cuda ({torch.cuda.get_device_name(device)})"
     return {"aekit": version, "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform(),
-            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": name}
+            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": name, "runtime": runtime}
