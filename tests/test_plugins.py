@@ -263,7 +263,7 @@ def test_a_plugin_needing_a_missing_plugin_is_refused_naming_it(install_plugin, 
         if not line.startswith("  "):
             break
         block.append(line)
-    assert "  uses the plugin(s): compress, embed" in block
+    assert "  uses the plugin(s): compress, embed, export" in block
 
 
 # what each core command does with no plugin loaded: run (status 0) or say why in one line naming the env var
