@@ -118,6 +118,8 @@ def test_embed_with_onnx_runtime_gives_pytorchs_features(tmp_path, face_folder):
     assert resolve_runtime("auto", "cpu") == "onnx"
     with pytest.raises(aekit.AekitError, match="--runtime onnx runs on the CPU"):
         resolve_runtime("onnx", "meta")
+    with pytest.raises(aekit.AekitError, match="--runtime onnx-int8 runs on the CPU"):
+        resolve_runtime("onnx-int8", "meta")
 
 
 def test_the_sklearn_transformer_runs_on_onnx_runtime_with_pytorchs_features(tmp_path):
@@ -131,7 +133,10 @@ def test_the_sklearn_transformer_runs_on_onnx_runtime_with_pytorchs_features(tmp
         by_auto = AutoencoderEmbedder(model_dir, features=features).fit(images).transform(images)  # onnx here
         np.testing.assert_allclose(by_onnx, by_torch, rtol=0, atol=1e-4 * max(1.0, float(np.abs(by_torch).max())))
         np.testing.assert_array_equal(by_auto, by_onnx)
-    with pytest.raises(EmbedderError, match="runtime must be 'auto', 'torch' or 'onnx'"):
+    by_int8 = AutoencoderEmbedder(model_dir, features="latent", runtime="onnx-int8").fit(images).transform(images)
+    by_torch = AutoencoderEmbedder(model_dir, features="latent", runtime="torch").fit(images).transform(images)
+    assert _rms_share(by_int8, by_torch) <= 0.02
+    with pytest.raises(EmbedderError, match="runtime must be 'auto', 'torch', 'onnx' or 'onnx-int8'"):
         AutoencoderEmbedder(model_dir, runtime="tpu").fit(images)
 
 
@@ -156,6 +161,12 @@ def test_decompress_and_generate_with_onnx_runtime_draw_pytorchs_pictures(tmp_pa
     assert np.abs(grids[0] - grids[1]).max() <= 1
     exported = sorted(p.name for p in (Path(os.environ["AEKIT_HOME"]) / "onnx").rglob("*.onnx"))
     assert exported == ["decoder.onnx", "encoder.onnx"]  # compress's encoder (auto), then one decoder for both
+
+
+def _rms_share(got, want) -> float:
+    """RMS of got - want as a share of want's scale (at least 1): how int8 graphs are checked (aekit_export.int8)."""
+    got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
+    return float(np.sqrt(np.mean((got - want) ** 2))) / max(1.0, float(np.abs(want).max()))
 
 
 def _within_1e4(got, want) -> None:
@@ -255,3 +266,100 @@ def test_eval_with_onnx_runtime_reports_pytorchs_psnr(tmp_path, face_folder, arc
             assert abs(got["psnr"] - want["psnr"]) <= 0.01, (table, want["method"])
     exported = sorted(p.name for p in (Path(os.environ["AEKIT_HOME"]) / "onnx").rglob("*.onnx"))
     assert exported == ["decoder.onnx", "denoiser.onnx", "encoder.onnx"] if arch == "improved" else ["denoiser.onnx", "encoder.onnx"]
+
+
+# --- onnx-int8: quantised graphs, close to PyTorch rather than equal ---------------------------------------
+
+
+def _graph_ops(path) -> set[str]:
+    return {node.op_type for node in onnx.load(str(path)).graph.node}
+
+
+@pytest.mark.parametrize("arch", aekit.list_models())
+def test_onnx_int8_runs_quantised_graphs_close_to_pytorch(arch):
+    from aekit_export import int8
+    from aekit_export.runtime import ModelOnRuntime
+
+    model, faces = _tiny(arch), make_faces(8, seed=5, size=32)[0]
+    on_int8 = ModelOnRuntime(model, "onnx-int8")
+    assert on_int8.name == "onnx-int8"
+    assert _rms_share(on_int8.encode(faces, batch_size=3), model.encode(faces)) <= int8.TOLERANCE
+    assert _rms_share(on_int8.reconstruct(faces), model.reconstruct(faces)) <= int8.TOLERANCE
+    if model.decodes_latents:
+        latents = model.encode(faces)
+        assert _rms_share(on_int8.decode(latents), model.decode(latents)) <= int8.TOLERANCE
+    denoised = on_int8.denoise(make_faces(2, seed=4, size=45)[0])
+    assert denoised.shape == (2, 45, 45, 3) and denoised.dtype == np.uint8
+    folder = next((Path(os.environ["AEKIT_HOME"]) / "onnx").iterdir())
+    parts = (["decoder"] if model.decodes_latents else []) + ["denoiser", "encoder"]
+    assert sorted(p.name for p in folder.glob("*.onnx")) == sorted([f"{p}.onnx" for p in parts] + [f"{p}-int8.onnx" for p in parts])
+    for part in parts:  # convolutions in int8, fully connected layers left in float
+        assert "QLinearConv" in _graph_ops(folder / f"{part}-int8.onnx") and "Conv" not in _graph_ops(folder / f"{part}-int8.onnx")
+
+
+def test_commands_with_onnx_int8_stay_close_to_pytorch(tmp_path, face_folder):
+    from PIL import Image
+
+    from aekit_compress import load_latents
+
+    model_dir = _tiny("improved").save_pretrained(tmp_path / "m")
+    psnrs = {}
+    for runtime in ("torch", "onnx-int8"):
+        result = run_cli("compress", face_folder, "-m", model_dir, "--dtype", "float32", "--report", "--runtime", runtime,
+                         "-o", tmp_path / f"{runtime}.npz", "-q")
+        assert result.exit_code == 0, result.output
+        psnrs[runtime] = float(next(line for line in result.stdout.splitlines() if "round-trip PSNR" in line).split()[-2])
+        result = run_cli("decompress", tmp_path / "torch.npz", "-m", model_dir, "-o", tmp_path / runtime, "--runtime", runtime, "-q")
+        assert result.exit_code == 0, result.output
+        result = run_cli("embed", face_folder, "-m", model_dir, "--runtime", runtime, "--features", "multiscale",
+                         "--out", tmp_path / f"{runtime}-features.npz", "-q")
+        assert result.exit_code == 0, result.output
+    by_torch, by_int8 = load_latents(tmp_path / "torch.npz"), load_latents(tmp_path / "onnx-int8.npz")
+    assert by_int8.names == by_torch.names and _rms_share(by_int8.latents, by_torch.latents) <= 0.02
+    assert abs(psnrs["onnx-int8"] - psnrs["torch"]) <= 0.2
+    for png in sorted((tmp_path / "torch").rglob("*.png")):
+        by_torch_png = np.asarray(Image.open(png), dtype=float)
+        by_int8_png = np.asarray(Image.open(tmp_path / "onnx-int8" / png.relative_to(tmp_path / "torch")), dtype=float)
+        assert np.abs(by_int8_png - by_torch_png).mean() <= 2, png  # grey levels
+    features = {r: aekit.load_features(tmp_path / f"{r}-features.npz") for r in ("torch", "onnx-int8")}
+    assert features["onnx-int8"].meta["runtime"] == "onnx-int8"
+    assert _rms_share(features["onnx-int8"].X, features["torch"].X) <= 0.02
+    exported = sorted(p.name for p in (Path(os.environ["AEKIT_HOME"]) / "onnx").rglob("*.onnx"))
+    assert exported == ["decoder-int8.onnx", "decoder.onnx", "encoder-int8.onnx", "encoder.onnx", "features-multiscale-int8.onnx",
+                        "features-multiscale.onnx"]
+
+
+@pytest.mark.parametrize("arch", ["improved", "unet"])
+def test_denoise_and_eval_with_onnx_int8_stay_within_0_2_db(tmp_path, face_folder, arch):
+    model = _tiny(arch)
+    if arch == "unet":  # untrained, a U-Net is the identity (100 dB), which no 8-bit image can match
+        torch.nn.init.normal_(model.decoder.head.weight, std=0.05, generator=torch.Generator().manual_seed(0))
+    model_dir = model.save_pretrained(tmp_path / "m")
+    reports = {}
+    for runtime in ("torch", "onnx-int8"):
+        out = tmp_path / runtime
+        result = run_cli("eval", "-m", model_dir, "--data", face_folder, "--noise", "gaussian:0.1", "--runtime", runtime,
+                         "--out", out, "-q")
+        assert result.exit_code == 0, result.output
+        reports[runtime] = json.loads((out / "report.json").read_text())
+        result = run_cli("denoise", face_folder, "-m", model_dir, "--runtime", runtime, "--out", tmp_path / f"d-{runtime}", "-q")
+        assert result.exit_code == 0, result.output
+    assert reports["onnx-int8"]["environment"]["runtime"] == "onnx-int8"
+    for table in ("reconstruction", "denoising"):
+        rows = {r: reports[r][table]["rows"] if table == "reconstruction" else reports[r][table]["tables"][0]["rows"]
+                for r in reports}
+        for want, got in zip(rows["torch"], rows["onnx-int8"]):
+            assert abs(got["psnr"] - want["psnr"]) <= 0.2, (table, want["method"])
+    assert "ONNX Runtime int8" in (tmp_path / "onnx-int8" / "report.md").read_text()
+
+
+def test_an_int8_graph_that_strays_is_refused_in_one_line_and_not_kept(tmp_path, face_folder, monkeypatch):
+    from aekit_export import int8
+
+    monkeypatch.setattr(int8, "TOLERANCE", -1.0)  # no int8 graph is that close
+    model_dir = _tiny("improved").save_pretrained(tmp_path / "m")
+    line = error_line(run_cli("compress", face_folder, "-m", model_dir, "--runtime", "onnx-int8", "-o", tmp_path / "z.npz", "-q"), 1)
+    assert "encoder: the int8 graph differs from PyTorch" in line and "use --runtime onnx" in line
+    assert not (tmp_path / "z.npz").exists()
+    folder = next((Path(os.environ["AEKIT_HOME"]) / "onnx").iterdir())
+    assert sorted(p.name for p in folder.iterdir()) == ["encoder.onnx"]  # the checked fp32 graph only, no temporary left

@@ -32,10 +32,10 @@ class FastEncoder:
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.fast = None
         self.onnx = None
-        if runtime == "onnx":  # ONNX Runtime computes the features (aekit_export.runtime); checked when exported
+        if runtime in ("onnx", "onnx-int8"):  # ONNX Runtime computes the features (aekit_export.runtime); checked when made
             from aekit_export.runtime import OnnxFeatures
 
-            self.onnx = OnnxFeatures(model, kind)
+            self.onnx = OnnxFeatures(model, kind, int8=runtime == "onnx-int8")
         elif callable(getattr(model, "encoder", None)):
             self.fast = inference_copy(model).to(memory_format=self.memory_format)
         self.checked = False

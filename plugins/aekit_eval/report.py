@@ -119,7 +119,7 @@ def as_markdown(report: dict) -> str:
     if train and train.get("images"):
         lines.append(f"- **baselines and probes fitted on**: {train['description']}, {train['images']} images")
     env = report["environment"]
-    runtime = {"onnx": ", ONNX Runtime", "torch": ", PyTorch"}.get(env.get("runtime"), "")  # older reports: none
+    runtime = {"onnx": ", ONNX Runtime", "onnx-int8": ", ONNX Runtime int8", "torch": ", PyTorch"}.get(env.get("runtime"), "")
     lines += [f"- **run**: {report['created']}, aekit {env['aekit']}, torch {env['torch']}, {env['device']}{runtime}, "
               f"{env['cpu_count']} CPU cores, {report['elapsed_s']:.0f} s, seed {report['settings']['seed']}", ""]
     rec = report["reconstruction"]

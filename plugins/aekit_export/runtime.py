@@ -4,8 +4,10 @@
 faster with it than with PyTorch on 2 cores, ``benchmarks/embed_throughput.py``), PyTorch otherwise
 and on CUDA. Each exported graph (``features-<set>``, ``encoder``, ``decoder``, ``denoiser``: the whole
 model) is kept in ``$AEKIT_HOME/onnx/<model id>/<name>.onnx`` and is checked against PyTorch (within
-1e-4 of the outputs' scale) when it is made; a graph that disagrees is never used. ``ModelOnRuntime``
-gives a model's ``encode``, ``decode``, ``reconstruct`` and ``denoise`` on the runtime chosen.
+1e-4 of the outputs' scale) when it is made; a graph that disagrees is never used. ``runtime="onnx-int8"``
+(never chosen by auto) runs ``<name>-int8.onnx``, quantised from it (``int8``: calibrated on synthetic
+faces, checked on others). ``ModelOnRuntime`` gives a model's ``encode``, ``decode``, ``reconstruct`` and
+``denoise`` on the runtime chosen.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import torch
 
 from aekit.errors import AekitError
 
-from .options import RUNTIMES, runtime_option  # noqa: F401  (re-exported)
+from .options import ONNX_RUNTIMES, RUNTIMES, runtime_option  # noqa: F401  (re-exported)
 
 
 class FeatureModule(torch.nn.Module):
@@ -54,34 +56,43 @@ def onnx_available() -> bool:
 
 
 def resolve_runtime(runtime: str, device) -> str:
-    """"torch" or "onnx" for `runtime` ("auto", "torch", "onnx") on `device`; an AekitError if impossible."""
+    """"torch", "onnx" or "onnx-int8" for `runtime` (one of RUNTIMES) on `device`; an AekitError if impossible."""
     if runtime not in RUNTIMES:
         raise AekitError(f"unknown runtime {runtime!r} (runtimes: {', '.join(RUNTIMES)})")
     on_cpu = torch.device(device).type == "cpu"
     if runtime == "auto":
         return "onnx" if on_cpu and onnx_available() else "torch"
-    if runtime == "onnx":
+    if runtime in ONNX_RUNTIMES:
         if not on_cpu:
-            raise AekitError("--runtime onnx runs on the CPU; use --device cpu, or --runtime torch on CUDA")
+            raise AekitError(f"--runtime {runtime} runs on the CPU; use --device cpu, or --runtime torch on CUDA")
         if not onnx_available():
-            raise AekitError("--runtime onnx needs the onnx extra: pip install 'aekit[onnx]' (onnx and onnxruntime)")
+            raise AekitError(f"--runtime {runtime} needs the onnx extra: pip install 'aekit[onnx]' (onnx and onnxruntime)")
     return runtime
 
 
 class _CachedGraph:
     """A module of `model` run by ONNX Runtime from ``$AEKIT_HOME/onnx/<model id>/<name>.onnx``, exported on
-    first use (never before: a run that computes nothing exports nothing) and checked against PyTorch."""
+    first use (never before: a run that computes nothing exports nothing) and checked against PyTorch;
+    with `int8`, from ``<name>-int8.onnx``, quantised from that graph (``int8.quantise``) and checked too."""
 
-    def __init__(self, model, name: str):
+    def __init__(self, model, name: str, int8: bool = False):
         from aekit import model_fingerprint
         from aekit.paths import aekit_home
 
-        self.model, self.name = model, name
-        self.path = aekit_home() / "onnx" / model_fingerprint(model) / f"{name}.onnx"
+        self.model, self.name, self.int8 = model, name, int8
+        self.fp32_path = aekit_home() / "onnx" / model_fingerprint(model) / f"{name}.onnx"
+        self.path = self.fp32_path.with_name(f"{name}-int8.onnx") if int8 else self.fp32_path
         self.session = None
 
     def modules(self):  # (the module to export, the reference it must match, example inputs)
         raise NotImplementedError
+
+    def face_inputs(self, count: int, seed: int) -> torch.Tensor:
+        """The graph's input for `count` synthetic faces (what int8 graphs are calibrated and checked on)."""
+        from aekit.pixels import images_to_tensor
+        from aekit.synthetic import make_faces
+
+        return images_to_tensor(make_faces(count, seed=seed, size=self.model.config.image_size)[0])
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """The graph's output for float32 input `x` (images (N, 3, S, S) in [-1, 1], or latents)."""
@@ -94,7 +105,11 @@ class _CachedGraph:
         import onnxruntime
 
         if not self.path.is_file():
-            _export_checked(*self.modules(), self.model, self.name, self.path)
+            module, reference, inputs = self.modules()
+            if not self.fp32_path.is_file():
+                _export_checked(module, reference, inputs, self.model, self.name, self.fp32_path)
+            if self.int8:
+                _quantise_checked(self, reference)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()  # what PyTorch would use: the same cores
         self.session = onnxruntime.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
@@ -104,8 +119,8 @@ class _CachedGraph:
 class OnnxFeatures(_CachedGraph):
     """uint8 (N, S, S, 3) images -> float32 features of set `kind`, computed by ONNX Runtime."""
 
-    def __init__(self, model, kind: str = "latent"):
-        super().__init__(model, f"features-{kind}")
+    def __init__(self, model, kind: str = "latent", int8: bool = False):
+        super().__init__(model, f"features-{kind}", int8)
         self.kind = kind
 
     def modules(self):
@@ -125,8 +140,8 @@ class OnnxFeatures(_CachedGraph):
 class OnnxDecoder(_CachedGraph):
     """latents (N, latent_dim) -> images (N, 3, S, S) in [-1, 1], computed by ONNX Runtime."""
 
-    def __init__(self, model):
-        super().__init__(model, "decoder")
+    def __init__(self, model, int8: bool = False):
+        super().__init__(model, "decoder", int8)
 
     def modules(self):
         from aekit.inference import inference_copy
@@ -134,6 +149,10 @@ class OnnxDecoder(_CachedGraph):
         g = torch.Generator().manual_seed(0)
         inputs = [torch.randn(n, self.model.config.latent_dim, generator=g) for n in (3, 1)]
         return inference_copy(self.model.cpu()).decoder.eval(), self.model.decoder, inputs
+
+    def face_inputs(self, count: int, seed: int) -> torch.Tensor:
+        """The latents of `count` synthetic faces."""
+        return self.model.encode(super().face_inputs(count, seed))
 
     def decode(self, latents) -> torch.Tensor:
         """Like ``model.decode``: a float tensor of images in [-1, 1]."""
@@ -143,8 +162,8 @@ class OnnxDecoder(_CachedGraph):
 class OnnxEncoder(_CachedGraph):
     """images (N, 3, S, S) in [-1, 1] -> latents (N, latent_dim), computed by ONNX Runtime."""
 
-    def __init__(self, model):
-        super().__init__(model, "encoder")
+    def __init__(self, model, int8: bool = False):
+        super().__init__(model, "encoder", int8)
 
     def modules(self):
         from aekit.inference import inference_copy
@@ -155,13 +174,20 @@ class OnnxEncoder(_CachedGraph):
 class OnnxDenoiser(_CachedGraph):
     """images (N, 3, S, S) in [-1, 1] -> the whole model's output (a denoiser's, or a codec's reconstruction)."""
 
-    def __init__(self, model):
-        super().__init__(model, "denoiser")
+    def __init__(self, model, int8: bool = False):
+        super().__init__(model, "denoiser", int8)
 
     def modules(self):
         from aekit.inference import inference_copy
 
         return inference_copy(self.model.cpu()).eval(), self.model, _random_images(self.model)
+
+    def face_inputs(self, count: int, seed: int) -> torch.Tensor:
+        """Synthetic faces, every other one with Gaussian noise (sigma 0.1 of the [0, 1] scale): what a denoiser sees."""
+        faces = super().face_inputs(count, seed)
+        noise = torch.randn(faces.shape, generator=torch.Generator().manual_seed(seed)) * 0.2  # 0.1 of [0, 1] is 0.2 of [-1, 1]
+        noise[1::2] = 0
+        return (faces + noise).clamp(-1, 1)
 
 
 def _random_images(model) -> list[torch.Tensor]:
@@ -171,8 +197,9 @@ def _random_images(model) -> list[torch.Tensor]:
 
 class ModelOnRuntime:
     """`model`'s ``encode``, ``decode``, ``reconstruct`` and ``denoise`` (same arguments, same results within
-    1e-4), computed by the runtime `runtime` resolves to: ONNX Runtime's graphs (each exported on first use)
-    or the model itself. ``name`` is that runtime, "onnx" or "torch"."""
+    1e-4; within int8's error for "onnx-int8"), computed by the runtime `runtime` resolves to: ONNX Runtime's
+    graphs (each exported on first use) or the model itself. ``name`` is that runtime: "onnx", "onnx-int8" or
+    "torch"."""
 
     def __init__(self, model, runtime: str = "auto"):
         self.model = model
@@ -181,7 +208,8 @@ class ModelOnRuntime:
 
     def _graph(self, kind: str) -> _CachedGraph:
         if kind not in self._graphs:
-            self._graphs[kind] = {"encoder": OnnxEncoder, "decoder": OnnxDecoder, "denoiser": OnnxDenoiser}[kind](self.model)
+            graph = {"encoder": OnnxEncoder, "decoder": OnnxDecoder, "denoiser": OnnxDenoiser}[kind]
+            self._graphs[kind] = graph(self.model, int8=self.name == "onnx-int8")
         return self._graphs[kind]
 
     def _batched(self, kind: str, x: torch.Tensor, batch_size: int) -> torch.Tensor:
@@ -241,6 +269,22 @@ def _export_checked(module, reference, inputs, model, name: str, path) -> None:
         worst = difference_from(reference, lambda x: _run_onnx(tmp, x), inputs)
         if not worst <= TOLERANCE:
             raise ExportError(f"{name}: the ONNX graph differs from PyTorch by {worst:.2e}; use --runtime torch")
+
+
+def _quantise_checked(graph: _CachedGraph, reference) -> None:
+    """Write `graph`'s int8 file (atomically) from its fp32 one, after checking it against `reference` on other faces."""
+    from aekit import io
+
+    from . import int8
+    from .exporting import ExportError, _run_onnx
+
+    calibration, check = graph.face_inputs(int8.CALIBRATION_FACES, seed=0), graph.face_inputs(int8.CHECK_FACES, seed=1)
+    with io.atomic_path(graph.path) as tmp:
+        int8.quantise(graph.fp32_path, tmp, calibration.numpy())
+        worst = int8.rms_difference(lambda x: _run_onnx(tmp, x), reference, check)
+        if not worst <= int8.TOLERANCE:
+            raise ExportError(f"{graph.name}: the int8 graph differs from PyTorch by {worst:.2e} (RMS, of the output's "
+                              f"scale; more than {int8.TOLERANCE:g}); use --runtime onnx")
 
 
 __all__ = ["FeatureModule", "ModelOnRuntime", "OnnxDecoder", "OnnxDenoiser", "OnnxEncoder", "OnnxFeatures", "RUNTIMES",
