@@ -198,17 +198,20 @@ def test_a_model_on_onnx_runtime_encodes_decodes_reconstructs_and_denoises_as_py
     assert exported == (["decoder.onnx"] if model.decodes_latents else []) + ["denoiser.onnx", "encoder.onnx"]
 
 
+def _compress_with_report(images, model_dir, runtime: str, out) -> float:
+    """`aekit compress --report` on `runtime` into `out`; the round-trip PSNR it prints."""
+    result = run_cli("compress", images, "-m", model_dir, "--dtype", "float32", "--report", "--runtime", runtime,
+                     "-o", out, "-q")
+    assert result.exit_code == 0, result.output
+    return float(next(line for line in result.stdout.splitlines() if "round-trip PSNR" in line).split()[-2])
+
+
 def test_compress_with_onnx_runtime_stores_pytorchs_latents_and_reports_the_same_psnr(tmp_path, face_folder):
     from aekit_compress import load_latents
 
     model_dir = _tiny("improved").save_pretrained(tmp_path / "m")
-    psnrs = {}
-    for runtime in ("torch", "onnx"):
-        result = run_cli("compress", face_folder, "-m", model_dir, "--dtype", "float32", "--report", "--runtime", runtime,
-                         "-o", tmp_path / f"{runtime}.npz", "-q")
-        assert result.exit_code == 0, result.output
-        line = next(line for line in result.stdout.splitlines() if "round-trip PSNR" in line)
-        psnrs[runtime] = float(line.split()[-2])
+    psnrs = {runtime: _compress_with_report(face_folder, model_dir, runtime, tmp_path / f"{runtime}.npz")
+             for runtime in ("torch", "onnx")}
     by_torch, by_onnx = load_latents(tmp_path / "torch.npz"), load_latents(tmp_path / "onnx.npz")
     assert by_onnx.names == by_torch.names and len(by_torch.names) == 12
     _within_1e4(by_onnx.latents, by_torch.latents)
@@ -305,10 +308,7 @@ def test_commands_with_onnx_int8_stay_close_to_pytorch(tmp_path, face_folder):
     model_dir = _tiny("improved").save_pretrained(tmp_path / "m")
     psnrs = {}
     for runtime in ("torch", "onnx-int8"):
-        result = run_cli("compress", face_folder, "-m", model_dir, "--dtype", "float32", "--report", "--runtime", runtime,
-                         "-o", tmp_path / f"{runtime}.npz", "-q")
-        assert result.exit_code == 0, result.output
-        psnrs[runtime] = float(next(line for line in result.stdout.splitlines() if "round-trip PSNR" in line).split()[-2])
+        psnrs[runtime] = _compress_with_report(face_folder, model_dir, runtime, tmp_path / f"{runtime}.npz")
         result = run_cli("decompress", tmp_path / "torch.npz", "-m", model_dir, "-o", tmp_path / runtime, "--runtime", runtime, "-q")
         assert result.exit_code == 0, result.output
         result = run_cli("embed", face_folder, "-m", model_dir, "--runtime", runtime, "--features", "multiscale",

@@ -64,8 +64,7 @@ def fit(model_path, data, method, axes, limit, batch_size, quiet):
     from .directions import save_directions
 
     model = load_model_arg(model_path)
-    if not model.decodes_latents:
-        raise DirectionsError(f"{model.checkpoint_dir}: this model has no latent space to edit (a skip-connection denoiser)")
+    _require_latent_space(model)
     target = directions_path(model.checkpoint_dir)
     check_writable(target)  # a read-only model folder fails before the encoding
     prepared = prepare(data, model.config.image_size, limit=limit, progress=not quiet)
@@ -83,6 +82,11 @@ def fit(model_path, data, method, axes, limit, batch_size, quiet):
     named = directions.named("attribute")
     click.echo(f"wrote {target} ({len(named)} attribute direction(s), {len(directions.named(PRINCIPAL))} principal axes, "
                f"from {len(latents)} images)")
+
+
+def _require_latent_space(model) -> None:
+    if not model.decodes_latents:
+        raise DirectionsError(f"{model.checkpoint_dir}: this model has no latent space to edit (a skip-connection denoiser)")
 
 
 def _table(directions) -> str:
@@ -177,8 +181,7 @@ def edit(images, model_path, adds, sweep, steps, extent, out, directions_file, r
     if any(Path(image).exists() and Path(image).resolve() == out.resolve() for image in images):
         raise click.BadParameter(f"{out}: would overwrite an input image; choose another file name", param_hint="--out")
     model = load_model_arg(model_path)
-    if not model.decodes_latents:
-        raise DirectionsError(f"{model.checkpoint_dir}: this model has no latent space to edit (a skip-connection denoiser)")
+    _require_latent_space(model)
     directions = load_directions(model, directions_file)
     for name in [n for n, _ in edits] + ([sweep] if sweep else []):
         directions.index(name)  # an unknown name fails before any image is read

@@ -122,7 +122,7 @@ class Explorer:
     # --- what is there --------------------------------------------------------------------------------
 
     def _load_directions(self):
-        from aekit_edit import DirectionsError, load_directions
+        from aekit_edit import DirectionsError, directions_path, load_directions
 
         directory = getattr(self.model, "checkpoint_dir", None)
         if directory is None:
@@ -130,7 +130,7 @@ class Explorer:
         try:
             return load_directions(self.model), None
         except DirectionsError as exc:
-            if not (Path(directory) / "directions.safetensors").exists():
+            if not directions_path(directory).exists():
                 return None, NO_DIRECTIONS.format(model=directory)
             return None, f"no directions: {first_line(exc)}"  # damaged or another model's: said, not fatal
 
