@@ -10,7 +10,7 @@ option changes. Options run round-robin (one warm-up step each, then ``--steps``
 round) so a shared machine slows all alike. Each is timed by the wall clock and by this process's
 CPU time; on a machine other jobs share, images per CPU-second is the steadier figure.
 
-Options: fp32 contiguous (the reference, what `aekit train` does on a CPU today), channels_last,
+Options: fp32 contiguous (the reference: the article's layout), channels_last (what `aekit train` uses),
 bf16 autocast (contiguous and channels_last), torch.compile (inductor; needs a C++ compiler),
 foreach and fused Adam, and batch 128. A second table times ``optimizer.step()`` alone for the three
 Adam implementations, since its share of a step is small.
@@ -105,7 +105,7 @@ def main():
     args = parser.parse_args()
 
     compiler = shutil.which(os.environ.get("CXX", "g++")) or shutil.which("c++") or shutil.which("clang++")
-    options = [Option("fp32, contiguous (reference: aekit train on a CPU today)"),
+    options = [Option("fp32, contiguous (reference: the article's layout)"),
                Option("fp32, channels_last", channels_last=True),
                Option("bf16 autocast, contiguous", bf16=True),
                Option("bf16 autocast, channels_last", bf16=True, channels_last=True),

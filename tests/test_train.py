@@ -265,3 +265,32 @@ def test_a_shift_as_large_as_the_image_is_refused_before_any_step(tmp_path):
 def test_unknown_noise_is_refused_before_training(tmp_path):
     with pytest.raises(aekit.NoiseSpecError, match="unknown noise model 'nosuch'"):
         Trainer(_config(noise="nosuch:0.1"), tmp_path / "run", progress=False, log=lambda m: None)
+
+
+def test_the_cpu_training_layout_changes_no_maths_and_comes_off_cleanly():
+    from aekit.train import TrainingLayout
+
+    torch.manual_seed(0)
+    base = aekit.create_model("article", **TINY).train().double()  # float64: layouts agree to rounding
+    x = torch.rand(8, 3, 32, 32, dtype=torch.float64) * 2 - 1
+    results = []
+    for kwargs in (dict(channels_last=False), dict(small_batchnorm_contiguous=False), dict()):
+        model = aekit.create_model("article", **TINY).train().double()
+        model.load_state_dict(base.state_dict())
+        layout = TrainingLayout(model, **kwargs)
+        loss = torch.nn.functional.mse_loss(model(layout.input(x)), x)
+        loss.backward()
+        results.append((loss.item(), [p.grad for p in model.parameters()], [b.clone() for b in model.buffers()]))
+        if kwargs == {}:
+            assert len(layout.handles) == 2 * sum(isinstance(m, torch.nn.BatchNorm2d) and m.num_features <= 4
+                                                  for m in model.modules()) > 0
+            layout.remove()
+            assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+            assert all(p.is_contiguous() for p in model.parameters())
+    (loss0, grads0, buffers0), *others = results
+    for loss, grads, buffers in others:
+        assert loss == pytest.approx(loss0, rel=1e-10)
+        for g0, g in zip(grads0, grads):
+            torch.testing.assert_close(g, g0, rtol=1e-7, atol=1e-12)
+        for b0, b in zip(buffers0, buffers):
+            torch.testing.assert_close(b, b0, rtol=1e-9, atol=1e-12)

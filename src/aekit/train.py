@@ -91,6 +91,7 @@ class Trainer:
         self.run_hooks = run_hooks  # plugins' on_train_end (e.g. fitting a latent prior)
         self.device = resolve_device(config.device)
         self.precision = config.precision if config.precision != "auto" else ("bf16" if self.device.type == "cuda" else "fp32")
+        self.layout = None  # set by training_model
 
     # -- set-up -------------------------------------------------------------------------------------
 
@@ -142,8 +143,7 @@ class Trainer:
         # the article trains only the decoder (optimizer over decoder.parameters()); we train both halves
         if not cfg.init and not resume:
             model.initialize_from_data(train_images)  # e.g. the improved preset starts at PCA
-        groups = model.optimizer_groups(cfg.lr)
-        optimizer = torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        optimizer = self.make_optimizer(model)
         total_steps = cfg.epochs * len(loader)
         scheduler = make_scheduler(optimizer, cfg.schedule, total_steps)
         start_epoch, start_batch, elapsed = 0, 0, 0.0
@@ -159,9 +159,7 @@ class Trainer:
                 self.log(f"{self.out} has no checkpoint yet; starting the run from the beginning")
             if lead:
                 self._truncate_metrics(start_epoch)
-        # channels_last convolutions: faster on GPUs and on CPUs too (1.08-1.13x for a step in fp32 here,
-        # benchmarks/train_speed_options.py); checkpoints are still saved contiguous (see _save)
-        model = model.to(memory_format=torch.channels_last)
+        model = self.training_model(model)
         net = model
         if self.world_size > 1:  # gradients are averaged across processes; BatchNorm statistics come from rank 0
             from torch.nn.parallel import DistributedDataParallel
@@ -243,13 +241,29 @@ class Trainer:
                 dist.broadcast(buffer, src=0)
             _barrier()
         model.eval()
-        model = model.to(memory_format=torch.contiguous_format)
+        self.layout.remove()
         if self.run_hooks and lead:
             from .plugins import call_isolated
 
             call_isolated("on_train_end", model=model, run_dir=self.out, train_images=train_images)
             model.eval()
         return model
+
+    def training_model(self, model):
+        """The model laid out as the loop trains it (``TrainingLayout``); checkpoints are still saved
+        contiguous (see _save), and ``run`` returns the model as it was built."""
+        self.layout = TrainingLayout(model, small_batchnorm_contiguous=self.device.type == "cpu")
+        return model
+
+    def make_optimizer(self, model) -> torch.optim.Optimizer:
+        """Adam over the model's parameter groups at the run's learning rate and weight decay."""
+        cfg = self.config
+        return torch.optim.Adam(model.optimizer_groups(cfg.lr), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    def model_input(self, batch: torch.Tensor) -> torch.Tensor:
+        """A uint8 batch as the model's input: float [-1, 1] on the device, in the training layout."""
+        x = to_float(batch.to(self.device, non_blocking=True))
+        return self.layout.input(x) if self.layout is not None else x.contiguous(memory_format=torch.channels_last)
 
     def _step(self, model, optimizer, batch, position=(0, 0, 0)) -> float | None:
         """One optimisation step; its loss, or None when the loss was not finite and `on_nan` is skip.
@@ -263,8 +277,10 @@ class Trainer:
         if self.config.shift or self.config.color_jitter:
             x = shift_and_jitter(x, self.config.shift, self.config.color_jitter, np.random.default_rng([*position, 3]))
         source = x if self.noise is None else self.noise.apply_to_tensor(x, [*position, 2])
-        x = x.contiguous(memory_format=torch.channels_last)
-        source = source.contiguous(memory_format=torch.channels_last)
+        if self.layout is not None:
+            x, source = self.layout.input(x), self.layout.input(source)
+        else:  # a model the caller built and laid out itself
+            x, source = x.contiguous(memory_format=torch.channels_last), source.contiguous(memory_format=torch.channels_last)
         skip = self.config.on_nan == "skip"
         # BatchNorm's running statistics change in the forward pass: keep them to undo a skipped step
         buffers = {k: v.clone() for k, v in model.named_buffers()} if skip else None
@@ -317,7 +333,7 @@ class Trainer:
         checkpoint.save_training_state(self.out, plain, optimizer, scheduler,
                                        {"epoch": epoch, "batch": batch, "elapsed_s": elapsed, "config": self.config.to_dict()})
         checkpoint.save_model(plain, self.out, training=summary)
-        model.to(memory_format=torch.channels_last)
+        self.layout.apply_formats()
         model.training_summary = summary
 
     def _summary(self, epoch, batch, elapsed, row, data) -> dict:
@@ -379,6 +395,53 @@ class Trainer:
         grid = image_grid([to_uint8_hwc(r) for r in rows], labels, title=f"{self.out.name}  epoch {epoch}")
         (self.out / "samples").mkdir(exist_ok=True)
         io.save_image(self.out / "samples" / f"epoch_{epoch:04d}.png", grid)
+
+
+class TrainingLayout:
+    """How the loop lays a model out while it trains; ``remove()`` gives the model back as it was built.
+
+    Convolutions run ``channels_last`` (faster on GPUs and on CPUs, benchmarks/train_fixes.py). With
+    ``small_batchnorm_contiguous`` (the trainer's choice on a CPU), BatchNorm layers with at most
+    ``SMALL_CHANNELS`` channels (the article model's 3-channel layers at 64x64 and 79x79) compute on a
+    contiguous copy of their input and hand back a channels_last output: on a 3-channel channels_last
+    tensor, PyTorch's CPU BatchNorm runs its forward and backward 5-9x slower than on a contiguous one,
+    while the convolutions around it are faster channels_last. The copies cost less than a tenth of what
+    they save (benchmarks/train_profile.py, benchmarks/train_fixes.py). The maths is the same.
+    """
+
+    SMALL_CHANNELS = 4
+
+    def __init__(self, model, channels_last: bool = True, small_batchnorm_contiguous: bool = True):
+        self.model, self.channels_last, self.handles = model, channels_last, []
+        if channels_last and small_batchnorm_contiguous:
+            for module in model.modules():
+                if isinstance(module, torch.nn.BatchNorm2d) and module.num_features <= self.SMALL_CHANNELS:
+                    self.handles += [module.register_forward_pre_hook(_contiguous_input),
+                                     module.register_forward_hook(_channels_last_output)]
+        self.apply_formats()
+
+    def apply_formats(self) -> None:
+        """(Re)lay out the parameters."""
+        self.model.to(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
+
+    def input(self, x: torch.Tensor) -> torch.Tensor:
+        """The batch in the training layout."""
+        return x.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
+
+    def remove(self) -> None:
+        """Hooks off, parameters contiguous."""
+        for handle in self.handles:
+            handle.remove()
+        self.handles = []
+        self.model.to(memory_format=torch.contiguous_format)
+
+
+def _contiguous_input(module, inputs):
+    return (inputs[0].contiguous(), *inputs[1:])
+
+
+def _channels_last_output(module, inputs, output):
+    return output.contiguous(memory_format=torch.channels_last)
 
 
 def _barrier() -> None:
