@@ -266,7 +266,8 @@ def identity_denoise(monkeypatch):
     calls = []
 
     def denoise(self, images, method="auto", batch_size=256):
-        assert isinstance(images, np.ndarray) and images.dtype == np.uint8 and images.ndim == 3 and images.shape[2] == 3
+        # one image, or a stack of same-size ones (the CLI batches a folder's pictures of one size)
+        assert isinstance(images, np.ndarray) and images.dtype == np.uint8 and images.ndim in (3, 4) and images.shape[-1] == 3
         calls.append(method)
         return images.copy()
 
@@ -458,6 +459,41 @@ def test_denoise_cli_folder_keeps_names_and_lists_bad_files(runner, tmp_path, mo
     assert written == sorted(names + ["palette.png"])
     assert Image.open(tmp_path / "clean" / "face06.jpg").format == "JPEG"
     assert Image.open(tmp_path / "clean" / "sub" / "deeper" / "face11.png").size == (32, 32)
+
+
+@pytest.mark.parametrize("runtime", ["torch", "onnx"])
+def test_denoise_cli_batches_a_folder_and_matches_one_by_one(runner, tmp_path, model_dir, monkeypatch, runtime):
+    """Pictures of one size go through the model together, in chunks: the same files as one call per picture."""
+    if runtime == "onnx":
+        pytest.importorskip("onnxruntime")
+    import aekit_denoise.commands as commands
+
+    monkeypatch.setattr(commands, "CHUNK_IMAGES", 4)  # chunks: bad.png face0-2, face3-6, face7-8 wide.png
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(9):
+        Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(folder / f"face{i}.png")
+    Image.fromarray(rgb_image(100, 80)).save(folder / "wide.png")
+    (folder / "bad.png").write_bytes(b"not a png")
+    calls = []
+    real = aekit.Autoencoder.denoise
+
+    def counting(self, images, *args, **kwargs):
+        calls.append(np.asarray(images).shape)
+        return real(self, images, *args, **kwargs)
+
+    monkeypatch.setattr(aekit.Autoencoder, "denoise", counting)
+    result = invoke(runner, "denoise", folder, "-m", model_dir, "--out", tmp_path / "clean", "-q", "--runtime", runtime)
+    assert result.exit_code == 0, result.output
+    assert "wrote 10 denoised image(s)" in result.stdout and "bad.png" in result.stderr
+    if runtime == "torch":
+        assert sorted(calls) == sorted([(3, 64, 64, 3), (4, 64, 64, 3), (2, 64, 64, 3), (1, 80, 100, 3)])
+    model = aekit.load(model_dir)
+    for name in [f"face{i}.png" for i in range(9)] + ["wide.png"]:
+        alone, _ = denoise_image(model, Image.open(folder / name))
+        written = np.asarray(Image.open(tmp_path / "clean" / name)).astype(int)
+        assert np.abs(written - np.asarray(alone).astype(int)).max() <= (0 if runtime == "torch" else 1), name
 
 
 def test_denoise_cli_leaves_its_own_output_folder_out_of_the_inputs(runner, tmp_path, model_dir, face_folder):

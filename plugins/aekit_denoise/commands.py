@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -274,7 +276,7 @@ def denoise(inputs, model_path, out, method, overwrite, device, runtime, quiet):
     """
     from aekit.cli import load_model_arg
 
-    from .pictures import denoise_image, format_for_path, open_picture, save_picture
+    from .pictures import denoise_images, format_for_path, open_picture, save_picture
 
     files, skipped, single = collect_inputs(inputs, out)
     if not files:
@@ -304,28 +306,81 @@ def denoise(inputs, model_path, out, method, overwrite, device, runtime, quiet):
                    err=True)
     written = 0
     bar = _progress(len(files), "denoising", quiet or len(files) == 1)
-    for index, (item, target) in enumerate(zip(files, outputs)):
-        bar.update()
-        try:
-            picture = opened.pop(index, None) or open_picture(item.path)
-            denoised, notes = denoise_image(denoiser, picture.image, method)
-        except ImageReadError as exc:
-            skipped.append(str(exc))
-            continue
-        except ValueError as exc:  # an image the model cannot take (e.g. too small to tile)
-            skipped.append(f"{item.path}: cannot denoise ({exc})")
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        notes = picture.notes + notes + save_picture(target, denoised, picture.metadata)
-        for note in notes:
-            click.echo(f"note: {item.path}: {note}", err=True)
-        written += 1
+    saving: deque = deque()  # (input, notes, future) in input order
+
+    def finish_saves(keep: int) -> None:
+        nonlocal written
+        while len(saving) > keep:
+            item, notes, future = saving.popleft()
+            for note in notes + future.result():
+                click.echo(f"note: {item.path}: {note}", err=True)
+            written += 1
+
+    # the next chunk is read, and finished pictures written (atomically, so each waits on fsync), while the model works
+    with ThreadPoolExecutor(1) as reader, ThreadPoolExecutor(2) as writer:
+        chunks = _chunks(files)
+        pending = reader.submit(_open_chunk, next(chunks, []), files, opened)
+        while True:
+            chunk = pending.result()
+            if not chunk:
+                break
+            pending = reader.submit(_open_chunk, next(chunks, []), files, opened)
+            readable = [(i, p) for i, p in chunk if not isinstance(p, ImageReadError)]
+            results = dict(zip([i for i, _ in readable], denoise_images(denoiser, [p.image for _, p in readable], method)))
+            for index, picture in chunk:
+                bar.update()
+                item, target = files[index], outputs[index]
+                if isinstance(picture, ImageReadError):
+                    skipped.append(str(picture))
+                    continue
+                result = results[index]
+                if isinstance(result, ValueError):  # an image the model cannot take (e.g. too small to tile)
+                    skipped.append(f"{item.path}: cannot denoise ({result})")
+                    continue
+                denoised, notes = result
+                target.parent.mkdir(parents=True, exist_ok=True)
+                saving.append((item, picture.notes + notes, writer.submit(save_picture, target, denoised, picture.metadata)))
+            finish_saves(keep=2 * CHUNK_IMAGES)  # bounded: at most two chunks of pictures wait to be written
+        finish_saves(keep=0)
     bar.close()
     finish_skipped(skipped, written)
     if single and len(outputs) == 1:
         click.echo(f"wrote {outputs[0]}")
     else:
         click.echo(f"wrote {written} denoised image(s) to {out}" + (f", {len(skipped)} skipped" if skipped else ""))
+
+
+CHUNK_IMAGES, CHUNK_BYTES = 64, 2**26  # read at once: a batch of faces, or about 64 MB of decoded photos
+
+
+def _chunks(files):
+    """Indices of `files` in consecutive chunks of at most CHUNK_IMAGES files and about CHUNK_BYTES decoded."""
+    chunk, budget = [], 0
+    for index, item in enumerate(files):
+        try:
+            size = item.path.stat().st_size * 10  # decoded bytes, roughly: photos compress about 10:1
+        except OSError:
+            size = 0
+        if chunk and (len(chunk) == CHUNK_IMAGES or budget + size > CHUNK_BYTES):
+            yield chunk
+            chunk, budget = [], 0
+        chunk.append(index)
+        budget += size
+    if chunk:
+        yield chunk
+
+
+def _open_chunk(indices, files, opened):
+    """[(index, Picture or ImageReadError)] for `indices` (a picture already in `opened` is taken from there)."""
+    from .pictures import open_picture
+
+    out = []
+    for index in indices:
+        try:
+            out.append((index, opened.pop(index, None) or open_picture(files[index].path)))
+        except ImageReadError as exc:
+            out.append((index, exc))
+    return out
 
 
 def _on_runtime(model, runtime: str):

@@ -129,6 +129,37 @@ def denoise_image(model, image: Image.Image, method: str = "auto") -> tuple[Imag
     return view.rebuild(np.asarray(denoised)), list(view.notes)
 
 
+def denoise_images(model, images: list[Image.Image], method: str = "auto") -> list:
+    """`denoise_image` for several images: those of one size go through the model together.
+
+    One call of ``model.denoise`` per size (faces of one size: one batch) rather than one per image,
+    with the same result as `denoise_image` on each. Returns, per image, (image, notes), or the
+    ValueError that image alone raises (e.g. too small to tile).
+    """
+    if not callable(getattr(model, "denoise", None)):
+        raise AekitError(f"{type(model).__name__} models have no denoise(); use an aekit Autoencoder")
+    views = [model_view(image) for image in images]
+    by_shape: dict[tuple, list[int]] = {}
+    for i, view in enumerate(views):
+        by_shape.setdefault(view.rgb.shape, []).append(i)
+    results: list = [None] * len(images)
+    for indices in by_shape.values():
+        try:
+            denoised = model.denoise(np.stack([views[i].rgb for i in indices]), method=method)
+        except ValueError:  # one image at a time, so each failure is its own
+            for i in indices:
+                try:
+                    results[i] = denoise_image(model, images[i], method)
+                except ValueError as exc:
+                    results[i] = exc
+            continue
+        if hasattr(denoised, "detach"):
+            denoised = denoised.detach().cpu().numpy()
+        for k, i in enumerate(indices):
+            results[i] = (views[i].rebuild(np.asarray(denoised[k])), list(views[i].notes))
+    return results
+
+
 # --- files --------------------------------------------------------------------------------------------
 
 
