@@ -40,7 +40,7 @@ def compress(inputs, model_path, out, dtype, batch_size, report, optimize_steps,
       aekit compress faces/ --runtime onnx-int8 --out faces.npz            # int8 ONNX Runtime: faster on a CPU
     """
     from aekit.cli import finish_skipped, load_model_arg
-    from aekit.data import iter_batches, split_slice
+    from aekit.data import iter_batches, prefetch, split_slice
     from aekit.inputs import open_inputs
     from aekit.io import check_writable
 
@@ -61,7 +61,8 @@ def compress(inputs, model_path, out, dtype, batch_size, report, optimize_steps,
 
     on_runtime = ModelOnRuntime(model, runtime)
     skipped, names, chunks = [], [], []
-    for batch in iter_batches(source, model.config.image_size, batch_size, skipped, not quiet, "compressing"):
+    # decoding runs a batch ahead of the encoder
+    for batch in prefetch(iter_batches(source, model.config.image_size, batch_size, skipped, not quiet, "compressing")):
         if strict and skipped:
             raise AekitError(skipped[0])
         if optimize_steps:  # gradient steps through the decoder: PyTorch whatever the runtime

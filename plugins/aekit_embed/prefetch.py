@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from aekit.data import prefetch  # noqa: F401  (decoding ahead lives in the core: compress uses it too)
+
 
 def reduced_files(source, files=None):
     """`source` with its image files (folders, named files) decoded at a reduced JPEG scale, for speed.
@@ -45,48 +47,3 @@ def reduced_files(source, files=None):
             return source.byte_size(index)
 
     return ReducedFiles()
-
-
-def prefetch(iterator, depth: int = 2):
-    """Run `iterator` in a background thread, `depth` items ahead (decoding overlaps the model's work)."""
-    import queue
-    import threading
-
-    items: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    done = object()
-
-    def produce():
-        try:
-            for item in iterator:
-                while not stop.is_set():
-                    try:
-                        items.put((item, None), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            items.put((done, None))
-        except BaseException as exc:  # handed to the consumer, raised there
-            items.put((done, exc))
-
-    thread = threading.Thread(target=produce, daemon=True, name="aekit-prefetch")
-    thread.start()
-    try:
-        while True:
-            item, error = items.get()
-            if item is done:
-                if error is not None:
-                    raise error
-                return
-            yield item
-    finally:
-        stop.set()
-        while thread.is_alive():  # unblock a producer waiting to put, then let it finish
-            try:
-                items.get(timeout=0.1)
-            except queue.Empty:
-                pass
-        if hasattr(iterator, "close"):
-            iterator.close()

@@ -245,6 +245,51 @@ def iter_batches(source: ImageSource, size: int, batch_size: int = 256, skipped:
         yield Batch(indices, [keys[j] for j in indices], np.stack(images))
 
 
+def prefetch(iterator, depth: int = 2):
+    """Run `iterator` in a background thread, `depth` items ahead (decoding overlaps the model's work)."""
+    import queue
+    import threading
+
+    items: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce():
+        try:
+            for item in iterator:
+                while not stop.is_set():
+                    try:
+                        items.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            items.put((done, None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            items.put((done, exc))
+
+    thread = threading.Thread(target=produce, daemon=True, name="aekit-prefetch")
+    thread.start()
+    try:
+        while True:
+            item, error = items.get()
+            if item is done:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting to put, then let it finish
+            try:
+                items.get(timeout=0.1)
+            except queue.Empty:
+                pass
+        if hasattr(iterator, "close"):
+            iterator.close()
+
+
 @dataclass
 class PreparedImages:
     """Decoded, resized images: uint8 (N, 3, S, S) (maybe memory-mapped), names, labels, skipped files."""

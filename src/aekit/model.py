@@ -270,8 +270,10 @@ def as_model_input(images, image_size: int) -> torch.Tensor:
         images = [images]
     if isinstance(images, (list, tuple)) and images and isinstance(images[0], Image.Image):
         images = np.stack([np.asarray(im.convert("RGB").resize((image_size, image_size), Image.BICUBIC)) for im in images])
+    from_pixels = False  # uint8 pixels are finite: no check needed
     if isinstance(images, np.ndarray):
         if images.dtype == np.uint8:
+            from_pixels = True
             if images.ndim == 3:
                 images = images[None]
             if images.ndim != 4 or images.shape[-1] != 3:
@@ -286,11 +288,11 @@ def as_model_input(images, image_size: int) -> torch.Tensor:
         x = x[None]
     if x.ndim != 4 or x.shape[1] != 3:
         raise ValueError(f"image tensors must be (N, 3, H, W) in [-1, 1], got {tuple(x.shape)}")
-    if not torch.isfinite(x).all():
+    if not from_pixels and not torch.isfinite(x).all():
         raise ValueError("images contain NaN or infinite values")
     if x.shape[-2:] != (image_size, image_size):
         x = F.interpolate(x, size=(image_size, image_size), mode="bicubic", align_corners=False, antialias=True)
-    return x.clamp(-1, 1)
+    return x if from_pixels else x.clamp(-1, 1)  # pixels already map into [-1, 1]
 
 
 ARTICLE = AutoencoderConfig()
