@@ -182,7 +182,8 @@ def speed(args) -> None:
         pair_cpu = statistics.median(a / b for a, b in zip(times[base]["cpu"], times[i]["cpu"]))
         gains = (wall / base_wall, cpu / base_cpu, pair_wall, pair_cpu)
         verdict = ("reference" if i == 0 else "yes" if min(gains) > 1.05 else "no" if max(gains) < 0.95
-                   else "no (within 5%)")
+                   else "no (within 5%)" if min(gains) >= 0.95 and max(gains) <= 1.05
+                   else "mixed (wall clock and CPU time disagree)")
         print(f"| {name} | {wall:.1f} | {wall / ref_wall:.2f}x | {cpu:.1f} | {cpu / ref_cpu:.2f}x | "
               f"{'–' if i == 0 else f'{pair_wall:.2f}x / {pair_cpu:.2f}x'}{' (vs now)' if base == NOW else ''} | "
               f"{setup[i]:.0f} | {verdict} |")

@@ -294,3 +294,15 @@ def test_the_cpu_training_layout_changes_no_maths_and_comes_off_cleanly():
             torch.testing.assert_close(g, g0, rtol=1e-7, atol=1e-12)
         for b0, b in zip(buffers0, buffers):
             torch.testing.assert_close(b, b0, rtol=1e-9, atol=1e-12)
+
+
+def test_bf16_training_on_a_cpu_learns_and_saves_float32_weights(tmp_path):
+    from safetensors import safe_open
+
+    out = tmp_path / "run"
+    Trainer(_config(device="cpu", precision="bf16", epochs=3), out, progress=False, log=lambda m: None, run_hooks=False).run()
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert json.loads((out / "config.json").read_text())["training"]["precision"] == "bf16"
+    assert np.isfinite(rows[-1]["loss"]) and rows[-1]["loss"] < rows[0]["loss"]
+    with safe_open(out / "model.safetensors", "pt") as f:
+        assert {t.dtype for t in map(f.get_tensor, f.keys()) if t.is_floating_point()} == {torch.float32}

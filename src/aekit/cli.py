@@ -197,7 +197,7 @@ def _default_out() -> Path:
 @click.option("--sample-every", type=int, default=1, show_default=True, help="Save a reconstruction/sample grid every N epochs (0: never).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
-              help="auto: bf16 autocast on CUDA, fp32 on CPU.")
+              help="auto: bf16 autocast on CUDA, fp32 on CPU. On a CPU with bf16 units (AVX-512 BF16, AMX), bf16 trains the article model about 1.2-1.3x as fast, the small preset slower.")
 @click.option("--init", "init", metavar="MODEL", default=None, help="Start from this checkpoint's weights (fine-tuning).")
 @click.option("--on-nan", "on_nan", type=click.Choice(["stop", "skip"]), default="stop", show_default=True,
               help="A non-finite loss: stop (keeping the last checkpoint), or skip that step and count it in metrics.jsonl.")
