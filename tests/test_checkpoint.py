@@ -33,6 +33,20 @@ def test_round_trip_gives_bit_identical_outputs(tmp_path):
     assert config["architecture"] == "article" and config["config"]["widths"] == [4, 8]
 
 
+def test_a_buffer_the_file_does_not_hold_is_built_by_the_model(tmp_path, monkeypatch):
+    """Loading skips the random initialisation only when the file supplies every tensor."""
+    _tiny().eval().save_pretrained(tmp_path / "ckpt")
+    real = checkpoint.create_model
+
+    def with_a_constant(*args, **kwargs):
+        model = real(*args, **kwargs)
+        model.register_buffer("constant", torch.full((3,), 7.0), persistent=False)
+        return model
+
+    monkeypatch.setattr(checkpoint, "create_model", with_a_constant)
+    assert torch.equal(aekit.load(tmp_path / "ckpt").constant, torch.full((3,), 7.0))
+
+
 def test_loading_a_file_inside_the_folder_works(tmp_path):
     _tiny().save_pretrained(tmp_path)
     assert aekit.load(tmp_path / "model.safetensors").config.latent_dim == 16

@@ -218,10 +218,14 @@ def load(path_or_hub_id=None, device="cpu", task: str = "codec"):
         skeleton = None
     if skeleton is not None:
         _check_shapes({k: tuple(v.shape) for k, v in skeleton.state_dict().items()}, stored_shapes, weights)
-    try:
-        model = create_model(meta["architecture"], **fields)
-    except CheckpointError as exc:
-        raise CheckpointError(f"{directory / CONFIG_NAME}: {exc}") from None
+    if skeleton is not None and set(dict(skeleton.named_buffers())) <= set(skeleton.state_dict()):
+        # every tensor comes from the file (strict load below): memory without a random initialisation
+        model = skeleton.to_empty(device="cpu")
+    else:  # a buffer the file does not hold must be built by the model itself
+        try:
+            model = create_model(meta["architecture"], **fields)
+        except CheckpointError as exc:
+            raise CheckpointError(f"{directory / CONFIG_NAME}: {exc}") from None
     try:
         state = upgrade(load_file(str(weights)))
     except (SafetensorError, OSError, ValueError) as exc:
