@@ -20,6 +20,10 @@ class FastEncoder:
     silently uses ``model.encode`` instead.
     """
 
+    # PyTorch on a CPU ran the shipped encoders 5-20% faster in batches of 64 than of 128 or 256 (2 cores,
+    # AVX-512); ONNX Runtime gains from larger batches, so the caller's batch goes to it whole
+    CPU_BATCH = 64
+
     def __init__(self, model, channels_last: bool = True, kind: str = "latent", runtime: str = "torch"):
         import torch
 
@@ -58,6 +62,9 @@ class FastEncoder:
             return self.onnx(images)
         if self.fast is None:
             return self.model.features(images, self.kind).numpy()
+        step = self.CPU_BATCH if self.device.type == "cpu" else len(images)
+        if len(images) > step:  # PyTorch's CPU convolutions run faster on smaller batches (caches)
+            return np.concatenate([self(images[i : i + step]) for i in range(0, len(images), step)])
         with torch.inference_mode():
             z = feature_sets.compute(self.fast, self._input(images), self.kind).cpu()
             if not self.checked:
