@@ -36,7 +36,7 @@ FACES = ROOT.parent / "shared" / "data" / "celeba-10k" / "images"
 
 # name, small BatchNorms contiguous (TrainingLayout), extra options
 VARIANTS = [
-    ("reference: channels_last throughout (aekit train before this change)", False, ()),
+    ("reference: channels_last throughout, BatchNorms included", False, ()),
     ("contiguous throughout (the article's layout)", False, ("contiguous",)),
     ("aekit train now: 3-channel BatchNorms on contiguous copies", True, ()),
     ("aekit train now, a second process (the noise between two identical variants)", True, ()),

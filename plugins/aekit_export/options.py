@@ -6,11 +6,15 @@ RUNTIMES = ("auto", "torch", "onnx", "onnx-int8")
 ONNX_RUNTIMES = ("onnx", "onnx-int8")  # the runtimes ONNX Runtime runs
 
 
-def runtime_option(what: str):
-    """``--runtime auto|torch|onnx|onnx-int8`` for a command; `what` names what it runs (e.g. "the encoder")."""
+INT8_GAIN = "faces-64's encoder about 1.7x and its decoder 2x as fast as onnx on a CPU with VNNI, 0.01 dB PSNR lost"
+
+
+def runtime_option(what: str, int8_gain: str = INT8_GAIN):
+    """``--runtime auto|torch|onnx|onnx-int8`` for a command; `what` names what it runs (e.g. "the encoder"),
+    `int8_gain` what onnx-int8 buys there (measured: benchmarks/int8_runtime.py, benchmarks/cpu_jobs.py)."""
     import click
 
     return click.option("--runtime", type=click.Choice(RUNTIMES), default="auto", show_default=True,
                         help=f"What runs {what}: ONNX Runtime (auto: on a CPU when `aekit[onnx]` is installed; "
-                             "the same outputs within 1e-4), its int8-quantised graphs (onnx-int8: about 1.7x as fast "
-                             "on a CPU; faces-64 loses 0.01 dB PSNR) or PyTorch.")
+                             f"the same outputs within 1e-4), its int8-quantised graphs (onnx-int8: {int8_gain}) "
+                             "or PyTorch.")

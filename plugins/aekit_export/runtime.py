@@ -1,8 +1,8 @@
 """ONNX Runtime as a runtime: a model's parts run by onnxruntime, each exported once into the cache.
 
-``runtime="auto"`` picks ONNX Runtime on a CPU when onnxruntime is installed (``aekit embed`` ran 1.10x
-faster with it than with PyTorch on 2 cores, ``benchmarks/embed_throughput.py``), PyTorch otherwise
-and on CUDA. Each exported graph (``features-<set>``, ``encoder``, ``decoder``, ``denoiser``: the whole
+``runtime="auto"`` picks ONNX Runtime on a CPU when onnxruntime is installed (with faces-64 on 2 cores,
+``aekit embed`` ran 1.07x, ``compress`` 1.41x and ``denoise`` 2.05x as fast as with PyTorch,
+``benchmarks/cpu_jobs.py``), PyTorch otherwise and on CUDA. Each exported graph (``features-<set>``, ``encoder``, ``decoder``, ``denoiser``: the whole
 model) is kept in ``$AEKIT_HOME/onnx/<model id>/<name>.onnx`` and is checked against PyTorch (within
 1e-4 of the outputs' scale) when it is made; a graph that disagrees is never used. ``runtime="onnx-int8"``
 (never chosen by auto) runs ``<name>-int8.onnx``, quantised from it (``int8``: calibrated on synthetic
