@@ -35,7 +35,7 @@ AEKIT_REQUIRES = ("export",)  # ONNX Runtime for `aekit denoise --runtime`
 
 from .noise_models import (NOISE_MODELS, covered_blocks, make_gaussian_noise, make_mask_noise, make_saltpepper_noise,
                            make_speckle_noise, parse_amount)
-from .pictures import ModelView, Picture, denoise_image, model_view, open_picture, save_picture
+from .pictures import ModelView, Picture, denoise_image, denoise_images, model_view, open_picture, save_picture
 
 
 @hookimpl
@@ -52,7 +52,7 @@ def register_commands(register):
     register(denoise)
 
 
-__all__ = ["ModelView", "NOISE_MODELS", "Picture", "covered_blocks", "denoise_image", "make_gaussian_noise",
+__all__ = ["ModelView", "NOISE_MODELS", "Picture", "covered_blocks", "denoise_image", "denoise_images", "make_gaussian_noise",
            "make_mask_noise", "make_saltpepper_noise", "make_speckle_noise", "model_view", "open_picture",
            "parse_amount", "save_picture"]
 

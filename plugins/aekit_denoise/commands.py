@@ -384,9 +384,9 @@ def _open_chunk(indices, files, opened):
 
 
 def _on_runtime(model, runtime: str):
-    """What `denoise_image` runs: the model, or its ``denoise`` by ONNX Runtime when `runtime` resolves to that."""
+    """What `denoise_images` runs: the model, or its ``denoise`` by ONNX Runtime when `runtime` resolves to that."""
     from aekit_export.runtime import ModelOnRuntime
 
     on_runtime = ModelOnRuntime(model, runtime)
-    # a model without denoise() keeps its own one-line refusal in denoise_image
+    # a model without denoise() keeps its own one-line refusal in denoise_images
     return on_runtime if on_runtime.name == "onnx" and callable(getattr(model, "denoise", None)) else model

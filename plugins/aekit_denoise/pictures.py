@@ -120,13 +120,10 @@ def _gray_to_rgb(gray: np.ndarray) -> np.ndarray:
 
 def denoise_image(model, image: Image.Image, method: str = "auto") -> tuple[Image.Image, list[str]]:
     """Denoise a PIL image of any mode and size with ``model.denoise``; returns (image in its own mode, notes)."""
-    if not callable(getattr(model, "denoise", None)):
-        raise AekitError(f"{type(model).__name__} models have no denoise(); use an aekit Autoencoder")
-    view = model_view(image)
-    denoised = model.denoise(view.rgb, method=method)
-    if hasattr(denoised, "detach"):  # a tensor: be lenient with models that answer in torch
-        denoised = denoised.detach().cpu().numpy()
-    return view.rebuild(np.asarray(denoised)), list(view.notes)
+    (result,) = denoise_images(model, [image], method)
+    if isinstance(result, ValueError):
+        raise result
+    return result
 
 
 def denoise_images(model, images: list[Image.Image], method: str = "auto") -> list:
@@ -139,24 +136,30 @@ def denoise_images(model, images: list[Image.Image], method: str = "auto") -> li
     if not callable(getattr(model, "denoise", None)):
         raise AekitError(f"{type(model).__name__} models have no denoise(); use an aekit Autoencoder")
     views = [model_view(image) for image in images]
-    by_shape: dict[tuple, list[int]] = {}
-    for i, view in enumerate(views):
-        by_shape.setdefault(view.rgb.shape, []).append(i)
     results: list = [None] * len(images)
-    for indices in by_shape.values():
-        try:
-            denoised = model.denoise(np.stack([views[i].rgb for i in indices]), method=method)
-        except ValueError:  # one image at a time, so each failure is its own
-            for i in indices:
-                try:
-                    results[i] = denoise_image(model, images[i], method)
-                except ValueError as exc:
-                    results[i] = exc
-            continue
-        if hasattr(denoised, "detach"):
+
+    def run(indices: list[int]) -> None:
+        denoised = model.denoise(np.stack([views[i].rgb for i in indices]), method=method)
+        if hasattr(denoised, "detach"):  # a tensor: be lenient with models that answer in torch
             denoised = denoised.detach().cpu().numpy()
         for k, i in enumerate(indices):
             results[i] = (views[i].rebuild(np.asarray(denoised[k])), list(views[i].notes))
+
+    by_shape: dict[tuple, list[int]] = {}
+    for i, view in enumerate(views):
+        by_shape.setdefault(view.rgb.shape, []).append(i)
+    for indices in by_shape.values():
+        try:
+            run(indices)
+        except ValueError as exc:
+            if len(indices) == 1:
+                results[indices[0]] = exc
+                continue
+            for i in indices:  # one at a time, so each failure is its own
+                try:
+                    run([i])
+                except ValueError as exc:
+                    results[i] = exc
     return results
 
 
