@@ -44,6 +44,7 @@ import torch
 from PIL import Image
 
 import aekit
+from embed_throughput import timed  # (result, wall s, CPU s); benchmarks/ is the script's folder
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_IMAGES = ROOT.parent / "shared" / "data" / "celeba-10k" / "images"
@@ -168,12 +169,6 @@ def encoder_alone(model, paths, runtimes, rounds):
             _, wall, _ = timed(fn)
             best[name] = max(best.get(name, 0.0), len(images) / wall)
     return best
-
-
-def timed(fn):
-    w0, c0 = time.perf_counter(), time.process_time()
-    result = fn()
-    return result, time.perf_counter() - w0, time.process_time() - c0
 
 
 def main():

@@ -247,16 +247,18 @@ def test_denoise_with_onnx_runtime_writes_pytorchs_pictures(tmp_path, arch):
     assert [p.name for p in (Path(os.environ["AEKIT_HOME"]) / "onnx").rglob("*.onnx")] == ["denoiser.onnx"]
 
 
+def _eval_report(model_dir, face_folder, out, runtime) -> dict:
+    """report.json of `aekit eval` (reconstruction and Gaussian-noise denoising) with `runtime`."""
+    result = run_cli("eval", "-m", model_dir, "--data", face_folder, "--noise", "gaussian:0.1", "--runtime", runtime,
+                     "--out", out, "-q")
+    assert result.exit_code == 0, result.output
+    return json.loads((out / "report.json").read_text())
+
+
 @pytest.mark.parametrize("arch", ["improved", "unet"])
 def test_eval_with_onnx_runtime_reports_pytorchs_psnr(tmp_path, face_folder, arch):
     model_dir = _tiny(arch).save_pretrained(tmp_path / "m")
-    reports = {}
-    for runtime in ("torch", "onnx"):
-        out = tmp_path / runtime
-        result = run_cli("eval", "-m", model_dir, "--data", face_folder, "--noise", "gaussian:0.1", "--runtime", runtime,
-                         "--out", out, "-q")
-        assert result.exit_code == 0, result.output
-        reports[runtime] = json.loads((out / "report.json").read_text())
+    reports = {runtime: _eval_report(model_dir, face_folder, tmp_path / runtime, runtime) for runtime in ("torch", "onnx")}
     by_torch, by_onnx = reports["torch"], reports["onnx"]
     assert by_onnx["environment"]["runtime"] == "onnx" and by_torch["environment"]["runtime"] == "torch"
     assert "--runtime onnx" in by_onnx["command"] and "--runtime torch" in by_torch["command"]
@@ -337,11 +339,7 @@ def test_denoise_and_eval_with_onnx_int8_stay_within_0_2_db(tmp_path, face_folde
     model_dir = model.save_pretrained(tmp_path / "m")
     reports = {}
     for runtime in ("torch", "onnx-int8"):
-        out = tmp_path / runtime
-        result = run_cli("eval", "-m", model_dir, "--data", face_folder, "--noise", "gaussian:0.1", "--runtime", runtime,
-                         "--out", out, "-q")
-        assert result.exit_code == 0, result.output
-        reports[runtime] = json.loads((out / "report.json").read_text())
+        reports[runtime] = _eval_report(model_dir, face_folder, tmp_path / runtime, runtime)
         result = run_cli("denoise", face_folder, "-m", model_dir, "--runtime", runtime, "--out", tmp_path / f"d-{runtime}", "-q")
         assert result.exit_code == 0, result.output
     assert reports["onnx-int8"]["environment"]["runtime"] == "onnx-int8"
