@@ -320,6 +320,7 @@ def denoise(inputs, model_path, out, method, overwrite, device, runtime, quiet):
     with ThreadPoolExecutor(1) as reader, ThreadPoolExecutor(2) as writer:
         chunks = _chunks(files)
         pending = reader.submit(_open_chunk, next(chunks, []), files, opened)
+        last_chunk_saves = 0
         while True:
             chunk = pending.result()
             if not chunk:
@@ -327,6 +328,8 @@ def denoise(inputs, model_path, out, method, overwrite, device, runtime, quiet):
             pending = reader.submit(_open_chunk, next(chunks, []), files, opened)
             readable = [(i, p) for i, p in chunk if not isinstance(p, ImageReadError)]
             results = dict(zip([i for i, _ in readable], denoise_images(denoiser, [p.image for _, p in readable], method)))
+            finish_saves(keep=last_chunk_saves)  # bounded: the pictures of at most two chunks wait to be written
+            waiting = len(saving)
             for index, picture in chunk:
                 bar.update()
                 item, target = files[index], outputs[index]
@@ -340,7 +343,7 @@ def denoise(inputs, model_path, out, method, overwrite, device, runtime, quiet):
                 denoised, notes = result
                 target.parent.mkdir(parents=True, exist_ok=True)
                 saving.append((item, picture.notes + notes, writer.submit(save_picture, target, denoised, picture.metadata)))
-            finish_saves(keep=2 * CHUNK_IMAGES)  # bounded: at most two chunks of pictures wait to be written
+            last_chunk_saves = len(saving) - waiting
         finish_saves(keep=0)
     bar.close()
     finish_skipped(skipped, written)
