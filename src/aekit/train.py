@@ -67,7 +67,19 @@ def distributed_context() -> tuple[int, int]:
         if torch.cuda.is_available():  # NCCL's collectives (gather_object, barrier) use the current device
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        # left to the interpreter's shutdown, a gloo group's threads can abort the process ("terminate called
+        # without an active exception") on a rank that finishes before the others
+        import atexit
+
+        atexit.register(_destroy_process_group)
     return dist.get_rank(), dist.get_world_size()
+
+
+def _destroy_process_group() -> None:
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 class Trainer:
