@@ -91,6 +91,17 @@ def test_encode_accepts_tensors_arrays_and_pil_images():
     assert model.training  # encode switches to eval mode and back
 
 
+def test_model_input_from_uint8_pixels_is_exact_at_size_and_clamped_when_resized():
+    from aekit.model import as_model_input
+    from aekit.pixels import images_to_tensor
+
+    rng = np.random.default_rng(0)
+    edges = np.where(rng.random((2, 40, 40, 3)) < 0.5, 0, 255).astype(np.uint8)  # bicubic overshoots on these
+    assert torch.equal(as_model_input(edges, 40), images_to_tensor(edges))
+    resized = as_model_input(edges, 32)
+    assert resized.shape == (2, 3, 32, 32) and resized.min() >= -1 and resized.max() <= 1
+
+
 def test_decode_and_reconstruct_shapes_and_errors():
     model = _tiny()
     images = model.decode(torch.zeros(4, 16))

@@ -292,7 +292,9 @@ def as_model_input(images, image_size: int) -> torch.Tensor:
         raise ValueError("images contain NaN or infinite values")
     if x.shape[-2:] != (image_size, image_size):
         x = F.interpolate(x, size=(image_size, image_size), mode="bicubic", align_corners=False, antialias=True)
-    return x if from_pixels else x.clamp(-1, 1)  # pixels already map into [-1, 1]
+    elif from_pixels:  # pixels map into [-1, 1] exactly; only bicubic resizing can overshoot
+        return x
+    return x.clamp(-1, 1)
 
 
 ARTICLE = AutoencoderConfig()

@@ -274,7 +274,10 @@ class Trainer:
 
     def model_input(self, batch: torch.Tensor) -> torch.Tensor:
         """A uint8 batch as the model's input: float [-1, 1] on the device, in the training layout."""
-        x = to_float(batch.to(self.device, non_blocking=True))
+        return self._laid_out(to_float(batch.to(self.device, non_blocking=True)))
+
+    def _laid_out(self, x: torch.Tensor) -> torch.Tensor:
+        """`x` in the training layout (channels_last for a model the caller built and laid out itself)."""
         return self.layout.input(x) if self.layout is not None else x.contiguous(memory_format=torch.channels_last)
 
     def _step(self, model, optimizer, batch, position=(0, 0, 0)) -> float | None:
@@ -289,10 +292,7 @@ class Trainer:
         if self.config.shift or self.config.color_jitter:
             x = shift_and_jitter(x, self.config.shift, self.config.color_jitter, np.random.default_rng([*position, 3]))
         source = x if self.noise is None else self.noise.apply_to_tensor(x, [*position, 2])
-        if self.layout is not None:
-            x, source = self.layout.input(x), self.layout.input(source)
-        else:  # a model the caller built and laid out itself
-            x, source = x.contiguous(memory_format=torch.channels_last), source.contiguous(memory_format=torch.channels_last)
+        x, source = self._laid_out(x), self._laid_out(source)
         skip = self.config.on_nan == "skip"
         # BatchNorm's running statistics change in the forward pass: keep them to undo a skipped step
         buffers = {k: v.clone() for k, v in model.named_buffers()} if skip else None
