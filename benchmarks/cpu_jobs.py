@@ -95,11 +95,12 @@ def run_cli(args):
 
 def aekit_command(job, model_dir, spec, out, runtime):
     if job == "embed":
-        run_cli(["embed", spec, "--model", model_dir, "--out", str(out), "--quiet", "--features", "latent", "--runtime", runtime])
+        run_cli(["embed", spec, "--model", model_dir, "--out", str(out), "--quiet", "--overwrite", "--features", "latent",
+                 "--runtime", runtime])
         with np.load(out, allow_pickle=False) as data:
             return data["features"]
     if job == "compress":
-        run_cli(["compress", spec, "--model", model_dir, "--out", str(out), "--quiet", "--runtime", runtime])
+        run_cli(["compress", spec, "--model", model_dir, "--out", str(out), "--quiet", "--overwrite", "--runtime", runtime])
         return None
     run_cli(["denoise", spec, "--model", model_dir, "--out", str(out), "--quiet", "--overwrite", "--runtime", runtime])
     return None

@@ -88,7 +88,7 @@ def aekit_embed(model_dir, spec, out, batch_size=128, runtime=("--runtime", "tor
     from aekit.cli import cli
 
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        cli.main(["embed", spec, "--model", str(model_dir), "--out", str(out), "--quiet", "--batch-size", str(batch_size),
+        cli.main(["embed", spec, "--model", str(model_dir), "--out", str(out), "--quiet", "--overwrite", "--batch-size", str(batch_size),
                   "--features", "latent", *runtime],
                  standalone_mode=False)
     with np.load(out, allow_pickle=False) as data:

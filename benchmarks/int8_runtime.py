@@ -38,7 +38,7 @@ from feature_sets import DATA, labels_for, probe
 PROBE_TOLERANCE = 0.005
 PSNR_TOLERANCE_DB = 0.2
 MEANINGFUL_SPEED_UP = 1.2
-SHIPPED = "`onnx-int8`: U8S8, FC float, synthetic calibration"
+SHIPPED = "`onnx-int8`: U8S8 with 7-bit weights, FC float, synthetic calibration"
 
 
 def session(path: Path, threads: int):

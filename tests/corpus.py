@@ -13,6 +13,9 @@ import json
 import os
 import shutil
 import struct
+import threading
+import time
+import weakref
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +90,79 @@ def _non_utf8(folder: Path, data: bytes, prefix: bytes = b"bad") -> Path:
     return Path(os.fsdecode(raw))
 
 
+EPS = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 64 64\nshowpage\n"  # what Pillow renders with Ghostscript
+
+
+def ghostscript_trap(monkeypatch, path: Path) -> Path:
+    """A stand-in `gs` first on PATH, which writes `gs-ran` beside it if anything runs it; returns that file.
+
+    Pillow remembers whether it found Ghostscript: that is forgotten, so the stand-in would be found.
+    """
+    from PIL import EpsImagePlugin
+
+    folder = path.parent.parent / "bin"
+    folder.mkdir(parents=True, exist_ok=True)
+    marker = folder / "gs-ran"
+    script = folder / "gs"
+    script.write_text(f'#!/bin/sh\necho "$@" >> "{marker}"\nexit 0\n')
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ.get('PATH', '')}")
+    monkeypatch.setattr(EpsImagePlugin, "gs_binary", None)
+    return marker
+
+
+class FifoWatch:
+    """Opens the writing end of the FIFO `path` whenever a reader has opened it, and closes it at once: a
+    reader that should never have opened it gets end of file (a damaged image) instead of blocking
+    forever, so a regression fails its test rather than hanging it; `opened` counts those openings."""
+
+    running = False  # set by `watch_fifo` through monkeypatch, whose undo at the end of the test stops the thread
+
+    def __init__(self, path: Path):
+        self.path, self.opened = path, 0
+
+    def start(self) -> "FifoWatch":
+        self.running = True
+        threading.Thread(target=self._watch, daemon=True, name=f"fifo-watch {self.path.name}").start()
+        return self
+
+    def _watch(self) -> None:
+        while self.running:
+            try:  # without O_NONBLOCK this would block too; with it, it fails (ENXIO) while no reader has it open
+                fd = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:
+                time.sleep(0.02)
+                continue
+            self.opened += 1
+            os.close(fd)
+            time.sleep(0.02)
+
+
+FIFO_WATCHES: weakref.WeakValueDictionary = weakref.WeakValueDictionary()  # path -> its FifoWatch, while the test runs
+
+
+def watch_fifo(monkeypatch, path: Path) -> FifoWatch:
+    """Watch the FIFO `path` (see FifoWatch) until the test ends."""
+    watch = FIFO_WATCHES[path] = FifoWatch(path)
+    monkeypatch.setattr(watch, "running", True)  # undone (False) when the test ends: the thread stops
+    return watch.start()
+
+
+def no_fifos() -> str | None:
+    return None if hasattr(os, "mkfifo") else "this system has no named pipes (FIFOs)"
+
+
+def make_fifo(folder: Path, name: str = "pipe.jpg") -> Path:
+    """A FIFO named like an image: opening it for reading blocks until something writes to it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(folder / name)
+    return folder / name
+
+
+CONTROL_NAME = "cut\nskipped: forged.png\x1b[2J\x1b]0;owned\x07.png"  # a newline, a screen clear, a window title
+LONG_NAME = "é" * 125 + "x.png"  # 255 bytes in UTF-8: the longest name Linux, macOS and Windows file systems take
+
+
 def _unreadable(folder: Path) -> Path:
     path = write(folder, "locked.png", encoded(Image.fromarray(face()), "PNG"))
     path.chmod(0)
@@ -115,11 +191,15 @@ class Bad:
     is_dir: bool = False  # a folder: as a data folder's only entry the error is "no image files" for the data folder
     max_pixels: int | None = None  # run with Image.MAX_IMAGE_PIXELS lowered to this
     simulate: Callable | None = None  # (monkeypatch, path): a fault that cannot be made for real here
+    fifo: bool = False  # a FIFO: watched while the test runs (see FifoWatch), so a reader that opens it cannot hang
     skip: Callable[[], str | None] = _never
 
     def shown(self, path: Path) -> str:
-        """What of the file's name the error line shows (file names that are not UTF-8 are escaped)."""
-        return path.name.split("\udce9")[0]
+        """What of the file's name the error line shows (file names that are not UTF-8 are escaped, and so are
+        control characters: `aekit.text.printable`)."""
+        from aekit.text import printable
+
+        return printable(path.name).split("\udce9")[0]
 
 
 BAD_IMAGES = [
@@ -132,6 +212,12 @@ BAD_IMAGES = [
         "not an image Pillow can read"),
     Bad("unsupported-pdf-named-jpg", lambda d: write(d, "doc.jpg", b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"),
         "not an image Pillow can read"),
+    # Pillow would hand it to Ghostscript (security finding 1): refused by content, and a stand-in gs on PATH
+    # leaves a file behind if anything runs it (check_fails finds it)
+    Bad("eps-named-jpg", lambda d: write(d, "face.jpg", EPS), "not an image format aekit reads", simulate=ghostscript_trap),
+    Bad("ico-named-png", lambda d: write(d, "icon.png", encoded(Image.fromarray(face()), "ICO")), "not an image format aekit reads"),
+    # TGA has no signature (so it is not read: any bytes might pass for one); its first bytes are a cursor's
+    Bad("tga-named-bmp", lambda d: write(d, "targa.bmp", encoded(Image.fromarray(face()), "TGA")), "not an image format aekit reads"),
     Bad("bomb-header-100000x100000", lambda d: write(d, "bomb.png", _png_header_only(100_000, 100_000)), "image too large"),
     Bad("huge-20000x20000", lambda d: write(d, "huge.png", _png_header_only(20_000, 20_000)), "image too large"),
     Bad("over-lowered-pixel-limit", lambda d: write(d, "big.png", encoded(Image.fromarray(face(80)), "PNG")),
@@ -141,9 +227,15 @@ BAD_IMAGES = [
         "permission denied", simulate=_simulate_permission_denied),
     Bad("symlink-loop", lambda d: _symlink("loop.jpg", d / "loop.jpg"), "symbolic link loop"),
     Bad("non-utf8-name-truncated", lambda d: _non_utf8(d, encoded(Image.fromarray(face()), "PNG")[:900]), "damaged image"),
+    # a name that forges a line of output and clears the screen: every line naming it must show it escaped
+    Bad("control-characters-in-name", lambda d: write(d, CONTROL_NAME, encoded(Image.fromarray(face()), "PNG")[:900]),
+        "damaged image"),
     Bad("directory-named-jpg", lambda d: (d / "folder.jpg").mkdir(parents=True) or d / "folder.jpg", "is a directory", is_dir=True),
     Bad("empty-folder", lambda d: (d / "nothing").mkdir(parents=True) or d / "nothing", "is a directory", is_dir=True),
     Bad("folder-of-symlink-loops", lambda d: _symlink(".", d / "loops" / "self") and d / "loops", "is a directory", is_dir=True),
+    Bad("fifo-named-jpg", make_fifo, "not a regular file (a named pipe)", fifo=True, skip=no_fifos),
+    Bad("device-named-png", lambda d: _symlink(os.devnull, d / "null.png"), "not a regular file (a character device)",
+        skip=lambda: None if os.path.exists("/dev/null") else "no /dev/null here"),
 ]
 
 
@@ -173,9 +265,42 @@ ACCEPTED_IMAGES = [  # edge inputs that are not bad: each must be read as an RGB
     ("exif-rotated-jpeg", _exif_rotated),
     ("1x1", lambda d: write(d, "dot.png", encoded(Image.fromarray(face()).resize((1, 1)), "PNG"))),
     ("tiff-named-png", lambda d: write(d, "tiff.png", encoded(Image.fromarray(face()), "TIFF"))),
-    ("ico-named-png", lambda d: write(d, "icon.png", encoded(Image.fromarray(face()), "ICO"))),
-    ("tga-named-bmp", lambda d: write(d, "targa.bmp", encoded(Image.fromarray(face()), "TGA"))),
+    ("gif", lambda d: write(d, "still.gif", encoded(Image.fromarray(face()), "GIF"))),
+    ("tiff", lambda d: write(d, "scan.tif", encoded(Image.fromarray(face()), "TIFF"))),
+    # a camera's JPEG with a preview after the picture: Pillow says "MPO"
+    ("mpo-camera-jpeg", lambda d: write(d, "camera.jpg", encoded(Image.fromarray(face()), "MPO", save_all=True,
+                                                                append_images=[Image.fromarray(face(20))]))),
     ("non-utf8-name", lambda d: _non_utf8(d, encoded(Image.fromarray(face()), "PNG"), prefix=b"good")),
+    ("name-255-bytes", lambda d: write(d, LONG_NAME, encoded(Image.fromarray(face()), "PNG"))),
+]
+
+
+# --- images whose size is the hazard (`aekit denoise`): a few KB that once took GBs --------------------------
+
+
+def _thin(width: int, height: int) -> bytes:
+    """A PNG of a smooth stripe one or two pixels thin (a 1x2,000,000 one is 6 KB, and was padded whole to 64 rows)."""
+    along = np.linspace(0, 255, max(width, height)).astype(np.uint8)
+    stripe = np.stack([along, along[::-1], np.full_like(along, 128)], axis=-1)
+    pixels = np.broadcast_to(stripe[None] if width >= height else stripe[:, None], (height, width, 3))
+    return encoded(Image.fromarray(np.ascontiguousarray(pixels)), "PNG")
+
+
+@dataclass(frozen=True)
+class Sized:
+    """An image whose size, not its bytes, is the problem: `make(folder) -> path`; `problem` the words of its
+    refusal, or None when it must be denoised at its own size (a thin one: a few tiles through the model at a time)."""
+
+    id: str
+    make: Callable[[Path], Path]
+    problem: str | None = None
+
+
+SIZED_IMAGES = [
+    Sized("thin-1x5000-png", lambda d: write(d, "tall.png", _thin(1, 5000))),
+    Sized("thin-5000x2-png", lambda d: write(d, "wide.png", _thin(5000, 2))),
+    # under Pillow's bomb limit (89 Mpx), over denoise's: refused from its header, before any pixel is decoded
+    Sized("huge-9400x9400-png", lambda d: write(d, "huge.png", _png_header_only(9400, 9400)), "image too large to denoise"),
 ]
 
 
@@ -296,6 +421,28 @@ BAD_LATENTS = [
 ]
 
 
+@dataclass(frozen=True)
+class CollidingNames:
+    """Source names in a latent file whose PNGs would land on one file (or on a folder): decompress must still
+    write one file each, with names that differ in more than case and that fit the file system."""
+
+    id: str
+    names: tuple[str, ...]
+
+
+COLLIDING_NAMES = [
+    CollidingNames("extension-only", ("a.jpg", "a.png", "a~1.png")),  # a.png twice, then the ~1 the repeat would get
+    CollidingNames("generated-looking-first", ("a~1.png", "a~2.jpg", "a.png", "a.jpg", "a.webp", "a~2.png")),
+    CollidingNames("case-only", ("Face.png", "face.jpg", "FACE.webp")),  # one file on macOS and Windows file systems
+    CollidingNames("unicode-normal-forms", ("caf\u00e9.png", "cafe\u0301.png")),  # one file on macOS
+    CollidingNames("file-and-folder", ("x.png", "x.png/y.png", "x")),
+    CollidingNames("unsafe-parts", ("../a.png", "/a.png", "./a.png", "a.png", "a\\b.png", "a/b.png")),
+    CollidingNames("empty-and-nul", ("", ".", "image.png", "n\0x.png", "n_x.png")),
+    CollidingNames("255-bytes", (LONG_NAME, LONG_NAME[:-4] + ".jpg", LONG_NAME[:-4] + ".webp")),
+    CollidingNames("longer-than-255-bytes", ("n" * 300 + ".png", "n" * 300 + ".jpg", "n" * 299 + ".png", "d" * 300 + "/x.png")),
+]
+
+
 # --- checkpoints ------------------------------------------------------------------------------------------
 
 
@@ -334,6 +481,26 @@ def _nan_weight(state):
     state[key] = torch.full_like(state[key], float("nan"))
 
 
+def _config_with(key: str, text: str, field: bool = True):
+    """config.json with `key` (a config field, else a top-level key) written as the raw JSON `text`:
+    what json.dumps cannot write (nesting deeper than Python parses, 5000 digits)."""
+    def change(target: Path):
+        config = json.loads((target / "config.json").read_text())
+        (config["config"] if field else config)[key] = "@RAW@"
+        (target / "config.json").write_text(json.dumps(config).replace('"@RAW@"', text))
+    return change
+
+
+def _int8_weight(state):
+    key = next(k for k, v in state.items() if v.is_floating_point() and v.ndim == 4)
+    state[key] = (state[key] * 100).to(torch.int8)
+
+
+def _negative_running_var(state):
+    key = next(k for k in state if k.endswith("running_var"))
+    state[key] = -1 - state[key]
+
+
 def _pickle_instead(suffix: str):
     def change(target: Path):
         (target / "model.safetensors").unlink()
@@ -368,14 +535,39 @@ BAD_CHECKPOINTS = [
     _ck("config-without-format", "not an aekit config", _edit_config(format="something-else")),
     _ck("config-is-a-directory", "no config.json", lambda t: (t / "config.json").unlink() or (t / "config.json").mkdir()),
     _ck("config-and-weights-disagree", "weights do not match config.json", _edit_config(config_fields={"latent_dim": 32})),
-    _ck("config-claims-a-huge-model", "weights do not match config.json", _edit_config(config_fields={"latent_dim": 10**9})),
+    _ck("config-claims-a-huge-model", 'config field "latent_dim" must be from 1 to 65536, got 1000000000',
+        _edit_config(config_fields={"latent_dim": 10**9})),
+    # config bombs: a few bytes describing a model that took minutes and gigabytes to build before any check
+    _ck("config-bomb-out-of-bounds", 'config field "convs_per_half" must be from 0 to 16, got 10000',
+        _edit_config(config_fields={"convs_per_half": 10_000})),
+    _ck("config-bomb-within-bounds", "weights do not match config.json: it describes a model of 938 tensors",
+        _edit_config(config_fields={"convs_per_half": 16})),
+    _ck("config-huge-integer", 'config field "latent_dim" must be from 1 to 65536', _edit_config(config_fields={"latent_dim": 10**40})),
+    _ck("config-over-1-mib", "bytes, more than the 1,048,576 this file may hold",
+        lambda t: (t / "config.json").write_text((t / "config.json").read_text() + " " * (1 << 20))),
+    _ck("safetensors-header-over-the-cap", "a 1,099,511,627,776-byte header, more than the 4,194,304 aekit reads",
+        lambda t: (t / "model.safetensors").write_bytes((1 << 40).to_bytes(8, "little") + b"{}")),
     _ck("wrong-architecture-name", "architecture 'vq-vae' is not registered", _edit_config(architecture="vq-vae")),
     _ck("config-field-unknown", "no config field(s) dropout", _edit_config(config_fields={"dropout": 0.1})),
-    _ck("config-field-wrong-type", "invalid config for model 'article'", _edit_config(config_fields={"latent_dim": "big"})),
-    _ck("config-field-invalid-value", "invalid config for model 'article'", _edit_config(config_fields={"latent_dim": -3})),
+    _ck("config-field-wrong-type", 'config field "latent_dim" must be a whole number, got "big"',
+        _edit_config(config_fields={"latent_dim": "big"})),
+    _ck("config-field-nan", 'config field "negative_slope" must be a finite number, got NaN',
+        _edit_config(config_fields={"negative_slope": float("nan")})),
+    _ck("config-widths-a-string", 'config field "widths" must be a list of whole numbers, got "3264"',
+        _edit_config(config_fields={"widths": "3264"})),
+    _ck("config-field-bool-for-a-number", 'config field "latent_dim" must be a whole number, got true',
+        _edit_config(config_fields={"latent_dim": True})),
+    _ck("config-field-of-5000-digits", "invalid JSON (a 5000-digit number)", _config_with("latent_dim", "1" * 5000)),
+    _ck("config-nested-too-deeply", "invalid JSON (nested too deeply to read)",
+        _config_with("deep", "[" * 100_000 + "]" * 100_000, field=False)),
+    _ck("config-training-not-an-object", '"training" must be an object', _edit_config(training="a string")),
+    _ck("config-newer-format-version", "written by a newer aekit (checkpoint format 999", _edit_config(format_version=999)),
+    _ck("config-field-invalid-value", "invalid config for model 'article'", _edit_config(config_fields={"image_size": 8})),
     _ck("weights-missing-a-tensor", "1 missing", _edit_weights(lambda s: s.pop("decoder.0.bias"))),
     _ck("weights-with-an-extra-tensor", "1 unexpected", _edit_weights(lambda s: s.update(extra=torch.zeros(3)))),
     _ck("weights-with-nan", "NaN or infinite", _edit_weights(_nan_weight)),
+    _ck("weights-int8", "stored as the wrong kind of number", _edit_weights(_int8_weight)),
+    _ck("weights-negative-running-var", "BatchNorm running variance(s) hold negative values", _edit_weights(_negative_running_var)),
     _ck("truncated-safetensors", "unreadable safetensors file", lambda t: truncated(t / "model.safetensors")),
     _ck("safetensors-header-only", "unreadable safetensors file", lambda t: truncated(t / "model.safetensors", keep=0.0001)),
     _ck("pt-pickle-instead-of-safetensors", "refusing to load a pickle-based file (.pt); aekit loads only model.safetensors",
@@ -385,6 +577,99 @@ BAD_CHECKPOINTS = [
     BadCheckpoint("an-image-file", lambda d, m: write(d / "ckpt-an-image-file", "face.png", encoded(Image.fromarray(face()), "PNG")),
                   "not a checkpoint; give the folder holding model.safetensors"),
     BadCheckpoint("missing-folder", lambda d, m: d / "ckpt-missing-folder" / "nowhere", "no such checkpoint folder"),
+]
+
+
+# --- files fitted beside a checkpoint: priors (generate) and latent directions (directions list, edit) ---------
+
+
+def _resave(path: Path, arrays=None, metadata=None) -> None:
+    """The safetensors file `path` written again with `arrays(a)` / `metadata(m)` applied to its contents."""
+    from safetensors import safe_open
+    from safetensors.numpy import save_file
+
+    with safe_open(str(path), framework="np") as fh:
+        meta, tensors = dict(fh.metadata() or {}), {k: fh.get_tensor(k) for k in fh.keys()}
+    if arrays:
+        arrays(tensors)
+    if metadata:
+        metadata(meta)
+    save_file(tensors, str(path), metadata=meta)
+
+
+def _poke(key: str, value: float):
+    def edit(arrays):
+        arrays[key] = arrays[key].copy()
+        arrays[key].reshape(-1)[1] = value
+    return edit
+
+
+def _with_prior(folder: Path, model_dir: Path, name: str, sampler: str, arrays=None, metadata=None) -> Path:
+    """A copy of the checkpoint with a `sampler` prior fitted to random latents, then damaged."""
+    from aekit_generate import GaussianSampler, GMMSampler, save_prior
+
+    target = folder / f"ckpt-{name}"
+    shutil.copytree(model_dir, target)
+    gaussian = GaussianSampler().fit(np.random.default_rng(0).standard_normal((64, LAT)))
+    fitted = gaussian if sampler == "gaussian" else GMMSampler.from_state(  # one component: no EM to wait for
+        {"weights": np.ones(1), "means": gaussian.mean[None], "covariances": gaussian.cov[None]}, {"components": 1})
+    path = save_prior(fitted, sampler, directory=target, fingerprint=aekit.model_fingerprint(aekit.load(target)))
+    _resave(path, arrays, metadata)
+    return target
+
+
+def _with_directions(folder: Path, model_dir: Path, name: str, arrays=None, metadata=None) -> Path:
+    """A copy of the checkpoint (which has directions fitted) with its directions.safetensors damaged."""
+    target = folder / f"ckpt-{name}"
+    shutil.copytree(model_dir, target)
+    _resave(target / "directions.safetensors", arrays, metadata)
+    return target
+
+
+@dataclass(frozen=True)
+class BadSidecar:
+    """A checkpoint folder whose prior or directions file is bad: `make(folder, model_dir) -> the folder`, the file's
+    name in it, and the words the error must use. Priors are read by `generate --sampler SAMPLER`, directions by
+    `directions list` and `edit`."""
+
+    id: str
+    file: str
+    make: Callable[[Path, Path], Path]
+    problem: str
+
+    @property
+    def sampler(self) -> str | None:
+        return self.file[len("prior-"):-len(".safetensors")] if self.file.startswith("prior-") else None
+
+
+def _prior(name: str, sampler: str, problem: str, arrays=None, metadata=None) -> BadSidecar:
+    return BadSidecar(name, f"prior-{sampler}.safetensors",
+                      lambda d, m: _with_prior(d, m, name, sampler, arrays, metadata), problem)
+
+
+def _directions(name: str, problem: str, arrays=None, metadata=None) -> BadSidecar:
+    return BadSidecar(name, "directions.safetensors", lambda d, m: _with_directions(d, m, name, arrays, metadata), problem)
+
+
+DEEP = "[" * 100_000 + "]" * 100_000  # nesting deeper than Python's JSON parser can follow
+BAD_SIDECARS = [
+    _prior("prior-nan-mean", "gaussian", "'mean' holds NaN or infinite values", _poke("mean", np.nan)),
+    _prior("prior-infinite-covariance", "gaussian", "'cov' holds NaN or infinite values", _poke("cov", np.inf)),
+    _prior("gmm-prior-nan-means", "gmm", "'means' holds NaN or infinite values", _poke("means", np.nan)),
+    _prior("prior-of-the-wrong-width", "gaussian", f"{LAT + 1}-d for a {LAT}-d model",
+           lambda a: a.update(mean=np.zeros(LAT + 1), cov=np.eye(LAT + 1))),
+    _prior("prior-newer-format-version", "gaussian", "written by a newer aekit (prior format 999",
+           metadata=lambda m: m.update(format_version="999")),
+    _prior("prior-meta-nested-too-deeply", "gaussian", "invalid JSON (nested too deeply to read)",
+           metadata=lambda m: m.update(meta=DEEP)),
+    _directions("directions-nan-vector", "vectors holds NaN or infinite values", _poke("vectors", np.nan)),
+    _directions("directions-nan-mean", "mean holds NaN or infinite values", _poke("mean", np.nan)),
+    _directions("directions-int-vectors", "vectors stored as int32, not floats",
+                lambda a: a.update(vectors=(a["vectors"] * 100).astype(np.int32))),
+    _directions("directions-newer-format-version", "written by a newer aekit (directions format 999",
+                metadata=lambda m: m.update(format_version="999")),
+    _directions("directions-details-nested-too-deeply", "invalid JSON (nested too deeply to read)",
+                metadata=lambda m: m.update(details=DEEP)),
 ]
 
 
@@ -468,7 +753,9 @@ BAD_FEATURES = [
 
 
 def apply(case: Bad, monkeypatch, path: Path) -> None:
-    """What a bad image needs besides its file: a lowered pixel limit, a simulated fault."""
+    """What a bad image needs besides its file: a lowered pixel limit, a simulated fault, a watch on a FIFO."""
+    if case.fifo:
+        watch_fifo(monkeypatch, path)
     if case.max_pixels:
         monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", case.max_pixels)
     if case.simulate:
@@ -497,8 +784,10 @@ def mixed_folder(root: Path, monkeypatch, good_faces: int = 0) -> tuple[Path, li
 
 
 def listed_once(output: str, bad: list[Path]) -> None:
-    """Each bad file is named on exactly one ``skipped:`` line, and no other file is."""
+    """Each bad file is named on exactly one ``skipped:`` line, and no other file is; no FIFO among them was opened."""
     listed = [line for line in output.splitlines() if line.startswith("skipped: ") and "... and" not in line]
     assert len(listed) == len(bad), output
+    opened = [path for path in bad if path in FIFO_WATCHES and FIFO_WATCHES[path].opened]
+    assert opened == [], f"opened FIFOs (a reader blocks on one until something writes to it): {opened}\n{output}"
     for path in bad:
         assert sum(BAD_IMAGES[0].shown(path) in line for line in listed) == 1, (path, output)

@@ -2,6 +2,7 @@
 
 import json
 import re
+import warnings
 import zipfile
 
 import numpy as np
@@ -81,6 +82,74 @@ def test_corrupt_truncated_and_foreign_npz_are_clear_errors(tmp_path, tiny_model
 def test_output_names_are_safe_and_unique():
     assert output_names(["a/b.jpg", "../../etc/passwd", "/abs/x.png", "a/b.png", "c"]) == [
         "a/b.png", "etc/passwd.png", "abs/x.png", "a/b~1.png", "c.png"]
+
+
+def test_output_names_never_give_two_latents_one_file():
+    """The names a repeat would get may be taken already (a~1.png is a source of its own); names that differ
+    only in case are one file on macOS and Windows; a name and a folder cannot share a path; 255 bytes at most."""
+    assert output_names(["a.jpg", "a.png", "a~1.png"]) == ["a.png", "a~2.png", "a~1.png"]
+    assert output_names(["Face.jpg", "face.png"]) == ["Face.png", "face~1.png"]
+    assert output_names(["x.png/y", "x", "a\0b"]) == ["x.png/y.png", "x~1.png", "a_b.png"]
+    assert output_names(["n" * 300 + ".jpg", "n" * 300 + ".png"]) == ["n" * 251 + ".png", "n" * 249 + "~1.png"]
+
+
+def test_decompress_writes_one_png_per_latent_when_source_names_collide(tmp_path, tiny_model_dir):
+    """a.jpg and a.png both make a.png, and a~1.png is a source of its own: three latents, three files."""
+    from aekit.synthetic import make_faces
+
+    (tmp_path / "faces").mkdir()
+    for name, image in zip(["a.jpg", "a.png", "a~1.png"], make_faces(3, seed=5, size=32)[0]):
+        Image.fromarray(image).save(tmp_path / "faces" / name)
+    runner = CliRunner()
+    result = runner.invoke(cli, ["compress", str(tmp_path / "faces"), "-m", str(tiny_model_dir), "-o", str(tmp_path / "z.npz"), "-q"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(cli, ["decompress", str(tmp_path / "z.npz"), "-m", str(tiny_model_dir), "-o", str(tmp_path / "out"), "-q"])
+    assert result.exit_code == 0 and "wrote 3 PNGs" in result.stdout, result.output
+    written = sorted((tmp_path / "out").iterdir())
+    assert [p.name for p in written] == ["a.png", "a~1.png", "a~2.png"]
+    assert len({p.read_bytes() for p in written}) == 3  # three different latents' images, none written over another
+
+
+def test_decompress_takes_names_of_255_bytes_and_longer(tmp_path, tiny_model_dir):
+    """A legal 255-byte name (and its repeat) is written whole, not refused for its temporary file's name."""
+    long = "é" * 125 + "x.jpg"  # 255 bytes in UTF-8
+    names = [long, long, "n" * 300 + ".png"]
+    save_latents(tmp_path / "z.npz", np.zeros((3, 16), np.float32), names, aekit.load(tiny_model_dir))
+    result = CliRunner().invoke(cli, ["decompress", str(tmp_path / "z.npz"), "-m", str(tiny_model_dir),
+                                      "-o", str(tmp_path / "out"), "-q"])
+    assert result.exit_code == 0 and "wrote 3 PNGs" in result.stdout, result.output
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == sorted([long[:-4] + ".png", "é" * 124 + "~1.png", "n" * 251 + ".png"])  # cut between characters
+    assert max(len(name.encode()) for name in written) == 255
+
+
+def _model_with_huge_latents(directory):
+    """A tiny model whose latents are about 1e5: beyond float16's largest value, 65504."""
+    torch.manual_seed(0)
+    model = aekit.create_model("article", image_size=32, widths=(8, 16), convs_per_half=1, latent_dim=16)
+    last = [m for m in model.encoder.modules() if isinstance(m, torch.nn.Linear)][-1]
+    with torch.no_grad():
+        last.bias.fill_(1e5)
+    return model.save_pretrained(directory)
+
+
+def test_latents_beyond_float16_are_refused_naming_float32_and_nothing_is_written(tmp_path):
+    model_dir = _model_with_huge_latents(tmp_path / "model")
+    with pytest.raises(LatentFileError, match=r"py.npz: latents as large as 100000 do not fit in float16 .*--dtype float32"), \
+            warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # numpy's overflow warning would be a second line on the CLI
+        save_latents(tmp_path / "py.npz", np.full((2, 16), 1e5, np.float32), ["a", "b"], aekit.load(model_dir))
+    _write_faces(tmp_path / "faces", count=2, size=32)
+    out = tmp_path / "z.npz"
+    args = ["compress", str(tmp_path / "faces"), "-m", str(model_dir), "-o", str(out), "-q"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1 and "z.npz" in errors[0] and "do not fit in float16" in errors[0] and "--dtype float32" in errors[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["faces", "model"]  # no .npz, no temporary file
+    result = CliRunner().invoke(cli, args + ["--dtype", "float32"])
+    assert result.exit_code == 0, result.output
+    assert load_latents(out).latents.min() > 65504
 
 
 def _write_faces(folder, count=6, size=40):
@@ -164,6 +233,22 @@ def test_compress_strict_and_overwrite_protection(tmp_path, tiny_model_dir):
     assert Image.open(target).format == "JPEG"
 
 
+def test_compress_refuses_an_existing_out_before_any_work_unless_overwrite(tmp_path, tiny_model_dir):
+    """Another command's .npz (here a features file) is not replaced silently; the refusal comes before the model loads."""
+    _write_faces(tmp_path / "faces")
+    out = tmp_path / "feats.npz"
+    np.savez(out, features=np.zeros((2, 4), np.float32))
+    before = out.read_bytes()
+    args = ["compress", str(tmp_path / "faces"), "-m", str(tiny_model_dir), "-o", str(out), "-q"]
+    refused = CliRunner().invoke(cli, args)
+    assert refused.exit_code == 1 and "Traceback" not in refused.output
+    assert refused.output.splitlines() == [f"Error: {out}: already exists; add --overwrite to replace it or choose another --out"]
+    assert out.read_bytes() == before
+    replaced = CliRunner().invoke(cli, args + ["--overwrite"])
+    assert replaced.exit_code == 0, replaced.output
+    assert len(load_latents(out).names) == 6
+
+
 def test_compress_array_input_and_failed_write_keeps_the_old_file(tmp_path, tiny_model_dir, monkeypatch):
     from aekit.synthetic import make_faces
 
@@ -179,7 +264,7 @@ def test_compress_array_input_and_failed_write_keeps_the_old_file(tmp_path, tiny
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(np, "savez", disk_full)
-    result = runner.invoke(cli, args)
+    result = runner.invoke(cli, args + ["--overwrite"])
     assert result.exit_code == 1 and "No space left on device" in result.output
     assert (tmp_path / "z.npz").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []

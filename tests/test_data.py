@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -374,6 +375,31 @@ def test_hf_parquet_file(hf_offline, tmp_path):
     assert any(Path(os.environ["HF_DATASETS_CACHE"]).iterdir())
 
 
+@pytest.mark.skipif(os.name == "nt", reason="the stand-in gs is a shell script")
+@pytest.mark.parametrize("stored", ["save_to_disk", "parquet", "parquet without the Image feature"])
+def test_hf_images_are_read_by_aekit_with_its_formats_only(stored, hf_offline, tmp_path, monkeypatch):
+    """An EPS file among a data set's images (security finding 1): `datasets` would decode it with Pillow, which
+    runs Ghostscript; aekit's reader refuses it, and the others read exactly as before."""
+    from corpus import EPS, encoded, ghostscript_trap
+
+    datasets = hf_offline
+    images, _ = synthetic.make_faces(4, seed=2, size=16)
+    cells = [{"bytes": encoded(Image.fromarray(image), "PNG"), "path": None} for image in images]
+    cells.insert(2, {"bytes": EPS, "path": "face.jpg"})
+    dataset = datasets.Dataset.from_dict({"image": cells, "Smiling": [0, 1, 0, 1, 1]})
+    if stored != "parquet without the Image feature":
+        dataset = dataset.cast_column("image", datasets.Image())
+    target = tmp_path / ("faces_ds" if stored == "save_to_disk" else "faces.parquet")
+    dataset.save_to_disk(str(target)) if stored == "save_to_disk" else dataset.to_parquet(str(target))
+    marker = ghostscript_trap(monkeypatch, tmp_path / "trap" / "x")
+
+    prepared = _prep(f"hf:{target}", image_size=16, use_cache=False)
+    assert not marker.exists(), marker.read_text()
+    np.testing.assert_array_equal(prepared.images, images.transpose(0, 3, 1, 2))
+    assert prepared.skipped == [f"hf:{target}[2]: not an image format aekit reads (it reads JPEG, PNG, WebP, BMP, GIF and TIFF)"]
+    np.testing.assert_array_equal(prepared.attributes["Smiling"], [0, 1, 1, 1])
+
+
 def test_hf_bad_arguments(hf_offline, tmp_path):
     with pytest.raises(DataSourceError, match="needs a data set name"):
         open_source("hf:")
@@ -525,6 +551,46 @@ def test_cache_hit_and_invalidation(face_folder):
     assert relabelled.from_cache is False and "Happy" in relabelled.attributes
 
 
+def _replace_keeping_size_and_mtime(target: Path, data: bytes, in_place: bool) -> None:
+    """`target`'s bytes become `data` (of the same length) with its old mtime: a new inode, or in place a new ctime."""
+    st = target.stat()
+    assert len(data) == st.st_size
+    time.sleep(0.05)  # ctime comes from a coarse clock (milliseconds) on some file systems
+    if in_place:
+        target.write_bytes(data)
+    else:
+        target.with_name("new").write_bytes(data)
+        os.replace(target.with_name("new"), target)
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (target.stat().st_size, target.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+
+
+@pytest.mark.parametrize("in_place", [False, True], ids=["replaced", "rewritten"])
+def test_a_file_replaced_keeping_its_size_and_mtime_is_read_again(tmp_path, in_place):
+    folder = tmp_path / "bmps"
+    folder.mkdir()
+    faces = synthetic.make_faces(3, seed=5, size=SIZE)[0]
+    for i in range(2):  # BMP: uncompressed, so every picture of this size has the same file size
+        Image.fromarray(faces[i]).save(folder / f"f{i}.bmp")
+    assert _prep(str(folder)).from_cache is False and _prep(str(folder)).from_cache is True
+    Image.fromarray(faces[2]).save(tmp_path / "other.bmp")
+    _replace_keeping_size_and_mtime(folder / "f1.bmp", (tmp_path / "other.bmp").read_bytes(), in_place)
+    again = _prep(str(folder))
+    assert again.from_cache is False
+    np.testing.assert_array_equal(again.images[1], faces[2].transpose(2, 0, 1))
+
+
+def test_an_array_file_replaced_keeping_its_size_and_mtime_is_read_again(tmp_path):
+    faces = synthetic.make_faces(4, seed=5, size=SIZE)[0]
+    np.save(tmp_path / "faces.npy", faces[:2])
+    assert _prep(str(tmp_path / "faces.npy")).from_cache is False
+    np.save(tmp_path / "other.npy", faces[2:])
+    _replace_keeping_size_and_mtime(tmp_path / "faces.npy", (tmp_path / "other.npy").read_bytes(), in_place=False)
+    again = _prep(str(tmp_path / "faces.npy"))
+    assert again.from_cache is False
+    np.testing.assert_array_equal(again.images, faces[2:].transpose(0, 3, 1, 2))
+
+
 def test_cache_depends_on_image_size_and_selection(face_folder):
     at32 = _prep(str(face_folder), image_size=32)
     at16 = _prep(str(face_folder), image_size=16)
@@ -669,3 +735,34 @@ def test_a_read_only_cache_folder_still_prepares_the_images(face_folder, monkeyp
     fresh = _prep(str(face_folder), image_size=16)  # writing warns and goes on
     assert fresh.images.shape[1:] == (3, 16, 16) and fresh.cache_path is None and len(fresh) == len(first)
     assert "could not write the image cache (Permission denied)" in capsys.readouterr().err
+
+
+# --- FIFOs, sockets and devices among the images ---------------------------------------------------------
+
+
+def test_a_fifo_in_a_folder_or_named_is_skipped_never_opened(face_folder, face_images, tmp_path, monkeypatch):
+    """Opening a FIFO for reading blocks until something writes to it: it is listed as skipped, "not a regular file"."""
+    from aekit.arrays import read_npz
+    from aekit.inputs import open_inputs
+    from corpus import make_fifo, no_fifos, watch_fifo
+
+    if no_fifos():
+        pytest.skip(no_fifos())
+    fifo = make_fifo(face_folder)
+    watch = watch_fifo(monkeypatch, fifo)  # a regression gets end of file here instead of hanging
+    prepared = _prep(str(face_folder), use_cache=False)
+    assert len(prepared) == len(face_images[2]) and "pipe.jpg" not in prepared.names
+    assert prepared.skipped == [f"{fifo}: not a regular file (a named pipe)"]
+    named = open_inputs([str(fifo), str(face_folder / "face00.png")])  # named one by one, as a shell glob gives them
+    assert named.keys() == [str(fifo), str(face_folder / "face00.png")]
+    with pytest.raises(ImageReadError, match="not a regular file"):
+        named.read(0)
+    with pytest.raises(ImageReadError, match="not a regular file"):
+        named.read_reduced(0, 16)
+    array = make_fifo(tmp_path, "faces.npz")
+    watch_array = watch_fifo(monkeypatch, array)
+    with pytest.raises(DataSourceError, match="faces.npz: not a regular file"):
+        open_source(str(array))
+    with pytest.raises(DataSourceError, match="not a regular file"):
+        read_npz(array, "image array", DataSourceError)
+    assert watch.opened == 0 and watch_array.opened == 0

@@ -360,6 +360,43 @@ def test_unique_names():
     assert unique_names(["a.png", "b/a.png", "a.png", "a.png"]) == ["a.png", "b/a.png", "a~1.png", "a~2.png"]
 
 
+def test_unique_names_leave_an_input_named_like_a_repeat_its_own_name():
+    """a.webp becomes a.png, like a.png; a~1.png is an input of its own and keeps its name (aekit.paths.unique_names)."""
+    assert unique_names(["a.png", "a.png", "a~1.png"]) == ["a.png", "a~2.png", "a~1.png"]
+
+
+def test_denoise_cli_skips_a_fifo_without_opening_it(runner, tmp_path, model_dir, monkeypatch):
+    """A FIFO named like an image is listed as skipped and never opened: opening one blocks until something writes to it."""
+    from corpus import make_fifo, no_fifos, watch_fifo
+
+    if no_fifos():
+        pytest.skip(no_fifos())
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    make_input(photos / "a.png", "RGB")
+    watch = watch_fifo(monkeypatch, make_fifo(photos))  # a regression gets end of file here instead of hanging
+    result = invoke(runner, "denoise", photos, "-m", model_dir, "--out", tmp_path / "clean", "-q")
+    assert result.exit_code == 0, result.output
+    assert "wrote 1 denoised image(s)" in result.stdout and "1 skipped" in result.stdout
+    assert "pipe.jpg: not a regular file (a named pipe)" in result.stderr
+    assert sorted(p.name for p in (tmp_path / "clean").iterdir()) == ["a.png"] and watch.opened == 0
+    result = invoke(runner, "denoise", photos / "pipe.jpg", "-m", model_dir, "--out", tmp_path / "one.png", "-q")
+    assert result.exit_code == 1 and "pipe.jpg: not a regular file (a named pipe)" in result.output and watch.opened == 0
+
+
+def test_denoise_cli_writes_a_255_byte_name_among_others(runner, tmp_path, model_dir):
+    """A legal 255-byte name is denoised, not refused for its temporary file's name halfway through a folder."""
+    from corpus import LONG_NAME
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("a.png", LONG_NAME, "z.png"):
+        make_input(photos / name, "RGB")
+    result = invoke(runner, "denoise", photos, "-m", model_dir, "--out", tmp_path / "clean", "-q")
+    assert result.exit_code == 0 and "wrote 3 denoised image(s)" in result.stdout, result.output
+    assert sorted(p.name for p in (tmp_path / "clean").iterdir()) == sorted(["a.png", LONG_NAME, "z.png"])
+
+
 # --- aekit denoise: the CLI ------------------------------------------------------------------------------
 
 
@@ -598,3 +635,189 @@ def test_one_bad_file_is_said_once_before_any_model_work(runner, tmp_path, model
     assert result.exit_code == 1
     assert result.stderr.count("broken.jpg") == 1 and result.stderr.startswith("Error: ")
     assert "Using model" not in result.stderr and "denoising" not in result.stderr and "skipped" not in result.stderr
+
+
+# --- aekit denoise: bounded memory for any image -------------------------------------------------------
+
+
+def unbounded_tile(forward, x, size, overlap=16):
+    """The tiling as it was: the padded image, every tile and every output tile at once (the reference)."""
+    import torch.nn.functional as F
+
+    from aekit.denoising import _window
+
+    _, _, height, width = x.shape
+    padded = F.pad(x, (0, max(size - width, 0), 0, max(size - height, 0)), mode="replicate")
+    H, W = padded.shape[-2:]
+    ys = sorted({*range(0, H - size + 1, size - overlap), H - size})
+    xs = sorted({*range(0, W - size + 1, size - overlap), W - size})
+    corners = [(y, x0) for y in ys for x0 in xs]
+    denoised = forward(torch.cat([padded[:, :, y : y + size, x0 : x0 + size] for y, x0 in corners]))
+    total, norm = torch.zeros_like(padded), torch.zeros((1, 1, H, W))
+    for tile, (y, x0) in zip(denoised, corners):
+        total[0, :, y : y + size, x0 : x0 + size] += tile * _window(size)
+        norm[0, 0, y : y + size, x0 : x0 + size] += _window(size)
+    return (total / norm)[:, :, :height, :width].clamp(-1, 1)
+
+
+def unbounded_resize(forward, x, size):
+    """The resize method as it was: full-size float copies of the image, its correction and their sum (the reference)."""
+    import torch.nn.functional as F
+
+    small = F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False, antialias=True).clamp(-1, 1)
+    removed = forward(small) - small
+    return (x + F.interpolate(removed, size=x.shape[-2:], mode="bicubic", align_corners=False)).clamp(-1, 1)
+
+
+@pytest.fixture
+def tiny_unet():
+    """A tiny skip-connection model (32x32) and its forward function, which records how many images each call gets."""
+    torch.manual_seed(0)
+    model = aekit.create_model("unet", widths=(8, 16), image_size=32, latent_dim=8).eval()
+    calls = []
+
+    def forward(x):
+        calls.append(len(x))
+        with torch.no_grad():
+            return model(x)
+
+    return model, forward, calls
+
+
+@pytest.mark.parametrize("shape", [(150, 110), (110, 150), (20, 130), (130, 7), (33, 33), (12, 9)])
+def test_tiles_go_through_the_model_a_batch_at_a_time_and_match_the_unbounded_algorithm(tiny_unet, shape):
+    from aekit.denoising import denoise_tensor
+
+    model, forward, calls = tiny_unet
+    x = torch.rand(1, 3, *shape, generator=torch.Generator().manual_seed(1)) * 2.2 - 1.1  # out of range: clamped
+    expected = unbounded_tile(forward, x.clamp(-1, 1), 32)
+    tiles = calls.pop()
+    out = denoise_tensor(model, x, "tile", batch_size=5, forward=forward)
+    assert out.shape == x.shape and (out - expected).abs().max() <= 1e-5
+    assert max(calls) <= 5 and sum(calls) == tiles  # the same tiles, never more than batch_size at once
+    if shape[1] <= shape[0]:  # bands of rows, in the reference's order: the very same numbers
+        assert torch.equal(out, expected)
+
+
+@pytest.mark.parametrize("shape", [(300, 200), (200, 300), (3000, 2), (1, 3000)])
+def test_resize_matches_the_unbounded_algorithm_and_reads_the_image_in_bands(shape, monkeypatch):
+    import torch.nn.functional as F
+
+    import aekit.denoising
+    from aekit.denoising import denoise_tensor
+
+    torch.manual_seed(0)
+    model = aekit.create_model("article", widths=(8, 16), image_size=32, latent_dim=8, convs_per_half=1).eval()
+    x = torch.rand(2, 3, *shape, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    with torch.no_grad():
+        expected = unbounded_resize(model, x, 32)
+    largest, interpolate = [], F.interpolate
+
+    def recording(input, *args, **kwargs):
+        largest.append(input[0].numel())
+        return interpolate(input, *args, **kwargs)
+
+    monkeypatch.setattr(aekit.denoising, "BAND_PIXELS", 2**10)
+    monkeypatch.setattr(F, "interpolate", recording)
+    out = denoise_tensor(model, x, "resize")
+    assert (out - expected).abs().max() <= 1e-5
+    height, width = shape
+    assert max(largest) <= 3 * max(2**10 + max(height, width), 32 * min(height, width), 32 * 32)  # bands, never the image
+
+
+@pytest.mark.parametrize("shape", [(3000, 1), (1, 3000), (2, 2000)])
+def test_a_thin_image_is_tiled_a_few_tiles_at_a_time(tiny_unet, shape):
+    """A 1-pixel-thin picture is padded to the model's size band by band, never as a whole padded copy."""
+    from aekit.denoising import TILE_BATCH, denoise_any
+    from aekit.pixels import images_to_tensor
+
+    model, forward, calls = tiny_unet
+    image = np.random.default_rng(3).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    expected = unbounded_tile(forward, images_to_tensor(image), 32)[0].permute(1, 2, 0)
+    tiles = calls.pop()
+    out = denoise_any(model, image, "tile", batch_size=16, forward=forward)
+    assert out.shape == image.shape and out.dtype == np.uint8
+    assert max(calls) <= 16 and sum(calls) == tiles == len({*range(0, max(shape) - 32 + 1, 16), max(shape) - 32})
+    assert np.abs(out.astype(int) - ((expected + 1) * 127.5).round().numpy().astype(int)).max() <= 1
+    calls.clear()
+    assert np.array_equal(denoise_any(model, image, "tile", forward=forward), out)  # batch_size 256: still 64 tiles at most
+    assert max(calls) == TILE_BATCH and sum(calls) == tiles
+
+
+def test_denoise_refuses_images_over_its_pixel_limit_in_one_line(runner, tmp_path, model_dir, monkeypatch):
+    import aekit_denoise.commands as commands
+
+    assert f"{commands.MAX_PIXELS // 10**6} million pixels" in " ".join(invoke(runner, "denoise", "--help").output.split())
+    monkeypatch.setattr(commands, "MAX_PIXELS", 5000)  # 100x80 = 8000 pixels is over it; a cheap stand-in for 9400x9400
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(rgb_image(100, 80)).save(folder / "big.png")
+    Image.fromarray(rgb_image(60, 40)).save(folder / "small.png")
+    result = invoke(runner, "denoise", folder / "big.png", "-m", model_dir, "--out", tmp_path / "out.png")
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error")]
+    assert result.exit_code == 1 and len(errors) == 1 and "Traceback" not in result.output, result.output
+    assert "big.png: image too large to denoise (100x80 = 8,000 pixels; the limit is 5,000)" in errors[0]
+    assert not (tmp_path / "out.png").exists()
+    result = invoke(runner, "denoise", folder, "-m", model_dir, "--out", tmp_path / "clean", "-q")
+    assert result.exit_code == 0 and "wrote 1 denoised image(s)" in result.stdout and "1 skipped" in result.stdout
+    assert "skipped: " in result.stderr and "big.png: image too large to denoise" in result.stderr
+    assert sorted(p.name for p in (tmp_path / "clean").iterdir()) == ["small.png"]
+
+
+def test_denoise_chunks_are_budgeted_by_header_pixels_not_file_size(tmp_path, monkeypatch):
+    """A PNG of one colour is a few hundred bytes for a million pixels: its header, not its file size, counts."""
+    import aekit_denoise.commands as commands
+    from aekit_denoise.commands import InputFile, _chunks
+
+    monkeypatch.setattr(commands, "CHUNK_PIXELS", 25_000)
+    sizes = [(100, 100), (100, 100), (100, 100), (1000, 1000), (100, 50), (10, 10)]
+    files = []
+    for i, (width, height) in enumerate(sizes):
+        Image.new("RGB", (width, height), (90, 120, 200)).save(tmp_path / f"{i}.png")
+        files.append(InputFile(tmp_path / f"{i}.png", f"{i}.png"))
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    files.append(InputFile(tmp_path / "bad.png", "bad.png"))
+    assert (tmp_path / "3.png").stat().st_size < 10_000  # 3 MB decoded, compressed 300-fold: a budget by file size misses it
+    assert list(_chunks(files)) == [([0, 1], 20_000), ([2], 10_000), ([3], 1_000_000), ([4, 5, 6], 5_100)]
+
+
+def test_a_picture_larger_than_a_chunk_is_denoised_alone_with_the_same_result(runner, tmp_path, model_dir, monkeypatch):
+    import aekit_denoise.commands as commands
+
+    monkeypatch.setattr(commands, "CHUNK_PIXELS", 5000)  # 100x80 pictures are each larger than a chunk
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(rgb_image(100, 80, seed=i)).save(folder / f"big{i}.png")
+        Image.fromarray(rgb_image(30, 20, seed=i)).save(folder / f"small{i}.png")
+    result = invoke(runner, "denoise", folder, "-m", model_dir, "--out", tmp_path / "clean", "-q")
+    assert result.exit_code == 0 and "wrote 6 denoised image(s)" in result.stdout, result.output
+    model = aekit.load(model_dir)
+    for path in sorted(folder.iterdir()):
+        alone, _ = denoise_image(model, Image.open(path))
+        assert np.array_equal(np.asarray(Image.open(tmp_path / "clean" / path.name)), np.asarray(alone)), path.name
+
+
+@pytest.mark.parametrize("mode", ["I;16", "I", "L", "LA", "F"])
+def test_mode_conversions_a_block_of_rows_at_a_time_match_the_whole_picture(mode, monkeypatch):
+    import aekit_denoise.pictures as pictures
+
+    values = rgb_image(100, 80)[..., 0].astype(np.float64)
+    image = {"I;16": lambda: Image.fromarray((values * 257 + 7).astype(np.uint16)),
+             "I": lambda: Image.fromarray((values * 300 - 500).astype(np.int32)),
+             "F": lambda: Image.fromarray((values / 255).astype(np.float32)),
+             "L": lambda: Image.fromarray(values.astype(np.uint8)),
+             "LA": lambda: Image.fromarray(np.dstack([values, values[::-1]]).astype(np.uint8), "LA")}[mode]()
+    whole = model_view(image)
+    denoised = np.clip(whole.rgb.astype(int) + np.arange(3) * 5 - 4, 0, 255).astype(np.uint8)
+    monkeypatch.setattr(pictures, "BLOCK_PIXELS", 300)  # 3 rows of 100 at a time
+    blocks = model_view(image)
+    assert np.array_equal(blocks.rgb, whole.rgb) and blocks.notes == whole.notes
+    monkeypatch.setattr(pictures, "BLOCK_PIXELS", 2**20)
+    expected = np.asarray(whole.rebuild(denoised))
+    monkeypatch.setattr(pictures, "BLOCK_PIXELS", 300)
+    assert np.array_equal(np.asarray(blocks.rebuild(denoised)), expected)
+    if mode in ("I;16", "I"):  # and the same values as before blocks: float64 arithmetic on the 16-bit values
+        change = (denoised.astype(np.float32).mean(axis=-1) - whole.rgb[..., 0]) * 257.0
+        reference = np.clip(np.asarray(image).astype(np.float64), 0, 65535)
+        assert np.array_equal(expected, np.clip(np.rint(reference + change), 0, 65535).astype(np.uint16))

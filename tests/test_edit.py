@@ -148,6 +148,51 @@ def test_missing_and_damaged_files_are_one_line_errors(fitted, tmp_path):
         read_directions(tmp_path / "prior.safetensors")
 
 
+def _resaved(path, arrays=None, metadata=None):
+    """The directions file at `path` written again with `arrays(a)` / `metadata(m)` applied to its contents."""
+    from safetensors import safe_open
+    from safetensors.numpy import save_file
+
+    with safe_open(str(path), framework="np") as fh:
+        meta, tensors = dict(fh.metadata()), {k: fh.get_tensor(k) for k in fh.keys()}
+    (arrays or (lambda a: None))(tensors)
+    (metadata or (lambda m: None))(meta)
+    save_file(tensors, str(path), metadata=meta)
+
+
+def _poke(key, value):
+    def edit(arrays):
+        arrays[key] = arrays[key].copy()
+        arrays[key].reshape(-1)[1] = value
+    return edit
+
+
+BAD_DIRECTIONS = [  # (id, arrays edit, metadata edit, what the one line must say)
+    ("nan-mean", _poke("mean", np.nan), None, "mean holds NaN or infinite values"),
+    ("infinite-vector", _poke("vectors", -np.inf), None, "vectors holds NaN or infinite values"),
+    ("int-vectors", lambda a: a.update(vectors=(a["vectors"] * 100).astype(np.int32)), None, "vectors stored as int32"),
+    ("newer-format-version", None, lambda m: m.update(format_version="7"), "written by a newer aekit (directions format 7"),
+    ("details-nested-too-deeply", None, lambda m: m.update(details="[" * 100_000 + "]" * 100_000),
+     "metadata 'details': invalid JSON (nested too deeply to read)"),
+    ("names-not-text", None, lambda m: m.update(names="[1, 2, 3, 4]"), "names and kinds must be lists of text"),
+]
+
+
+@pytest.mark.parametrize("arrays, metadata, needle", [pytest.param(*row[1:], id=row[0]) for row in BAD_DIRECTIONS])
+def test_damaged_directions_are_refused_naming_the_file(fitted, face, tmp_path, arrays, metadata, needle):
+    folder, model, _ = fitted
+    path = directions_path(folder)
+    _resaved(path, arrays, metadata)
+    with pytest.raises(DirectionsError) as error:
+        load_directions(model)
+    assert str(error.value).startswith(f"{path}: ") and needle in str(error.value), str(error.value)
+    out = tmp_path / "edited.png"
+    for args in (["directions", "list"], ["edit", face, "--add", "pc1=1", "--out", out]):
+        line = fails(*args, "--model", folder, message=needle)
+        assert line.startswith(f"Error: {path}: ") and "refit with `aekit directions fit`" in line, line
+    assert not out.exists()
+
+
 def test_directions_of_the_wrong_width_are_refused(tmp_path):
     folder = save_tiny_model(tmp_path / "model")
     model = aekit.load(folder)

@@ -237,6 +237,20 @@ def test_embed_skips_bad_files_and_strict_stops(tmp_path, tiny_model_dir):
     assert not (tmp_path / "g.npz").exists()
 
 
+def test_embed_refuses_an_existing_out_before_any_work_unless_overwrite(tmp_path, tiny_model_dir):
+    """Another command's .npz (here compress's latents) is not replaced silently; the refusal comes before the model loads."""
+    _write_folder(tmp_path / "faces", count=3)
+    out = tmp_path / "z.npz"
+    np.savez(out, latents=np.zeros((2, 4), np.float32))
+    before = out.read_bytes()
+    args = ["embed", tmp_path / "faces", "-m", tiny_model_dir, "--out", out, "-q"]
+    refused = fails(*args, message="already exists", code=1)
+    assert refused.output.splitlines() == [f"Error: {out}: already exists; add --overwrite to replace it or choose another --out"]
+    assert out.read_bytes() == before
+    invoke(*args, "--overwrite")
+    assert len(load_features(out)) == 3
+
+
 @pytest.mark.parametrize("args, message", [
     (["/no/such/folder"], "no such file or folder"),
     (["synthetic:4", "--out", "/no/such/dir/f.npz"], "does not exist"),
@@ -713,6 +727,33 @@ def test_similar_finds_each_face_first_and_draws_a_contact_sheet(tmp_path, tiny_
         assert all(float(a[2]) >= float(b[2]) for a, b in zip(mine, mine[1:]))
     sheet = Image.open(tmp_path / "neighbours.png")
     assert sheet.width > 5 * 96 and sheet.height > 3 * 96
+
+
+def _read_tsv_field(field: str) -> str:
+    """A field of `aekit similar`'s output read back (backslash escapes, as `aekit.text.tsv_field` writes them)."""
+    import re
+
+    short = {"\\": "\\", "t": "\t", "n": "\n", "r": "\r"}
+    return re.sub(r"\\(x[0-9a-f]{2}|u[0-9a-f]{4}|.)",
+                  lambda m: short.get(m.group(1)) or chr(int(m.group(1)[1:], 16)), field)
+
+
+def test_similar_escapes_names_so_each_neighbour_is_one_line_of_four_fields(tmp_path, tiny_model_dir):
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    names = ["tab\there.png", "new\nline\x1b[2J.png", "back\\slash\\t.png", "café 漢字.png"]
+    for name, image in zip(names, make_faces(len(names), seed=2, size=32)[0]):
+        Image.fromarray(image).save(folder / name)
+    invoke("embed", folder, "--model", tiny_model_dir, "--out", tmp_path / "index.npz", "-q")
+    paths = load_features(tmp_path / "index.npz").paths
+    query = folder / names[1]
+    result = invoke("similar", query, "--index", tmp_path / "index.npz", "--model", tiny_model_dir, "--k", 4)
+    rows = [line.split("\t") for line in result.stdout.splitlines()]
+    assert len(rows) == 4 and all(len(row) == 4 for row in rows), result.stdout  # before: 7 lines, ragged
+    assert "\x1b" not in result.stdout and "café 漢字.png" in result.stdout  # non-ASCII is left alone
+    assert {_read_tsv_field(row[0]) for row in rows} == {str(query)}
+    assert sorted(_read_tsv_field(row[3]) for row in rows) == sorted(paths)  # each name reads back exactly
+    assert _read_tsv_field(rows[0][3]) == names[1] and [row[1] for row in rows] == ["1", "2", "3", "4"]
 
 
 def test_similar_says_what_is_wrong_in_one_line(tmp_path, tiny_model_dir, face_folder):

@@ -387,7 +387,8 @@ def test_disk_full_while_saving_a_checkpoint_keeps_the_previous_one(tmp_path, mo
     result = CliRunner().invoke(cli, ["train", "--resume", str(out), "--quiet"])
     assert result.exit_code == 1 and "Traceback" not in result.output
     (error,) = [line for line in result.output.splitlines() if line.startswith("Error")]
-    assert error == f"Error: {out / checkpoint.STATE_NAME}: No space left on device"
+    assert error == (f"Error: {out / checkpoint.STATE_NAME}: could not write it (No space left on device); nothing written "
+                     f"before is damaged (writes are atomic): free some space, then continue with `aekit train --resume {out}`")
     for name in (checkpoint.STATE_NAME, checkpoint.WEIGHTS_NAME, checkpoint.CONFIG_NAME):
         assert (out / name).read_bytes() == before[name], name
     assert stray_temporaries(tmp_path) == []
@@ -424,7 +425,8 @@ def test_disk_full_while_writing_compress_output(tmp_path, model_dir, faces, mon
     assert runner.invoke(cli, ["compress", str(faces), "-m", str(model_dir), "-o", str(out), "-q"]).exit_code == 0
     before = out.read_bytes()
     monkeypatch.setattr(np, "savez", lambda fh, **arrays: (fh.write(b"PK partial"), _disk_full()))
-    _full_disk_error(runner.invoke(cli, ["compress", str(faces), "-m", str(model_dir), "-o", str(out), "-q", "--dtype", "int8"]), out)
+    _full_disk_error(runner.invoke(cli, ["compress", str(faces), "-m", str(model_dir), "-o", str(out), "-q", "--dtype", "int8",
+                                         "--overwrite"]), out)
     assert out.read_bytes() == before and stray_temporaries(tmp_path) == []
 
 

@@ -78,7 +78,7 @@ def test_parallel_decoding_keeps_order_and_pixels(tmp_path, face_folder, monkeyp
 
 
 def test_files_fingerprint_is_the_documented_formula(tmp_path, monkeypatch):
-    """The fast string-based version hashes exactly what Path.absolute() + stat gave (old caches stay valid)."""
+    """The fast string-based version hashes exactly what Path.absolute() + stat give (inode and ctime included)."""
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "x.png").write_bytes(b"x")
     monkeypatch.chdir(tmp_path / "a")
@@ -91,7 +91,7 @@ def test_files_fingerprint_is_the_documented_formula(tmp_path, monkeypatch):
             path = Path(path).absolute()
             try:
                 st = path.stat()
-                digest.update(f"{path}|{st.st_size}|{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+                digest.update(f"{path}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}|{st.st_ctime_ns}\n".encode("utf-8", "surrogateescape"))
             except OSError:
                 digest.update(f"{path}|missing\n".encode("utf-8", "surrogateescape"))
         return digest.hexdigest()

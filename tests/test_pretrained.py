@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -255,3 +256,76 @@ def test_push_to_hub_sends_a_pretrained_model_with_its_card_priors_and_direction
     extras = sorted(f for f in shipped.sha256 if f not in ("config.json", "model.safetensors"))
     assert fake_hub["files"] == sorted(["config.json", "model.safetensors", *extras])
     assert {"README.md", "prior-gmm.safetensors", "directions.safetensors"} <= set(extras)
+
+
+# --- a folder named like a pretrained model never stands in for it (security finding 5) ---------------------------
+
+
+@pytest.fixture
+def lookalikes(tmp_path, monkeypatch):
+    """The current directory holds `faces-64/` (a folder of photos, a natural name) and `faces-64-denoise/` (a
+    checkpoint that is not the shipped denoiser) beside a stray `latest/` folder."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "faces-64").mkdir()
+    Image.fromarray(make_faces(1, seed=0, size=64)[0][0]).save(tmp_path / "faces-64" / "me.png")
+    _tiny_run(tmp_path / "faces-64-denoise")
+    (tmp_path / "latest").mkdir()
+    return tmp_path
+
+
+def test_defaults_use_the_registered_pretrained_models_whatever_folders_are_here(lookalikes):
+    from aekit.checkpoint import resolve_checkpoint_dir
+
+    result = runner.invoke(cli, ["info"])  # before: "Error: faces-64: not an aekit checkpoint"
+    assert result.exit_code == 0, result.output
+    assert str(pretrained.get_pretrained("faces-64").directory) in result.stdout and "note:" not in result.stderr
+    model = aekit.load(task="denoise")  # Python: the same rule, and the shipped files' sums are checked
+    assert model.pretrained_name == "faces-64-denoise" and model.config.latent_dim != 16  # before: the folder's
+    for task, name in (("codec", "faces-64"), ("denoise", "faces-64-denoise")):
+        choice = pretrained.resolve_model(None, task)
+        assert choice.spec == name and choice.note == ""
+        assert resolve_checkpoint_dir(choice.spec) == pretrained.get_pretrained(name).directory
+
+
+def test_a_typed_name_means_the_pretrained_model_and_says_how_to_pick_the_folder(lookalikes):
+    result = runner.invoke(cli, ["info", "faces-64-denoise"])
+    assert result.exit_code == 0, result.output
+    assert str(pretrained.get_pretrained("faces-64-denoise").directory) in result.stdout
+    assert result.stderr.count("\n") == 1 and "write it as a path: ./faces-64-denoise" in result.stderr
+    for folder in ("./faces-64-denoise", "faces-64-denoise/", str(lookalikes / "faces-64-denoise")):
+        result = runner.invoke(cli, ["info", folder])  # written as a path: the folder, without a note
+        assert result.exit_code == 0 and "latent_dim=16" in result.stdout and "note:" not in result.stderr, folder
+    assert "no config.json" in runner.invoke(cli, ["info", "./faces-64"]).output  # the folder of photos, as asked
+
+
+def test_how_a_spec_is_read(lookalikes):
+    (lookalikes / "me" / "repo").mkdir(parents=True)
+    shipped = pretrained.get_pretrained("faces-64")
+    assert pretrained.read_spec("faces-64") == ("pretrained", shipped)
+    assert pretrained.read_spec("latest") == ("latest", None)
+    assert pretrained.read_spec("./faces-64") == ("path", Path("faces-64"))
+    assert pretrained.read_spec("faces-64/")[0] == "path"
+    assert pretrained.read_spec(lookalikes / "faces-64")[0] == "path"  # a pathlib.Path is always a path
+    assert pretrained.read_spec("me/repo")[0] == "path"  # an existing path with a separator is a path
+    assert pretrained.read_spec("me/other") == ("hub", "me/other")  # else USER/REPO is a hub id
+    assert pretrained.read_spec("hf:me/repo") == ("hub", "me/repo")  # hf: always the hub
+    with pytest.raises(aekit.CheckpointError, match="not a hub id"):
+        pretrained.read_spec("hf:nope")
+    assert pretrained.resolve_model("faces-64").note.startswith("note: faces-64 means the pretrained model faces-64")
+    assert "the latest `aekit train` run" in pretrained.shadowed_folder_note("latest")
+    assert pretrained.resolve_model("./faces-64").note == "" and pretrained.resolve_model("faces-64-x").note == ""
+
+
+def test_a_default_never_reads_the_current_directory(lookalikes):
+    result = runner.invoke(cli, ["models", "default", "faces-64-denoise", "--task", "denoise"])
+    assert result.exit_code == 0 and "write it as a path: ./faces-64-denoise" in result.stderr
+    assert pretrained.read_defaults() == {"denoise": "faces-64-denoise"}
+    assert aekit.load(task="denoise").pretrained_name == "faces-64-denoise"
+    assert runner.invoke(cli, ["models", "default", "./faces-64-denoise"]).exit_code == 0  # stored absolute
+    assert pretrained.read_defaults()[""] == str((lookalikes / "faces-64-denoise").resolve())
+    assert runner.invoke(cli, ["models", "default", "me/faces", "--task", "denoise"]).exit_code == 0
+    assert pretrained.read_defaults()["denoise"] == "hf:me/faces"
+    (lookalikes / "me" / "faces").mkdir(parents=True)  # a folder named like the hub id: still the hub
+    assert pretrained.resolve_model(None, "denoise").spec == "hf:me/faces"
+    (aekit.paths.aekit_home() / pretrained.DEFAULTS_NAME).write_text(json.dumps({"denoise": "me/faces"}))
+    assert pretrained.resolve_model(None, "denoise").spec == "hf:me/faces"  # as older aekit stored it

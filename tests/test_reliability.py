@@ -2,8 +2,10 @@
 
 ``MATRIX`` maps every command aekit has (the registry's, and a group's sub-commands such as
 ``models default``) to the bad inputs tried on it, by kind: images, image arrays, latent files,
-checkpoints and features files (made at test time by corpus.py), option values, output paths, and,
-for the commands that read many files, a batch with bad files among good ones. Each bad input must
+checkpoints, the priors and directions fitted beside them ("sidecars"), and features files (made at
+test time by corpus.py), option values, output paths, source
+names that collide once made into file names, images whose size is the problem (thin and huge PNGs for
+denoise), and, for the commands that read many files, a batch with bad files among good ones. Each bad input must
 give exactly one ``Error:`` line naming the file and the problem, exit status 1 or 2 (2: a usage
 error), no traceback (``--debug`` shows one), and no new file anywhere (no partial output, no
 temporary ``.*.tmp``); a batch skips and lists its bad files and still writes the good results.
@@ -29,6 +31,7 @@ import json
 import os
 import shutil
 import sys
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -44,8 +47,10 @@ import aekit
 import aekit.plugins
 from aekit.cli import cli
 from aekit.synthetic import make_faces
-from corpus import (ACCEPTED_IMAGES, BAD_ARRAYS, BAD_CHECKPOINTS, BAD_FEATURES, BAD_IMAGES, BAD_LATENTS, LAT, apply, encoded,
+from corpus import (ACCEPTED_IMAGES, BAD_ARRAYS, BAD_CHECKPOINTS, BAD_FEATURES, BAD_IMAGES, BAD_LATENTS, COLLIDING_NAMES, LAT, apply, encoded,
                     face, faces, listed_once, mixed_folder, root_reason, save_npz, write)
+from corpus import SIZED_IMAGES
+from corpus import BAD_SIDECARS
 from helpers import TINY, TINY_CLI, error_line, run_cli, stray_temporaries
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -288,14 +293,31 @@ FOLDER_COMMANDS = {"train", "fit-prior", "eval", "directions fit"}  # read the b
 COUNTING_COMMANDS = {"train", "fit-prior", "compress", "noise", "eval", "directions fit"}  # "none of N ... could be read (first problem: ...)"
 ARRAY_COMMANDS = ["train", "fit-prior", "compress", "embed", "latent-stats", "eval", "directions fit"]
 LATENT_COMMANDS = ["decompress"]
+NAME_COMMANDS = ["decompress"]  # names that collide once made into file names (corpus.COLLIDING_NAMES)
+SIZE_COMMANDS = ["denoise"]  # thin images it must denoise a few tiles at a time, huge ones it refuses (corpus.SIZED_IMAGES)
 CHECKPOINT_COMMANDS = ["info", "generate", "compress", "decompress", "interpolate", "fit-prior", "train", "embed",
                        "latent-stats", "denoise", "eval", "models default", "models package", "demo", "similar", "export",
                        "directions fit", "directions list", "edit", "serve"]
 FEATURE_COMMANDS = ["classify", "cluster", "umap", "similar", "serve"]
+# the files fitted beside a checkpoint, by reader (corpus.BAD_SIDECARS); serve reads both but only notes a bad one
+SIDECAR_COMMANDS = {"prior": ["generate"], "directions": ["directions list", "edit"]}
 BATCH_COMMANDS = ["compress", "train", "fit-prior", "embed", "latent-stats", "noise", "denoise", "eval", "directions fit"]
 OPTIONAL_COMMANDS = {"latent-stats": "examples/aekit-plugin-example"}  # rows for commands of plugins CI installs
 
-KINDS = ("images", "arrays", "latents", "checkpoints", "features", "options", "outputs", "batch")
+# `aekit faces` (aekit_faces), its rows in one place: photos in, aligned faces and faces.csv into an --out folder
+BASE_ARGS["faces"] = lambda g: ["faces", g.image, "--out", g.tmp / "faces", "-q"]
+BAD_OPTIONS += _opts("faces", (["--size", "0"], "expected N or WIDTHxHEIGHT"), (["--size", "big"], "expected N or WIDTHxHEIGHT"),
+                     (["--min-score", "2"], "is not in the range 0<=x<=1"), (["--min-size", "-1"], "is not in the range x>=0"),
+                     ([], "Missing option '--out'", {"drop": ("--out",)}),
+                     ([], "no such file or folder", {"positional": "{tmp}/nothing.png"}))
+OUT_OPTION["faces"] = "--out"
+BAD_OUTPUTS += [("faces", "read-only-folder"), ("faces", "read-only-simulated"), ("faces", "out-is-a-file")]
+IMAGE_COMMANDS.append("faces")
+COUNTING_COMMANDS.add("faces")
+BATCH_COMMANDS.append("faces")
+
+KINDS = ("images", "arrays", "latents", "checkpoints", "features", "options", "outputs", "batch", "names", "sizes",
+         "sidecars")
 
 # What misbehaves today, outside the plugins these tests may change: (command, kind, case id or "*") -> why.
 # Each is a strict xfail; when it is fixed the test fails until its entry is removed.
@@ -322,10 +344,14 @@ def _build_matrix() -> dict[str, list[Row]]:
     matrix: dict[str, list[Row]] = {command: [] for command in BASE_ARGS}
     by_kind = [("images", IMAGE_COMMANDS, BAD_IMAGES), ("arrays", ARRAY_COMMANDS, BAD_ARRAYS),
                ("latents", LATENT_COMMANDS, BAD_LATENTS), ("checkpoints", CHECKPOINT_COMMANDS, BAD_CHECKPOINTS),
-               ("features", FEATURE_COMMANDS, BAD_FEATURES), ("batch", BATCH_COMMANDS, ["mixed-folder"])]
+               ("features", FEATURE_COMMANDS, BAD_FEATURES), ("batch", BATCH_COMMANDS, ["mixed-folder"]),
+               ("names", NAME_COMMANDS, COLLIDING_NAMES), ("sizes", SIZE_COMMANDS, SIZED_IMAGES)]
     for kind, commands, cases in by_kind:
         for command in commands:
             matrix[command] += [Row(command, kind, case) for case in cases]
+    for case in BAD_SIDECARS:
+        for command in SIDECAR_COMMANDS["prior" if case.sampler else "directions"]:
+            matrix[command].append(Row(command, "sidecars", case))
     for option in BAD_OPTIONS:
         matrix[option.command].append(Row(option.command, "options", option))
     for command, case in BAD_OUTPUTS:
@@ -518,6 +544,17 @@ def test_bad_features_file(row, tmp_path, shared):
     check_fails(args, tmp_path, path.name, row.case.problem, not_said=row.case.not_said)
 
 
+@pytest.mark.parametrize("row", rows("sidecars"))
+def test_bad_sidecar(row, tmp_path, shared, model_dir):
+    """A damaged prior or directions file beside a good model: one line naming that file, never black faces."""
+    case = row.case
+    folder = case.make(tmp_path / "sidecars", model_dir)
+    args = command_args(row.command, shared, tmp_path, model=folder)
+    if case.sampler:  # the base arguments sample N(0, I): read the fitted prior instead
+        args[args.index("normal")] = case.sampler
+    check_fails(args, tmp_path, f"{folder.name}/{case.file}: ", case.problem)
+
+
 def _fill(text: str, tmp_path: Path, shared: dict) -> str:
     return text.replace("{tmp}", str(tmp_path)).replace("{model}", str(shared["model"])).replace("{good}", str(shared["good"][0]))
 
@@ -686,6 +723,7 @@ BATCH_ARGS: dict[str, Callable[[Path, Path, Path], list]] = {  # (folder, model,
     "eval": lambda f, m, t: ["eval", "-m", m, "--data", f, "-o", t / "report", "-q"],
     "directions fit": lambda f, m, t: ["directions", "fit", "-m", m, "--data", f, "--axes", "2", "-q"],
 }
+BATCH_ARGS["faces"] = lambda f, m, t: ["faces", f, "--out", t / "faces", "-q"]
 
 
 def _names_under(folder: Path) -> list[str]:
@@ -725,6 +763,16 @@ def _batch_results(command: str, result, model: Path, tmp: Path, good: list[str]
         from aekit_edit import load_directions
 
         return load_directions(aekit.load(model)).info["images"], len(good)
+    if command == "faces":  # every readable photo has its faces in faces.csv, or is listed: no face, or faces left out
+        import csv
+
+        from aekit.text import printable
+
+        with open(tmp / "faces" / "faces.csv", newline="", encoding="utf-8", errors="surrogateescape") as fh:
+            found = {Path(row["photo"]).relative_to(tmp / "mixed").as_posix() for row in csv.DictReader(fh)}
+        lines = [line for line in result.stderr.splitlines() if line.startswith(("no face: ", "left out: "))]
+        listed = lambda n: any(f"/mixed/{printable(n).split(chr(0xDCE9))[0]}" in line for line in lines)  # noqa: E731  (as listed_once)
+        return sorted(n for n in good if n in found or listed(n)), good
     raise AssertionError(command)
 
 
@@ -749,6 +797,24 @@ def test_batch_skips_and_lists_bad_files_and_writes_the_good_ones(row, tmp_path,
     assert stray_temporaries(tmp_path) == []
 
 
+@pytest.mark.parametrize("row", rows("names"))
+def test_colliding_names_each_get_a_file_of_their_own(row, tmp_path, shared, model_dir):
+    """Latents whose source names make one output name: every latent is written, to a name no other output has
+    (not even in another case or Unicode form) and that fits the file system."""
+    from aekit_compress import save_latents
+
+    names = list(row.case.names)
+    latents = np.random.default_rng(0).normal(size=(len(names), LAT)).astype(np.float32)
+    save_latents(tmp_path / "z.npz", latents, names, aekit.load(model_dir))
+    result = run_cli(*command_args(row.command, shared, tmp_path, latents=tmp_path / "z.npz"))
+    assert result.exit_code == 0, result.output
+    assert f"wrote {len(names)} PNGs" in result.stdout, result.output
+    written = [p.relative_to(tmp_path / "restored").as_posix() for p in _files([tmp_path / "restored"])]
+    assert len({unicodedata.normalize("NFC", name).casefold() for name in written}) == len(names), written
+    assert max(len(os.fsencode(part)) for name in written for part in name.split("/")) <= 255
+    assert stray_temporaries(tmp_path) == []
+
+
 def test_compress_skips_bad_files_named_one_by_one(tmp_path, model_dir, monkeypatch):
     """The files of the mixed folder given on the command line (as a shell glob gives them)."""
     from aekit_compress import load_latents
@@ -760,6 +826,35 @@ def test_compress_skips_bad_files_named_one_by_one(tmp_path, model_dir, monkeypa
     assert f"{len(good)} latents" in result.stdout and f"{len(bad)} skipped" in result.stdout
     listed_once(result.stderr, bad)
     assert len(load_latents(tmp_path / "z.npz").names) == len(good)
+    assert stray_temporaries(tmp_path) == []
+
+
+@pytest.mark.parametrize("row", rows("sizes"))
+def test_thin_images_are_denoised_a_few_tiles_at_a_time_and_huge_ones_refused(row, tmp_path, shared, monkeypatch):
+    """A thin image is denoised at its own size (by both methods) with never more than a batch of tiles through
+    the model at once; one over the pixel limit is refused in one line naming it and the limit. In a folder the
+    huge one is skipped and listed, and the others are written."""
+    import aekit.denoising
+
+    case, model = row.case, shared["model"]
+    path = case.make(tmp_path / "in")
+    args = command_args(row.command, shared, tmp_path, image=path)
+    if case.problem:
+        check_fails(args, tmp_path, path.name, case.problem, "the limit is")
+    else:
+        batches, forward = [], aekit.denoising._forward
+        monkeypatch.setattr(aekit.denoising, "_forward", lambda m, x, size: batches.append(len(x)) or forward(m, x, size))
+        for method in ("tile", "resize"):
+            result = run_cli(*args, "--method", method, "--runtime", "torch", "--overwrite")
+            assert result.exit_code == 0, result.output
+            assert Image.open(tmp_path / "clean.png").size == Image.open(path).size
+        assert batches and max(batches) <= 64, batches  # aekit.denoising.TILE_BATCH: 312 tiles are five batches
+    Image.fromarray(face()).save(tmp_path / "in" / "face.png")
+    result = run_cli("denoise", tmp_path / "in", "-m", model, "-o", tmp_path / "all", "-q")
+    assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+    listed_once(result.stderr, [path] if case.problem else [])
+    kept = ["face.png"] + ([] if case.problem else [path.name])
+    assert sorted(p.name for p in (tmp_path / "all").iterdir()) == sorted(kept)
     assert stray_temporaries(tmp_path) == []
 
 

@@ -25,7 +25,7 @@ from PIL import Image
 import aekit
 from aekit.errors import AekitError, ImageReadError
 from corpus import LAT, encoded, face, faces
-from helpers import TINY
+from helpers import TINY, save_tiny_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -388,3 +388,310 @@ def test_aekit_decompress_of_a_bomb_is_one_line_and_writes_nothing(tmp_path, tin
                                                      "(256.0 MB) in a ")
     assert errors[0].endswith(" kB file (over 100x: a decompression bomb?); refused before decompressing")
     assert not (tmp_path / "out").exists()
+
+
+# --- everything a model folder holds is checked on load: one line naming the file, never NaN or a crash --------
+
+
+def _nested(depth: int = 100_000) -> str:
+    return "[" * depth + "]" * depth
+
+
+def _config_text(change):
+    """config.json rewritten: `change(config)` edits the dict in place, or returns the file's new text."""
+    def edit(config_path: Path) -> None:
+        config = json.loads(config_path.read_text())
+        text = change(config)
+        config_path.write_text(text if isinstance(text, str) else json.dumps(config))
+    return edit
+
+
+def _field(**fields):
+    return _config_text(lambda c: c["config"].update(fields))
+
+
+def _top(**fields):
+    return _config_text(lambda c: c.update(fields))
+
+
+def _literal(field: str, text: str):
+    """config field `field` written as the raw JSON `text` (what json.dumps cannot write: 1e999, 5000 digits)."""
+    return _config_text(lambda c: json.dumps({**c, "config": {**c["config"], field: "@"}}).replace('"@"', text))
+
+
+BAD_CONFIGS = [  # (id, change, what the one line must say)
+    ("nan-config-field", _field(negative_slope=float("nan")), 'config field "negative_slope" must be a finite number, got NaN'),
+    ("infinite-config-field", _literal("negative_slope", "1e999"), 'config field "negative_slope" must be a finite number'),
+    ("widths-a-string", _field(widths="3264"), 'config field "widths" must be a list of whole numbers, got "3264"'),
+    ("widths-of-bools", _field(widths=[True, True]), 'config field "widths" must be a list of whole numbers'),
+    ("bool-for-a-whole-number", _field(latent_dim=True), 'config field "latent_dim" must be a whole number, got true'),
+    ("float-for-a-whole-number", _field(image_size=32.0), 'config field "image_size" must be a whole number, got 32.0'),
+    ("training-a-string", _top(training="a string"), '"training" must be an object'),
+    ("training-settings-a-list", _top(training={"settings": [1, 2]}), '"training"."settings" must be an object'),
+    ("training-setting-of-the-wrong-type", _top(training={"settings": {"epochs": "10"}}),
+     'training setting "epochs" must be a whole number, got "10"'),
+    ("parameters-text", _top(parameters="many"), '"parameters" must be an object of whole numbers'),
+    ("newer-format-version", _top(format_version=999), "written by a newer aekit (checkpoint format 999"),
+    ("format-version-text", _top(format_version="1"), '"format_version" must be a whole number'),
+    ("nested-too-deeply", _config_text(lambda c: json.dumps({**c, "deep": "@"}).replace('"@"', _nested())),
+     "invalid JSON (nested too deeply to read)"),
+    ("4000-digit-number", _literal("latent_dim", "1" * 4000), "invalid JSON (a 4000-digit number)"),
+    ("5000-digit-number", _literal("latent_dim", "1" * 5000), "invalid JSON (a 5000-digit number)"),
+    # a config bomb: sizes whose model would take minutes and gigabytes to build (refused before it is built)
+    ("convs-per-half-bomb", _field(convs_per_half=10_000), 'config field "convs_per_half" must be from 0 to 16, got 10000'),
+    ("10000-widths", _field(widths=[8] * 10_000), 'config field "widths" must be a list of 1 to 8 numbers (it holds 10,000)'),
+    ("a-huge-width", _field(widths=[8, 10**9]), 'config field "widths" must be a list of whole numbers from 1 to 8192'),
+    # past int64: torch's C++ overflow error used to be printed with its 13-line stack trace
+    ("a-huge-integer", _field(latent_dim=10**40), 'config field "latent_dim" must be from 1 to 65536, got 1000000000'),
+    ("larger-than-1-mib", _config_text(lambda c: json.dumps(c) + " " * (1 << 20)),
+     "bytes, more than the 1,048,576 this file may hold; an aekit config.json is a few KB"),
+]
+
+
+@pytest.mark.parametrize("change, needle", [pytest.param(c, n, id=i) for i, c, n in BAD_CONFIGS])
+def test_a_damaged_config_json_is_one_precise_error_naming_it(tiny_model_dir, change, needle):
+    from aekit.errors import CheckpointError
+
+    change(tiny_model_dir / "config.json")
+    with pytest.raises(CheckpointError) as error:
+        aekit.load(tiny_model_dir)
+    message = str(error.value)
+    assert message.startswith(f"{tiny_model_dir / 'config.json'}: ") and needle in message, message
+    assert "\n" not in message and len(message) < 300, message
+
+
+def _first(state, suffix: str, ndim: int | None = None) -> str:
+    return next(k for k, v in state.items() if k.endswith(suffix) and (ndim is None or v.ndim == ndim))
+
+
+def _weights(edit):
+    def change(folder: Path) -> None:
+        from safetensors.torch import load_file, save_file
+
+        state = load_file(str(folder / "model.safetensors"))
+        edit(state)
+        save_file(state, str(folder / "model.safetensors"))
+    return change
+
+
+def _cast(dtype, suffix="weight", ndim=4):
+    def edit(state):
+        key = _first(state, suffix, ndim)
+        state[key] = (state[key] * 100).to(dtype) if dtype != torch.bool else state[key] > 0
+    return edit
+
+
+def _negative_variance(state):
+    key = _first(state, "running_var")
+    state[key] = -1 - state[key]
+
+
+BAD_WEIGHTS = [  # (id, edit, what the one line must say)
+    ("int8-weights", _cast(torch.int8), "stored as the wrong kind of number (e.g. "),
+    ("bool-weights", _cast(torch.bool), ": bool where the model has float32"),
+    ("float-batch-counter", _cast(torch.float32, "num_batches_tracked", 0), ": float32 where the model has int64"),
+    ("negative-running-variance", _negative_variance, "BatchNorm running variance(s) hold negative values"),
+]
+
+
+@pytest.mark.parametrize("edit, needle", [pytest.param(e, n, id=i) for i, e, n in BAD_WEIGHTS])
+def test_weights_that_would_be_cast_or_give_nan_are_refused_naming_the_file(tiny_model_dir, edit, needle):
+    from aekit.errors import CheckpointError
+
+    _weights(edit)(tiny_model_dir)
+    with pytest.raises(CheckpointError) as error:
+        aekit.load(tiny_model_dir)
+    message = str(error.value)
+    assert message.startswith(f"{tiny_model_dir / 'model.safetensors'}: ") and needle in message, message
+
+
+@pytest.mark.parametrize("case", ["nan-config-field", "negative-running-variance", "int8-weights"])
+def test_aekit_denoise_refuses_a_broken_model_instead_of_writing_a_black_picture(case, tmp_path, tiny_model_dir):
+    from helpers import error_line, run_cli
+
+    changes = {i: (c, "config.json") for i, c, _ in BAD_CONFIGS} | {i: (_weights(e), "model.safetensors") for i, e, _ in BAD_WEIGHTS}
+    change, name = changes[case]
+    change(tiny_model_dir / "config.json" if name == "config.json" else tiny_model_dir)
+    image = tmp_path / "noisy.png"
+    Image.fromarray(face(32)).save(image)
+    result = run_cli("denoise", image, "--model", tiny_model_dir, "-o", tmp_path / "clean.png", "-q")
+    line = error_line(result)
+    assert line.startswith(f"Error: {tiny_model_dir / name}: "), result.output
+    assert [l for l in result.output.splitlines() if l != line and not l.startswith("Using model")] == [], result.output
+    assert not (tmp_path / "clean.png").exists()
+
+
+@pytest.mark.parametrize("case", ["nested-too-deeply", "training-a-string", "widths-a-string", "newer-format-version",
+                                  "convs-per-half-bomb", "a-huge-integer", "larger-than-1-mib"])
+def test_aekit_info_on_a_damaged_config_prints_one_line(case, tiny_model_dir):
+    from helpers import run_cli
+
+    dict((i, c) for i, c, _ in BAD_CONFIGS)[case](tiny_model_dir / "config.json")
+    result = run_cli("info", tiny_model_dir)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.splitlines() == [result.output.strip()], result.output
+    assert result.output.startswith(f"Error: {tiny_model_dir / 'config.json'}: "), result.output
+
+
+def test_a_nan_in_the_training_record_is_news_not_damage(tiny_model_dir):
+    """A run whose validation diverged records NaN (json.dumps writes it): that model still loads."""
+    _top(training={"data": "synthetic:8", "final": {"val_loss": float("nan")}})(tiny_model_dir / "config.json")
+    assert "NaN" in (tiny_model_dir / "config.json").read_text()
+    model = aekit.load(tiny_model_dir)
+    assert np.isnan(model.training_summary["final"]["val_loss"])
+
+
+def test_the_json_reader_refuses_what_would_crash_or_mislead_its_caller():
+    from aekit.validate import JSONProblem, loads, parse_json
+
+    assert loads('{"a": [1, 2.5, null]}') == {"a": [1, 2.5, None]}
+    for text, problem in [(_nested(), "nested too deeply"), ("[" + "9" * 5000 + "]", "a 5000-digit number"),
+                          ('{"x": NaN}', "NaN is not a number JSON allows"), ("[-Infinity]", "-Infinity is not"),
+                          ("[1e999]", "too large for a number"), (b"\xff{}", "not UTF-8"), ("{not json", "Expecting")]:
+        with pytest.raises(JSONProblem, match=problem):
+            loads(text)
+    assert np.isnan(loads('{"x": NaN}', allow_nan=True)["x"])  # records may hold NaN when the caller says so
+    with pytest.raises(AekitError, match=r"^where\.json: invalid JSON \(a 101-digit number\); refit it$"):
+        parse_json("1" * 101, "where.json", hint="refit it")
+
+
+# --- a config bomb is refused before anything is built: bounds, then the weights file's header ----------------
+# (timings are in the notes: 213 s and 4.8 GB before for faces-64 with blocks_per_stage 10000, now about a second)
+
+
+@pytest.fixture
+def modules_built(monkeypatch):
+    """A list that gets one entry per torch module constructed while the test runs (any model, any layer)."""
+    built = []
+    init = torch.nn.Module.__init__
+
+    def counting_init(self, *args, **kwargs):
+        built.append(type(self).__name__)
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.Module, "__init__", counting_init)
+    return built
+
+
+def _tiny_improved(folder: Path) -> Path:
+    """faces-64's architecture (improved: linear path, refine, 1 block per stage) at the tiny size."""
+    torch.manual_seed(0)
+    return aekit.create_model("improved", image_size=32, widths=(8, 16), latent_dim=16).save_pretrained(folder)
+
+
+COUNTED = "weights do not match config.json: it describes a model of"
+CONFIG_BOMBS = [  # (id, architecture, config fields, what the one line says): each model would be far larger than the file's
+    ("blocks-per-stage-10000", "improved", {"blocks_per_stage": 10_000}, 'config field "blocks_per_stage" must be from 0 to 16'),
+    ("convs-per-half-10000", "article", {"convs_per_half": 10_000}, 'config field "convs_per_half" must be from 0 to 16'),
+    ("10000-widths", "improved", {"widths": [8] * 10_000}, 'config field "widths" must be a list of 1 to 8 numbers'),
+    ("a-huge-integer", "improved", {"latent_dim": 10**40}, 'config field "latent_dim" must be from 1 to 65536'),
+    # within the bounds, but not what the file holds: its header's tensor count refuses them
+    ("16-blocks-per-stage", "improved", {"blocks_per_stage": 16}, COUNTED + " 1,215 tensors ('improved'), the file holds 135"),
+    ("16-convs-per-half", "article", {"convs_per_half": 16}, COUNTED + " 938 tensors ('article'), the file holds 98"),
+    ("8-stages", "improved", {"widths": [8] * 8, "image_size": 256}, COUNTED),
+]
+
+
+@pytest.mark.parametrize("arch, fields, needle", [pytest.param(a, f, n, id=i) for i, a, f, n in CONFIG_BOMBS])
+def test_a_config_bomb_is_refused_before_any_module_is_built(arch, fields, needle, tmp_path, modules_built):
+    from aekit.errors import CheckpointError
+
+    folder = _tiny_improved(tmp_path / "m") if arch == "improved" else save_tiny_model(tmp_path / "m")
+    _field(**fields)(folder / "config.json")
+    modules_built.clear()
+    with pytest.raises(CheckpointError) as error:
+        aekit.load(folder)
+    message = str(error.value)
+    assert needle in message and "\n" not in message and len(message) < 300, message
+    assert modules_built == [], f"built before the refusal: {len(modules_built)} modules, e.g. {modules_built[:3]}"
+
+
+def test_the_module_spy_sees_a_model_being_built(tiny_model_dir, modules_built):
+    """The check above means something: loading a good checkpoint builds its modules (once, on the meta device)."""
+    aekit.load(tiny_model_dir)
+    assert "Autoencoder" in modules_built and len(modules_built) > 20
+
+
+@pytest.mark.parametrize("arch, fields", [
+    ("article", {}), ("small", {}), ("article", {"convs_per_half": 0, "widths": (4,)}), ("improved", {}), ("unet", {}),
+    ("improved", {"linear_path": False, "refine": False, "blocks_per_stage": 0}), ("improved", {"refine": False, "blocks_per_stage": 3}),
+    ("unet", {"widths": (4, 8, 8), "blocks_per_stage": 2, "image_size": 32}),
+])
+def test_tensor_count_is_the_built_models_without_building_it(arch, fields):
+    """What `load` compares with the header before building: each architecture's own count must stay exact."""
+    with torch.device("meta"):
+        model = aekit.create_model(arch, **fields)
+    assert type(model).tensor_count(model.config) == len(model.state_dict())
+
+
+def test_a_subclass_that_does_not_count_its_own_tensors_is_not_counted(tmp_path):
+    """An inherited tensor_count may not fit a subclass's layout: such a model is checked once built, as before."""
+    from aekit.plugins import get_registry
+
+    class Wider(aekit.Autoencoder):
+        def __init__(self, config=None):
+            super().__init__(config)
+            self.extra = torch.nn.Linear(2, 2)
+
+    registry = get_registry()
+    registry.add("model", "test-wider", Wider, "test-safe-loading", config=aekit.AutoencoderConfig(**TINY))
+    try:
+        folder = aekit.create_model("test-wider").save_pretrained(tmp_path / "m")
+        assert isinstance(aekit.load(folder), Wider)
+    finally:
+        registry.remove_plugin("test-safe-loading")
+
+
+def test_a_model_that_cannot_be_built_on_the_meta_device_still_loads(tmp_path):
+    """Its RuntimeError on the meta device is no config error: the model is built for real and checked then."""
+    from aekit.plugins import get_registry
+
+    class Measured(aekit.Autoencoder):
+        def __init__(self, config=None):
+            super().__init__(config)
+            self.scale = float(torch.ones(1).sum().item())  # .item() cannot run on the meta device
+
+    registry = get_registry()
+    registry.add("model", "test-measured", Measured, "test-safe-loading", config=aekit.AutoencoderConfig(**TINY))
+    try:
+        folder = aekit.create_model("test-measured").save_pretrained(tmp_path / "m")
+        assert aekit.load(folder).scale == 1.0
+    finally:
+        registry.remove_plugin("test-safe-loading")
+
+
+def test_a_safetensors_header_over_the_cap_is_refused_unparsed(tiny_model_dir, monkeypatch):
+    from aekit.checkpoint import MAX_HEADER_BYTES
+    from aekit.errors import CheckpointError
+
+    weights = tiny_model_dir / "model.safetensors"
+    weights.write_bytes((MAX_HEADER_BYTES + 1).to_bytes(8, "little") + b"{}")
+    refusal = r"unreadable safetensors file \(a 4,194,305-byte header, more than the 4,194,304 aekit reads\)"
+    with mock.patch("safetensors.safe_open", side_effect=AssertionError("parsed")), pytest.raises(CheckpointError, match=refusal):
+        aekit.load(tiny_model_dir)
+    weights.write_bytes(b"\x02\x00")
+    with pytest.raises(CheckpointError, match="shorter than its 8-byte header length"):
+        aekit.load(tiny_model_dir)
+
+
+def test_a_config_json_over_the_cap_is_refused_unread(tiny_model_dir, monkeypatch):
+    """Only its size is looked at: a sparse 64 MB file (no disk used) is refused unread."""
+    from aekit.errors import CheckpointError
+
+    config = tiny_model_dir / "config.json"
+    with open(config, "r+b") as fh:
+        fh.truncate(64 << 20)
+    reads = []
+    monkeypatch.setattr("aekit.validate.parse_json", lambda *a, **k: reads.append(a) or {})
+    with pytest.raises(CheckpointError, match=r"config.json: 67,108,864 bytes, more than the 1,048,576 this file may hold"):
+        aekit.load(tiny_model_dir)
+    assert reads == []
+
+
+def test_create_model_reports_an_impossible_size_in_one_line():
+    from aekit.errors import CheckpointError
+
+    with pytest.raises(CheckpointError) as error:
+        aekit.create_model("article", latent_dim=10**40)
+    message = str(error.value)
+    assert message.startswith("invalid config for model 'article': ") and "\n" not in message, message

@@ -79,11 +79,16 @@ def app(setup):
     return _app(setup)
 
 
-@pytest.fixture
-def client(app):
+def page_client(app, **kwargs):
+    """A TestClient sending what the page's script sends with every request (X-Aekit: 1)."""
     from starlette.testclient import TestClient
 
-    with TestClient(app, raise_server_exceptions=False) as test_client:
+    return TestClient(app, headers={"X-Aekit": "1"}, **kwargs)
+
+
+@pytest.fixture
+def client(app):
+    with page_client(app, raise_server_exceptions=False) as test_client:
         yield test_client
 
 
@@ -96,8 +101,8 @@ def decoded(url: str) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))))
 
 
-def upload(client, data: bytes, name="face.png"):
-    return client.post("/api/encode", files={"image": (name, data, "image/png")})
+def upload(client, data: bytes, name="face.png", **kwargs):
+    return client.post("/api/encode", files={"image": (name, data, "image/png")}, **kwargs)
 
 
 def one_line_error(response, status: int, *needles: str) -> str:
@@ -168,9 +173,8 @@ def test_an_upload_gives_a_token_its_latent_and_reconstruction(client, setup):
     np.testing.assert_allclose(result["latent"], expected, atol=1e-5)
     assert result["name"] == "me.png" and len(result["token"]) >= 12
     assert decoded(result["original"]).shape == decoded(result["reconstruction"]).shape == (SIZE, SIZE, 3)
-    # the raw bytes of the file (no form) give the same face
-    raw = client.post("/api/encode?name=raw.png", content=data, headers={"content-type": "image/png"}).json()
-    assert raw["name"] == "raw.png" and raw["latent"] == result["latent"] and raw["token"] != result["token"]
+    again = upload(client, data, "me.png").json()
+    assert again["latent"] == result["latent"] and again["token"] != result["token"]
 
 
 def test_a_jpeg_and_a_large_photo_are_read(client):
@@ -201,13 +205,16 @@ def test_a_huge_dimension_image_under_the_byte_limit_is_refused_before_decoding(
     one_line_error(upload(client, big, "wide.png"), 400, "wide.png", "image too large")
 
 
+FORM = "multipart/form-data; boundary=x"
+FORM_START = b'--x\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\nContent-Type: image/png\r\n\r\n'
+
+
 def test_an_oversized_upload_is_413(client):
     big = b"\x89PNG" + bytes(int(LIMIT_MB * 1e6) + 10)
     one_line_error(upload(client, big, "big.png"), 413, "limit of 0.2 MB")
-    one_line_error(client.post("/api/encode", content=big, headers={"content-type": "image/png"}), 413, "limit")
     # streamed without a Content-Length (chunked): counted while read
-    chunks = (bytes(50_000) for _ in range(10))
-    one_line_error(client.post("/api/encode", content=chunks, headers={"content-type": "image/png"}), 413, "limit")
+    chunks = (FORM_START if i == 0 else bytes(50_000) for i in range(10))
+    one_line_error(client.post("/api/encode", content=chunks, headers={"content-type": FORM}), 413, "limit")
     one_line_error(client.post("/api/decode", content=b"[" + b"0," * 600_000 + b"0]",
                                headers={"content-type": "application/json"}), 413)
     assert client.get("/api/info").status_code == 200
@@ -218,7 +225,7 @@ def test_a_content_length_that_lies_does_not_let_a_big_body_through(app):
     import asyncio
 
     sent = []
-    chunks = [bytes(90_000)] * 4  # 360,000 bytes under a header claiming 100
+    chunks = [bytes(90_000)] * 4 + [FORM_START]  # 360,000 bytes under a header claiming 100 (popped from the end)
 
     async def receive():
         body = chunks.pop() if chunks else b""
@@ -228,8 +235,9 @@ def test_a_content_length_that_lies_does_not_let_a_big_body_through(app):
         sent.append(message)
 
     scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
-             "path": "/api/encode", "raw_path": b"/api/encode", "query_string": b"name=x.png", "root_path": "",
-             "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"image/png"), (b"content-length", b"100")],
+             "path": "/api/encode", "raw_path": b"/api/encode", "query_string": b"", "root_path": "",
+             "headers": [(b"host", b"127.0.0.1"), (b"content-type", FORM.encode()), (b"content-length", b"100"),
+                         (b"x-aekit", b"1")],
              "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 80)}
     asyncio.run(app(scope, receive, send))
     start = next(m for m in sent if m["type"] == "http.response.start")
@@ -277,10 +285,34 @@ def test_decode_refuses_unknown_directions_and_bad_values(client, setup):
     one_line_error(client.post("/api/decode", json={"token": "gone"}), 404, "no longer in memory")
 
 
-def test_a_model_without_directions_says_how_to_get_them(setup):
-    from starlette.testclient import TestClient
+@pytest.mark.parametrize("path, body, needle", [
+    ("/api/decode", '{"latent": [' + ",".join(["1" + "0" * 3999] + ["0"] * (LAT - 1)) + "]}", "a 4000-digit number"),
+    ("/api/decode", '{"latent": [' + ",".join(["0"] * LAT) + '], "edits": {"pc1": 1' + "0" * 3999 + "}}", "a 4000-digit number"),
+    ("/api/sample", '{"seed": 1' + "0" * 3999 + "}", "a 4000-digit number"),
+    ("/api/decode", '{"latent": ' + "9" * 5000 + "}", "a 5000-digit number"),
+    ("/api/decode", '{"latent": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested too deeply"),
+    ("/api/interpolate", '{"a": {"b": ' * 50_000 + "0" + "}" * 100_000, "nested too deeply"),
+], ids=["latent-4000-digits", "amount-4000-digits", "seed-4000-digits", "5000-digits", "deep-list", "deep-object"])
+def test_absurd_numbers_and_deep_nesting_are_a_400_not_a_500(client, path, body, needle):
+    response = client.post(path, content=body.encode(), headers={"content-type": "application/json"})
+    one_line_error(response, 400, "the request body is not valid JSON", needle)
+    assert client.get("/api/info").status_code == 200  # and the server goes on
 
-    with TestClient(_app(setup, features=False, denoiser=False, model=setup["bare"])) as client:
+
+def test_a_huge_integer_from_python_is_a_400_too(setup):
+    from aekit_serve.explorer import Explorer, ExplorerError
+
+    explorer = Explorer(aekit.load(setup["model"]))
+    with pytest.raises(ExplorerError, match="must be between"):
+        explorer.decode(latent=[0.0] * LAT, edits={"pc1": 10**400})
+    with pytest.raises(ExplorerError, match="not finite or is absurdly large"):
+        explorer.latent([10**400] + [0] * (LAT - 1))
+    with pytest.raises(ExplorerError, match="got a number of more than 30 digits$"):
+        explorer.sample(seed=10**4000)
+
+
+def test_a_model_without_directions_says_how_to_get_them(setup):
+    with page_client(_app(setup, features=False, denoiser=False, model=setup["bare"])) as client:
         info = client.get("/api/info").json()
         assert info["directions"] == [] and "aekit directions fit --model" in info["directions_note"]
         assert not info["has_prior"] and info["sampler"] == "normal" and "fit-prior" in info["prior_note"]
@@ -357,8 +389,6 @@ def test_neighbours_are_the_indexed_faces_with_their_pictures(client, setup):
 
 
 def test_neighbours_by_name_when_the_images_are_gone(setup, tmp_path):
-    from starlette.testclient import TestClient
-
     from aekit.features import load_features
 
     moved = tmp_path / "faces"
@@ -370,7 +400,7 @@ def test_neighbours_by_name_when_the_images_are_gone(setup, tmp_path):
     from aekit_serve.app import build_app
 
     app = build_app(aekit.load(setup["model"]), features=load_features(tmp_path / "feats.npz"))
-    with TestClient(app) as client:
+    with page_client(app) as client:
         assert "neighbours shown by name" in client.get("/api/info").json()["index_note"]
         token = encode_face(client)["token"]
         found = client.post("/api/neighbours", json={"token": token, "k": 2}).json()
@@ -379,8 +409,6 @@ def test_neighbours_by_name_when_the_images_are_gone(setup, tmp_path):
 
 
 def test_the_gallery_has_prior_samples_and_the_gallery_folder(setup, tmp_path):
-    from starlette.testclient import TestClient
-
     folder = tmp_path / "gallery"
     folder.mkdir()
     Image.fromarray(face(50, 4)).save(folder / "alice.png")
@@ -388,7 +416,7 @@ def test_the_gallery_has_prior_samples_and_the_gallery_folder(setup, tmp_path):
     (folder / "notes.txt").write_text("not an image either")
     logged = []
     app = _app(setup, features=False, denoiser=False, gallery=folder, log_message=logged.append)
-    with TestClient(app) as client:
+    with page_client(app) as client:
         items = client.get("/api/gallery").json()["gallery"]
         assert [i["label"] for i in items] == [f"gaussian sample {i}" for i in range(8)] + ["alice.png"]
         assert all(decoded(i["image"]).shape == (SIZE, SIZE, 3) for i in items)
@@ -411,15 +439,13 @@ def test_only_the_latest_faces_are_kept(setup):
 
 
 def test_an_unexpected_failure_is_a_500_line_logged_and_the_server_goes_on(setup, caplog):
-    from starlette.testclient import TestClient
-
     app = _app(setup, features=False, denoiser=False)
 
     def broken(*args, **kwargs):
         raise RuntimeError("the decoder fell over\nsecond line")
 
     app.state.explorer.decode = broken
-    with TestClient(app, raise_server_exceptions=False) as client:
+    with page_client(app, raise_server_exceptions=False) as client:
         with caplog.at_level("ERROR", logger="aekit_serve"):
             message = one_line_error(client.post("/api/decode", json={"latent": [0.0] * LAT}), 500,
                                      "RuntimeError: the decoder fell over")
@@ -435,12 +461,169 @@ def test_unknown_api_paths_and_methods_answer_json(client):
 
 
 def test_other_host_names_are_refused_on_loopback(setup):
-    from starlette.testclient import TestClient
-
     app = _app(setup, features=False, denoiser=False, allowed_hosts=["127.0.0.1", "localhost"])
-    with TestClient(app, base_url="http://127.0.0.1") as client:
+    with page_client(app, base_url="http://127.0.0.1") as client:
         assert client.get("/api/info").status_code == 200
         assert client.get("/api/info", headers={"host": "attacker.example"}).status_code == 400
+
+
+# --- another web page, an upload storm, a slow client ----------------------------------------------------------
+
+
+EVIL = "https://evil.example"
+
+
+@pytest.mark.parametrize("path, body, headers", [
+    ("/api/encode", b"\x89PNG...", {"content-type": "text/plain", "origin": EVIL}),  # curl -H Origin --data-binary
+    ("/api/decode", b'{"latent": [0]}', {"content-type": "text/plain;charset=UTF-8", "origin": EVIL,
+                                         "sec-fetch-site": "cross-site"}),  # fetch(no-cors) with a JSON text
+    ("/api/sample", b"seed=1", {"content-type": "application/x-www-form-urlencoded", "origin": "null"}),  # <form>
+    ("/api/encode", FORM_START + b"\x89PNG\r\n--x--\r\n", {"content-type": FORM, "origin": EVIL,
+                                                           "sec-fetch-site": "same-site"}),  # a multipart <form>
+    ("/api/encode", FORM_START + b"\x89PNG\r\n--x--\r\n", {"content-type": FORM}),  # a script without the header
+    ("/api/decode", b'{"latent": [0]}', {"content-type": "application/json", "origin": "http://127.0.0.1:1"}),
+], ids=["text-plain", "json-as-text", "urlencoded-form", "multipart-form", "no-header", "another-port"])
+def test_a_post_from_another_web_page_is_refused_before_its_body_is_read(setup, monkeypatch, path, body, headers):
+    from starlette.testclient import TestClient
+
+    app = _app(setup, features=False, denoiser=False)
+    explorer = app.state.explorer
+    for work in ("encode_upload", "decode", "sample"):
+        monkeypatch.setattr(explorer, work, lambda *a, **k: pytest.fail("a refused request reached the explorer"))
+    with TestClient(app, base_url="http://127.0.0.1") as browser:  # no X-Aekit: what another page can send
+        message = one_line_error(browser.post(path, content=body, headers=headers), 403, "refused", "X-Aekit: 1")
+        assert message.startswith(f"POST {path}: ")
+        # a CORS preflight, which a page needs to add X-Aekit, is never approved
+        preflight = browser.options(path, headers={"origin": EVIL, "access-control-request-method": "POST",
+                                                   "access-control-request-headers": "x-aekit"})
+        assert preflight.status_code == 405 and not any(h.startswith("access-control-") for h in preflight.headers)
+
+
+def test_the_page_its_origin_or_the_header_gets_through_with_json_or_a_form_only(setup):
+    from starlette.testclient import TestClient
+
+    app = _app(setup, features=False, denoiser=False)
+    data = png_bytes()
+    with TestClient(app, base_url="http://127.0.0.1:7860") as browser:
+        for headers in ({"x-aekit": "1"}, {"sec-fetch-site": "same-origin"}, {"origin": "http://127.0.0.1:7860"}):
+            assert upload(browser, data, headers=headers).status_code == 200, headers
+            assert browser.post("/api/sample", json={"n": 1}, headers=headers).status_code == 200, headers
+        # the raw bytes of a file, or any body but JSON and a form, even from the page: 415
+        for kind in ("image/png", "text/plain", "application/x-www-form-urlencoded", ""):
+            message = one_line_error(browser.post("/api/encode", content=data, headers={"x-aekit": "1", "content-type": kind}),
+                                     415, "JSON (Content-Type: application/json) or a multipart form")
+            assert message.endswith(f"not {kind or 'untyped'}")
+        assert browser.get("/api/info").status_code == 200  # a GET needs no header (the Host check guards it)
+
+
+def _spy_on_decoding(monkeypatch):
+    """Replace aekit.images.open_image by one that counts the decodes running and waits for `release`."""
+    import threading
+
+    import aekit.images
+
+    real = aekit.images.open_image
+    spy = {"now": 0, "most": 0, "calls": 0, "lock": threading.Lock(), "release": threading.Event()}
+
+    def decoding(*args, **kwargs):
+        with spy["lock"]:
+            spy["now"] += 1
+            spy["calls"] += 1
+            spy["most"] = max(spy["most"], spy["now"])
+        try:
+            spy["release"].wait(timeout=60)  # a safety net only: the test releases it
+            return real(*args, **kwargs)
+        finally:
+            with spy["lock"]:
+                spy["now"] -= 1
+
+    monkeypatch.setattr(aekit.images, "open_image", decoding)
+    return spy
+
+
+@pytest.mark.parametrize("limits", [{"decode_slots": 2}, {"max_upload_mp": 40 * 40 / 1e6, "decode_budget_mp": 2 * 40 * 40 / 1e6}],
+                         ids=["slots", "pixels"])
+def test_an_upload_storm_decodes_at_most_k_at_once_and_the_rest_are_busy(setup, monkeypatch, limits):
+    """N uploads at once: K (two 40x40 faces) decode, the others get 503 "busy" at once, none is queued."""
+    import asyncio
+
+    import httpx
+
+    n, k = 10, 2
+    app = _app(setup, features=False, denoiser=False, **limits)
+    spy = _spy_on_decoding(monkeypatch)
+    form = {"image": ("face.png", png_bytes(face(40, 5)), "image/png")}
+
+    async def storm():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1", headers={"X-Aekit": "1"}) as http:
+            requests = [asyncio.ensure_future(http.post("/api/encode", files=form)) for _ in range(n)]
+            answers = []
+            for answered in asyncio.as_completed(requests):
+                answers.append(await answered)
+                if len(answers) == n - k:  # the k decoding cannot answer before they are released
+                    spy["release"].set()
+            return answers, await http.post("/api/encode", files=form)
+
+    answers, after = asyncio.run(storm())
+    assert spy["most"] == k and spy["calls"] == k + 1, spy
+    assert sorted(a.status_code for a in answers) == [200] * k + [503] * (n - k)
+    for busy in answers[:n - k]:
+        one_line_error(busy, 503, "busy", "try again")
+        assert busy.headers["retry-after"] == "1"
+    assert after.status_code == 200 and after.json()["token"]  # the budget was given back
+
+
+def test_an_image_of_too_many_pixels_is_413_before_decoding_and_a_jpeg_counts_at_its_reduced_scale(setup, monkeypatch):
+    app = _app(setup, features=False, denoiser=False, max_upload_mp=0.2)
+    spy = _spy_on_decoding(monkeypatch)
+    spy["release"].set()
+    with page_client(app) as client:
+        one_line_error(upload(client, png_bytes(np.zeros((500, 500, 3), np.uint8)), "wide.png"), 413,
+                       "wide.png: 500x500 is 0.25 million pixels", "limit of 0.2 million", "--max-upload-mp")
+        assert spy["calls"] == 0  # refused from the header
+        photo = encoded(Image.fromarray(face(40, 1)).resize((2400, 2800)), "JPEG", quality=60)
+        assert len(photo) < LIMIT_MB * 1e6
+        result = upload(client, photo, "camera.jpg")  # 6.7 million pixels, decoded at 1/8: 300x350
+        assert result.status_code == 200, result.text
+        assert decoded(result.json()["original"]).shape == (SIZE, SIZE, 3)
+
+
+def test_running_out_of_memory_is_503_busy_not_a_damaged_image(setup, monkeypatch, caplog):
+    from PIL import ImageFile
+
+    app = _app(setup, features=False, denoiser=False)
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+
+    with page_client(app, raise_server_exceptions=False) as client:
+        with monkeypatch.context() as patch:
+            patch.setattr(ImageFile.ImageFile, "load", no_memory)
+            response = upload(client, png_bytes(), "face.png")
+        message = one_line_error(response, 503, "ran out of memory", "try again")
+        assert "damaged" not in message and response.headers["retry-after"] == "1"
+        app.state.explorer.decode = no_memory  # the model's work, elsewhere
+        with caplog.at_level("ERROR", logger="aekit_serve"):
+            one_line_error(client.post("/api/decode", json={"latent": [0.0] * LAT}), 503, "ran out of memory")
+        assert encode_face(client)["token"]  # and the server goes on
+
+
+def test_a_slow_client_is_timed_out_with_408_and_its_connection_closed(setup):
+    from aekit_serve.app import running
+
+    app = _app(setup, features=False, denoiser=False, body_timeout_s=0.5)
+    with running(app) as url:
+        where = urlparse(url)
+        with socket.create_connection((where.hostname, where.port), timeout=30) as conn:
+            conn.sendall(b"POST /api/decode HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Aekit: 1\r\n"
+                         b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n" + b'{"latent": [0.0, ')
+            answer = b""
+            while chunk := conn.recv(65536):  # till the server closes the connection (else socket.timeout)
+                answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408"), answer
+    assert json.loads(body)["error"] == "the request body did not arrive within 0.5 s"
 
 
 # --- the command ----------------------------------------------------------------------------------------------
@@ -472,6 +655,7 @@ def test_check_without_directions_prior_or_denoiser(setup):
     (["--gallery", "{root}/nowhere"], "does not exist"),
     (["--port", "70000"], "70000 is not in the range"),
     (["--max-upload-mb", "0"], "0 is not in the range"),
+    (["--max-upload-mp", "0"], "0 is not in the range"),
     (["--host", "no.such.host.invalid"], "not an address of this machine"),
 ])
 def test_bad_settings_are_one_line(setup, args, needle):
@@ -555,7 +739,7 @@ def test_the_page_in_headless_chromium_uploads_a_face_and_a_slider_redraws_it(se
     Image.fromarray(face(40, 6)).save(face_file)
     bad_file = tmp_path / "holiday.png"
     bad_file.write_text("not a picture at all")
-    problems, requests, allowed_console = [], [], []
+    problems, requests, allowed_console, posts = [], [], [], []
     with running(app) as url, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         try:
@@ -565,6 +749,7 @@ def test_the_page_in_headless_chromium_uploads_a_face_and_a_slider_redraws_it(se
             page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
             page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url} {r.failure}"))
             page.on("request", lambda r: requests.append(r.url))
+            page.on("request", lambda r: posts.append(r.headers.get("x-aekit")) if r.method == "POST" else None)
             page.goto(url)
             page.wait_for_selector("body[data-ready=true]", timeout=30_000)
             assert page.locator("input.direction").count() == len(setup["directions"].names)
@@ -600,3 +785,4 @@ def test_the_page_in_headless_chromium_uploads_a_face_and_a_slider_redraws_it(se
     assert problems == []
     outside = [u for u in requests if urlparse(u).scheme != "data" and urlparse(u).hostname not in ("127.0.0.1", "localhost")]
     assert outside == [] and len(requests) >= 5
+    assert len(posts) >= 4 and set(posts) == {"1"}  # every POST (JSON or the upload's form) carries X-Aekit

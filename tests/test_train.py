@@ -1,6 +1,8 @@
 """The trainer: loss falls, exact resume after an interruption, clear errors, files it writes."""
 
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -92,6 +94,112 @@ def test_non_finite_loss_stops_with_a_clear_error_and_keeps_the_last_checkpoint(
     with pytest.raises(aekit.TrainingError, match="loss became nan.*last good checkpoint"):
         Trainer(_config(epochs=1), tmp_path / "other", progress=False, log=lambda m: None).run()
     assert (out / "model.safetensors").read_bytes() == good
+
+
+def _disk_full_in_safetensors(monkeypatch, name: str):
+    """safetensors' save_file fails on `name` as it does on a full disk: its own error, the file unnamed."""
+    import safetensors.torch
+    from safetensors import SafetensorError
+
+    real = safetensors.torch.save_file
+
+    def save_file(tensors, filename, metadata=None):
+        if Path(filename).name.startswith(f".{name}."):  # aekit.io's temporary for `name`
+            raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+        return real(tensors, filename, metadata=metadata)
+
+    monkeypatch.setattr(safetensors.torch, "save_file", save_file)
+
+
+def _disk_full_in_fsync(monkeypatch, name: str):
+    """Writing `name` through aekit.io fails as on a full disk (ENOSPC when the data reaches the disk)."""
+    import errno
+    import os
+
+    real = os.fsync
+
+    def fsync(fd):
+        if os.path.basename(os.readlink(f"/proc/self/fd/{fd}")).startswith(f".{name}."):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+
+
+@pytest.mark.parametrize("name, simulate", [
+    ("training_state.safetensors", _disk_full_in_safetensors), ("model.safetensors", _disk_full_in_safetensors),
+    ("metrics.jsonl", _disk_full_in_fsync), ("epoch_0001.png", _disk_full_in_fsync), ("config.json", _disk_full_in_fsync),
+])
+def test_a_full_disk_names_the_file_and_says_how_to_go_on(tmp_path, monkeypatch, name, simulate):
+    if name in ("metrics.jsonl", "epoch_0001.png", "config.json") and not Path("/proc/self/fd").is_dir():
+        pytest.skip("needs /proc/self/fd to tell which file a descriptor writes")
+    out = tmp_path / "run"
+    simulate(monkeypatch, name)
+    with pytest.raises(aekit.TrainingError) as error:
+        Trainer(_config(data="synthetic:8", batch_size=4, epochs=1), out, progress=False, log=lambda m: None).run()
+    message = str(error.value)
+    where = out / "samples" / name if name.endswith(".png") else out / name
+    assert message.startswith(f"{where}: could not write it (No space left on device); "), message
+    assert message.endswith(f"free some space, then continue with `aekit train --resume {out}`"), message
+    assert not [p for p in out.rglob(".*.tmp")]  # no temporary left behind
+
+
+def test_aekit_train_on_a_full_disk_is_one_line(tmp_path, monkeypatch):
+    from helpers import TINY_CLI, error_line, run_cli
+
+    _disk_full_in_safetensors(monkeypatch, "training_state.safetensors")
+    out = tmp_path / "run"
+    result = run_cli("train", "--data", "synthetic:8", "--epochs", "1", "--batch-size", "4", "--quiet", "--sample-every", "0",
+                     "--out", out, *TINY_CLI)
+    line = error_line(result, 1)
+    assert line == (f"Error: {out / 'training_state.safetensors'}: could not write it (No space left on device); nothing "
+                    f"written before is damaged (writes are atomic): free some space, then continue with "
+                    f"`aekit train --resume {out}`"), result.output
+    assert result.output.rstrip().splitlines()[-1] == line
+
+
+def test_a_damaged_run_file_is_one_line_naming_it(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    for text, needle in [('{"config": {"epochs": "10"}}', 'training setting "epochs" must be a whole number, got "10"'),
+                         ('{"config": {"model_config": [1]}}', 'training setting "model_config" must be an object'),
+                         ('{"config": ' + "[" * 100_000 + "]" * 100_000 + "}", "invalid JSON (nested too deeply to read)"),
+                         ('{"config": {"lr": NaN}}', "invalid JSON (NaN is not a number JSON allows)")]:
+        (out / "run.json").write_text(text)
+        with pytest.raises(aekit.TrainingError) as error:
+            read_run_config(out)
+        assert str(error.value).startswith(f"{out / 'run.json'}: ") and needle in str(error.value), str(error.value)
+
+
+def test_a_damaged_metrics_line_is_named_on_resume(tmp_path):
+    out, small = tmp_path / "run", dict(data="synthetic:8", batch_size=4, sample_every=0)
+    Trainer(_config(epochs=1, **small), out, progress=False, log=lambda m: None).run()
+    metrics = out / "metrics.jsonl"
+    for line, needle in [("[" * 100_000 + "]" * 100_000, "invalid JSON (nested too deeply to read); fix or delete that line"),
+                         ('{"loss": 1.0}', 'not a metrics row (no whole-number "epoch")')]:
+        metrics.write_text(metrics.read_text().splitlines()[0] + "\n" + line + "\n")
+        with pytest.raises(aekit.TrainingError) as error:
+            Trainer(_config(epochs=2, **small), out, progress=False, log=lambda m: None).run(resume=True)
+        assert str(error.value).startswith(f"{metrics}, line 2: ") and needle in str(error.value), str(error.value)
+
+
+def test_a_damaged_training_state_is_one_line_naming_it(tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    out, small = tmp_path / "run", dict(data="synthetic:8", batch_size=4, sample_every=0)
+    Trainer(_config(epochs=1, **small), out, progress=False, log=lambda m: None).run()
+    path = out / "training_state.safetensors"
+    with safe_open(str(path), framework="pt") as fh:
+        tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    save_file(tensors, str(path), metadata={"aekit": '{"info": ' + "[" * 100_000 + "]" * 100_000 + "}"})
+    with pytest.raises(aekit.CheckpointError, match=rf"^{re.escape(str(path))}: metadata: invalid JSON \(nested too deeply"):
+        Trainer(_config(epochs=2, **small), out, progress=False, log=lambda m: None).run(resume=True)
+    key = next(k for k in tensors if k.endswith("running_var"))
+    tensors[key] = -tensors[key] - 1
+    save_file(tensors, str(path), metadata={"aekit": json.dumps({"info": {"epoch": 1, "batch": 0}, "param_groups": []})})
+    with pytest.raises(aekit.CheckpointError, match=rf"^{re.escape(str(path))}: 1 BatchNorm running variance"):
+        Trainer(_config(epochs=2, **small), out, progress=False, log=lambda m: None).run(resume=True)
 
 
 @pytest.mark.parametrize(

@@ -69,10 +69,21 @@ def encode_for_storage(latents: np.ndarray, dtype: str) -> dict[str, np.ndarray]
     if dtype not in DTYPES:
         raise LatentFileError(f"unknown dtype {dtype!r} (choose {', '.join(DTYPES)})")
     latents = np.asarray(latents, dtype=np.float32)
+    if not np.isfinite(latents).all():
+        raise LatentFileError("latents contain NaN or infinite values")
     if dtype == "int8":
         q, scale, offset = quantize_int8(latents)
-        return {"latents": q, "scale": scale, "offset": offset}
-    return {"latents": latents.astype(dtype)}
+        arrays = {"latents": q, "scale": scale, "offset": offset}
+    else:
+        with np.errstate(over="ignore"):  # checked below, as an error that says what to do
+            arrays = {"latents": latents.astype(dtype)}
+    # checked after the cast: float16 turns anything beyond +-65504 into inf, which no reader would take back
+    if not all(np.isfinite(a).all() for a in arrays.values() if a.dtype.kind == "f"):
+        largest = float(np.abs(latents).max(initial=0.0))
+        limit = f" (largest {np.finfo(dtype).max:.0f})" if dtype == "float16" else ""
+        raise LatentFileError(f"latents as large as {largest:.6g} do not fit in {dtype}{limit}; "
+                              "store them as float32 (--dtype float32)")
+    return arrays
 
 
 def decode_from_storage(arrays: dict[str, np.ndarray], dtype: str) -> np.ndarray:
@@ -90,9 +101,10 @@ def save_latents(path, latents: np.ndarray, names, model, dtype: str = "float16"
     names = [str(n) for n in names]
     if latents.ndim != 2 or len(latents) != len(names):
         raise LatentFileError(f"need (N, d) latents and N names, got {latents.shape} and {len(names)} names")
-    if not np.isfinite(latents).all():
-        raise LatentFileError("latents contain NaN or infinite values")
-    arrays = encode_for_storage(latents, dtype)
+    try:
+        arrays = encode_for_storage(latents, dtype)
+    except LatentFileError as exc:  # checked before anything is written: name the file that is not made
+        raise LatentFileError(f"{path}: {exc}") from None
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "image_size": model.config.image_size,
             "architecture": getattr(model, "architecture", "article"), "config": model.config.to_dict()}
     with io.atomic_path(path) as tmp:
@@ -232,16 +244,21 @@ def register_commands(register):
 
 
 def output_names(names: list[str]) -> list[str]:
-    """Safe, unique relative PNG paths for source names (no absolute paths, no '..')."""
-    seen, result = {}, []
+    """Safe, unique relative PNG paths for source names (no absolute paths, no '..'), each part short enough
+    for the file system; repeats get ~1, ~2... (``aekit.paths.unique_names``, which never gives a name twice)."""
+    from aekit.paths import unique_names
+
+    safe = []
     for name in names:
+        name = name.replace("\0", "_")  # names come from a file anyone may have written
+        try:
+            name.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:  # a lone surrogate, which no file name can hold
+            name = name.encode("utf-8", "replace").decode("utf-8")
         parts = [p for p in PurePosixPath(name.replace("\\", "/")).parts if p not in ("/", "..", ".", "")]
         stem = str(PurePosixPath(*parts).with_suffix("")) if parts else "image"
-        candidate = f"{stem}.png"
-        count = seen.get(candidate, 0)
-        seen[candidate] = count + 1
-        result.append(candidate if count == 0 else f"{stem}~{count}.png")
-    return result
+        safe.append(f"{stem}.png")
+    return unique_names(safe)
 
 
 def _subset(source, names):

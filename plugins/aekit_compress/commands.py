@@ -8,7 +8,7 @@ import click
 import numpy as np
 import torch
 
-from aekit.cli import model_option
+from aekit.cli import check_output_folder, check_output_path, model_option, refuse_existing_output
 from aekit.errors import AekitError
 from aekit_export.options import runtime_option
 
@@ -27,9 +27,10 @@ from . import DTYPES, Report, _subset, load_latents, output_names, round_trip_qu
               help="Refine each latent with N gradient steps on its reconstruction (same size, better PSNR; "
                    "~N decoder passes per image: 40 gave +0.8 dB on CelebA faces).")
 @click.option("--strict", is_flag=True, help="Fail on the first unreadable image instead of skipping it.")
+@click.option("--overwrite", is_flag=True, help="Replace --out if it already exists (refused otherwise).")
 @runtime_option("the encoder and --report's decoder (--optimize-steps refines with PyTorch)")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-def compress(inputs, model_path, out, dtype, batch_size, report, optimize_steps, strict, runtime, quiet):
+def compress(inputs, model_path, out, dtype, batch_size, report, optimize_steps, strict, overwrite, runtime, quiet):
     """Encode images to a latent .npz (INPUT: image files, folders, array files or data sources).
 
     \b
@@ -42,24 +43,21 @@ def compress(inputs, model_path, out, dtype, batch_size, report, optimize_steps,
     from aekit.cli import finish_skipped, load_model_arg
     from aekit.data import iter_batches, prefetch, split_slice
     from aekit.inputs import open_inputs
-    from aekit.io import check_writable
 
-    out = Path(out)
-    if not out.parent.is_dir():
-        raise AekitError(f"{out}: folder {out.parent} does not exist")
+    out = check_output_path(out)  # before any encoding, which may also export the encoder into the cache
     given = [Path(split_slice(i)[0]) for i in inputs]  # array files are inputs too, not only image names
     if any(p.exists() and p.resolve() == out.resolve() for p in given):
         raise AekitError(f"{out}: would overwrite an input; choose another --out")
     if out.suffix.lower() != ".npz":
         raise click.BadParameter(f"{out}: must end in .npz", param_hint="--out")
+    refuse_existing_output(out, overwrite)  # an earlier run's latents, or another command's .npz
     source = open_inputs(inputs, skip_missing_images=True)
     if any(Path(k).resolve() == out.resolve() for k in source.keys() if Path(k).exists()):
         raise AekitError(f"{out}: would overwrite an input; choose another --out")
-    check_writable(out)  # before any encoding, which may also export the encoder into the cache
     model = load_model_arg(model_path)
     from aekit_export.runtime import ModelOnRuntime
 
-    on_runtime = ModelOnRuntime(model, runtime)
+    on_runtime = ModelOnRuntime(model, runtime)  # the encoder's graph is made and checked on the first batch
     skipped, names, chunks = [], [], []
     # decoding runs a batch ahead of the encoder
     for batch in prefetch(iter_batches(source, model.config.image_size, batch_size, skipped, not quiet, "compressing")):
@@ -74,6 +72,8 @@ def compress(inputs, model_path, out, dtype, batch_size, report, optimize_steps,
         raise AekitError(skipped[0])
     finish_skipped(skipped, len(chunks))
     latents = np.concatenate(chunks)
+    if report:  # --report's decoder graph is made and checked before the file is written, not after
+        on_runtime.prepare("decoder")
     payload = save_latents(out, latents, names, model, dtype)
     click.echo(f"wrote {out}: {len(names)} latents ({dtype}, {payload / len(names):.0f} bytes each)"
                + (f", {len(skipped)} skipped" if skipped else ""))
@@ -111,6 +111,7 @@ def decompress(latent_file, model_path, out, size, batch_size, overwrite, runtim
     from aekit.images import to_uint8_hwc
     from aekit.io import check_writable
 
+    check_output_folder(out)  # a file in its path: one line now, not "Not a directory" after loading the model
     model = load_model_arg(model_path)
     stored = load_latents(latent_file, model)
     from aekit_export.runtime import decoder_for

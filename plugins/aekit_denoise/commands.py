@@ -11,9 +11,10 @@ from pathlib import Path, PurePosixPath
 import click
 import numpy as np
 
-from aekit.cli import check_output_path, cli_device, finish_skipped, model_option, nothing_read
+from aekit.cli import check_output_folder, check_output_path, cli_device, finish_skipped, model_option, nothing_read
 from aekit.errors import AekitError, ImageReadError, NoiseSpecError
 from aekit.paths import why_missing
+from aekit.text import printable
 from aekit_export.options import runtime_option
 
 METHODS = ("auto", "resize", "tile")
@@ -39,9 +40,12 @@ def collect_inputs(inputs, out: str | None = None) -> tuple[list[InputFile], lis
 
     Folders are walked recursively (jpg, png, webp, bmp; hidden files and folders left out, and so is
     the `out` folder when it lies inside one, so a second run does not take its own outputs as
-    inputs); with several inputs, a folder's images are named under the folder's own name.
+    inputs); with several inputs, a folder's images are named under the folder's own name. Only
+    regular files are inputs: a FIFO, socket or device (named or in a folder) is listed as missing,
+    "not a regular file", and never opened.
     """
     from aekit.images import IMAGE_EXTENSIONS
+    from aekit.paths import why_not_regular
 
     files, missing = [], []
     out_folder = Path(out).resolve() if out is not None and names_a_folder(out) else None
@@ -52,7 +56,11 @@ def collect_inputs(inputs, out: str | None = None) -> tuple[list[InputFile], lis
             if not found:
                 raise AekitError(f"{path}: no image files ({', '.join(IMAGE_EXTENSIONS)}) in this folder")
             prefix = PurePosixPath(path.resolve().name) if len(inputs) > 1 else PurePosixPath()
-            files += [InputFile(f, str(prefix / f.relative_to(path).as_posix())) for f in found]
+            for f in found:
+                if special := why_not_regular(f):  # opening a FIFO would block until something writes to it
+                    missing.append(f"{f}: {special}")
+                else:
+                    files.append(InputFile(f, str(prefix / f.relative_to(path).as_posix())))
         elif path.is_file():
             files.append(InputFile(path, path.name))
         else:
@@ -79,17 +87,11 @@ def names_a_folder(out: str) -> bool:
 
 
 def unique_names(names: list[str]) -> list[str]:
-    """Names made unique by adding ~1, ~2... before the extension of repeats."""
-    seen, result = set(), []
-    for name in names:
-        candidate, count = name, 0
-        while candidate in seen:
-            count += 1
-            path = PurePosixPath(name)
-            candidate = str(path.with_name(f"{path.stem}~{count}{path.suffix}"))
-        seen.add(candidate)
-        result.append(candidate)
-    return result
+    """Names made unique by adding ~1, ~2... before the extension of repeats, each short enough for the file
+    system (``aekit.paths.unique_names``: never the same name twice, ``a~1.png`` among the inputs included)."""
+    from aekit.paths import unique_names as unique
+
+    return unique(names)
 
 
 def plan_outputs(files: list[InputFile], single: bool, out: str | None, rename, default_single=None) -> list[Path]:
@@ -103,10 +105,22 @@ def plan_outputs(files: list[InputFile], single: bool, out: str | None, rename, 
     folder = Path(out)
     if folder.exists() and not folder.is_dir():
         raise click.BadParameter(f"{out}: is a file; give a folder for a folder or several inputs", param_hint="--out")
-    if not single and not folder.exists() and not names_a_folder(out):
-        raise click.BadParameter(f"{out}: looks like a file name; give a folder for a folder or several inputs",
+    if not single and not folder.exists() and not names_a_folder(out) and _image_suffix(out):
+        # a folder may have any name (results.v2); one ending like an image file was most likely meant as one
+        raise click.BadParameter(f"{out}: looks like a file name ({_image_suffix(out)} is an image format); give a "
+                                 "folder for a folder or several inputs (end it with / for a folder of this name)",
                                  param_hint="--out")
+    check_output_folder(folder)  # a file in its path fails now, not with "Not a directory" after the first image
     return [folder / name for name in unique_names([rename(f.name) for f in files])]
+
+
+def _image_suffix(out: str) -> str:
+    """`out`'s extension when Pillow knows it as an image format's, else ''."""
+    from PIL import Image
+
+    Image.init()
+    suffix = Path(out).suffix.lower()
+    return suffix if suffix in Image.registered_extensions() else ""
 
 
 def refuse_overwriting_inputs(files: list[InputFile], outputs: list[Path], hint: str = "") -> None:
@@ -266,7 +280,8 @@ def denoise(inputs, model_path, out, method, overwrite, device, runtime, quiet):
     Any image works: RGB, RGBA (alpha kept), grayscale (stays grayscale), palette (saved as RGB),
     16-bit PNG (stays 16-bit), JPEG with EXIF rotation (saved upright). JPEG stays JPEG (quality
     95), PNG stays PNG, other formats become PNG. Inputs are never overwritten unless --overwrite;
-    unreadable files are skipped and listed.
+    unreadable files are skipped and listed. Images of up to 50 million pixels (7071x7071) are
+    denoised in bounded memory; larger ones are refused (in a folder: skipped and listed).
 
     \b
     Examples:
@@ -293,7 +308,7 @@ def denoise(inputs, model_path, out, method, overwrite, device, runtime, quiet):
         refuse_existing_outputs(outputs)
     opened = {}
     if single and len(files) == 1:  # one bad file: its reason once, before any model is loaded
-        opened[0] = open_picture(files[0].path)
+        opened[0] = open_picture(files[0].path, max_pixels=MAX_PIXELS)
     model = load_model_arg(model_path, device=cli_device(device), task="denoise")
     denoiser = _on_runtime(model, runtime)
     noise = training_noise(model)
@@ -313,19 +328,24 @@ def denoise(inputs, model_path, out, method, overwrite, device, runtime, quiet):
         while len(saving) > keep:
             item, notes, future = saving.popleft()
             for note in notes + future.result():
-                click.echo(f"note: {item.path}: {note}", err=True)
+                click.echo(printable(f"note: {item.path}: {note}"), err=True)  # a file name must not forge a line
             written += 1
 
     # the next chunk is read, and finished pictures written (atomically, so each waits on fsync), while the model works
     with ThreadPoolExecutor(1) as reader, ThreadPoolExecutor(2) as writer:
         chunks = _chunks(files)
-        pending = reader.submit(_open_chunk, next(chunks, []), files, opened)
+        indices, pixels = next(chunks, ([], 0))
+        pending = reader.submit(_open_chunk, indices, files, opened)
         last_chunk_saves = 0
         while True:
-            chunk = pending.result()
+            chunk, alone = pending.result(), pixels > CHUNK_PIXELS
             if not chunk:
                 break
-            pending = reader.submit(_open_chunk, next(chunks, []), files, opened)
+            indices, pixels = next(chunks, ([], 0))
+            if alone:  # one picture larger than a chunk is denoised with no other in memory: earlier ones are written first
+                finish_saves(keep=0)
+            else:
+                pending = reader.submit(_open_chunk, indices, files, opened)
             readable = [(i, p) for i, p in chunk if not isinstance(p, ImageReadError)]
             results = dict(zip([i for i, _ in readable], denoise_images(denoiser, [p.image for _, p in readable], method)))
             finish_saves(keep=last_chunk_saves)  # bounded: the pictures of at most two chunks wait to be written
@@ -344,6 +364,9 @@ def denoise(inputs, model_path, out, method, overwrite, device, runtime, quiet):
                 target.parent.mkdir(parents=True, exist_ok=True)
                 saving.append((item, picture.notes + notes, writer.submit(save_picture, target, denoised, picture.metadata)))
             last_chunk_saves = len(saving) - waiting
+            if alone:  # the next chunk is read only now, after this one's pictures are let go (their results are being written)
+                chunk = readable = results = picture = result = None
+                pending = reader.submit(_open_chunk, indices, files, opened)
         finish_saves(keep=0)
     bar.close()
     finish_skipped(skipped, written)
@@ -353,24 +376,41 @@ def denoise(inputs, model_path, out, method, overwrite, device, runtime, quiet):
         click.echo(f"wrote {written} denoised image(s) to {out}" + (f", {len(skipped)} skipped" if skipped else ""))
 
 
-CHUNK_IMAGES, CHUNK_BYTES = 64, 2**26  # read at once: a batch of faces, or about 64 MB of decoded photos
+# The largest image `aekit denoise` takes (documented in its --help): denoising itself holds a bounded amount
+# (aekit.denoising streams tiles and bands), but the decoded picture, the model's view of it, the result and the
+# picture rebuilt from it are whole (about 14 bytes a pixel), so 50 Mpx stays under 1.5 GB with the model and runtime.
+MAX_PIXELS = 50_000_000
+CHUNK_IMAGES, CHUNK_PIXELS = 64, 2**24  # read at once: a batch of faces, or about 17 Mpx of photos (~64 MB decoded)
 
 
 def _chunks(files):
-    """Indices of `files` in consecutive chunks of at most CHUNK_IMAGES files and about CHUNK_BYTES decoded."""
+    """(indices, pixels) of `files` in consecutive chunks of at most CHUNK_IMAGES files and about CHUNK_PIXELS pixels.
+
+    Pixels are width x height from each file's header (not its size on disk: a PNG of one colour may
+    be a thousandth of its pixels); a picture larger than CHUNK_PIXELS is a chunk of its own.
+    """
     chunk, budget = [], 0
     for index, item in enumerate(files):
-        try:
-            size = item.path.stat().st_size * 10  # decoded bytes, roughly: photos compress about 10:1
-        except OSError:
-            size = 0
-        if chunk and (len(chunk) == CHUNK_IMAGES or budget + size > CHUNK_BYTES):
-            yield chunk
+        pixels = _header_pixels(item.path)
+        if chunk and (len(chunk) == CHUNK_IMAGES or budget + pixels > CHUNK_PIXELS):
+            yield chunk, budget
             chunk, budget = [], 0
         chunk.append(index)
-        budget += size
+        budget += pixels
     if chunk:
-        yield chunk
+        yield chunk, budget
+
+
+def _header_pixels(path) -> int:
+    """Width x height from the image file's header (no pixel is decoded); 0 for a file that cannot be read
+    (it is skipped, with its reason, when the chunk is opened)."""
+    from aekit.images import open_checked, read_errors
+
+    try:
+        with read_errors(path), open_checked(path) as image:
+            return image.width * image.height
+    except ImageReadError:
+        return 0
 
 
 def _open_chunk(indices, files, opened):
@@ -380,16 +420,18 @@ def _open_chunk(indices, files, opened):
     out = []
     for index in indices:
         try:
-            out.append((index, opened.pop(index, None) or open_picture(files[index].path)))
+            out.append((index, opened.pop(index, None) or open_picture(files[index].path, max_pixels=MAX_PIXELS)))
         except ImageReadError as exc:
             out.append((index, exc))
     return out
 
 
 def _on_runtime(model, runtime: str):
-    """What `denoise_images` runs: the model, or its ``denoise`` by ONNX Runtime when `runtime` resolves to that."""
+    """What `denoise_images` runs: the model, or its ``denoise`` by ONNX Runtime (fp32 or int8) when `runtime` resolves to that."""
     from aekit_export.runtime import ModelOnRuntime
 
     on_runtime = ModelOnRuntime(model, runtime)
     # a model without denoise() keeps its own one-line refusal in denoise_images
-    return on_runtime if on_runtime.name == "onnx" and callable(getattr(model, "denoise", None)) else model
+    if on_runtime.name == "torch" or not callable(getattr(model, "denoise", None)):
+        return model
+    return on_runtime  # its graph is made and checked on the first chunk, before that chunk is written

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from aekit.errors import AekitError
+from aekit.errors import AekitError, ImageReadError
 
 JPEG_QUALITY = 95
 EXIF_ORIENTATION = 0x0112
@@ -36,6 +36,7 @@ SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 FOREIGN_COLOUR_MODES = ("CMYK", "YCbCr", "LAB", "HSV")  # their ICC profiles do not fit the RGB result
 SAVE_PARAMS = {"JPEG": {"quality": JPEG_QUALITY}, "WEBP": {"quality": JPEG_QUALITY}}
 HIGH_DEPTH_FORMATS = ("PNG", "TIFF")  # formats that can hold a 16-bit grayscale image
+BLOCK_PIXELS = 2**20  # 16-bit, float and grayscale pictures are converted a block of rows of about this many pixels at a time
 
 
 @dataclass
@@ -68,12 +69,17 @@ class ModelView:
             if self.alpha is None:
                 return Image.fromarray(denoised)
             return Image.fromarray(np.dstack([denoised, self.alpha]))
-        correction = denoised.astype(np.float32).mean(axis=-1)
+        gray = np.empty(denoised.shape[:2], np.uint16 if self.mode == "gray16" else np.uint8)
+        for rows in _row_blocks(gray.shape):  # in blocks: float copies of a whole large picture would be GBs
+            correction = denoised[rows].astype(np.float32).mean(axis=-1)
+            if self.mode == "gray16":
+                # the 8-bit change the model made, at 16-bit precision: detail below 8 bits survives
+                change = (correction - self.rgb[rows, :, 0]) * 257.0
+                gray[rows] = np.clip(np.rint(self.values16[rows].astype(np.float64) + change), 0, 65535)
+            else:
+                gray[rows] = np.clip(np.rint(correction), 0, 255)
         if self.mode == "gray16":
-            # the 8-bit change the model made, at 16-bit precision: detail below 8 bits survives
-            change = (correction - self.rgb[..., 0]) * 257.0
-            return Image.fromarray(np.clip(np.rint(self.values16 + change), 0, 65535).astype(np.uint16))  # I;16
-        gray = np.clip(np.rint(correction), 0, 255).astype(np.uint8)
+            return Image.fromarray(gray)  # I;16
         if self.alpha is None:
             return Image.fromarray(gray)
         return Image.fromarray(np.dstack([gray, self.alpha]))  # LA
@@ -97,25 +103,43 @@ def model_view(image: Image.Image) -> ModelView:
         gray = array if mode == "L" else array[..., 0]
         return ModelView(_gray_to_rgb(gray), "gray", array[..., 1].copy() if mode == "LA" else None)
     if mode in SIXTEEN_BIT_MODES or mode == "I":
-        values = np.asarray(image).astype(np.float64)
-        if mode == "I" and values.max(initial=0) <= 255 and values.min(initial=0) >= 0:
+        values = np.asarray(image)  # whole numbers (uint16 or int32)
+        low, high = values.min(initial=0), values.max(initial=0)
+        if mode == "I" and high <= 255 and low >= 0:
             return ModelView(_gray_to_rgb(values.astype(np.uint8)), "gray")
         notes = []
-        if mode == "I" and (values.max(initial=0) > 65535 or values.min(initial=0) < 0):
+        if mode == "I" and (high > 65535 or low < 0):
             notes.append("32-bit values clipped to the 16-bit range")
-        values = np.clip(values, 0, 65535)
-        gray = np.clip(np.rint(values / 257.0), 0, 255).astype(np.uint8)
+        values = np.clip(values, 0, 65535).astype(np.uint16, copy=False)  # exact: 2 bytes a pixel, not float64's 8
+        gray = np.empty(values.shape, np.uint8)
+        for rows in _row_blocks(values.shape):
+            gray[rows] = np.clip(np.rint(values[rows] / 257.0), 0, 255)
         return ModelView(_gray_to_rgb(gray), "gray16", values16=values, notes=notes)
     if mode == "F":
-        values = np.nan_to_num(np.asarray(image, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-        top = 1.0 if values.max(initial=0) <= 1 else 255.0 if values.max(initial=0) <= 255 else 65535.0
-        gray = np.clip(np.rint(values / top * 255.0), 0, 255).astype(np.uint8)
+        raw = np.asarray(image)
+
+        def finite(rows):
+            return np.nan_to_num(raw[rows].astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+
+        blocks = _row_blocks(raw.shape)
+        peak = max((finite(rows).max(initial=0) for rows in blocks), default=0)
+        top = 1.0 if peak <= 1 else 255.0 if peak <= 255 else 65535.0
+        gray = np.empty(raw.shape, np.uint8)
+        for rows in blocks:
+            gray[rows] = np.clip(np.rint(finite(rows) / top * 255.0), 0, 255)
         return ModelView(_gray_to_rgb(gray), "gray", notes=[f"floating-point image (range 0-{top:g}) saved as 8-bit"])
     return ModelView(np.array(image.convert("RGB")), "rgb")
 
 
 def _gray_to_rgb(gray: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.repeat(gray[..., None], 3, axis=-1))
+
+
+def _row_blocks(shape) -> list[slice]:
+    """Slices of rows of about BLOCK_PIXELS pixels each, covering an array of `shape` (height, width, ...)."""
+    height, width = shape[:2]
+    step = max(1, BLOCK_PIXELS // max(width, 1))
+    return [slice(start, start + step) for start in range(0, height, step)]
 
 
 def denoise_image(model, image: Image.Image, method: str = "auto") -> tuple[Image.Image, list[str]]:
@@ -139,7 +163,9 @@ def denoise_images(model, images: list[Image.Image], method: str = "auto") -> li
     results: list = [None] * len(images)
 
     def run(indices: list[int]) -> None:
-        denoised = model.denoise(np.stack([views[i].rgb for i in indices]), method=method)
+        # one picture is passed as it is (no stacked copy): it may be tens of millions of pixels
+        stacked = views[indices[0]].rgb[None] if len(indices) == 1 else np.stack([views[i].rgb for i in indices])
+        denoised = model.denoise(stacked, method=method)
         if hasattr(denoised, "detach"):  # a tensor: be lenient with models that answer in torch
             denoised = denoised.detach().cpu().numpy()
         for k, i in enumerate(indices):
@@ -166,12 +192,19 @@ def denoise_images(model, images: list[Image.Image], method: str = "auto") -> li
 # --- files --------------------------------------------------------------------------------------------
 
 
-def open_picture(path) -> Picture:
-    """Open an image file keeping its mode, with EXIF rotation applied; ImageReadError on anything bad."""
+def open_picture(path, max_pixels: int | None = None) -> Picture:
+    """Open an image file keeping its mode, with EXIF rotation applied; ImageReadError on anything bad.
+
+    With `max_pixels`, an image of more pixels (width x height, from its header) is refused before it is decoded.
+    """
     from aekit.images import open_checked, read_errors  # Pillow's bomb warning as an error, as every aekit reader does
 
     path = Path(path)
     with read_errors(path), open_checked(path) as opened:
+        width, height = opened.size
+        if max_pixels is not None and width * height > max_pixels:
+            raise ImageReadError(f"{path}: image too large to denoise ({width}x{height} = {width * height:,} pixels; "
+                                 f"the limit is {max_pixels:,})")
         opened.load()
         file_format = opened.format
         image = ImageOps.exif_transpose(opened)  # a new, upright image without the orientation tag

@@ -8,6 +8,7 @@ import click
 import numpy as np
 
 from aekit.cli import check_output_path, echo_skipped, finish_skipped, model_option
+from aekit.text import printable, tsv_line
 from aekit_export.options import runtime_option
 
 from .directions import (DEFAULT_AXES, METHODS, PRINCIPAL, DirectionsError, directions_path, fit_directions,
@@ -77,7 +78,7 @@ def fit(model_path, data, method, axes, limit, batch_size, quiet):
                                           info={"source": str(data)})
     save_directions(directions, target, model_fingerprint(model))
     for name, why in left_out.items():
-        click.echo(f"left out {name}: {why}", err=True)
+        click.echo(printable(f"left out {name}: {why}"), err=True)  # attribute names come from the data's CSV
     click.echo(_table(directions))
     named = directions.named("attribute")
     click.echo(f"wrote {target} ({len(named)} attribute direction(s), {len(directions.named(PRINCIPAL))} principal axes, "
@@ -90,14 +91,14 @@ def _require_latent_space(model) -> None:
 
 
 def _table(directions) -> str:
-    lines = ["direction\tkind\tdetails"]
+    lines = [tsv_line(["direction", "kind", "details"])]
     for name, kind, detail in zip(directions.names, directions.kinds, directions.details):
         if kind == PRINCIPAL:
             text = f"std {detail.get('std', 0):.3f}, {100 * detail.get('explained_variance', 0):.1f}% of the variance"
         else:
             text = (f"{detail.get('with', '?')} with, {detail.get('without', '?')} without, "
                     f"separates {100 * detail.get('separation_accuracy', 0):.1f}%, length {detail.get('norm', 0):.3f}")
-        lines.append(f"{name}\t{kind}\t{text}")
+        lines.append(tsv_line([name, kind, text]))  # names come from the data's CSV: one line each, whatever they hold
     return "\n".join(lines)
 
 

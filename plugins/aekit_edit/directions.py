@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from aekit.errors import AekitError, first_line
+from aekit.validate import parse_json
 
 DIRECTIONS_FILE = "directions.safetensors"
 DIRECTIONS_FORMAT = "aekit-directions"
@@ -270,18 +271,42 @@ def read_directions(path, fingerprint: str | None = None) -> LatentDirections:
         raise DirectionsError(f"{path}: no such file") from None
     except (SafetensorError, OSError, ValueError) as exc:
         raise DirectionsError(f"{path}: unreadable directions file ({first_line(exc)})") from None
+    refit = "refit with `aekit directions fit`"
+    version = metadata.get("format_version", str(DIRECTIONS_FORMAT_VERSION))
+    if version.isdigit() and int(version) > DIRECTIONS_FORMAT_VERSION:
+        raise DirectionsError(f"{path}: written by a newer aekit (directions format {version}, this aekit reads up to "
+                              f"{DIRECTIONS_FORMAT_VERSION}); upgrade aekit, or {refit}")
     if fingerprint is not None and metadata.get("model_fingerprint") != fingerprint:
         raise DirectionsError(f"{path} was fitted for a different model (fingerprint {metadata.get('model_fingerprint')}, "
-                              f"this model is {fingerprint}); refit with `aekit directions fit`")
+                              f"this model is {fingerprint}); {refit}")
+    for name, array in (("vectors", vectors), ("mean", mean)):
+        # a NaN vector or mean turns every edited face black; ints or bools would be cast silently
+        if array.dtype.kind != "f":
+            raise DirectionsError(f"{path}: damaged directions file ({name} stored as {array.dtype}, not floats); {refit}")
+        if not np.isfinite(array).all():
+            raise DirectionsError(f"{path}: damaged directions file ({name} holds NaN or infinite values); {refit}")
+    missing = [key for key in ("names", "kinds") if key not in metadata]
+    if missing:
+        raise DirectionsError(f"{path}: damaged directions file (no {' or '.join(missing)} metadata); {refit}")
+
+    def parsed(key: str, default: str, allow_nan: bool = False):
+        return parse_json(metadata.get(key) or default, f"{path}: damaged directions file: metadata {key!r}",
+                          DirectionsError, allow_nan=allow_nan, hint=refit)
+
+    # the details and the info only describe the fit: a NaN there is news, not damage
+    names, kinds = parsed("names", ""), parsed("kinds", "")
+    details, info = parsed("details", "[]", allow_nan=True), parsed("info", "{}", allow_nan=True)
     try:
-        names, kinds = json.loads(metadata["names"]), json.loads(metadata["kinds"])
-        details, info = json.loads(metadata.get("details") or "[]"), json.loads(metadata.get("info") or "{}")
-        if vectors.ndim != 2 or mean.ndim != 1 or vectors.shape[1] != mean.shape[0] or not np.isfinite(vectors).all():
+        if not (isinstance(names, list) and isinstance(kinds, list) and all(isinstance(v, str) for v in names + kinds)):
+            raise ValueError("names and kinds must be lists of text")
+        if not (isinstance(details, list) and all(isinstance(d, dict) for d in details) and isinstance(info, dict)):
+            raise ValueError("details must be a list of objects and info an object")
+        if vectors.ndim != 2 or mean.ndim != 1 or vectors.shape[1] != mean.shape[0]:
             raise ValueError(f"vectors {vectors.shape}, mean {mean.shape}")
-        return LatentDirections(names=[str(n) for n in names], kinds=[str(k) for k in kinds], vectors=vectors,
-                                mean=mean, details=details or [{} for _ in names], info=info)
-    except (KeyError, ValueError, TypeError, DirectionsError) as exc:
-        raise DirectionsError(f"{path}: damaged directions file ({first_line(exc)})") from None
+        return LatentDirections(names=names, kinds=kinds, vectors=vectors, mean=mean,
+                                details=details or [{} for _ in names], info=info)
+    except (ValueError, TypeError, DirectionsError) as exc:
+        raise DirectionsError(f"{path}: damaged directions file ({first_line(exc)}); {refit}") from None
 
 
 def model_directory(model) -> Path:

@@ -15,8 +15,9 @@ from pathlib import Path
 import click
 import numpy as np
 
-from aekit.cli import check_output_path, finish_skipped, model_option
+from aekit.cli import check_output_path, finish_skipped, model_option, refuse_existing_output
 from aekit.errors import AekitError
+from aekit.text import printable, tsv_line
 from aekit_export.options import runtime_option
 
 from .fast_encoder import FastEncoder, encode_share, fold_batchnorm
@@ -51,9 +52,10 @@ __all__ = ["FastEncoder", "classify", "cluster", "embed", "similar", "encode_pro
 @click.option("--full-decode", is_flag=True,
               help="Decode every JPEG at full size before resizing (exact but slower; by default JPEGs at least "
                    "twice the model's size decode at a reduced scale, about 0.5 grey levels off on average).")
+@click.option("--overwrite", is_flag=True, help="Replace --out if it already exists (refused otherwise).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def embed(inputs, model_path, out, labels_csv, label_columns, labels_from_folders, feature_set, batch_size, device,
-          runtime, strict, full_decode, quiet):
+          runtime, strict, full_decode, overwrite, quiet):
     """Encode images to a features .npz (features, names, labels) for scikit-learn and `aekit similar`.
 
     INPUT is image files, folders (recursive), array files or any --data source. Labels come from
@@ -70,6 +72,7 @@ def embed(inputs, model_path, out, labels_csv, label_columns, labels_from_folder
     """
     from aekit import feature_sets
     from aekit.cli import cli_device, load_model_arg
+    from aekit.data import split_slice
     from aekit.inputs import open_inputs
     from aekit.features import save_features
     from aekit.train import distributed_context
@@ -84,9 +87,12 @@ def embed(inputs, model_path, out, labels_csv, label_columns, labels_from_folder
         raise click.BadParameter(str(exc), param_hint="--features") from None
     if labels_csv and not Path(labels_csv).is_file():
         raise AekitError(f"--labels {labels_csv}: no such file")
+    target = out.resolve()
+    if any(p.exists() and p.resolve() == target for p in (Path(split_slice(i)[0]) for i in inputs)):
+        raise AekitError(f"{out}: would overwrite an input; choose another --out")  # which --overwrite never allows
+    refuse_existing_output(out, overwrite)  # before listing the inputs or loading the model
     source = open_inputs(inputs)
     keys = source.keys()
-    target = out.resolve()
     if any(Path(k).exists() and Path(k).resolve() == target for k in keys[:100_000]):
         raise AekitError(f"{out}: would overwrite an input; choose another --out")
     columns, classes, origin, notes = labels_for_keys(source, keys, labels_csv, label_columns, labels_from_folders)
@@ -115,7 +121,7 @@ def embed(inputs, model_path, out, labels_csv, label_columns, labels_from_folder
     meta["processes"] = world
     save_features(out, latents, [keys[i] for i in kept], model, labels, files, meta, classes, feature_set=feature_set)
     for note in notes:
-        click.echo(f"note: {note}", err=True)
+        click.echo(f"note: {printable(note)}", err=True)
     described = ""
     if labels:
         names = list(labels)
@@ -337,6 +343,10 @@ def similar(queries, index_file, model_path, k, out, images, engine, device):
     sheet. The queries are encoded with the model and feature set that made the index; a model that
     did not make it is refused.
 
+    The four fields are separated by tabs. In the query and the path a backslash is written \\\\,
+    a tab \\t, a newline \\n and other control characters \\xHH or \\uHHHH (an ESC is \\x1b),
+    so each neighbour is one line of four fields, and a file name reads back exactly.
+
     \b
     Examples:
       aekit embed faces/ --out faces.npz                    # the index (once)
@@ -377,7 +387,7 @@ def similar(queries, index_file, model_path, k, out, images, engine, device):
     rows, scores = index.search(encoder(batch), k)
     for name, found, similarity in zip(names, rows, scores):
         for rank, (row, score) in enumerate(zip(found.tolist(), similarity.tolist()), 1):
-            click.echo(f"{name}\t{rank}\t{score:.4f}\t{feats.paths[row]}")
+            click.echo(tsv_line([name, rank, f"{score:.4f}", feats.paths[row]]))  # a name cannot forge a line
     if not out:
         return
     source, why = images_for(feats, images)

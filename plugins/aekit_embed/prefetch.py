@@ -15,6 +15,7 @@ def reduced_files(source, files=None):
     """
     from aekit.data import ImageSource, supports_reduced
     from aekit.images import open_image
+    from aekit.paths import refuse_special_file
 
     from .lookup import FileResolver
 
@@ -41,7 +42,10 @@ def reduced_files(source, files=None):
 
         def read_reduced(self, index, size):
             path = files[index]
-            return open_image(path, draft_size=size) if path is not None else source.read_reduced(index, size)
+            if path is None:
+                return source.read_reduced(index, size)
+            refuse_special_file(path)  # a FIFO named like an image: skipped, never opened (that would block)
+            return open_image(path, draft_size=size)
 
         def byte_size(self, index):
             return source.byte_size(index)

@@ -5,13 +5,10 @@ See ``exporting`` for what is exported and how it is checked; ``aekit export --h
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from aekit import hookimpl
-from aekit.cli import model_option
-from aekit.errors import AekitError
+from aekit.cli import check_output_folder, model_option
 
 from .exporting import FORMATS, PARTS, ExportError, export, parts_of
 
@@ -44,9 +41,7 @@ def export_command(model_path, fmt, part, out_dir):
     from aekit.io import check_writable
     from aekit.synthetic import make_faces
 
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise AekitError(f"--out {out}: is a file; give a folder")
+    out = check_output_folder(out_dir)  # a file at or above --out: one line before the model is loaded
     check_writable(out / "export.json")
     if fmt == "onnx":
         from .exporting import require_onnx

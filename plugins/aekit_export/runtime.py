@@ -5,12 +5,25 @@
 ``benchmarks/cpu_jobs.py``), PyTorch otherwise and on CUDA. Each exported graph (``features-<set>``, ``encoder``, ``decoder``, ``denoiser``: the whole
 model) is kept in ``$AEKIT_HOME/onnx/<model id>/<name>.onnx`` and is checked against PyTorch (within
 1e-4 of the outputs' scale) when it is made; a graph that disagrees is never used. ``runtime="onnx-int8"``
-(never chosen by auto) runs ``<name>-int8.onnx``, quantised from it (``int8``: calibrated on synthetic
-faces, checked on others). ``ModelOnRuntime`` gives a model's ``encode``, ``decode``, ``reconstruct`` and
+(never chosen by auto) runs ``<name>-int8w7.onnx``, quantised from it (``int8``: 7-bit weights, calibrated
+on synthetic faces, checked on others on the CPU at hand; a graph that fails the check is refused in one
+line, and the refusal is remembered in ``<name>-int8w7.refused`` for that CPU and ONNX Runtime). When the
+cache cannot be written (a read-only or full ``$AEKIT_HOME``), the graphs are made in a temporary folder
+for this process instead, with one warning line. ``ModelOnRuntime`` gives a model's ``encode``, ``decode``, ``reconstruct`` and
 ``denoise`` on the runtime chosen.
 """
 
 from __future__ import annotations
+
+import atexit
+import contextlib
+import hashlib
+import json
+import platform
+import shutil
+import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -80,12 +93,25 @@ class _CachedGraph:
         from aekit.paths import aekit_home
 
         self.model, self.name, self.int8 = model, name, int8
-        self.fp32_path = aekit_home() / "onnx" / model_fingerprint(model) / f"{name}.onnx"
-        self.path = self.fp32_path.with_name(f"{name}-int8.onnx") if int8 else self.fp32_path
+        self._place(aekit_home() / "onnx" / model_fingerprint(model))
         self.session = None
+
+    def _place(self, folder: Path) -> None:
+        self.fp32_path = folder / f"{self.name}.onnx"
+        self.path = folder / f"{self.name}-{INT8_TAG}.onnx" if self.int8 else self.fp32_path
+        self.refusal_path = folder / f"{self.name}-{INT8_TAG}.refused"
 
     def modules(self):  # (the module to export, the reference it must match, example inputs)
         raise NotImplementedError
+
+    def _make(self) -> None:
+        module, reference, inputs = self.modules()
+        if _verified(self.fp32_path, warn=self.int8) is None:
+            _export_checked(module, reference, inputs, self.model, self.name, self.fp32_path)
+            _record_digest(self.fp32_path)
+        if self.int8:
+            _quantise_checked(self, reference)
+            _record_digest(self.path)
 
     def face_inputs(self, count: int, seed: int) -> torch.Tensor:
         """The graph's input for `count` synthetic faces (what int8 graphs are calibrated and checked on)."""
@@ -101,19 +127,45 @@ class _CachedGraph:
         x = np.ascontiguousarray(x, dtype=np.float32)
         return self.session.run(None, {self.input_name: x})[0].astype(np.float32, copy=False)
 
+    def start(self) -> None:
+        """Export (and quantise) the graph now if it is not cached, and open it: a graph that fails its check
+        fails here, before a command writes anything."""
+        if self.session is None:
+            self._start()
+
     def _start(self):
         import onnxruntime
 
-        if not self.path.is_file():
-            module, reference, inputs = self.modules()
-            if not self.fp32_path.is_file():
-                _export_checked(module, reference, inputs, self.model, self.name, self.fp32_path)
-            if self.int8:
-                _quantise_checked(self, reference)
+        try:
+            graph = self._load_or_make()
+        except OSError as exc:
+            if not _is_cache_failure(exc, self.fp32_path.parent):
+                raise
+            self._place(_fallback_folder(exc) / self.fp32_path.parent.name)
+            graph = self._load_or_make()
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()  # what PyTorch would use: the same cores
-        self.session = onnxruntime.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        # the session is made from the bytes whose digest was checked, not from the file again
+        self.session = onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
+
+    def _load_or_make(self) -> bytes:
+        """The graph's bytes, as recorded when it was made; made (again) when absent or not as recorded."""
+        graph = _verified(self.path)
+        if graph is not None:
+            return graph
+        with _making(self.fp32_path.parent):
+            graph = _verified(self.path, warn=False)  # another process may have made it while we waited
+            if graph is None:
+                if self.int8:
+                    _refuse_if_refused_before(self)
+                self._make()
+                graph = _verified(self.path, warn=False)
+            if graph is None:
+                from .exporting import ExportError
+
+                raise ExportError(f"{self.path}: changed while it was being made; try again")
+            return graph
 
 
 class OnnxFeatures(_CachedGraph):
@@ -206,6 +258,15 @@ class ModelOnRuntime:
         self.name = resolve_runtime(runtime, next(model.parameters()).device)
         self._graphs: dict[str, _CachedGraph] = {}
 
+    def prepare(self, *kinds: str) -> "ModelOnRuntime":
+        """Make and check the graphs of `kinds` ("encoder", "decoder", "denoiser") now, so that a graph refused
+        (an int8 graph off on this CPU) fails before a command writes anything; nothing to do for "torch"."""
+        if self.name != "torch":
+            for kind in kinds:
+                if kind != "decoder" or self.model.decodes_latents:
+                    self._graph(kind).start()
+        return self
+
     def _graph(self, kind: str) -> _CachedGraph:
         if kind not in self._graphs:
             graph = {"encoder": OnnxEncoder, "decoder": OnnxDecoder, "denoiser": OnnxDenoiser}[kind]
@@ -255,6 +316,112 @@ class ModelOnRuntime:
         return denoise_any(self.model, images, method, batch_size, forward=forward)
 
 
+INT8_TAG = "int8w7"  # int8 graphs' file names: 7-bit weights (files of 8-bit ones, wrong without VNNI, are never read)
+_FALLBACK_FOLDER: list[Path] = []  # this process's temporary folder for graphs, once the cache refused one
+
+
+DIGEST_SUFFIX = ".sha256"  # beside each cached graph: the SHA-256 of the file as it was made and checked
+
+
+def _digest_path(path: Path) -> Path:
+    return path.with_name(path.name + DIGEST_SUFFIX)
+
+
+def _record_digest(path: Path) -> None:
+    from aekit import io
+
+    io.write_text(_digest_path(path), hashlib.sha256(path.read_bytes()).hexdigest() + "\n")
+
+
+def _verified(path: Path, warn: bool = True) -> bytes | None:
+    """The cached graph's bytes when they are what was recorded when it was made and checked against PyTorch;
+    None when it is absent, or (with one warning line) changed since or recorded by no one: it is made again."""
+    try:
+        graph = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    try:
+        recorded = _digest_path(path).read_text(encoding="ascii", errors="replace").strip()
+    except OSError:
+        recorded = None
+    if recorded == hashlib.sha256(graph).hexdigest():
+        return graph
+    if warn:
+        why = "has no recorded SHA-256" if recorded is None else "does not match the SHA-256 recorded when it was made"
+        print(f"warning: the cached ONNX graph {path} {why}; making it again", file=sys.stderr)
+    return None
+
+
+@contextlib.contextmanager
+def _making(folder: Path):
+    """An exclusive lock on a model's folder of graphs while one is made (another process making the same graph
+    waits, then uses it); the temporary files of makers that were killed are removed under it."""
+    import fcntl
+
+    from aekit import io
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder.with_name(folder.name + ".lock"), "a+") as lock:  # beside the folder, which holds graphs only
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            io.remove_temporaries(folder)
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _is_cache_failure(exc: OSError, folder: Path) -> bool:
+    """Whether `exc` is the cache folder refusing a file (read-only, full, a file in the way), not a fault of the model."""
+    import errno
+    import os
+
+    refusals = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR, errno.EEXIST}
+    if exc.errno in refusals:
+        return True
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return not os.access(folder, os.W_OK)
+
+
+def _fallback_folder(exc: OSError) -> Path:
+    """A temporary folder for this process's graphs (removed at exit), with one warning line the first time."""
+    from aekit.paths import aekit_home
+
+    if not _FALLBACK_FOLDER:
+        _FALLBACK_FOLDER.append(Path(tempfile.mkdtemp(prefix="aekit-onnx-")))
+        atexit.register(shutil.rmtree, _FALLBACK_FOLDER[0], True)
+        reason = exc.strerror or type(exc).__name__
+        print(f"warning: cannot write the ONNX cache in {aekit_home() / 'onnx'} ({reason}); making the graphs in a "
+              "temporary folder for this run (set AEKIT_HOME to a writable folder to keep them)", file=sys.stderr)
+    return _FALLBACK_FOLDER[0]
+
+
+def _cpu_signature() -> dict:
+    """What an int8 graph's check depends on besides the model: the CPU's int8 instructions and ONNX Runtime."""
+    import onnxruntime
+
+    flags = ""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            flags = next((line for line in fh if line.startswith("flags")), "")
+    except OSError:
+        pass
+    int8_flags = sorted({f for f in flags.split() if "vnni" in f or f in ("avx2", "avx512bw", "amx_int8")})
+    return {"machine": platform.machine(), "cpu_int8": int8_flags, "onnxruntime": onnxruntime.__version__}
+
+
+def _refuse_if_refused_before(graph: _CachedGraph) -> None:
+    """Refuse at once (not after another 10 s of quantising) an int8 graph that failed its check on this CPU."""
+    from .exporting import ExportError
+
+    try:
+        record = json.loads(graph.refusal_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if isinstance(record, dict) and record.get("cpu") == _cpu_signature() and isinstance(record.get("error"), str):
+        raise ExportError(f"{record['error']} (remembered in {graph.refusal_path}; delete it to try again)")
+
+
 def _export_checked(module, reference, inputs, model, name: str, path) -> None:
     """Export `module` to `path` (atomically) after checking it against `reference` on `inputs`."""
     from aekit import io
@@ -281,10 +448,15 @@ def _quantise_checked(graph: _CachedGraph, reference) -> None:
     calibration, check = graph.face_inputs(int8.CALIBRATION_FACES, seed=0), graph.face_inputs(int8.CHECK_FACES, seed=1)
     with io.atomic_path(graph.path) as tmp:
         int8.quantise(graph.fp32_path, tmp, calibration.numpy())
-        worst = int8.rms_difference(lambda x: _run_onnx(tmp, x), reference, check)
-        if not worst <= int8.TOLERANCE:
-            raise ExportError(f"{graph.name}: the int8 graph differs from PyTorch by {worst:.2e} (RMS, of the output's "
-                              f"scale; more than {int8.TOLERANCE:g}); use --runtime onnx")
+        error = int8.relative_error(lambda x: _run_onnx(tmp, x), reference, check)
+        if not int8.within_tolerance(error):
+            message = (f"{graph.name}: the int8 graph is {error[0]:.1%} off PyTorch on this CPU ({error[1]:.1%} on its "
+                       f"worst face; allowed {int8.TOLERANCE:.0%} and {int8.FACE_TOLERANCE:.0%}); use --runtime onnx")
+            try:  # a later run refuses at once instead of quantising again
+                io.write_json(graph.refusal_path, {"error": message, "cpu": _cpu_signature()})
+            except (OSError, AekitError):
+                pass
+            raise ExportError(message)
 
 
 __all__ = ["FeatureModule", "ModelOnRuntime", "OnnxDecoder", "OnnxDenoiser", "OnnxEncoder", "OnnxFeatures", "RUNTIMES",

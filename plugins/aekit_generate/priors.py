@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from aekit.errors import AekitError, first_line
+from aekit.validate import parse_json
 
 PRIOR_FORMAT = "aekit-prior"
 PRIOR_FORMAT_VERSION = 1
@@ -142,6 +143,9 @@ class GaussianSampler(LatentSampler):
         sampler = cls()
         sampler.mean = np.asarray(arrays["mean"], dtype=np.float64)
         sampler.cov = np.asarray(arrays["cov"], dtype=np.float64)
+        d = sampler.mean.shape[-1] if sampler.mean.ndim == 1 else -1
+        if sampler.mean.ndim != 1 or sampler.cov.shape != (d, d):
+            raise ValueError(f"mean {sampler.mean.shape} and covariance {sampler.cov.shape} do not fit together")
         sampler.chol = np.linalg.cholesky(sampler.cov)
         sampler.meta = dict(meta)
         return sampler
@@ -231,6 +235,12 @@ class GMMSampler(LatentSampler):
         sampler.weights = np.asarray(arrays["weights"], dtype=np.float64)
         sampler.means = np.asarray(arrays["means"], dtype=np.float64)
         sampler.covs = np.asarray(arrays["covariances"], dtype=np.float64)
+        k, d = sampler.means.shape if sampler.means.ndim == 2 else (-1, -1)
+        if sampler.weights.shape != (k,) or sampler.covs.shape != (k, d, d) or k < 1:
+            raise ValueError(f"weights {sampler.weights.shape}, means {sampler.means.shape} and covariances "
+                             f"{sampler.covs.shape} do not fit together")
+        if (sampler.weights < 0).any() or not sampler.weights.sum() > 0:
+            raise ValueError("the component weights must be zero or more, and not all zero")
         sampler.chols = np.linalg.cholesky(sampler.covs)
         sampler.meta = dict(meta)
         return sampler
@@ -297,6 +307,20 @@ def read_prior_file(path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
         raise PriorError(f"{path}: unreadable prior file ({first_line(exc)})") from None
     if metadata.get("format") != PRIOR_FORMAT:
         raise PriorError(f"{path}: not an aekit prior file")
+    version = metadata.get("format_version", str(PRIOR_FORMAT_VERSION))
+    if not version.isdigit() or int(version) < 1:
+        raise PriorError(f"{path}: damaged prior (format_version {version[:20]!r})")
+    if int(version) > PRIOR_FORMAT_VERSION:
+        raise PriorError(f"{path}: written by a newer aekit (prior format {version}, this aekit reads up to "
+                         f"{PRIOR_FORMAT_VERSION}); upgrade aekit, or refit it with `aekit fit-prior`")
+    # a NaN mean or covariance samples NaN latents: every generated face would be black
+    for name, array in arrays.items():
+        if array.dtype.kind not in "fiu":
+            raise PriorError(f"{path}: damaged prior ({name!r} holds {array.dtype} values, not numbers); "
+                             f"refit it with `aekit fit-prior --model {path.parent}`")
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise PriorError(f"{path}: damaged prior ({name!r} holds NaN or infinite values); "
+                             f"refit it with `aekit fit-prior --model {path.parent}`")
     return arrays, metadata
 
 
@@ -318,11 +342,32 @@ def load_prior(model, sampler_name: str, directory=None, fingerprint: str | None
                          f"this model is {expected}); refit it with `aekit fit-prior --model {folder}`")
     if metadata.get("sampler") != sampler_name:
         raise PriorError(f"{path} holds a {metadata.get('sampler')!r} prior, not {sampler_name!r}")
+    # the fit's summary (a log-likelihood may be -inf): informational, so NaN is let through
+    meta = parse_json(metadata.get("meta") or "{}", f"{path}: damaged prior: metadata 'meta'", PriorError, allow_nan=True,
+                      hint=f"refit it with `aekit fit-prior --model {folder}`")
+    if not isinstance(meta, dict):
+        raise PriorError(f"{path}: damaged prior (metadata 'meta' is not a JSON object)")
     try:
-        meta = json.loads(metadata.get("meta") or "{}")
-        return sampler_class.from_state(arrays, meta)
-    except (KeyError, ValueError, np.linalg.LinAlgError) as exc:
-        raise PriorError(f"{path}: damaged prior ({type(exc).__name__}: {exc})") from None
+        sampler = sampler_class.from_state(arrays, meta)
+    except (KeyError, ValueError, TypeError, np.linalg.LinAlgError) as exc:
+        raise PriorError(f"{path}: damaged prior ({type(exc).__name__}: {first_line(exc)}); "
+                         f"refit it with `aekit fit-prior --model {folder}`") from None
+    latent_dim = getattr(getattr(model, "config", None), "latent_dim", None)
+    sampled_dim = _prior_dim(sampler)
+    if latent_dim is not None and sampled_dim is not None and sampled_dim != latent_dim:
+        raise PriorError(f"{path}: damaged prior ({sampled_dim}-d for a {latent_dim}-d model); "
+                         f"refit it with `aekit fit-prior --model {folder}`")
+    return sampler
+
+
+def _prior_dim(sampler) -> int | None:
+    """The latent size a loaded sampler draws (None when it does not say)."""
+    for name in ("mean", "means"):
+        value = getattr(sampler, name, None)
+        if isinstance(value, np.ndarray) and value.ndim >= 1:
+            return int(value.shape[-1])
+    dim = getattr(sampler, "latent_dim", None)
+    return dim if isinstance(dim, int) else None
 
 
 def fitted_priors(directory) -> list[str]:

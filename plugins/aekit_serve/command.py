@@ -102,17 +102,22 @@ def load_denoiser(denoiser: str | None):
 @click.option("--port", type=click.IntRange(0, 65535), default=7860, show_default=True, help="Port (0: any free one).")
 @click.option("--max-upload-mb", "max_upload_mb", type=click.FloatRange(0, 1000, min_open=True), default=10.0,
               show_default=True, help="Refuse uploads larger than this (HTTP 413), counted while they are read.")
+@click.option("--max-upload-mp", "max_upload_mp", type=click.FloatRange(0, 1000, min_open=True), default=40.0,
+              show_default=True, help="Refuse images of more than this many million pixels (HTTP 413), read from the "
+                                      "header before decoding (a JPEG counts at the reduced scale it is decoded at).")
 @click.option("--open", "open_browser", is_flag=True, help="Open the page in the default web browser.")
 @click.option("--check", is_flag=True,
               help="Load everything and check the port, print what the page would show, and exit without serving.")
-def serve(model_path, denoiser, features_file, gallery_dir, host, port, max_upload_mb, open_browser, check):
+def serve(model_path, denoiser, features_file, gallery_dir, host, port, max_upload_mb, max_upload_mp, open_browser,
+          check):
     """The explorer: a local web page to see a model's reconstructions, edits, samples and neighbours.
 
     Upload a face (or pick one from the gallery) and see its reconstruction; move sliders for the
     model's attribute directions and principal axes (`aekit directions fit`) and see the decoded
     face change; add noise and see the denoiser remove it; draw samples from the fitted prior;
     interpolate between two faces; and, with --features, see the nearest faces of an index. The
-    page loads nothing from outside this machine. It listens on 127.0.0.1 (this machine only)
+    page loads nothing from outside this machine, and no other web page can use the server (a POST
+    needs the header `X-Aekit: 1`, which the page sends). It listens on 127.0.0.1 (this machine only)
     unless --host says otherwise. Stop it with Ctrl-C.
 
     \b
@@ -163,7 +168,8 @@ def serve(model_path, denoiser, features_file, gallery_dir, host, port, max_uplo
             click.echo(f"ready to serve {url} (--check: not serving)")
             return
         allowed = (LOOPBACK_HOSTS + ([host] if host not in LOOPBACK_HOSTS else [])) if loopback else None
-        app = build_app(model, explorer=explorer, max_upload_mb=max_upload_mb, allowed_hosts=allowed)
+        app = build_app(model, explorer=explorer, max_upload_mb=max_upload_mb, max_upload_mp=max_upload_mp,
+                        allowed_hosts=allowed)
         _run(app, sock, url, open_browser)
     finally:
         sock.close()

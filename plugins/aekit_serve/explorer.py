@@ -5,12 +5,15 @@ the model, its latent directions (``directions.safetensors`` beside the checkpoi
 (else N(0, I) with a note), an optional denoiser, an optional features file to search for the
 nearest faces, and a small LRU of the faces a user uploaded or picked, by token. Every method takes
 and returns plain JSON-able values; a bad request raises ``ExplorerError`` (with an HTTP status),
-which the web app turns into ``{"error": "one line"}``.
+which the web app turns into ``{"error": "one line"}``. Uploads are decoded within a ``DecodeBudget``:
+an image's size is read from its header first, and one over the per-upload limit (413) or one that
+does not fit beside the uploads decoding now (503, "busy") is refused before any pixel is decoded.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import math
 import os
@@ -38,6 +41,12 @@ MAX_NOISE = 1.0
 NOISE_CHOICES = ("gaussian", "saltpepper", "speckle", "mask")  # noise models whose amount is in [0, 1]
 PRIOR_ORDER = ("gmm", "gaussian")  # what `aekit generate` uses when fitted
 NO_DIRECTIONS = "no directions: run `aekit directions fit --model {model} --data SOURCE` to get sliders"
+# An upload takes about 4 bytes a pixel while decoded (Pillow's RGB), about 8 while converted (alpha, 16-bit).
+MAX_UPLOAD_MP = 40.0  # millions of pixels of one upload, as decoded (a JPEG at its reduced scale: a camera's, < 1)
+DECODE_BUDGET_MP = 64.0  # millions of pixels of all the uploads decoding at once (at least MAX_UPLOAD_MP)
+DECODE_SLOTS = 4  # uploads decoding at once, whatever their size
+BUSY = "the server is busy decoding other uploads; try again in a moment"
+OUT_OF_MEMORY = "the server ran out of memory on this request; try again in a moment, or with a smaller image"
 
 
 class ExplorerError(AekitError):
@@ -46,6 +55,46 @@ class ExplorerError(AekitError):
     def __init__(self, message: str, status: int = 400):
         super().__init__(message)
         self.status = status
+
+
+class DecodeBudget:
+    """How many pixels one upload may have, and how many the uploads decoding at once may have together.
+
+    A decode that does not fit is refused at once (ExplorerError, 503), never queued: a storm of uploads
+    holds at most `total_pixels` decoded pixels and `slots` threads, however many requests it sends.
+    Thread-safe; `max_pixels` over Pillow's own limit (``Image.MAX_IMAGE_PIXELS``) changes nothing.
+    """
+
+    def __init__(self, max_pixels: int = round(MAX_UPLOAD_MP * 1e6), total_pixels: int | None = None,
+                 slots: int = DECODE_SLOTS):
+        total_pixels = max(round(DECODE_BUDGET_MP * 1e6), max_pixels) if total_pixels is None else total_pixels
+        if max_pixels < 1 or slots < 1:
+            raise ValueError(f"max_pixels and slots must be at least 1, got {max_pixels} and {slots}")
+        if total_pixels < max_pixels:  # an upload under the limit but over the budget would be "busy" forever
+            raise ValueError(f"total_pixels ({total_pixels}) must be at least max_pixels ({max_pixels})")
+        self.max_pixels, self.total_pixels, self.slots = int(max_pixels), int(total_pixels), int(slots)
+        self._lock = threading.Lock()
+        self.decoding = 0  # uploads decoding now
+        self.pixels = 0  # their pixels
+
+    @contextlib.contextmanager
+    def admit(self, name: str, width: int, height: int):
+        """Hold `width` x `height` pixels of the budget while the block decodes `name`."""
+        pixels = width * height
+        if pixels > self.max_pixels:
+            raise ExplorerError(f"{name}: {width}x{height} is {pixels / 1e6:.3g} million pixels, more than the server's "
+                                f"limit of {self.max_pixels / 1e6:g} million (`aekit serve --max-upload-mp`)", status=413)
+        with self._lock:
+            if self.decoding >= self.slots or self.pixels + pixels > self.total_pixels:
+                raise ExplorerError(BUSY, status=503)
+            self.decoding += 1
+            self.pixels += pixels
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.decoding -= 1
+                self.pixels -= pixels
 
 
 @dataclass
@@ -70,17 +119,21 @@ def data_url(image) -> str:
 def _number(value, what: str, low: float, high: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ExplorerError(f"{what} must be a number, got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value) or not low <= value <= high:
-        raise ExplorerError(f"{what} must be between {low:g} and {high:g}, got {value:g}")
-    return value
+    try:
+        number = float(value)
+    except OverflowError:  # an int with hundreds of digits
+        number = math.inf
+    if not math.isfinite(number) or not low <= number <= high:
+        raise ExplorerError(f"{what} must be between {low:g} and {high:g}, got {number:g}")
+    return number
 
 
 def _integer(value, what: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ExplorerError(f"{what} must be a whole number, got {value!r}"[:200])
     if not low <= value <= high:
-        raise ExplorerError(f"{what} must be between {low} and {high}, got {value}")
+        shown = str(value) if abs(value) < 10**30 else "a number of more than 30 digits"  # a long int is not echoed
+        raise ExplorerError(f"{what} must be between {low} and {high}, got {shown}")
     return value
 
 
@@ -93,7 +146,7 @@ class Explorer:
     """The model work behind the page (thread-safe: one model call at a time)."""
 
     def __init__(self, model, denoiser=None, features=None, features_path=None, gallery_dir=None,
-                 max_faces: int = MAX_FACES, log=None):
+                 max_faces: int = MAX_FACES, log=None, budget: DecodeBudget | None = None):
         from aekit import model_fingerprint
 
         if not getattr(model, "decodes_latents", True):
@@ -106,6 +159,7 @@ class Explorer:
         self.fingerprint = model_fingerprint(model)
         self.log = log or (lambda message: None)
         self.max_faces = max_faces
+        self.budget = budget or DecodeBudget()  # the web app passes its own to encode_upload
         self._faces: OrderedDict[str, Face] = OrderedDict()
         self._lock = threading.RLock()
         self.notes: list[str] = []
@@ -213,7 +267,10 @@ class Explorer:
             raise ExplorerError(f"latent must be a list of {self.latent_dim} numbers")
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
             raise ExplorerError("latent must hold numbers only")
-        z = np.asarray(value, dtype=np.float64)
+        try:
+            z = np.asarray(value, dtype=np.float64)
+        except OverflowError:  # an int with hundreds of digits
+            z = np.full(len(value), np.inf)
         if not np.isfinite(z).all() or np.abs(z).max(initial=0) > 1e6:
             raise ExplorerError("latent holds a value that is not finite or is absurdly large")
         return z.astype(np.float32)
@@ -250,11 +307,13 @@ class Explorer:
         return {"token": token, "name": name, "latent": latent.tolist(), "original": data_url(pixels),
                 "reconstruction": data_url(reconstruction)}
 
-    def encode_upload(self, data: bytes, filename: str = "upload") -> dict:
-        """An uploaded file's bytes, read by the CLI's safe reader (``aekit.images.open_image``)."""
+    def encode_upload(self, data: bytes, filename: str = "upload", budget: DecodeBudget | None = None) -> dict:
+        """An uploaded file's bytes, read by the CLI's safe reader (``aekit.images.open_image``) within `budget`
+        (else the explorer's own): its size comes from its header, before any pixel is decoded."""
         from aekit.errors import ImageReadError
-        from aekit.images import open_image
+        from aekit.images import open_checked, open_image, read_errors
 
+        budget = budget or self.budget
         name = Path(str(filename or "upload").replace("\\", "/")).name[:120] or "upload"
         if not data:
             raise ExplorerError(f"{name}: the upload is empty")
@@ -263,11 +322,18 @@ class Explorer:
             path = Path(folder) / f"upload{suffix}"
             path.write_bytes(data)
             try:
-                image = open_image(path)
+                with read_errors(path), open_checked(path) as header:
+                    if header.format == "JPEG":  # as open_image decodes it: at a reduced scale, far fewer pixels
+                        header.draft("RGB", (PHOTO_SIDE, PHOTO_SIDE))
+                    width, height = header.size
+                with budget.admit(name, width, height):
+                    image = open_image(path, draft_size=PHOTO_SIDE)
+                    image.thumbnail((PHOTO_SIDE, PHOTO_SIDE))  # the full-size pixels go before the budget is given back
             except ImageReadError as exc:
                 message = first_line(exc).replace(str(path), name)
                 raise ExplorerError(message) from None
-        image.thumbnail((PHOTO_SIDE, PHOTO_SIDE))
+            except MemoryError:  # the reader's too: the server's state, not the upload's fault
+                raise ExplorerError(OUT_OF_MEMORY, status=503) from None
         return self._add(name, image)
 
     def encode_gallery(self, item) -> dict:

@@ -13,6 +13,7 @@ from aekit.arrays import read_npy, read_npz
 from aekit.data import ImageSource, files_fingerprint, scan_image_folder
 from aekit.errors import DataSourceError, ImageReadError, first_line
 from aekit.images import IMAGE_EXTENSIONS, open_image
+from aekit.paths import refuse_special_file
 
 CELEBA_HUB_ID = "lansinuote/gen.1.celeba"
 OTHER_SOURCES = "synthetic, a folder of images, a .npy/.npz array, or hf:PATH to a local copy"
@@ -64,9 +65,13 @@ class FolderSource(ImageSource):
         return "folder:" + files_fingerprint(self._paths + [os.path.join(self.root, "attributes.csv")])
 
     def read(self, index):
+        # a FIFO, socket or device named like an image stays a key, so every command lists it as skipped
+        # ("not a regular file"), but is never opened: opening a FIFO blocks until something writes to it
+        refuse_special_file(self._paths[index])
         return open_image(self._paths[index])
 
     def read_reduced(self, index, size):  # JPEG draft decoding for streaming commands; the cache never uses it
+        refuse_special_file(self._paths[index])
         return open_image(self._paths[index], draft_size=size)
 
     def byte_size(self, index):
@@ -143,8 +148,8 @@ class ArraySource(ImageSource):
         return self._names or [f"{self.path.stem}[{i}]" for i in range(len(self.array))]
 
     def fingerprint(self):
-        st = self.path.stat()
-        return f"array:{self.path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+        st = self.path.stat()  # inode and ctime too: a file replaced keeping its size and mtime is read again
+        return f"array:{self.path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}|{st.st_ctime_ns}"
 
     def attributes(self):
         return self._attributes
@@ -200,8 +205,9 @@ class HFSource(ImageSource):
     """A `datasets.Dataset` with an image column; integer/bool columns become attributes."""
 
     def __init__(self, dataset, description: str, fingerprint: str):
-        self.dataset, self.description, self._fingerprint = dataset, description, fingerprint
+        self.description, self._fingerprint = description, fingerprint
         self.image_column = _image_column(dataset, description)
+        self.dataset = _undecoded(dataset, self.image_column)
 
     def keys(self):
         for name in ("image_id", "file_name", "filename", "id"):
@@ -237,12 +243,13 @@ class HFSource(ImageSource):
     def iter_rows(self, indices):
         from aekit.images import to_rgb
 
+        indices = list(indices)
         out = []
-        for item in self.dataset.select_columns([self.image_column])[list(indices)][self.image_column]:
-            if isinstance(item, dict) and item.get("bytes"):  # parquet written without HF's Image feature
-                item = _decode_bytes(item["bytes"], self.description)
-            if item is None or isinstance(item, dict):
-                out.append(ImageReadError(f"{self.description}: empty image"))
+        for i, item in zip(indices, self.dataset.select_columns([self.image_column])[indices][self.image_column]):
+            if isinstance(item, dict):  # an image file's bytes or path (see _undecoded)
+                item = _decode_cell(item, f"{self.description}[{i}]")
+            if item is None:
+                out.append(ImageReadError(f"{self.description}[{i}]: empty image"))
             elif isinstance(item, Exception):
                 out.append(item)
             else:
@@ -260,11 +267,15 @@ class HFSource(ImageSource):
         def work(chunk):
             try:
                 rows = self.iter_rows(chunk)
+            except MemoryError:  # not the rows' fault: never skipped (and cached) as unreadable
+                raise
             except Exception as exc:  # one damaged row fails its whole batch: retry one by one
                 rows = []
                 for i in chunk:
                     try:
                         rows.extend(self.iter_rows([i]))
+                    except MemoryError:
+                        raise
                     except Exception as row_exc:
                         rows.append(ImageReadError(f"{self.description}[{i}]: unreadable image ({type(row_exc).__name__})"))
                 del exc
@@ -275,17 +286,36 @@ class HFSource(ImageSource):
                 yield from results
 
 
-def _decode_bytes(data: bytes, description: str):
-    import io as _io
+def _undecoded(dataset, column: str):
+    """`dataset` with its Image feature column giving each image file's bytes (or path), not a decoded image.
 
-    from PIL import Image, UnidentifiedImageError
+    `datasets` decodes with Pillow guessing the format from the content, which can hand an EPS file to
+    Ghostscript: aekit's own reader decodes them instead, with its formats only (``aekit.images``).
+    """
+    from datasets import Image as HFImage
 
+    feature = dataset.features[column]
+    if isinstance(feature, HFImage) and feature.decode:
+        return dataset.cast_column(column, HFImage(decode=False))  # only the feature changes: no data is rewritten
+    return dataset
+
+
+def _decode_cell(item: dict, name: str):
+    """An image column's cell {"bytes", "path"} as an RGB image, or the ImageReadError saying why not
+    (None when it holds neither)."""
+    from aekit.images import decode_image_bytes
+
+    data, path = item.get("bytes"), item.get("path")
     try:
-        with Image.open(_io.BytesIO(data)) as img:
-            img.load()
-            return img.copy()
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        return ImageReadError(f"{description}: undecodable image bytes ({type(exc).__name__})")
+        if data:
+            return decode_image_bytes(data, name)
+        if path:
+            if "://" in path or "::" in path:  # streamed data sets are not read (nor are remote files)
+                return ImageReadError(f"{name}: the image is a remote file ({path}), not on this machine")
+            return open_image(path)
+    except ImageReadError as exc:
+        return exc
+    return None
 
 
 def _image_column(dataset, description):

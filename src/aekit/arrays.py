@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import AekitError
+from .paths import why_not_regular
 
 # No member may declare more than this many bytes (AEKIT_MAX_ARRAY_BYTES overrides it) ...
 MAX_ARRAY_BYTES = 4 * 2**30
@@ -66,6 +67,9 @@ def _magic(path: Path, what: str, error) -> bytes:
     """The first bytes of `path`, or `error` saying why it cannot be read."""
     if path.is_dir():
         raise error(f"{path}: is a folder, not a {what}")
+    special = why_not_regular(path)
+    if special:  # opening a FIFO would block until something writes to it
+        raise error(f"{path}: {special}")
     try:
         with open(path, "rb") as fh:
             return fh.read(6)

@@ -17,8 +17,9 @@ import torch
 
 from . import io
 from .errors import CheckpointError, first_line
-from .factory import create_model, list_models  # noqa: F401  (re-exported: aekit.checkpoint.create_model)
+from .factory import create_model, list_models, model_config  # noqa: F401  (re-exported: aekit.checkpoint.create_model)
 from .paths import aekit_home  # noqa: F401  (re-exported)
+from .validate import MODEL_SIZE_LIMITS, check_fields, parse_json, read_json
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -27,6 +28,11 @@ FORMAT = "aekit-checkpoint"
 FORMAT_VERSION = 1
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+# what a checkpoint's files may hold before they are parsed (the folder may be a stranger's): aekit writes a
+# config.json of 1-2 KB, and the largest model MODEL_SIZE_LIMITS allows has a header of about 0.6 MB (a 4 MB
+# header of 55,000 tiny tensors is read and refused in half a second, under 300 MB; safetensors reads 100 MB)
+MAX_CONFIG_BYTES = 1 << 20
+MAX_HEADER_BYTES = 4 << 20
 
 
 class CheckpointMixin:
@@ -108,18 +114,39 @@ def save_model(model, directory, training: dict | None = None, architecture: str
 
 
 def read_config(directory) -> dict:
-    """Parse and check a checkpoint's config.json."""
+    """Parse and check a checkpoint's config.json: its format and version, and the types of what it records
+    (the model's own config fields are checked against the architecture's dataclass by `load`)."""
+    from .run_config import TrainConfig
+
     path = Path(directory) / CONFIG_NAME
     if not path.is_file():
         raise CheckpointError(f"{directory}: not an aekit checkpoint (no {CONFIG_NAME})")
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path}: invalid JSON ({exc})") from None
+    # NaN may stand in the training record (a diverged validation loss); fields that build the model are checked
+    config = read_json(path, CheckpointError, allow_nan=True, max_bytes=MAX_CONFIG_BYTES,
+                       hint=f"an aekit {CONFIG_NAME} is a few KB")
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an aekit config (missing \"format\": \"{FORMAT}\")")
+    version = config.get("format_version", FORMAT_VERSION)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise CheckpointError(f"{path}: \"format_version\" must be a whole number from 1, got {version!r}"[:300])
+    if version > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: written by a newer aekit (checkpoint format {version}, this aekit reads up to "
+                              f"{FORMAT_VERSION}); upgrade aekit")
     if not isinstance(config.get("config"), dict) or not isinstance(config.get("architecture"), str):
         raise CheckpointError(f"{path}: needs \"architecture\" (a name) and \"config\" (an object)")
+    training = config.get("training")
+    if training is not None and not isinstance(training, dict):
+        raise CheckpointError(f"{path}: \"training\" must be an object (the training record), got {type(training).__name__}")
+    for key in ("settings", "final"):
+        if (training or {}).get(key) is not None and not isinstance(training[key], dict):
+            raise CheckpointError(f"{path}: \"training\".\"{key}\" must be an object, got {type(training[key]).__name__}")
+    check_fields(TrainConfig, (training or {}).get("settings") or {}, f"{path}: training setting", CheckpointError)
+    parameters = config.get("parameters")
+    if parameters is not None and not (isinstance(parameters, dict) and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in parameters.values())):
+        raise CheckpointError(f"{path}: \"parameters\" must be an object of whole numbers (parameter counts)")
+    if not isinstance(config.get("aekit_version", ""), str):
+        raise CheckpointError(f"{path}: \"aekit_version\" must be text")
     return config
 
 
@@ -133,17 +160,20 @@ def _refuse_pickle(path: Path):
 def resolve_checkpoint_dir(path_or_hub_id) -> Path:
     """A local checkpoint folder for a path, an installed pretrained model's name, ``latest`` or a hub id.
 
-    A folder that exists wins over a name; a hub id is downloaded when it is not cached.
+    Read by `aekit.pretrained.read_spec`: a bare pretrained name (or ``latest``) is never a folder of that name
+    in the current directory (``./NAME`` is); a hub id is downloaded when it is not cached.
     """
-    from .pretrained import LATEST, get_pretrained, is_pretrained_name
+    from .pretrained import read_spec
 
     text = str(path_or_hub_id)
-    path = Path(text).expanduser()
-    if not path.exists():
-        if is_pretrained_name(text):
-            return get_pretrained(text).verified_dir()
-        if text == LATEST:
-            return latest_run()
+    kind, found = read_spec(path_or_hub_id)
+    if kind == "pretrained":
+        return found.verified_dir()
+    if kind == "latest":
+        return latest_run()
+    if kind == "hub":
+        return _download(found)
+    path = found
     if path.is_file():
         if path.suffix.lower() in PICKLE_SUFFIXES:
             _refuse_pickle(path)
@@ -152,8 +182,6 @@ def resolve_checkpoint_dir(path_or_hub_id) -> Path:
         raise CheckpointError(f"{path}: not a checkpoint; give the folder holding {WEIGHTS_NAME} and {CONFIG_NAME}")
     if path.is_dir():
         return path
-    if HUB_ID.match(text) and not text.startswith((".", "/")):
-        return _download(text)
     raise CheckpointError(f"{text}: no such checkpoint folder (and not a hub id like 'user/model')")
 
 
@@ -180,7 +208,7 @@ def load(path_or_hub_id=None, device="cpu", task: str = "codec"):
     from safetensors.torch import load_file
 
     from .plugins import get_registry
-    from .pretrained import is_pretrained_name, resolve_model
+    from .pretrained import named_model, resolve_model
 
     if path_or_hub_id is None:
         path_or_hub_id = resolve_model(None, task).spec
@@ -200,15 +228,32 @@ def load(path_or_hub_id=None, device="cpu", task: str = "codec"):
             f"{directory}: architecture {meta['architecture']!r} is not registered "
             f"(known: {', '.join(registry.names('model'))}); is its plugin installed?"
         )
+    # a string is iterable and NaN is a float: the dataclass would take "3264" as widths (3, 2, 6, 4) and NaN as a
+    # slope; and a size out of bounds would take minutes and gigabytes to build before any other check
+    config_class = type(registry.entry("model", meta["architecture"]).extra["config"])
+    check_fields(config_class, meta["config"], f"{directory / CONFIG_NAME}: config field", CheckpointError,
+                 limits=getattr(config_class, "LIMITS", MODEL_SIZE_LIMITS))
     fields = _config_fields(meta["config"])
+    model_class = registry.get("model", meta["architecture"])
+    upgrade = getattr(model_class, "upgrade_state_dict", lambda state: state)
+    _check_header_size(weights)
     try:
         with safe_open(str(weights), framework="pt") as fh:  # the header only: names and shapes
             stored_shapes = {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}
-        model_class = registry.get("model", meta["architecture"])
-        upgrade = getattr(model_class, "upgrade_state_dict", lambda state: state)
         stored_shapes = upgrade(stored_shapes)
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{weights}: unreadable safetensors file ({first_line(exc)})") from None
+    try:
+        config = model_config(meta["architecture"], **fields)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{directory / CONFIG_NAME}: {exc}") from None
+    if "tensor_count" in vars(model_class):  # its own count: an inherited one may not fit a subclass's layout
+        expected = model_class.tensor_count(config)
+        # before building: a config's model far larger than the file's is refused unbuilt; a near miss (a tensor
+        # missing or extra) is built on the meta device, bounded by the size limits, to name the tensors
+        if expected > 2 * len(stored_shapes) + 16:
+            raise CheckpointError(f"{weights}: weights do not match config.json: it describes a model of {expected:,} "
+                                  f"tensors ({meta['architecture']!r}), the file holds {len(stored_shapes):,}")
     try:
         with torch.device("meta"):  # the config's model without memory: a config that disagrees fails here
             skeleton = create_model(meta["architecture"], **fields)
@@ -231,15 +276,29 @@ def load(path_or_hub_id=None, device="cpu", task: str = "codec"):
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{weights}: unreadable safetensors file ({first_line(exc)})") from None
     _load_state_strict(model, state, weights)
-    broken = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
-    if broken:
-        raise CheckpointError(f"{weights}: {len(broken)} tensor(s) hold NaN or infinite values (e.g. {broken[0]}); "
-                              "the model is broken")
+    _check_values(model, state, weights)
     model.training_summary = meta.get("training") or {}
     model.checkpoint_dir = directory
-    model.pretrained_name = str(path_or_hub_id) if is_pretrained_name(str(path_or_hub_id)) and not Path(str(path_or_hub_id)).exists() else None
+    named = named_model(path_or_hub_id)
+    model.pretrained_name = named.name if named is not None else None
     model.eval()
     return model.to(device)
+
+
+def _check_header_size(weights: Path) -> None:
+    """CheckpointError unless the safetensors header (its length: the file's first 8 bytes) is one aekit reads;
+    safetensors itself parses up to 100 MB of it."""
+    try:
+        with open(weights, "rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        raise CheckpointError(f"{weights}: unreadable safetensors file ({exc.strerror or type(exc).__name__})") from None
+    if len(head) < 8:
+        raise CheckpointError(f"{weights}: unreadable safetensors file (shorter than its 8-byte header length)")
+    length = int.from_bytes(head, "little")
+    if length > MAX_HEADER_BYTES:
+        raise CheckpointError(f"{weights}: unreadable safetensors file (a {length:,}-byte header, more than the "
+                              f"{MAX_HEADER_BYTES:,} aekit reads)")
 
 
 def _config_fields(config: dict) -> dict:
@@ -247,9 +306,31 @@ def _config_fields(config: dict) -> dict:
 
 
 def _load_state_strict(model, state: dict, source) -> None:
-    _check_shapes({k: tuple(v.shape) for k, v in model.state_dict().items()},
-                  {k: tuple(v.shape) for k, v in state.items()}, source)
+    own = model.state_dict()
+    _check_shapes({k: tuple(v.shape) for k, v in own.items()}, {k: tuple(v.shape) for k, v in state.items()}, source)
+    # load_state_dict casts silently: int8 or bool weights would become a model that computes nonsense
+    wrong = [k for k, v in state.items() if v.is_floating_point() != own[k].is_floating_point() or v.is_complex()]
+    if wrong:
+        k = wrong[0]
+        raise CheckpointError(f"{source}: {len(wrong)} tensor(s) stored as the wrong kind of number (e.g. {k}: "
+                              f"{str(state[k].dtype).removeprefix('torch.')} where the model has "
+                              f"{str(own[k].dtype).removeprefix('torch.')}); save the weights in the model's dtypes")
     model.load_state_dict(state, strict=True)
+
+
+def _check_values(model, state: dict, source) -> None:
+    """CheckpointError for values that make every output NaN (a black picture): NaN or infinite tensors, and
+    negative BatchNorm running variances (their square root is NaN)."""
+    broken = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if broken:
+        raise CheckpointError(f"{source}: {len(broken)} tensor(s) hold NaN or infinite values (e.g. {broken[0]}); "
+                              "the model is broken")
+    negative = [f"{name}.running_var" for name, module in model.named_modules()
+                if isinstance(module, torch.nn.modules.batchnorm._NormBase)
+                and isinstance(module.running_var, torch.Tensor) and bool((module.running_var < 0).any())]
+    if negative:
+        raise CheckpointError(f"{source}: {len(negative)} BatchNorm running variance(s) hold negative values "
+                              f"(e.g. {negative[0]}); the model is broken")
 
 
 def _check_shapes(own: dict, stored: dict, source) -> None:
@@ -316,12 +397,17 @@ def load_training_state(directory, model, optimizer, scheduler) -> dict:
         raise CheckpointError(f"{directory}: nothing to resume (no {STATE_NAME})")
     try:
         with safe_open(str(path), framework="pt") as fh:
-            meta = json.loads(fh.metadata()["aekit"])
+            text = (fh.metadata() or {})["aekit"]
             tensors = {k: fh.get_tensor(k) for k in fh.keys()}
     except (SafetensorError, OSError, KeyError, ValueError) as exc:
         raise CheckpointError(f"{path}: unreadable training state ({first_line(exc)})") from None
+    meta = parse_json(text, f"{path}: metadata", CheckpointError, allow_nan=True)  # aekit's own record, as written
+    if not isinstance(meta, dict) or not isinstance(meta.get("info"), dict) or "rng.torch" not in tensors:
+        raise CheckpointError(f"{path}: damaged training state (no info or RNG state)")
     own = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
-    _load_state_strict(model, model.upgrade_state_dict(own) if hasattr(model, "upgrade_state_dict") else own, path)
+    own = model.upgrade_state_dict(own) if hasattr(model, "upgrade_state_dict") else own
+    _load_state_strict(model, own, path)
+    _check_values(model, own, path)
     slots: dict[int, dict] = {}
     for key, value in tensors.items():
         if key.startswith("optim."):

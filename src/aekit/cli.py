@@ -32,9 +32,26 @@ class AekitGroup(click.Group):
         return registry.get("command", name) if name in registry.names("command") else None
 
     def invoke(self, ctx):
+        from .notes import collecting
+
+        # notes on inputs used only in part (an animated GIF's first frame) are listed once, after a command that worked
+        with collecting() as notes:
+            result = self._invoke(ctx)
+        for line in notes.lines():  # escaped by Notes.lines
+            click.echo(line, err=True)
+        return result
+
+    def _invoke(self, ctx):
+        from .text import printable
+
         try:
             return super().invoke(ctx)
-        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+        except click.exceptions.ClickException as exc:
+            # a usage error may quote a file name: click prints it, escaped like every other error line
+            if isinstance(exc.message, str):
+                exc.message = printable(exc.message)
+            raise
+        except (click.exceptions.Exit, click.exceptions.Abort):
             raise
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
@@ -44,14 +61,19 @@ class AekitGroup(click.Group):
         except Exception as exc:
             if (ctx.obj or {}).get("debug") or os.environ.get(DEBUG_ENV):
                 traceback.print_exc()
-            elif isinstance(exc, AekitError):
-                click.echo(f"Error: {exc}", err=True)
-            elif isinstance(exc, OSError):
-                where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
-                click.echo(f"Error: {where}{exc.strerror or exc}", err=True)
             else:
-                click.echo(f"Error: {type(exc).__name__}: {first_line(exc)} (run with --debug for the traceback)", err=True)
+                click.echo(printable(_error_line(exc)), err=True)  # a file name in it must not forge lines or escapes
             ctx.exit(1)
+
+
+def _error_line(exc: Exception) -> str:
+    """The one ``Error:`` line for an exception a command raised (before escaping)."""
+    if isinstance(exc, AekitError):
+        return f"Error: {exc}"
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        return f"Error: {where}{exc.strerror or exc}"
+    return f"Error: {type(exc).__name__}: {first_line(exc)} (run with --debug for the traceback)"
 
 
 @click.group(cls=AekitGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -86,8 +108,9 @@ def model_option(function=None, *, task: str = "codec"):
     def decorate(command_function):
         return click.option("--model", "-m", "model_path", metavar="NAME_OR_DIR", default=None,
                             help=f"A pretrained model's name (`aekit models`), checkpoint folder, Hugging Face hub id "
-                                 f"or `latest` (the most recent `aekit train` run); default: your `aekit models "
-                                 f"default`, else {default}.")(command_function)
+                                 f"(USER/REPO, or hf:USER/REPO) or `latest` (the most recent `aekit train` run); a "
+                                 f"name means the pretrained model even beside a folder of that name: write such a "
+                                 f"folder as ./NAME. Default: your `aekit models default`, else {default}.")(command_function)
 
     return decorate(function) if function is not None else decorate
 
@@ -99,6 +122,8 @@ def load_model_arg(model_path, device: str = "cpu", task: str = "codec"):
 
     choice = resolve_model(model_path, task)
     click.echo(choice.describe(), err=True)
+    if choice.note:
+        click.echo(choice.note, err=True)
     return load(choice.spec, device=device)
 
 
@@ -120,15 +145,51 @@ def check_output_path(path, option: str = "--out") -> Path:
     path = Path(path)
     if path.is_dir():
         raise click.UsageError(f"{option} {path}: is a folder; give a file name")
+    _refuse_a_file_above(path, option)
     if not path.parent.is_dir():
         raise AekitError(f"{option} {path}: folder {path.parent} does not exist")
     check_writable(path)
     return path
 
 
+def check_output_folder(path, option: str = "--out") -> Path:
+    """An output folder (made later when missing) that is no file and lies in no file: checked before any work."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise click.BadParameter(f"{path}: is a file; give a folder", param_hint=option)
+    _refuse_a_file_above(path, option)
+    return path
+
+
+def file_above(path) -> Path | None:
+    """The nearest existing one of `path`'s parents when it is a file (so no folder can be there), else None."""
+    for parent in Path(path).parents:
+        if parent.is_dir():
+            return None
+        if parent.exists():
+            return parent
+    return None
+
+
+def refuse_existing_output(path, overwrite: bool, option: str = "--out") -> None:
+    """AekitError before any work when an output file exists and --overwrite was not given."""
+    if not overwrite and os.path.lexists(path):  # lexists: a link is replaced too
+        raise AekitError(f"{path}: already exists; add --overwrite to replace it or choose another {option}")
+
+
+def _refuse_a_file_above(path: Path, option: str) -> None:
+    # else the error would be "folder does not exist" or, after the work, "Not a directory"
+    blocking = file_above(path)
+    if blocking is not None:
+        raise AekitError(f"{option} {path}: {blocking} is a file, not a folder; choose another {option}")
+
+
 def skipped_lines(skipped: list[str], shown: int = 20) -> list[str]:
-    """The listing of skipped inputs: one ``skipped:`` line each (the first `shown`), then a count."""
-    lines = [f"skipped: {message}" for message in skipped[:shown]]
+    """The listing of skipped inputs: one ``skipped:`` line each (the first `shown`), then a count; control
+    characters in the messages (file names) are escaped, so a name cannot forge a line."""
+    from .text import printable
+
+    lines = [f"skipped: {printable(message)}" for message in skipped[:shown]]
     if len(skipped) > shown:
         lines.append(f"skipped: ... and {len(skipped) - shown} more")
     if skipped:
@@ -272,6 +333,7 @@ def _check_run_folder(out: Path, config) -> None:
         if folder is not None and folder.is_dir() and (target == folder.resolve() or folder.resolve() in target.parents):
             raise click.BadParameter(f"{out} is inside the data folder {folder}; its sample images would become "
                                      "training data", param_hint="--out")
+    check_output_folder(out)  # a file in its path: named, rather than "run.json: Not a directory"
     check_writable(out / "run.json")
 
 
@@ -305,7 +367,8 @@ def info(model_path, as_json):
     """Show a checkpoint's architecture, parameter counts, training data and metrics.
 
     \b
-    MODEL is a checkpoint folder, a pretrained model's name (`aekit models`), a hub id or `latest`.
+    MODEL is a checkpoint folder, a pretrained model's name (`aekit models`), a hub id or `latest`;
+    a name means the pretrained model even beside a folder of that name (write the folder ./NAME).
 
     \b
     Examples:
@@ -314,17 +377,24 @@ def info(model_path, as_json):
     """
     from .checkpoint import load, read_config, resolve_checkpoint_dir
     from .pretrained import resolve_model
+    from .text import printable
 
     choice = resolve_model(model_path, "codec")
     if not model_path:
         click.echo(choice.describe(), err=True)
+    if choice.note:
+        click.echo(choice.note, err=True)
     directory = resolve_checkpoint_dir(choice.spec)
     meta = read_config(directory)
     load(directory)  # the same checks as every command that uses the model: weights, shapes, architecture
     metrics_path = Path(directory) / "metrics.jsonl"
     metrics = []
     if metrics_path.is_file():
-        metrics = [json.loads(line) for line in metrics_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        from .validate import parse_json
+
+        text = metrics_path.read_text(encoding="utf-8", errors="replace")
+        metrics = [parse_json(line, f"{metrics_path}, line {number}", allow_nan=True, hint="fix or delete that line")
+                   for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
     if as_json:
         click.echo(json.dumps({"path": str(directory), **meta, "metrics": metrics}, indent=2))
         return
@@ -336,7 +406,8 @@ def info(model_path, as_json):
         "config:       " + ", ".join(f"{k}={v}" for k, v in meta["config"].items()),
     ]
     if params:
-        lines.append(f"parameters:   encoder {params['encoder']:,}, decoder {params['decoder']:,}, total {params['total']:,}")
+        lines.append("parameters:   " + ", ".join(f"{part} {params[part]:,}" for part in ("encoder", "decoder", "total")
+                                                  if isinstance(params.get(part), int)))
     if training:
         settings = training.get("settings", {})
         lines.append(f"trained on:   {training.get('data')} ({training.get('images')} images, {training.get('skipped', 0)} skipped)")
@@ -355,7 +426,8 @@ def info(model_path, as_json):
         for row in metrics[-10:]:
             lines.append(f"{row['epoch']:>5}  {row['loss']:<8.4f}  {row.get('val_loss', float('nan')):<8.4f}  "
                          f"{row.get('val_psnr', float('nan')):<8.2f}  {row.get('images_per_s', 0):.0f}")
-    click.echo("\n".join(lines))
+    # config.json's strings and the folder's name are anyone's: one line each, no terminal escapes
+    click.echo("\n".join(printable(line) for line in lines))
 
 
 @click.command()

@@ -21,7 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import image_cache
-from .paths import why_missing
+from .paths import why_missing, why_not_regular
 from .errors import DataSourceError, ImageReadError
 from .images import resize_rgb
 from .pixels import to_signed
@@ -122,7 +122,9 @@ class ImageSource:
 
 
 def files_fingerprint(paths) -> str:
-    """A sha256 over each file's absolute path, size and modification time (missing files count too).
+    """A sha256 over each file's absolute path, size, modification time, inode and status-change time
+    (missing files count too): a file replaced by one of the same size and mtime (``cp -p``, an unpacked
+    archive) has a new inode or ctime, so the cache is not read for it.
 
     The absolute path is ``str(Path(p).absolute())`` (not normalised: ``..`` stays), built with string
     operations because this runs over every file of a folder at every start.
@@ -136,7 +138,7 @@ def files_fingerprint(paths) -> str:
             text = cwd if text == "." else join(cwd, text)
         try:
             st = stat(text)
-            lines.append(f"{text}|{st.st_size}|{st.st_mtime_ns}\n")
+            lines.append(f"{text}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}|{st.st_ctime_ns}\n")
         except OSError:
             lines.append(f"{text}|missing\n")
     return hashlib.sha256("".join(lines).encode("utf-8", "surrogateescape")).hexdigest()
@@ -149,6 +151,9 @@ def scan_image_folder(root, extensions) -> list[str]:
     Hidden files and folders (a leading dot) are skipped; symbolic links to folders are not followed
     (``os.walk``'s default), so link loops cannot trap it. String operations only: listing a folder
     of 10,000 images this way takes a few tens of milliseconds, where Path objects took hundreds.
+    A FIFO, socket or device named like an image is listed too (no ``stat`` per file here): the folder
+    source refuses it when it is read, never opening it (``aekit.paths.refuse_special_file``), so every
+    command lists it as skipped, "not a regular file".
     """
     top = os.fspath(root)
     cut = len(top) + (0 if top.endswith(os.sep) else 1)
@@ -332,6 +337,8 @@ def open_source(spec: str) -> ImageSource:
         if not claimers:
             if os.path.islink(spec):  # names a file, but a link that leads nowhere
                 raise DataSourceError(f"{spec}: {why_missing(spec)}")
+            if special := why_not_regular(spec):  # a FIFO or device: there, but never a data source
+                raise DataSourceError(f"{spec}: {special}")
             known = ", ".join(registry.names("data_source")) or "none"
             raise DataSourceError(f"{spec}: no such file or folder, and not a known data source (known: {known})"
                                   f"{registry.missing_hint}")

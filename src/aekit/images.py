@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
+import os
+import stat
 import threading
 import warnings
 from pathlib import Path
@@ -12,8 +15,19 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFile, ImageOps, UnidentifiedImageError
 
 from .errors import ImageReadError, first_line
+from .paths import refuse_special_file
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+# The image formats aekit reads, by Pillow's names: the only decoders Pillow may pick. Pillow picks one from
+# a file's content, not its name, and some run a program: EPS (and PostScript) hands the file to Ghostscript,
+# whose -dSAFER has been escaped to run code more than once, so a "face.jpg" starting "%!PS" must never reach it.
+# None of these runs a program; each has a signature (no header-less format such as TGA, that any bytes might be).
+ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
+# What an opened image may say it is: the JPEG opener gives a camera's JPEG with a preview or depth map
+# after the picture (a Multi-Picture Object) as "MPO".
+_OPENED_FORMATS = frozenset(ALLOWED_FORMATS) | {"MPO"}
+FORMATS_READ = "JPEG, PNG, WebP, BMP, GIF and TIFF"  # as messages and the README name them
+# the names a folder's images have (a named file is read whatever its name: its content decides)
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error, never silently grey
 
 
@@ -23,24 +37,41 @@ def open_image(path, draft_size: int | None = None) -> Image.Image:
     Transparent pixels are composited over white, 16-bit and float images are scaled to 8 bits.
     `draft_size` lets JPEG decode at a reduced scale (still at least that size) for speed.
     Pillow's decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``) is enforced as an error, before
-    any pixel is decoded. Every failure, whatever Pillow raises on damaged data, is an ImageReadError.
+    any pixel is decoded. Only ``ALLOWED_FORMATS`` are read. Every failure, whatever Pillow raises on
+    damaged data, is an ImageReadError; running out of memory stays a MemoryError (see ``read_errors``).
     """
     path = Path(path)
     with read_errors(path), open_checked(path) as img:
-        if draft_size and img.format == "JPEG":
-            img.draft("RGB", (draft_size, draft_size))
-        img.load()
-        img = ImageOps.exif_transpose(img)
-        return to_rgb(img)
+        return _decoded(img, draft_size)
+
+
+def decode_image_bytes(data: bytes, name: str) -> Image.Image:
+    """``open_image`` for an image file's bytes (a data set's cell, say); errors call it `name`."""
+    with read_errors(name), _open_allowed(io.BytesIO(data), name) as img:
+        return _decoded(img, None)
+
+
+def _decoded(img: Image.Image, draft_size: int | None) -> Image.Image:
+    if draft_size and img.format == "JPEG":
+        img.draft("RGB", (draft_size, draft_size))
+    img.load()
+    ImageOps.exif_transpose(img, in_place=True)  # not a copy of every picture to turn the few that need it
+    return to_rgb(img)
 
 
 @contextlib.contextmanager
 def read_errors(path):
-    """Turn whatever opening or decoding `path` raises into one precise ImageReadError."""
+    """Turn whatever opening or decoding `path` raises into one precise ImageReadError.
+
+    Running out of memory is no fault of the file: it stays a MemoryError (naming the file), so that a
+    batch stops rather than skipping, and caching as bad, an image a later run could read.
+    """
     try:
         yield
     except ImageReadError:
         raise
+    except MemoryError as exc:  # the machine's state, not the file's: never "damaged", never skipped as a bad file
+        raise MemoryError(f"{path}: ran out of memory decoding this image") from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageReadError(f"{path}: image too large ({first_line(exc)})") from None
     except UnidentifiedImageError:
@@ -69,16 +100,89 @@ def open_checked(path: Path) -> Image.Image:
     """Image.open with Pillow's bomb warning as an error, then an explicit pixel-count check.
 
     The safe opener every reader of user images uses (the header only: call ``.load()`` or convert).
+    Only ``ALLOWED_FORMATS`` are tried, whatever the file's name: another format is an ImageReadError.
+    A FIFO, socket or device is refused without being opened (opening a FIFO blocks).
     """
+    refuse_special_file(path)
+    return _open_allowed(path, path)
+
+
+def _open_allowed(source, path) -> Image.Image:
+    """``open_checked`` of a file name or a binary file object `source`, which errors call `path`."""
     with _OPEN_LOCK, warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
-        img = Image.open(path)
+        try:
+            img = Image.open(source, formats=ALLOWED_FORMATS)
+        except UnidentifiedImageError:
+            if _other_format(source):
+                raise ImageReadError(f"{path}: not an image format aekit reads (it reads {FORMATS_READ})") from None
+            raise
+    if img.format not in _OPENED_FORMATS:  # no opener of ours gives another; never decode one that did
+        img.close()
+        raise ImageReadError(f"{path}: not an image format aekit reads ({img.format}; it reads {FORMATS_READ})")
     limit = Image.MAX_IMAGE_PIXELS
     if limit and img.width * img.height > limit:
         img.close()
         raise ImageReadError(f"{path}: image too large ({img.width}x{img.height} = {img.width * img.height} pixels "
                              f"exceeds Pillow's limit of {limit}, could be a decompression bomb)")
+    try:
+        _note_frames(img, path)
+    except BaseException:
+        img.close()
+        raise
     return img
+
+
+def _other_format(source) -> bool:
+    """Whether a file none of ``ALLOWED_FORMATS`` opened starts like one Pillow has another opener for.
+
+    Only for the message (a format aekit does not read, rather than no image at all): this compares the first
+    bytes with each opener's signature, and never runs an opener. Openers with no signature are left out.
+    """
+    try:
+        if isinstance(source, io.IOBase):
+            source.seek(0)
+            head = source.read(16)
+        else:  # opened again: never blocking, and read only if still a regular file (not swapped for a FIFO)
+            fd = os.open(source, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+            try:
+                head = os.read(fd, 16) if stat.S_ISREG(os.fstat(fd).st_mode) else b""
+            finally:
+                os.close(fd)
+    except (OSError, ValueError):
+        return False
+    for name, (_, accept) in list(Image.OPEN.items()):
+        if name in _OPENED_FORMATS or accept is None:
+            continue
+        try:
+            if accept(head):  # True, or Pillow's "it is one, but the library to read it is missing"
+                return True
+        except Exception:  # a signature check on too few bytes
+            continue
+    return False
+
+
+def _note_frames(img: Image.Image, path) -> None:
+    """Note a file of several frames or pages, of which every reader uses only the first (left at frame 0).
+
+    An MPO (a camera's JPEG with a preview or depth map after the picture) is the one format whose
+    later frames are no pictures of their own, so it gets no note.
+    """
+    animated, count = False, None
+    try:
+        animated = bool(getattr(img, "is_animated", False)) and img.format != "MPO"
+        count = img.n_frames if animated else 1  # a GIF's count walks its frames' blocks, without decoding them
+    except Exception:  # damaged data after the first frame, which may still be readable: decoding it decides
+        pass
+    if img.tell() != 0:
+        img.seek(0)
+    if not animated:
+        return
+    from .notes import note
+
+    pages = img.format == "TIFF"
+    unit = "pages" if pages else "frames"
+    note(f"{path}: {'multi-page' if pages else 'animated'} ({count or 'several'} {unit}): only the first is used")
 
 
 def to_rgb(img: Image.Image) -> Image.Image:

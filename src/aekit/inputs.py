@@ -6,6 +6,7 @@ from pathlib import Path
 
 from .data import ImageSource, SubsetSource, files_fingerprint, open_source, split_slice
 from .errors import DataSourceError
+from .paths import refuse_special_file, why_not_regular
 
 
 class FileListSource(ImageSource):
@@ -24,11 +25,13 @@ class FileListSource(ImageSource):
     def read(self, index):
         from .images import open_image
 
+        refuse_special_file(self.paths[index])  # a FIFO named like an image would block the reader forever
         return open_image(self.paths[index])
 
     def read_reduced(self, index, size):
         from .images import open_image
 
+        refuse_special_file(self.paths[index])
         return open_image(self.paths[index], draft_size=size)
 
     def byte_size(self, index):
@@ -76,14 +79,16 @@ def open_inputs(inputs, skip_missing_images: bool = False) -> ImageSource:
     """Command-line INPUT...: image files, folders, array files or any ``--data`` text, as one source.
 
     With `skip_missing_images`, image names that are not readable files (missing, a broken link, a
-    link loop) become images that fail to read, so a batch command skips and lists them.
+    link loop) become images that fail to read, so a batch command skips and lists them. A FIFO, socket
+    or device is an image file that fails to read ("not a regular file"), never opened.
     """
     from .images import IMAGE_EXTENSIONS
 
     inputs = [str(i) for i in inputs]
     if not inputs:
         raise DataSourceError("no input given: name image files, a folder, an array file or a data source")
-    files = [i for i in inputs if (Path(i).is_file() and Path(i).suffix.lower() not in (".npy", ".npz", ".parquet"))
+    array_suffixes = (".npy", ".npz", ".parquet")
+    files = [i for i in inputs if ((Path(i).is_file() or why_not_regular(i)) and Path(i).suffix.lower() not in array_suffixes)
              or (skip_missing_images and Path(i).suffix.lower() in IMAGE_EXTENSIONS and not Path(i).is_dir())]
     if len(files) == len(inputs):
         return FileListSource(files)

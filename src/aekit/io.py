@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 from .errors import AekitError
+from .paths import cut_to_bytes
 
 
 def _current_umask() -> int:
@@ -18,6 +19,10 @@ def _current_umask() -> int:
 
 
 TEMP_SUFFIX = ".tmp"
+# A temporary name is "." + at most this many bytes of the file's name + "." + mkstemp's 8 random characters
+# + the extension (up to 16 bytes) + ".tmp": at most 94 bytes, so any name that fits its folder has one that fits too
+TEMP_NAME_BYTES = 64
+TEMP_EXTENSION_BYTES = 16
 
 # mkstemp makes 0600 files; give written files the permissions open() would have given them
 FILE_MODE = 0o666 & ~_current_umask()
@@ -31,8 +36,9 @@ def atomic_path(path, suffix: str = ""):
         raise AekitError(f"{path}: is a directory, expected a file path")
     if not path.parent.is_dir():
         raise AekitError(f"{path}: folder {path.parent} does not exist")
+    prefix, suffix = _temp_affixes(path, suffix)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=(suffix or path.suffix) + TEMP_SUFFIX, dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=path.parent)
     except OSError as exc:  # a read-only or full folder
         if exc.errno is not None:
             exc.filename = str(path)
@@ -52,6 +58,15 @@ def atomic_path(path, suffix: str = ""):
         raise
 
 
+def _temp_affixes(path: Path, suffix: str) -> tuple[str, str]:
+    """mkstemp's (prefix, suffix) for a temporary beside `path`: ``.NAME.`` and ``EXT.tmp``, both bounded in bytes
+    (a 255-byte name, legal itself, would otherwise make a temporary name the file system refuses)."""
+    extension = suffix or path.suffix
+    if len(os.fsencode(extension)) > TEMP_EXTENSION_BYTES:
+        extension = ""  # no writer needs an extension that long on its temporary file
+    return f".{cut_to_bytes(path.name, TEMP_NAME_BYTES)}.", extension + TEMP_SUFFIX
+
+
 def check_writable(path) -> None:
     """Fail now, before any work, when the file `path` could not be written (in folders still to be made):
     a temporary file is made and removed in its nearest existing folder, as ``atomic_path`` would."""
@@ -60,7 +75,7 @@ def check_writable(path) -> None:
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=folder)
+        fd, tmp = tempfile.mkstemp(prefix=_temp_affixes(path, "")[0], suffix=TEMP_SUFFIX, dir=folder)
     except OSError as exc:
         raise AekitError(f"{path}: {exc.strerror or type(exc).__name__}") from None
     os.close(fd)

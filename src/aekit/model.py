@@ -150,6 +150,17 @@ class Autoencoder(CheckpointMixin, nn.Module):
         """Rename tensors of a checkpoint written by an earlier layout of this class (default: none)."""
         return state
 
+    @staticmethod
+    def tensor_count(cfg: AutoencoderConfig) -> int:
+        """How many tensors the state dict of ``Autoencoder(cfg)`` holds, counted without building it: `load`
+        compares it with the weights file's header before building anything (a test checks it against the
+        built model's; a subclass that changes the layout without its own ``tensor_count`` is not counted)."""
+        conv_bn_act = 2 + 5  # conv weight + bias; BatchNorm weight, bias, running mean and variance, batch count
+        block = (2 * cfg.convs_per_half + 1) * conv_bn_act + 2  # + the strided conv shortcut
+        encoder = len(cfg.widths) * block + 2  # + the Linear to the latent
+        decoder = 2 + len(cfg.widths) * block + 2  # the Linear from the latent, the blocks, the 1x1 conv
+        return encoder + decoder
+
     def identity_state_dict(self) -> dict:
         """The tensors ``model_fingerprint`` hashes: the state dict under the names its checkpoints were first
         written with, so a model keeps its id (in latent files and priors) when the class's layout changes."""

@@ -7,6 +7,7 @@ import json
 import click
 
 from .pretrained import TASKS
+from .text import printable
 
 
 def _metrics_text(metrics: dict) -> str:
@@ -69,11 +70,11 @@ def models_command(ctx, as_json):
         click.echo("no pretrained models installed" + get_registry().missing_hint)
     for row in rows:
         mark = f"  [default for {', '.join(row['default_for'])}]" if row["default_for"] else ""
-        click.echo(f"{row['name']}{mark}")
-        click.echo(f"  {row['help']}")
+        click.echo(printable(f"{row['name']}{mark}"))  # a manifest's strings come from the package that ships it
+        click.echo(printable(f"  {row['help']}"))
         click.echo(f"  tasks: {', '.join(row['tasks'])}; {row['size_bytes'] / 1e6:.1f} MB; from {row['distribution'] or row['plugin']}")
         if row["metrics"]:
-            click.echo(f"  {_metrics_text(row['metrics'])}")
+            click.echo(printable(f"  {_metrics_text(row['metrics'])}"))
     for task in TASKS:
         try:
             click.echo(f"{task}: {resolve_model(None, task).describe()[len('Using model '):]}")
@@ -90,7 +91,10 @@ def default_command(model, task, clear):
     """Show or set the model commands use when no --model is given.
 
     NAME_OR_DIR is a pretrained model's name, a checkpoint folder, a hub id, or `latest` (whichever
-    run `aekit train` finished last). Without it, shows the current choice for each task.
+    run `aekit train` finished last). Without it, shows the current choice for each task. A name
+    means the pretrained model even beside a folder of that name (write the folder as ./NAME); a
+    folder is stored as its absolute path, a hub id as hf:USER/REPO, so the current directory
+    never changes what a default means.
 
     \b
     Examples:
@@ -99,7 +103,7 @@ def default_command(model, task, clear):
       aekit models default latest
       aekit models default --clear
     """
-    from .pretrained import clear_default, resolve_model, set_default
+    from .pretrained import clear_default, resolve_model, set_default, shadowed_folder_note
 
     if clear:
         if model:
@@ -108,7 +112,9 @@ def default_command(model, task, clear):
         click.echo(("forgot the default" if removed else "no default was set") + (f" for {task}" if task else ""))
     elif model:
         value = set_default(model, task)
-        click.echo(f"default model{f' for {task}' if task else ''}: {value}")
+        click.echo(printable(f"default model{f' for {task}' if task else ''}: {value}"))
+        if note := shadowed_folder_note(model):
+            click.echo(note, err=True)
     for each in ([task] if task else TASKS):
         try:
             click.echo(f"{each}: {resolve_model(None, each).describe()[len('Using model '):]}")

@@ -19,16 +19,29 @@ Which model a command uses (`resolve_model`):
 4. the first installed pretrained model that does the task (``faces-64`` codes, ``faces-64-denoise``
    denoises);
 5. only when no installed pretrained model does the task: the latest ``aekit train`` run.
+
+How a model spec is read (`read_spec`; ``aekit.load`` and every ``--model`` follow it):
+
+- ``hf:USER/REPO`` is always a Hugging Face hub id;
+- a bare word (no ``/``, not starting with ``.`` or ``~``) that names an installed pretrained model is that
+  model, even when a folder of that name is in the current directory: write the folder as a path
+  (``./faces-64`` or ``faces-64/``) to use it. The word ``latest`` likewise means the latest run;
+- otherwise a path that exists is a checkpoint folder (or a file in one), ``USER/REPO`` included;
+- else ``USER/REPO`` is a hub id. A ``pathlib.Path`` is always a path.
+
+So a folder in the current directory never stands in for a pretrained model: defaults never consult the
+current directory at all (a folder is stored as its absolute path, a hub id as ``hf:USER/REPO``).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import CheckpointError
+from .validate import read_json
 
 TASKS = {
     "codec": "encode, decode and embed faces (compress, decompress, embed, classify, cluster, umap, generate, eval, info)",
@@ -38,6 +51,7 @@ MANIFEST_FORMAT = "aekit-pretrained"
 MANIFEST_NAME = "pretrained.json"
 DEFAULTS_NAME = "default-model.json"
 LATEST = "latest"
+HUB_PREFIX = "hf:"  # `hf:user/repo`: always the hub, never a folder (no registered name holds ':')
 ALL_TASKS = ""  # the key of the default that applies to every task
 
 
@@ -111,16 +125,78 @@ def pretrained_for(task: str) -> PretrainedModel | None:
     return next((m for m in pretrained_models() if task in m.tasks), None)
 
 
+# --- reading a model spec: a name, a path or a hub id ---------------------------------------------------------
+
+
+def written_as_path(text: str) -> bool:
+    """Whether a spec is written as a path: it holds a separator (``runs/x``, ``faces-64/``) or starts with
+    ``.`` or ``~`` (``./faces-64``, ``~/models/x``). A bare word is read as a name first."""
+    separators = {"/", os.sep} | ({os.altsep} if os.altsep else set())
+    return any(sep in text for sep in separators) or text.startswith((".", "~"))
+
+
+def read_spec(spec) -> tuple[str, object]:
+    """How a model spec is read, by the rule in this module's docstring: ("pretrained", PretrainedModel),
+    ("latest", None), ("hub", repo id) or ("path", Path) (a path that may not exist)."""
+    from .checkpoint import HUB_ID
+
+    if isinstance(spec, os.PathLike):
+        return "path", Path(spec).expanduser()
+    text = str(spec)
+    if text.startswith(HUB_PREFIX):
+        repo = text[len(HUB_PREFIX):]
+        if not HUB_ID.match(repo):
+            raise CheckpointError(f"{text}: not a hub id (write hf:USER/REPO)")
+        return "hub", repo
+    path = Path(text).expanduser()
+    bare = not written_as_path(text)
+    if bare and is_pretrained_name(text):
+        return "pretrained", get_pretrained(text)
+    if bare and text == LATEST:
+        return "latest", None
+    if path.exists():
+        return "path", path
+    if is_pretrained_name(text):  # a registered name holding a '/', with no such path here
+        return "pretrained", get_pretrained(text)
+    if HUB_ID.match(text) and not text.startswith((".", "/")):
+        return "hub", text
+    return "path", path
+
+
+def named_model(spec) -> PretrainedModel | None:
+    """The installed pretrained model `spec` names by that rule, or None (a path, a hub id, ``latest``)."""
+    kind, value = read_spec(spec)
+    return value if kind == "pretrained" else None
+
+
+def shadowed_folder_note(spec) -> str | None:
+    """The line that says so when `spec` is a bare name (a pretrained model's or ``latest``) and also a folder here,
+    which it does not mean; None otherwise."""
+    if spec is None or isinstance(spec, os.PathLike):
+        return None
+    text = str(spec)
+    if written_as_path(text) or not Path(text).exists():
+        return None
+    kind, _ = read_spec(text)
+    if kind == "pretrained":
+        meant = f"the pretrained model {text}"
+    elif kind == "latest":
+        meant = "the latest `aekit train` run"
+    else:
+        return None
+    from .text import printable
+
+    return (f"note: {printable(text)} means {meant}, not the folder {printable(text)} here; to use the folder, "
+            f"write it as a path: ./{printable(text)}")
+
+
 # --- manifests: what a package ships ------------------------------------------------------------------
 
 
 def read_manifest(path) -> dict[str, dict]:
     """The models a ``pretrained.json`` lists: {name: {"path", "tasks", "help", "metrics", "sha256"}}."""
     path = Path(path)
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path}: unreadable pretrained-model manifest ({exc})") from None
+    manifest = read_json(path, CheckpointError, hint="an unreadable pretrained-model manifest")
     if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT or not isinstance(manifest.get("models"), dict):
         raise CheckpointError(f"{path}: not an aekit pretrained-model manifest (needs \"format\": \"{MANIFEST_FORMAT}\" and \"models\")")
     return manifest["models"]
@@ -161,7 +237,7 @@ def package_model(run_dir, out_dir, name: str, tasks, help: str = "", metrics: d
     state = {k: (v.to(cast) if v.is_floating_point() else v).detach().cpu().contiguous() for k, v in model.state_dict().items()}
     with io.atomic_path(out_dir / WEIGHTS_NAME) as tmp:
         save_file(state, str(tmp), metadata={"format": "pt", "dtype": dtype})
-    config = json.loads((Path(run_dir) / CONFIG_NAME).read_text(encoding="utf-8"))
+    config = read_json(Path(run_dir) / CONFIG_NAME, CheckpointError)
     io.write_json(out_dir / CONFIG_NAME, config)
     return record_in_manifest(out_dir, name, tasks, help=help, metrics=metrics)
 
@@ -201,11 +277,8 @@ def read_defaults() -> dict[str, str]:
     path = _defaults_path()
     if not path.is_file():
         return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path}: unreadable default-model file ({exc}); fix or delete it, or run "
-                              "`aekit models default --clear`") from None
+    data = read_json(path, CheckpointError, hint="an unreadable default-model file: fix or delete it, or run "
+                                                  "`aekit models default --clear`")
     return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
 
@@ -218,18 +291,25 @@ def _check_task(task: str | None) -> str:
 
 
 def set_default(model: str, task: str | None = None) -> str:
-    """Make `model` (a pretrained name, checkpoint folder, hub id or ``latest``) the default; returns what was stored."""
+    """Make `model` (a pretrained name, checkpoint folder, hub id or ``latest``) the default; returns what was stored.
+
+    `model` is read by `read_spec`; what is stored never depends on the current directory again: a name as
+    itself, a folder as its absolute path, a hub id as ``hf:USER/REPO``."""
     from . import io
-    from .checkpoint import HUB_ID, load
+    from .checkpoint import load
 
     key = _check_task(task)
     text = str(model).strip()
-    path = Path(text).expanduser()
-    if not path.exists() and (is_pretrained_name(text) or text == LATEST or HUB_ID.match(text)):
-        value = text
-    elif path.exists():
-        load(path)  # refuse what is no loadable checkpoint now, not at the next command
-        value = str(path.resolve())
+    kind, found = read_spec(model if isinstance(model, os.PathLike) else text)
+    if kind == "pretrained":
+        value = found.name
+    elif kind == "latest":
+        value = LATEST
+    elif kind == "hub":
+        value = HUB_PREFIX + found
+    elif found.exists():
+        load(found)  # refuse what is no loadable checkpoint now, not at the next command
+        value = str(found.resolve())
     else:
         raise CheckpointError(f"{text}: no such checkpoint folder, and not an installed pretrained model, `latest` "
                               "or a hub id like 'user/model' (see `aekit models`)")
@@ -261,25 +341,30 @@ def clear_default(task: str | None = None) -> bool:
 
 @dataclass(frozen=True)
 class ModelChoice:
-    """Which model a command uses and why: ``spec`` is what `aekit.load` takes."""
+    """Which model a command uses and why: ``spec`` is what `aekit.load` takes; ``note`` a line to print
+    beside it, or "" (a name typed that is also a folder here, which it does not mean)."""
 
     spec: str
     reason: str
+    note: str = ""
 
     def describe(self) -> str:
-        return f"Using model {self.spec} ({self.reason})"
+        from .text import printable
+
+        return printable(f"Using model {self.spec} ({self.reason})")  # a folder's name may hold anything
 
 
 def resolve_model(model_path=None, task: str = "codec") -> ModelChoice:
     """The model for `task` by the rules in this module's docstring; CheckpointError when there is none."""
-    from .checkpoint import latest_run
+    from .checkpoint import HUB_ID, latest_run
 
     _check_task(task)
     if model_path is not None and str(model_path).strip():
-        text = str(model_path)
-        if text == LATEST and not Path(text).exists():
-            return ModelChoice(str(latest_run()), "the latest `aekit train` run")
-        return ModelChoice(text, "--model")
+        note = shadowed_folder_note(model_path) or ""
+        if read_spec(model_path)[0] == "latest":
+            return ModelChoice(str(latest_run()), "the latest `aekit train` run", note)
+        spec = model_path if isinstance(model_path, os.PathLike) else str(model_path)  # a Path stays a path
+        return ModelChoice(spec, "--model", note)
     defaults = read_defaults()
     for key, reason in ((task, f"your default for {task}"), (ALL_TASKS, "your default")):
         if defaults.get(key):
@@ -287,10 +372,15 @@ def resolve_model(model_path=None, task: str = "codec") -> ModelChoice:
             if value == LATEST:
                 return ModelChoice(str(latest_run()), f"{reason}: the latest `aekit train` run")
             fix = "pick another with `aekit models default NAME` or forget it with `aekit models default --clear`"
+            # what was stored is read without the current directory: a folder in it never stands in for a default
             if Path(value).is_absolute():
                 if not Path(value).is_dir():
                     raise CheckpointError(f"your default model {value} no longer exists; {fix}")
-            elif "/" not in value and not is_pretrained_name(value):
+            elif is_pretrained_name(value):
+                pass  # read_spec takes a registered name as the pretrained model before any folder
+            elif value.startswith(HUB_PREFIX) or HUB_ID.match(value):
+                value = HUB_PREFIX + value.removeprefix(HUB_PREFIX)  # stored bare by earlier aekit: still the hub
+            else:
                 raise CheckpointError(f"your default model {value!r} is no longer installed; {fix}")
             return ModelChoice(value, f"{reason}; change it with `aekit models default`")
     pretrained = pretrained_for(task)

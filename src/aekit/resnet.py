@@ -223,6 +223,19 @@ class ResNetAutoencoder(Autoencoder):
             upgraded[_LEGACY_PREFIXES[old] + key[len(old):] if old else key] = value
         return upgraded
 
+    @staticmethod
+    def tensor_count(cfg: ResNetConfig) -> int:
+        """How many tensors the state dict of ``ResNetAutoencoder(cfg)`` holds, counted without building it (see
+        ``Autoencoder.tensor_count``)."""
+        conv_bn = 1 + 5  # a conv without bias; BatchNorm weight, bias, running mean and variance, batch count
+        res_block = conv_bn + 1 + 5
+        stages = len(cfg.widths)
+        down = conv_bn + stages * (conv_bn + cfg.blocks_per_stage * res_block)  # the stem, per stage a strided conv
+        linear = 2 if cfg.linear_path else 0  # the pixel mean and the bias-free Linear, in each half
+        encoder = down + 2 + linear
+        decoder = (2 + 5) + stages * (cfg.blocks_per_stage * res_block + conv_bn) + 2 + linear
+        return encoder + decoder + (down if cfg.refine else 0)
+
     def identity_state_dict(self) -> dict:
         """The state dict under the legacy names (one ``pixel_mean``): model ids stay those of the flat layout."""
         legacy = {new: old for old, new in _LEGACY_PREFIXES.items()}

@@ -5,14 +5,13 @@ train/validation split, and ``training_record`` -- the typed answer to "which im
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .errors import TrainingError
+from .errors import TrainingError, first_line
 
 SCHEDULES = ("linear", "onecycle", "constant")
 
@@ -52,14 +51,15 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, settings: dict) -> "TrainConfig":
         """A TrainConfig from recorded settings, lenient: fields this aekit does not know are dropped (a later
-        aekit resumes and reads an earlier or later run), missing ones take their defaults."""
+        aekit resumes and reads an earlier or later run), missing ones take their defaults; known ones must have
+        their declared JSON type (TrainingError otherwise)."""
+        from .validate import check_fields
+
         if not isinstance(settings, dict):
             raise TrainingError(f"training settings must be a JSON object, got {type(settings).__name__}")
+        check_fields(cls, settings, "training setting", TrainingError)  # "10" for epochs would fail mid-run
         known = {f.name for f in dataclasses.fields(cls)}
-        config = cls(**{k: v for k, v in settings.items() if k in known})
-        if not isinstance(config.model_config, dict):
-            raise TrainingError(f"training settings: model_config must be an object, got {config.model_config!r}")
-        return config
+        return cls(**{k: v for k, v in settings.items() if k in known})
 
     def check(self) -> None:
         """Raise TrainingError on values that cannot work."""
@@ -108,14 +108,16 @@ def split_train_val(count: int, val_fraction: float, seed: int) -> tuple[np.ndar
 
 def read_run_config(out) -> TrainConfig:
     """The TrainConfig a run was started with (for --resume), from its run.json."""
+    from .validate import read_json
+
     path = Path(out) / "run.json"
+    if not path.is_file():
+        raise TrainingError(f"{out}: not a training run (no run.json); nothing to resume")
+    stored = read_json(path, TrainingError)
     try:
-        stored = json.loads(path.read_text(encoding="utf-8"))["config"]
-        return TrainConfig.from_dict(stored)
-    except FileNotFoundError:
-        raise TrainingError(f"{out}: not a training run (no run.json); nothing to resume") from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise TrainingError(f"{path}: damaged run file ({exc})") from None
+        return TrainConfig.from_dict(stored["config"])
+    except (ValueError, KeyError, TypeError, TrainingError) as exc:
+        raise TrainingError(f"{path}: damaged run file ({first_line(exc)})") from None
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,11 @@ for ``--resume``, ``metrics.jsonl`` (one line per epoch) and ``samples/epoch_NNN
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
+import re
 import time
 from pathlib import Path
 
@@ -20,9 +23,10 @@ from .devices import resolve_device  # noqa: F401  (also aekit.train.resolve_dev
 from .data import ImageTensorSet, PreparedImages, prepare, to_float
 from .run_config import (  # noqa: F401  (also importable as aekit.train.*)
     SCHEDULES, TrainConfig, TrainingRecord, read_run_config, split_train_val, training_images, training_record)
-from .errors import TrainingError
+from .errors import TrainingError, first_line
 from .images import image_grid, to_uint8_hwc
 from .metrics import psnr
+from .validate import parse_json
 
 
 def make_scheduler(optimizer, schedule: str, total_steps: int):
@@ -116,8 +120,10 @@ class Trainer:
             _barrier()
         if data.skipped:
             self.log(f"skipped {len(data.skipped)} unreadable image(s):")
+            from .text import printable
+
             for message in data.skipped[:20]:
-                self.log(f"skipped: {message}")
+                self.log(f"skipped: {printable(message)}")  # a file name must not forge a line
             if len(data.skipped) > 20:
                 self.log(f"skipped: ... and {len(data.skipped) - 20} more")
         train_idx, val_idx = split_train_val(len(data), cfg.val_fraction, cfg.seed)
@@ -339,12 +345,40 @@ class Trainer:
 
     # -- files ----------------------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _writing(self, path: Path):
+        """A failed write as a TrainingError naming the file, why, and how to go on. safetensors reports a
+        full disk as "SafetensorError: ... (os error 28)", without the file's name."""
+        from safetensors import SafetensorError
+
+        try:
+            yield
+        except OSError as exc:  # aekit.io names the file the user sees, not its temporary
+            raise self._write_failed(Path(exc.filename) if exc.filename else path, exc.strerror or first_line(exc),
+                                     exc.errno) from None
+        except SafetensorError as exc:
+            found = re.search(r"os error (\d+)", str(exc))
+            number = int(found[1]) if found else None
+            raise self._write_failed(path, os.strerror(number) if number else first_line(exc), number) from None
+
+    def _write_failed(self, path: Path, reason: str, errno: int | None) -> TrainingError:
+        import errno as codes
+
+        message = f"{path}: could not write it ({reason})"
+        if errno in (codes.ENOSPC, getattr(codes, "EDQUOT", codes.ENOSPC)):
+            again = (f"continue with `aekit train --resume {self.out}`" if (self.out / "run.json").is_file()
+                     and path.name != "run.json" else "run the command again")
+            message += f"; nothing written before is damaged (writes are atomic): free some space, then {again}"
+        return TrainingError(message)
+
     def _save(self, model, optimizer, scheduler, epoch, batch, elapsed, row, data: PreparedImages):
         summary = self._summary(epoch, batch, elapsed, row, data)
         plain = model.to(memory_format=torch.contiguous_format)
-        checkpoint.save_training_state(self.out, plain, optimizer, scheduler,
-                                       {"epoch": epoch, "batch": batch, "elapsed_s": elapsed, "config": self.config.to_dict()})
-        checkpoint.save_model(plain, self.out, training=summary)
+        with self._writing(self.out / checkpoint.STATE_NAME):
+            checkpoint.save_training_state(self.out, plain, optimizer, scheduler,
+                                           {"epoch": epoch, "batch": batch, "elapsed_s": elapsed, "config": self.config.to_dict()})
+        with self._writing(self.out / checkpoint.WEIGHTS_NAME):  # config.json's own OSError names it
+            checkpoint.save_model(plain, self.out, training=summary)
         self.layout.apply_formats()
         model.training_summary = summary
 
@@ -360,19 +394,31 @@ class Trainer:
         }
 
     def _write_run_file(self, data, n_train, n_val):
-        io.write_json(self.out / "run.json", {"config": self.config.to_dict(), "data": data.source,
-                                              "train_images": n_train, "val_images": n_val})
+        with self._writing(self.out / "run.json"):
+            io.write_json(self.out / "run.json", {"config": self.config.to_dict(), "data": data.source,
+                                                  "train_images": n_train, "val_images": n_val})
 
     def _append_metrics(self, row: dict) -> None:
         path = self.out / "metrics.jsonl"
         old = path.read_text(encoding="utf-8") if path.exists() else ""
-        io.write_text(path, old + json.dumps(row) + "\n")
+        with self._writing(path):
+            io.write_text(path, old + json.dumps(row) + "\n")
 
     def _read_metrics(self) -> list[dict]:
         path = self.out / "metrics.jsonl"
         if not path.exists():
             return []
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        rows = []
+        for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+            if not line.strip():
+                continue
+            # a diverged validation loss is recorded as NaN; anything else unreadable names its line
+            row = parse_json(line, f"{path}, line {number}", TrainingError, allow_nan=True, hint="fix or delete that line")
+            if not isinstance(row, dict) or isinstance(row.get("epoch"), bool) or not isinstance(row.get("epoch"), int):
+                raise TrainingError(f"{path}, line {number}: not a metrics row (no whole-number \"epoch\"); "
+                                    "fix or delete that line")
+            rows.append(row)
+        return rows
 
     def _last_metrics(self):
         rows = self._read_metrics()
@@ -380,7 +426,8 @@ class Trainer:
 
     def _truncate_metrics(self, epochs_done: int) -> None:
         rows = [r for r in self._read_metrics() if r["epoch"] <= epochs_done]
-        io.write_text(self.out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+        with self._writing(self.out / "metrics.jsonl"):
+            io.write_text(self.out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
 
     def _preview_batch(self, train_images, val_images, n: int = 8) -> torch.Tensor:
         source = val_images if val_images is not None and len(val_images) >= n else train_images
@@ -405,8 +452,10 @@ class Trainer:
                 labels.append("N(0,I)")
         model.train()
         grid = image_grid([to_uint8_hwc(r) for r in rows], labels, title=f"{self.out.name}  epoch {epoch}")
-        (self.out / "samples").mkdir(exist_ok=True)
-        io.save_image(self.out / "samples" / f"epoch_{epoch:04d}.png", grid)
+        path = self.out / "samples" / f"epoch_{epoch:04d}.png"
+        with self._writing(path):
+            path.parent.mkdir(exist_ok=True)
+            io.save_image(path, grid)
 
 
 class TrainingLayout:

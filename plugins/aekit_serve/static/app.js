@@ -18,12 +18,13 @@ function showMessage(text, kind) {
 }
 
 async function api(path, body, options) {
-  const init = body === undefined ? { method: "GET" } : { method: "POST" };
+  // every POST carries X-Aekit: the server refuses POSTs without it, as another web page cannot add it
+  const init = body === undefined ? { method: "GET" } : { method: "POST", headers: { "X-Aekit": "1" } };
   if (body instanceof FormData) {
-    init.body = body;
+    init.body = body;  // the browser sets the multipart Content-Type with its boundary
   } else if (body !== undefined) {
     init.body = JSON.stringify(body);
-    init.headers = { "Content-Type": "application/json" };
+    init.headers["Content-Type"] = "application/json";
   }
   let response;
   try {
