@@ -89,3 +89,26 @@ def stray_temporaries(root) -> list[Path]:
     """The temporary files (``.NAME.*.tmp``) of atomic writes left anywhere under `root`."""
     return [Path(folder) / name for folder, _, names in os.walk(root) for name in names
             if name.startswith(".") and name.endswith(".tmp")]
+
+
+# --- damaged sidecar files (priors, directions) ---------------------------------------------------------------
+
+
+def resaved_safetensors(path, arrays=None, metadata=None) -> None:
+    """The safetensors file at `path` written again with `arrays(a)` / `metadata(m)` applied to its contents."""
+    from safetensors import safe_open
+    from safetensors.numpy import save_file
+
+    with safe_open(str(path), framework="np") as fh:
+        meta, tensors = dict(fh.metadata()), {k: fh.get_tensor(k) for k in fh.keys()}
+    (arrays or (lambda a: None))(tensors)
+    (metadata or (lambda m: None))(meta)
+    save_file(tensors, str(path), metadata=meta)
+
+
+def poke(key, value):
+    """An `arrays` edit for `resaved_safetensors`: the second value of array `key` set to `value`."""
+    def edit(arrays):
+        arrays[key] = arrays[key].copy()
+        arrays[key].reshape(-1)[1] = value
+    return edit

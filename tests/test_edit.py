@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import TINY, fails, invoke, run_cli, save_tiny_model
+from helpers import TINY, fails, invoke, poke, resaved_safetensors, run_cli, save_tiny_model
 from PIL import Image
 
 import aekit
@@ -148,28 +148,9 @@ def test_missing_and_damaged_files_are_one_line_errors(fitted, tmp_path):
         read_directions(tmp_path / "prior.safetensors")
 
 
-def _resaved(path, arrays=None, metadata=None):
-    """The directions file at `path` written again with `arrays(a)` / `metadata(m)` applied to its contents."""
-    from safetensors import safe_open
-    from safetensors.numpy import save_file
-
-    with safe_open(str(path), framework="np") as fh:
-        meta, tensors = dict(fh.metadata()), {k: fh.get_tensor(k) for k in fh.keys()}
-    (arrays or (lambda a: None))(tensors)
-    (metadata or (lambda m: None))(meta)
-    save_file(tensors, str(path), metadata=meta)
-
-
-def _poke(key, value):
-    def edit(arrays):
-        arrays[key] = arrays[key].copy()
-        arrays[key].reshape(-1)[1] = value
-    return edit
-
-
 BAD_DIRECTIONS = [  # (id, arrays edit, metadata edit, what the one line must say)
-    ("nan-mean", _poke("mean", np.nan), None, "mean holds NaN or infinite values"),
-    ("infinite-vector", _poke("vectors", -np.inf), None, "vectors holds NaN or infinite values"),
+    ("nan-mean", poke("mean", np.nan), None, "mean holds NaN or infinite values"),
+    ("infinite-vector", poke("vectors", -np.inf), None, "vectors holds NaN or infinite values"),
     ("int-vectors", lambda a: a.update(vectors=(a["vectors"] * 100).astype(np.int32)), None, "vectors stored as int32"),
     ("newer-format-version", None, lambda m: m.update(format_version="7"), "written by a newer aekit (directions format 7"),
     ("details-nested-too-deeply", None, lambda m: m.update(details="[" * 100_000 + "]" * 100_000),
@@ -182,7 +163,7 @@ BAD_DIRECTIONS = [  # (id, arrays edit, metadata edit, what the one line must sa
 def test_damaged_directions_are_refused_naming_the_file(fitted, face, tmp_path, arrays, metadata, needle):
     folder, model, _ = fitted
     path = directions_path(folder)
-    _resaved(path, arrays, metadata)
+    resaved_safetensors(path, arrays, metadata)
     with pytest.raises(DirectionsError) as error:
         load_directions(model)
     assert str(error.value).startswith(f"{path}: ") and needle in str(error.value), str(error.value)

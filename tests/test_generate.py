@@ -16,6 +16,7 @@ import aekit_generate as gen
 from aekit.cli import cli
 from aekit.images import resize_rgb, to_uint8_hwc
 from aekit.synthetic import make_faces
+from helpers import poke, resaved_safetensors
 
 LATENT = 16
 SIZE = 32
@@ -200,29 +201,10 @@ def test_damaged_prior_file_is_one_error(model_dir):
         gen.load_prior(aekit.load(model_dir), "gaussian")
 
 
-def _resaved_prior(path, arrays=None, metadata=None):
-    """The prior file at `path` written again with `arrays(a)` / `metadata(m)` applied to its contents."""
-    from safetensors import safe_open
-    from safetensors.numpy import save_file
-
-    with safe_open(str(path), framework="np") as fh:
-        meta, tensors = dict(fh.metadata()), {k: fh.get_tensor(k) for k in fh.keys()}
-    (arrays or (lambda a: None))(tensors)
-    (metadata or (lambda m: None))(meta)
-    save_file(tensors, str(path), metadata=meta)
-
-
-def _poke(key, value):
-    def edit(arrays):
-        arrays[key] = arrays[key].copy()
-        arrays[key].reshape(-1)[1] = value
-    return edit
-
-
 BAD_PRIORS = [  # (id, sampler, arrays edit, metadata edit, what the one line must say)
-    ("gaussian-nan-mean", "gaussian", _poke("mean", np.nan), None, "'mean' holds NaN or infinite values"),
-    ("gaussian-infinite-covariance", "gaussian", _poke("cov", np.inf), None, "'cov' holds NaN or infinite values"),
-    ("gmm-nan-means", "gmm", _poke("means", np.nan), None, "'means' holds NaN or infinite values"),
+    ("gaussian-nan-mean", "gaussian", poke("mean", np.nan), None, "'mean' holds NaN or infinite values"),
+    ("gaussian-infinite-covariance", "gaussian", poke("cov", np.inf), None, "'cov' holds NaN or infinite values"),
+    ("gmm-nan-means", "gmm", poke("means", np.nan), None, "'means' holds NaN or infinite values"),
     ("gmm-negative-weight", "gmm", lambda a: a.update(weights=-a["weights"]), None, "weights must be zero or more"),
     ("gaussian-wrong-width", "gaussian", lambda a: a.update(mean=np.zeros(LATENT + 1), cov=np.eye(LATENT + 1)), None,
      f"{LATENT + 1}-d for a {LATENT}-d model"),
@@ -239,7 +221,7 @@ def test_a_damaged_prior_is_refused_naming_it_instead_of_sampling_black_faces(mo
     model = aekit.load(model_dir)
     latents = np.random.default_rng(0).standard_normal((200, LATENT))
     path = gen.save_prior(_fitted(sampler, latents), sampler, model=model)
-    _resaved_prior(path, arrays, metadata)
+    resaved_safetensors(path, arrays, metadata)
     with pytest.raises(gen.PriorError) as error:
         gen.load_prior(model, sampler)
     assert str(error.value).startswith(f"{path}: ") and needle in str(error.value), str(error.value)
