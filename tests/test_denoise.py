@@ -1,6 +1,8 @@
 """The denoise plugin: noise models (statistics, seeds, arguments, combinations), `aekit noise`, `aekit denoise`."""
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -395,6 +397,17 @@ def test_denoise_cli_writes_a_255_byte_name_among_others(runner, tmp_path, model
     result = invoke(runner, "denoise", photos, "-m", model_dir, "--out", tmp_path / "clean", "-q")
     assert result.exit_code == 0 and "wrote 3 denoised image(s)" in result.stdout, result.output
     assert sorted(p.name for p in (tmp_path / "clean").iterdir()) == sorted(["a.png", LONG_NAME, "z.png"])
+
+
+def test_denoise_of_one_255_byte_name_without_out_writes_a_name_that_fits(runner, tmp_path, model_dir, monkeypatch):
+    from corpus import LONG_NAME
+
+    make_input(tmp_path / LONG_NAME, "RGB")
+    monkeypatch.chdir(tmp_path)
+    result = invoke(runner, "denoise", LONG_NAME, "-m", model_dir, "-q")
+    assert result.exit_code == 0, result.output
+    (written,) = [p for p in tmp_path.iterdir() if "-denoised" in p.name]
+    assert len(os.fsencode(written.name)) <= 255 and written.name.endswith("-denoised" + Path(LONG_NAME).suffix)
 
 
 # --- aekit denoise: the CLI ------------------------------------------------------------------------------

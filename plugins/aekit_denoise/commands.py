@@ -13,7 +13,7 @@ import numpy as np
 
 from aekit.cli import check_output_folder, check_output_path, cli_device, finish_skipped, model_option, nothing_read
 from aekit.errors import AekitError, ImageReadError, NoiseSpecError
-from aekit.paths import why_missing
+from aekit.paths import NAME_MAX, cut_to_bytes, why_missing
 from aekit.text import printable
 from aekit_export.options import runtime_option
 
@@ -245,6 +245,12 @@ def noise(inputs, spec, out, seed, quiet):
 # --- aekit denoise -----------------------------------------------------------------------------------
 
 
+def _denoised_name(stem: str, suffix: str) -> str:
+    """STEM-denoised.EXT, the stem cut so that a legal 255-byte input name gives a legal output name."""
+    tail = f"-denoised{suffix}"
+    return cut_to_bytes(stem, NAME_MAX - len(os.fsencode(tail))) + tail
+
+
 def denoised_suffix(name: str) -> str:
     """The output extension: PNG and JPEG keep theirs, every other format becomes .png."""
     suffix = PurePosixPath(name).suffix
@@ -297,7 +303,7 @@ def denoise(inputs, model_path, out, method, overwrite, device, runtime, quiet):
     if not files:
         raise nothing_read(skipped)
     outputs = plan_outputs(files, single, out, lambda name: _with_suffix(name, denoised_suffix(name)),
-                           default_single=lambda item: f"{item.path.stem}-denoised{denoised_suffix(item.name)}")
+                           default_single=lambda item: _denoised_name(item.path.stem, denoised_suffix(item.name)))
     for target in outputs[:1] if single else []:
         try:
             format_for_path(target)
