@@ -278,7 +278,8 @@ def training_noise(model) -> str | None:
 @click.option("--method", type=click.Choice(METHODS), default="auto", show_default=True, help=METHOD_HELP)
 @click.option("--overwrite", is_flag=True, help="Replace existing files, the inputs themselves included.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-@runtime_option("the model", int8_gain="no faster than onnx for whole-model denoising on the CPUs measured")
+@runtime_option("the model", int8_gain="faces-64-denoise about 1.6x as fast as onnx on a CPU with VNNI, 0.01 dB lost; "
+                                       "7-bit weights, right on any x86 CPU")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def denoise(inputs, model_path, out, method, overwrite, device, runtime, quiet):
     """Denoise images with a model (best one trained with `aekit train --noise ...`), at their own size.
