@@ -26,6 +26,7 @@ import torch
 
 from aekit import hookimpl
 from aekit.errors import AekitError
+from aekit.validate import parse_json
 
 FORMAT = "aekit-latents"
 FORMAT_VERSION = 1
@@ -141,10 +142,7 @@ def load_latents(path, model=None) -> LatentFile:
             if arrays[key].shape != stored_latents.shape[1:] or arrays[key].dtype.kind != "f":
                 raise LatentFileError(f"{path}: int8 {key} must be float of shape {stored_latents.shape[1:]}, "
                                       f"got {arrays[key].dtype} {arrays[key].shape}")
-    try:
-        meta = json.loads(_text_field(arrays, "meta", path))
-    except json.JSONDecodeError:
-        raise LatentFileError(f"{path}: damaged metadata") from None
+    meta = parse_json(_text_field(arrays, "meta", path), f"{path}: damaged metadata", LatentFileError)
     if not isinstance(meta, dict):
         raise LatentFileError(f"{path}: damaged metadata (not a JSON object)")
     names_array = arrays["names"]

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import AekitError
+from .validate import parse_json
 
 FORMAT = "aekit-features"
 FORMAT_VERSION = 1
@@ -115,10 +116,7 @@ def load_features(path) -> Features:
     if missing:
         hint = "; it is a latent file from `aekit compress`, make features with `aekit embed`" if "latents" in arrays else ""
         raise FeatureFileError(f"{path}: not an aekit features file (missing {', '.join(missing)}){hint}")
-    try:
-        meta = json.loads(str(arrays["meta"]))
-    except json.JSONDecodeError:
-        raise FeatureFileError(f"{path}: damaged metadata") from None
+    meta = parse_json(str(arrays["meta"]), f"{path}: damaged metadata", FeatureFileError)  # deep nesting too: one line
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise FeatureFileError(f"{path}: not an aekit features file (format {meta.get('format') if isinstance(meta, dict) else None!r})")
     if int(meta.get("format_version", 0)) > FORMAT_VERSION:
