@@ -39,3 +39,10 @@ def register_commands(register):
     from .command import faces_cmd
 
     register(faces_cmd)
+
+
+@hookimpl
+def register_aligners(register):
+    from .aligner import YuNetAligner
+
+    register("yunet", YuNetAligner(), help="YuNet's five landmarks onto CelebA's template (OpenCV, shipped)")

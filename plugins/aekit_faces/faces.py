@@ -315,6 +315,7 @@ def parse_size(text) -> int | tuple[int, int] | None:
 
 _LOCAL = threading.local()  # a cv2.FaceDetectorYN keeps the input size it was last given: one per thread
 _MODEL_LOCK = threading.Lock()
+_QUIET_LOCK = threading.Lock()
 _MODEL_BYTES: bytes | None = None
 
 
@@ -336,14 +337,21 @@ def model_bytes() -> bytes:
 
 def _detector(score: float):
     """This thread's YuNet detector with threshold `score`."""
-    cached = getattr(_LOCAL, "detector", None)
-    if cached is not None and cached[0] == score:
-        return cached[1]
+    made = getattr(_LOCAL, "detectors", None)
+    if made is None:
+        made = _LOCAL.detectors = {}
+    if score in made:
+        return made[score]
     try:
         import cv2
     except ImportError as exc:  # a core dependency: only a broken install gets here
         raise AekitError(f"finding faces needs OpenCV ({exc}); pip install opencv-python-headless") from None
     data = np.frombuffer(model_bytes(), dtype=np.uint8)
+    with _QUIET_LOCK:  # the log level is global: threads creating detectors at once must not restore it midway
+        return _created(cv2, data, score)
+
+
+def _created(cv2, data, score):
     level = cv2.utils.logging.getLogLevel()
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # OpenCV 5 warns about targets on every creation
     try:
@@ -357,7 +365,7 @@ def _detector(score: float):
                 detector = cv2.FaceDetectorYN.create(str(path), "", (320, 320), float(score), NMS_THRESHOLD, 5000)
     finally:
         cv2.utils.logging.setLogLevel(level)
-    _LOCAL.detector = (score, detector)
+    _LOCAL.detectors[score] = detector
     return detector
 
 

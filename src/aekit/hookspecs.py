@@ -58,6 +58,18 @@ def register_feature_sets(register):
 
 
 @hookspec
+def register_aligners(register):
+    """Register a face aligner for ``--align``: ``register(name, aligner, help="")``.
+
+    ``aligner`` is an ``aekit.alignment.FaceAligner``: ``find(image)`` (the faces of an RGB uint8 photo,
+    largest first), ``framed_face(image)`` (the face when the image is already framed like the models'
+    training faces, else None), ``crop(image, face, size)`` (a model input) and ``put_back(image, face,
+    change)`` (an edit's change carried back into the photo under a soft mask). The built-in
+    ``aekit_faces`` registers ``yunet``.
+    """
+
+
+@hookspec
 def register_commands(register):
     """Register CLI commands: ``register(click_command)``; the command's name is its CLI name."""
 

@@ -34,6 +34,7 @@ HOOKS = {
     "register_demos": "demo",
     "register_pretrained": "pretrained",
     "register_feature_sets": "feature_set",
+    "register_aligners": "aligner",
 }
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from .errors import RegistryError
 
-KINDS = ("model", "data_source", "noise_model", "sampler", "command", "demo", "pretrained", "feature_set")
+KINDS = ("model", "data_source", "noise_model", "sampler", "command", "demo", "pretrained", "feature_set", "aligner")
 KIND_LABELS = {
     "model": "model",
     "data_source": "data source",
@@ -17,6 +17,7 @@ KIND_LABELS = {
     "demo": "demo part",
     "pretrained": "pretrained model",
     "feature_set": "feature set",
+    "aligner": "face aligner",
 }
 
 
