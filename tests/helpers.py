@@ -112,3 +112,64 @@ def poke(key, value):
         arrays[key] = arrays[key].copy()
         arrays[key].reshape(-1)[1] = value
     return edit
+
+
+# --- photos with faces in them (the faces are aekit's synthetic ones, which the face aligner finds) -------------
+
+FACE_SIDE = 192  # px: the synthetic faces drawn into photos (make_faces(12, seed=0, size=192))
+FOUND_FACES = (6, 9, 11)  # of those, the faces YuNet finds upright (score 0.86 or more), as tests/test_faces.py uses
+PHOTO_BACKGROUND = (40, 90, 60)
+
+
+def synthetic_face_pictures():
+    """The 192x192 synthetic faces the photos below are made of (index them with FOUND_FACES)."""
+    from aekit.synthetic import make_faces
+
+    return make_faces(12, seed=0, size=FACE_SIDE)[0]
+
+
+def face_placed(centre, scale: float = 1.0, angle: float = 0.0):
+    """The (2, 3) transform drawing a 192x192 face turned by `angle` degrees and scaled by `scale`, centred at
+    `centre` (as tests/test_faces.py's `placed`)."""
+    from aekit_faces import compose, similarity
+
+    middle = (FACE_SIDE - 1) / 2
+    return compose(similarity(1, 0, (centre[0] - middle, centre[1] - middle)),
+                   similarity(scale, angle, center=(middle, middle)))
+
+
+def photo_with_faces(faces, size=(480, 400)):
+    """A (H, W, 3) uint8 photo of `size` (width, height): each (face picture, transform) drawn on a plain background
+    (as tests/test_faces.py's `photo`)."""
+    import numpy as np
+    from aekit_faces import warp
+
+    canvas = np.empty((size[1], size[0], 3), np.uint8)
+    canvas[:] = PHOTO_BACKGROUND
+    for image, transform in faces:
+        drawn = warp(image, transform, size, border="constant")
+        inside = warp(np.full_like(image, 255), transform, size, border="constant") > 127
+        canvas = np.where(inside, drawn, canvas)
+    return canvas
+
+
+# --- a folder of such photos (--align on compress, umap, eval) ---------------------------------------------------
+
+
+def write_face_photos(folder, pair: bool = False) -> Path:
+    """A folder of photos made with `photo_with_faces`: group.png (two faces, the larger on the right), solo.jpg
+    (one face) and empty.png (none, a plain grey picture); with `pair`, also pair.png (two more faces)."""
+    import numpy as np
+    from PIL import Image
+
+    faces = synthetic_face_pictures()
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(photo_with_faces([(faces[11], face_placed((130, 200), 0.7)),
+                                      (faces[9], face_placed((340, 190), 1.2, -10))])).save(folder / "group.png")
+    Image.fromarray(photo_with_faces([(faces[6], face_placed((240, 200), 0.9, 20))])).save(folder / "solo.jpg", quality=95)
+    Image.fromarray(np.full((200, 300, 3), 128, np.uint8)).save(folder / "empty.png")
+    if pair:
+        Image.fromarray(photo_with_faces([(faces[6], face_placed((120, 190), 0.8)),
+                                          (faces[11], face_placed((350, 210), 1.0, 8))])).save(folder / "pair.png")
+    return folder

@@ -40,10 +40,15 @@ def framed(synthetic) -> np.ndarray:
 
 
 class ListSource(ImageSource):
-    """Images in memory, named p0, p1, ...; one labelled attribute; None reads as a damaged file."""
+    """Images in memory, named p0, p1, ...; one labelled attribute; None reads as a damaged file; photos unless
+    `photos` is False (then a data set in the models' framing, which --align auto leaves unsearched)."""
 
-    def __init__(self, images):
-        self.images = images
+    def __init__(self, images, photos: bool = True):
+        self.images, self.photos = images, photos
+        self.reads = 0
+
+    def is_photo(self, index):
+        return self.photos
 
     def keys(self):
         return [f"p{i}" for i in range(len(self.images))]
@@ -55,6 +60,7 @@ class ListSource(ImageSource):
         return {"Label": np.arange(len(self.images))}
 
     def read(self, index):
+        self.reads += 1
         if self.images[index] is None:
             raise ImageReadError(f"p{index}: damaged")
         return self.images[index]
@@ -113,8 +119,8 @@ def test_a_face_too_small_is_a_reason_that_says_how_small(synthetic):
     picture = photo([(synthetic[GOOD[0]], placed((240, 200), 0.5))])
     placements, why = placements_of(picture, "far", "on", get_aligner(), min_size=500)
     assert placements == [] and why.startswith("far: no face of at least 500 px (largest ")
-    # under auto a picture whose only faces are too small is not used whole either: it has faces, just unusable ones
-    assert placements_of(picture, "far", "auto", get_aligner(), min_size=500)[0] == []
+    # under auto a picture without a usable face is used as it is
+    assert [p.face_index for p in placements_of(picture, "far", "auto", get_aligner(), min_size=500)[0]] == [-1]
 
 
 # --- a whole source ---------------------------------------------------------------------------------------------
@@ -143,6 +149,16 @@ def test_auto_keeps_framed_and_faceless_pictures_whole_and_aligns_the_rest(two_f
     assert aligned.skipped == []
     _, image, _ = next(aligned.iter_images([3], 32))
     assert np.array_equal(image, resize_rgb(framed, 32))  # as it is: exactly the plain resize
+
+
+def test_auto_leaves_a_data_set_in_the_models_framing_unsearched_and_reads_it_as_the_source_does(two_faces):
+    source = ListSource([two_faces, two_faces], photos=False)
+    aligned = AlignedSource(source, "auto", 32, progress=False)
+    assert aligned.keys() == ["p0", "p1"] and source.reads == 0
+    assert [p.face_index for p in aligned.placements()] == [-1, -1]
+    _, image, _ = next(aligned.iter_images([1], 32))
+    assert np.array_equal(image, resize_rgb(two_faces, 32))
+    assert AlignedSource(source, "on", 32, progress=False).keys() == ["p0#0", "p0#1", "p1#0", "p1#1"]  # on searches all
 
 
 def test_off_is_the_source_itself(two_faces):

@@ -236,12 +236,14 @@ def edit_model(fitted):
     return fitted[0]
 
 
-def test_edit_add_writes_original_reconstruction_and_edited(edit_model, face, tmp_path):
-    out = tmp_path / "edited.png"
+def test_edit_add_writes_the_edited_photo_and_grid_writes_original_reconstruction_and_edited(edit_model, face, tmp_path):
+    out, grid = tmp_path / "edited.png", tmp_path / "grid.png"
     result = invoke("edit", face, "--model", edit_model, "--add", "A=1.5", "--add", "pc1=-1", "--out", out,
-                    "--runtime", "torch")
+                    "--grid", grid, "--runtime", "torch")
     assert "A+1.5, pc1-1" in result.output
-    picture = Image.open(out)
+    edited = Image.open(out)  # the photo itself, at its own size, edited in place
+    assert edited.size == Image.open(face).size and edited.text["edits"] == "A+1.5, pc1-1"
+    picture = Image.open(grid)
     tile = SIZE * 2 + 2
     assert picture.width == 3 * tile + 2 and picture.text["edits"] == "A+1.5, pc1-1"
     assert picture.text["model_fingerprint"] == aekit.model_fingerprint(aekit.load(edit_model))
@@ -278,9 +280,10 @@ def test_edit_sweep_draws_one_row_per_face(edit_model, face, tmp_path):
 def test_edit_skips_and_lists_unreadable_images(edit_model, face, tmp_path):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not an image")
-    out = tmp_path / "out.png"
+    out = tmp_path / "out"  # several images: a folder of STEM-edited.EXT
     result = invoke("edit", face, bad, "--model", edit_model, "--add", "A=1", "--out", out)
-    assert "skipped:" in result.output and "bad.png" in result.output and out.is_file()
+    assert "skipped:" in result.output and "bad.png" in result.output
+    assert sorted(p.name for p in out.iterdir()) == ["face-edited.png"]
 
 
 @pytest.mark.parametrize("args, message", [
@@ -296,8 +299,13 @@ def test_edit_mistakes_are_one_line_errors_and_write_nothing(edit_model, face, t
     assert not out.exists()
 
 
-def test_edit_refuses_a_non_png_output_an_input_as_output_and_unreadable_inputs(edit_model, face, tmp_path):
-    fails("edit", face, "--model", edit_model, "--add", "A=1", "--out", tmp_path / "x.jpg", message="must end in .png")
+def test_edit_refuses_an_unknown_output_format_an_input_as_output_and_unreadable_inputs(edit_model, face, tmp_path):
+    fails("edit", face, "--model", edit_model, "--add", "A=1", "--out", tmp_path / "x.gif",
+          message="must end in .png, .jpg, .jpeg or .webp")
+    fails("edit", face, "--model", edit_model, "--sweep", "A", "--out", tmp_path / "x.jpg", message="must end in .png")
+    fails("edit", face, "--model", edit_model, "--add", "A=1", "--out", tmp_path / "y.png", "--grid", tmp_path / "g.jpg",
+          message="must end in .png")
+    assert not list(tmp_path.glob("[xyg].*"))
     fails("edit", face, "--model", edit_model, "--add", "A=1", "--out", face, message="would overwrite an input")
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"\x89PNG\r\n")
@@ -324,3 +332,160 @@ def test_the_pretrained_codec_edits_out_of_the_box(face, tmp_path):
     assert "Eyeglasses\tattribute" in listed and "pc10\tprincipal" in listed
     directions = load_directions(aekit.load("faces-64"))
     assert len(directions.named("attribute")) == 40 and directions.info["images"] == 9000
+
+
+# --- edits in the photo ---------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def drawn() -> np.ndarray:
+    """Synthetic faces YuNet finds (test_faces' own: seed 0, 192 px), to draw photos with."""
+    from aekit.synthetic import make_faces
+
+    return make_faces(12, seed=0, size=192)[0]
+
+
+def drawn_photo(drawn, *faces) -> np.ndarray:
+    """A 480x400 photo with each (face index, centre, scale, degrees) drawn on a plain background (test_faces' helpers)."""
+    from test_faces import photo, placed
+
+    return photo([(drawn[index], placed(centre, scale, angle)) for index, centre, scale, angle in faces])
+
+
+def _aligner():
+    from aekit.alignment import get_aligner
+
+    return get_aligner()
+
+
+def _saved(path, image) -> str:
+    Image.fromarray(image).save(path)
+    return str(path)
+
+
+def _edited(*args) -> np.ndarray:
+    """Run `aekit edit ... --runtime torch` and read back its one --out picture as an array."""
+    out = args[args.index("--out") + 1]
+    invoke("edit", *args, "--runtime", "torch")
+    return np.asarray(Image.open(out).convert("RGB"))
+
+
+def test_an_edited_photo_is_the_input_outside_the_mask_and_the_change_put_back_inside(edit_model, drawn, tmp_path):
+    picture = drawn_photo(drawn, (9, (230, 210), 1.0, 12))
+    edited = _edited(_saved(tmp_path / "photo.png", picture), "--model", edit_model, "--add", "A=8",
+                     "--out", tmp_path / "edited.png")
+    assert edited.shape == picture.shape  # the whole photo at its full resolution
+    aligner = _aligner()
+    face = aligner.find(picture)[0]
+    mask = aligner.mask(picture.shape, face)
+    assert (mask == 0).mean() > 0.5
+    np.testing.assert_array_equal(edited[mask == 0], picture[mask == 0])  # bit for bit outside the mask
+    assert (edited != picture)[mask > 0.5].any()
+    # inside: the change between the edited face's decoding and its reconstruction (not the reconstruction)
+    model = aekit.load(edit_model)
+    z = model.encode(aligner.crop(picture, face, SIZE)[None]).numpy()
+    decoded = model.decode(np.concatenate([z, load_directions(model).apply(z, {"A": 8.0})])).numpy()
+    grey = np.clip((decoded.transpose(0, 2, 3, 1) + 1) * 127.5, 0, 255)
+    np.testing.assert_array_equal(edited, aligner.put_back(picture, face, grey[1] - grey[0]))
+
+
+def test_a_photo_with_two_faces_has_both_edited_and_largest_only_the_larger(edit_model, drawn, tmp_path):
+    picture = drawn_photo(drawn, (11, (130, 200), 0.7, 0), (9, (340, 190), 1.2, -10))
+    path = _saved(tmp_path / "group.png", picture)
+    aligner = _aligner()
+    faces = aligner.find(picture)
+    assert len(faces) == 2
+    masks = [aligner.mask(picture.shape, face) for face in faces]
+    changed = _edited(path, "--model", edit_model, "--add", "A=8", "--out", tmp_path / "both.png",
+                      "--grid", tmp_path / "grid.png") != picture
+    assert all(changed[m > 0.5].any() for m in masks)  # each face edited in place
+    assert not changed[(masks[0] == 0) & (masks[1] == 0)].any()
+    tile = SIZE * 2 + 2
+    assert Image.open(tmp_path / "grid.png").height > 2 * tile  # the grid: one row per aligned face
+    largest = _edited(path, "--model", edit_model, "--add", "A=8", "--out", tmp_path / "one.png", "--largest") != picture
+    assert largest[masks[0] > 0.5].any() and not largest[masks[0] == 0].any()
+
+
+def test_a_photo_without_a_face_is_skipped_under_on_and_edited_whole_under_auto_and_off(edit_model, drawn, tmp_path):
+    empty = np.full((200, 300, 3), 128, np.uint8)
+    blank = _saved(tmp_path / "empty.png", empty)
+    picture = drawn_photo(drawn, (9, (240, 200), 1.0, 0))
+    solo = _saved(tmp_path / "solo.png", picture)
+    out = tmp_path / "on"
+    result = invoke("edit", blank, solo, "--model", edit_model, "--add", "A=8", "--align", "on", "--out", out)
+    assert "skipped: " in result.stderr and "empty.png: no face found" in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["solo-edited.png"]
+    line = fails("edit", blank, "--model", edit_model, "--add", "A=8", "--align", "on", "--out", tmp_path / "x.png",
+                 message="empty.png: no face found")
+    assert "nothing written" in line and not (tmp_path / "x.png").exists()
+    whole = _edited(blank, "--model", edit_model, "--add", "A=8", "--out", tmp_path / "auto.png") != empty
+    corners = [whole[:50, :50], whole[:50, -50:], whole[-50:, :50], whole[-50:, -50:]]
+    assert whole.any(axis=2).mean() > 0.5 and all(corner.any() for corner in corners)  # no mask: all of it
+    off = _edited(solo, "--model", edit_model, "--add", "A=8", "--align", "off", "--out", tmp_path / "off.png") != picture
+    mask = _aligner().mask(picture.shape, _aligner().find(picture)[0])
+    assert off[mask == 0].any()  # --align off: the photo taken as the model's framing, changed all over
+
+
+def test_an_already_framed_picture_keeps_its_own_detail(tmp_path):
+    """A 64x64 face framed like CelebA is edited through the frame: sharper than the reconstruction the old
+    `aekit edit` returned (faces-64, the pretrained codec)."""
+    from aekit.images import to_uint8_hwc
+
+    def psnr(a, b) -> float:
+        return float(10 * np.log10(255.0**2 / np.mean((a.astype(np.float64) - b) ** 2)))
+
+    framed = make_framed()
+    path = _saved(tmp_path / "framed.png", framed)
+    edited = _edited(path, "--add", "Smiling=1", "--out", tmp_path / "edited.png")
+    model = aekit.load("faces-64")
+    reconstruction = to_uint8_hwc(model.decode(model.encode(framed[None])))[0]
+    assert edited.shape == framed.shape
+    assert psnr(edited, framed) > psnr(reconstruction, framed) + 3, (psnr(edited, framed), psnr(reconstruction, framed))
+    aligner = _aligner()
+    face = aligner.framed_face(framed)
+    mask = aligner.mask(framed.shape, face)
+    np.testing.assert_array_equal(edited[mask == 0], framed[mask == 0])
+    assert (edited != framed)[mask > 0.5].any()
+
+
+def make_framed() -> np.ndarray:
+    """A 64x64 synthetic face the aligner takes as framed like CelebA."""
+    from aekit.synthetic import make_faces
+
+    framed = make_faces(4, seed=0, size=64)[0][1]
+    assert _aligner().framed_face(framed) is not None
+    return framed
+
+
+@pytest.mark.parametrize("ext, fmt", [(".png", "PNG"), (".jpg", "JPEG"), (".jpeg", "JPEG"), (".webp", "WEBP")])
+def test_the_edited_photos_format_follows_the_extension(edit_model, face, tmp_path, ext, fmt):
+    out = tmp_path / f"edited{ext}"
+    invoke("edit", face, "--model", edit_model, "--add", "A=1", "--out", out)
+    with Image.open(out) as picture:
+        assert picture.format == fmt and picture.size == Image.open(face).size
+
+
+def test_several_photos_go_to_a_folder_and_nothing_is_replaced_without_overwrite(edit_model, face, tmp_path):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    jpeg, bmp = inputs / "a.jpg", inputs / "b.bmp"
+    Image.open(face).save(jpeg, quality=95)
+    Image.open(face).save(bmp)
+    out = tmp_path / "edited"
+    result = invoke("edit", jpeg, bmp, face, "--model", edit_model, "--add", "A=1", "--out", out)
+    assert "wrote 3 edited photo(s)" in result.output
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["a-edited.jpg", "b-edited.png", "face-edited.png"]  # JPEG stays JPEG, BMP becomes PNG
+    assert Image.open(out / "a-edited.jpg").format == "JPEG"
+    before = (out / "a-edited.jpg").read_bytes()
+    fails("edit", jpeg, bmp, "--model", edit_model, "--add", "A=2", "--out", out, message="already exists; add --overwrite")
+    assert (out / "a-edited.jpg").read_bytes() == before
+    invoke("edit", jpeg, bmp, "--model", edit_model, "--add", "A=2", "--out", out, "--overwrite")
+    assert (out / "a-edited.jpg").read_bytes() != before
+    # an input named like another input's output is never replaced, even with --overwrite
+    Image.open(face).save(inputs / "a-edited.jpg")
+    kept = (inputs / "a-edited.jpg").read_bytes()
+    fails("edit", jpeg, inputs / "a-edited.jpg", "--model", edit_model, "--add", "A=1", "--out", inputs, "--overwrite",
+          message="would overwrite an input")
+    assert (inputs / "a-edited.jpg").read_bytes() == kept
+    fails("edit", jpeg, bmp, "--model", edit_model, "--add", "A=1", "--out", tmp_path / "two.png",
+          message="looks like a file name")

@@ -772,3 +772,204 @@ def test_similar_says_what_is_wrong_in_one_line(tmp_path, tiny_model_dir, face_f
     fails("similar", query, "--index", tmp_path / "index.npz", "--model", tiny_model_dir, "--out", tmp_path / "n.gif",
           message="use a .png, .jpg or .webp name", code=2)
     assert not (tmp_path / "n.gif").exists()
+
+
+# --- --align ---------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def align_photos(tmp_path):
+    """group.png (two faces: the larger on the right), solo.png (one face), empty.png (none) and their labels."""
+    from helpers import FOUND_FACES, face_placed, photo_with_faces, synthetic_face_pictures
+
+    faces = synthetic_face_pictures()
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.fromarray(photo_with_faces([(faces[FOUND_FACES[2]], face_placed((130, 200), 0.7)),
+                                      (faces[FOUND_FACES[1]], face_placed((340, 190), 1.2, -10))])).save(folder / "group.png")
+    Image.fromarray(photo_with_faces([(faces[FOUND_FACES[0]], face_placed((240, 200), 0.9, 20))])).save(folder / "solo.png")
+    Image.fromarray(np.full((200, 300, 3), 128, np.uint8)).save(folder / "empty.png")
+    (tmp_path / "labels.csv").write_text("file,kind\ngroup.png,a\nsolo.png,b\nempty.png,b\n", encoding="utf-8")
+    return folder
+
+
+def _model_input_features(model_dir, path, mode="on", largest=False):
+    """The features `aekit embed --align MODE` should give for each model input of one photo."""
+    from aekit.alignment import model_inputs
+    from aekit.images import open_image
+
+    model = aekit.load(model_dir, device="cpu")
+    crops, placements = model_inputs(open_image(path), mode, model.config.image_size, largest=largest, name=path.name)
+    return model.features(np.stack(crops), "multiscale").numpy(), placements
+
+
+def test_align_on_gives_a_row_per_face_with_photo_face_and_box_and_lists_photos_without_one(tmp_path, tiny_model_dir,
+                                                                                            align_photos):
+    result = invoke("embed", align_photos, "-m", tiny_model_dir, "--out", tmp_path / "f.npz", "-q", "--align", "on",
+                    "--runtime", "torch")
+    assert "Traceback" not in result.output
+    skipped = [line for line in result.stderr.splitlines() if line.startswith("skipped: ")]
+    assert len(skipped) == 1 and "empty.png: no face found" in skipped[0], result.stderr
+    assert "3 x " in result.stdout and "(3 face(s) of 2 image(s))" in result.stdout and "1 skipped" in result.stdout
+    feats = load_features(tmp_path / "f.npz")
+    assert feats.paths == ["group.png#0", "group.png#1", "solo.png#0"]
+    assert feats.photo == ["group.png", "group.png", "solo.png"] and feats.face.tolist() == [0, 1, 0]
+    assert feats.box.shape == (3, 4) and feats.box.dtype == np.float32 and np.isfinite(feats.box).all()
+    assert feats.box[0, 0] > feats.box[1, 0] and feats.box[0, 2] > feats.box[1, 2]  # largest first: the one on the right
+    assert feats.files[0] == feats.files[1] == str((align_photos / "group.png").resolve())
+    assert feats.meta["align"] == "on" and feats.align == "on"
+    with np.load(tmp_path / "f.npz", allow_pickle=False) as data:  # plain columns beside paths and files
+        assert data["photo"].tolist() == feats.photo and data["face"].dtype == np.int64
+    expected, placements = _model_input_features(tiny_model_dir, align_photos / "group.png")
+    np.testing.assert_allclose(feats.X[:2], expected, rtol=0, atol=1e-4)  # the aligned faces, as model_inputs gives them
+    np.testing.assert_allclose(feats.box[:2], [p.box for p in placements], atol=1e-3)
+
+
+def test_align_auto_uses_a_photo_without_a_face_whole_and_labels_follow_the_photo(tmp_path, tiny_model_dir, align_photos):
+    result = invoke("embed", align_photos, "-m", tiny_model_dir, "--out", tmp_path / "f.npz", "-q",
+                    "--labels", tmp_path / "labels.csv", "--runtime", "torch", "--align", "auto")  # the default
+    assert "skipped" not in result.output
+    feats = load_features(tmp_path / "f.npz")
+    assert feats.paths == ["empty.png", "group.png#0", "group.png#1", "solo.png#0"]
+    assert feats.face.tolist() == [-1, 0, 1, 0] and np.isnan(feats.box[0]).all() and np.isfinite(feats.box[1:]).all()
+    assert feats.photo == ["empty.png", "group.png", "group.png", "solo.png"] and feats.align == "auto"
+    assert feats.target("kind", as_names=True).tolist() == ["b", "a", "a", "b"]  # each face has its photo's label
+    # the whole image is exactly what --align off gives it
+    invoke("embed", align_photos / "empty.png", "-m", tiny_model_dir, "--out", tmp_path / "off.npz", "-q", "--align", "off",
+           "--runtime", "torch")
+    np.testing.assert_allclose(feats.X[0], load_features(tmp_path / "off.npz").X[0], rtol=0, atol=1e-5)
+
+
+def test_align_off_is_each_image_as_it_is_and_old_files_without_placements_still_read(tmp_path, tiny_model_dir,
+                                                                                      align_photos):
+    from aekit.images import open_image, resize_rgb
+
+    invoke("embed", align_photos, "-m", tiny_model_dir, "--out", tmp_path / "f.npz", "-q", "--align", "off",
+           "--runtime", "torch")
+    feats = load_features(tmp_path / "f.npz")
+    assert feats.paths == feats.photo == ["empty.png", "group.png", "solo.png"] and feats.align == "off"
+    assert feats.face.tolist() == [-1, -1, -1] and np.isnan(feats.box).all()
+    model = aekit.load(tiny_model_dir, device="cpu")
+    naive = np.stack([resize_rgb(open_image(align_photos / name), 32) for name in feats.paths])
+    np.testing.assert_allclose(feats.X, model.features(naive, "multiscale").numpy(), rtol=0, atol=1e-4)
+    # a file written without the columns (before --align) reads as whole images
+    save_features(tmp_path / "old.npz", feats.X, feats.paths, model, feature_set="multiscale")
+    with np.load(tmp_path / "old.npz", allow_pickle=False) as data:
+        assert not {"photo", "face", "box"} & set(data.files)
+    old = load_features(tmp_path / "old.npz")
+    assert old.photo == old.paths and old.face.tolist() == [-1, -1, -1] and np.isnan(old.box).all() and old.align == "off"
+    with pytest.raises(FeatureFileError, match="the face column needs 3 rows"):
+        save_features(tmp_path / "bad.npz", feats.X, feats.paths, model, placements={"face": [0, 1]})
+
+
+def test_cluster_and_classify_find_the_faces_again_and_write_where_they_came_from(tmp_path, tiny_model_dir, align_photos):
+    import csv
+
+    invoke("embed", align_photos, "-m", tiny_model_dir, "--out", tmp_path / "f.npz", "-q", "--labels", tmp_path / "labels.csv",
+           "--align", "auto")
+    feats = load_features(tmp_path / "f.npz")
+    result = invoke("cluster", tmp_path / "f.npz", "--k", "2", "--out", tmp_path / "c.csv", "--sheet", tmp_path / "s.png")
+    assert "note" not in result.output and (tmp_path / "s.png").exists()
+    with open(tmp_path / "c.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == ["path", "cluster", "photo", "face", "box_x", "box_y", "box_w", "box_h"]
+    assert [(r["path"], r["photo"], r["face"]) for r in rows] == [
+        ("empty.png", "empty.png", "-1"), ("group.png#0", "group.png", "0"), ("group.png#1", "group.png", "1"),
+        ("solo.png#0", "solo.png", "0")]
+    assert rows[0]["box_x"] == "" and float(rows[1]["box_w"]) == pytest.approx(float(feats.box[1, 2]), abs=0.1)
+    from aekit_embed.cluster import read_clusters_csv
+
+    assert len(read_clusters_csv(tmp_path / "c.csv", feats.paths)) == 4  # `aekit umap --clusters` still reads it
+    # the pixel baselines read each face again, aligned as `aekit embed` aligned it
+    report = json.loads(invoke("classify", tmp_path / "f.npz", "--label", "kind", "--cv", "2", "--json", "-q").stdout)
+    assert report["faces"] == 3 and report["photos"] == 3 and report["images"] == 4
+    assert [s["name"].split(" (")[0] for s in report["scores"]] == ["autoencoder features", "PCA of pixels", "raw pixels",
+                                                                     "majority class"]
+    from aekit_embed.lookup import images_for, read_images
+
+    source, why = images_for(feats)
+    again = read_images(source, range(4), 32)
+    model = aekit.load(tiny_model_dir, device="cpu")
+    np.testing.assert_allclose(model.features(np.stack([again[i] for i in range(4)]), "multiscale").numpy(), feats.X,
+                               rtol=0, atol=1e-4)
+    # --align off reads each row's whole photo instead; a face that is gone fails to read with the reason
+    whole, _ = images_for(feats, align_mode="off")
+    assert read_images(whole, [1], 32)[1].shape == (32, 32, 3)
+    Image.fromarray(np.full((400, 480, 3), 90, np.uint8)).save(align_photos / "group.png")  # its faces painted over
+    source, _ = images_for(feats)
+    assert [error for _, _, error in source.iter_images([1], 32)] == ["group.png: no face found"]
+    assert "raw pixels" not in invoke("classify", tmp_path / "f.npz", "--label", "kind", "--cv", "2", "-q").stdout
+
+
+def test_similar_queries_each_face_of_a_photo_and_draws_matches_in_their_photos_with_boxes(tmp_path, tiny_model_dir,
+                                                                                          align_photos):
+    from aekit_embed.search import BOX_COLOUR, TILE, framed_tile
+
+    invoke("embed", align_photos, "-m", tiny_model_dir, "--out", tmp_path / "index.npz", "-q", "--align", "auto")
+    result = invoke("similar", align_photos / "group.png", "--index", tmp_path / "index.npz", "-m", tiny_model_dir,
+                    "--k", 2, "--align", "on", "--out", tmp_path / "sheet.png")
+    lines = [line.split("\t") for line in result.stdout.splitlines()]
+    assert len(lines) == 4 and all(len(line) == 4 for line in lines)
+    for n in (0, 1):  # each face of the query photo finds itself first, named as in the index
+        mine = [line for line in lines if line[0] == f"{align_photos / 'group.png'}#{n}"]
+        assert mine[0][3] == f"group.png#{n}" and float(mine[0][2]) > 0.999
+    sheet = np.asarray(Image.open(tmp_path / "sheet.png").convert("RGB"))
+    boxes = (sheet == BOX_COLOUR).all(axis=2).sum()
+    assert boxes > 4 * 40, boxes  # the queries' and the matches' boxes, drawn on their photos
+    # the crop-only sheet of the same search (--align off queries, whole images) has no box
+    invoke("similar", align_photos / "empty.png", "--index", tmp_path / "index.npz", "-m", tiny_model_dir, "--k", 1,
+           "--align", "off", "--out", tmp_path / "plain.png")
+    assert not (np.asarray(Image.open(tmp_path / "plain.png").convert("RGB")) == BOX_COLOUR).all(axis=2).any()
+    # a tile: the photo fitted, the box drawn where the face is, the aligned face in the far corner
+    photo = np.zeros((100, 200, 3), np.uint8)
+    tile = framed_tile(photo, (150, 20, 40, 60), np.full((32, 32, 3), 255, np.uint8))
+    assert tile.shape == (TILE, TILE, 3)
+    scale = TILE / 200
+    top = (TILE - round(100 * scale)) // 2  # the photo's top edge in the tile
+    edge = tile[top + int(20 * scale) - 1 : top + int(20 * scale) + 3, int(150 * scale) : int(190 * scale)]
+    assert (edge == BOX_COLOUR).all(axis=2).any(axis=0).sum() > 15  # the box's top edge, across the face's width
+    assert not (tile[:, : int(150 * scale) - 2] == BOX_COLOUR).all(axis=2).any()  # and nowhere left of it
+    assert (tile[TILE - 10, 5] == 255).all()  # the inset face: bottom-left, away from the box on the right
+
+
+def test_similar_align_on_lists_a_query_without_a_face(tmp_path, tiny_model_dir, align_photos):
+    invoke("embed", align_photos, "-m", tiny_model_dir, "--out", tmp_path / "index.npz", "-q", "--align", "auto")
+    result = invoke("similar", align_photos / "solo.png", align_photos / "empty.png", "--index", tmp_path / "index.npz",
+                    "-m", tiny_model_dir, "--k", 1, "--align", "on")
+    assert "skipped: " in result.stderr and "empty.png: no face found" in result.stderr and "Traceback" not in result.output
+    assert [line.split("\t")[0] for line in result.stdout.splitlines()] == [f"{align_photos / 'solo.png'}#0"]
+    fails("similar", align_photos / "empty.png", "--index", tmp_path / "index.npz", "-m", tiny_model_dir, "--align", "on",
+          message="empty.png: no face found")
+
+
+def test_embedder_align_gives_one_row_per_image_from_its_largest_face(tiny_model_dir, align_photos):
+    from sklearn.base import clone
+
+    from aekit_embed import AutoencoderEmbedder, EmbedderError
+
+    group, solo, empty = (align_photos / name for name in ("group.png", "solo.png", "empty.png"))
+    on = AutoencoderEmbedder(model=str(tiny_model_dir), device="cpu", runtime="torch", align="on")
+    assert on.get_params()["align"] == "on" and clone(on).align == "on"
+    assert AutoencoderEmbedder().align == "auto"
+    X = on.fit_transform([str(group), str(solo)])
+    assert X.shape == (2, on.n_features_out_)
+    for row, path in zip(X, (group, solo)):  # the largest face only: exactly one row per image
+        expected, placements = _model_input_features(tiny_model_dir, path, largest=True)
+        assert len(placements) == 1
+        np.testing.assert_allclose(row, expected[0], rtol=0, atol=1e-4)
+    np.testing.assert_allclose(on.transform([Image.open(group)]), X[:1], rtol=0, atol=1e-5)  # PIL images
+    np.testing.assert_allclose(on.transform(np.asarray(Image.open(group))[None]), X[:1], rtol=0, atol=1e-4)  # arrays
+    with pytest.raises(EmbedderError, match="empty.png: no face found"):
+        on.transform([str(solo), str(empty)])
+    with pytest.raises(EmbedderError, match=r"X\[0\]: no face found"):
+        on.transform(np.asarray(Image.open(empty))[None])
+    # auto: no face, the image as it is (as off gives it); off: each image resized as it is
+    auto = AutoencoderEmbedder(model=str(tiny_model_dir), device="cpu", runtime="torch").fit([str(empty)])
+    off = AutoencoderEmbedder(model=str(tiny_model_dir), device="cpu", runtime="torch", align="off").fit([str(empty)])
+    np.testing.assert_allclose(auto.transform([str(empty), str(group)])[0], off.transform([str(empty)])[0], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(auto.transform([str(group)]), X[:1], rtol=0, atol=1e-5)
+    assert not np.allclose(off.transform([str(group)]), X[:1], atol=1e-3)
+    with pytest.raises(EmbedderError, match="align must be one of 'auto', 'on', 'off', got 'sideways'"):
+        AutoencoderEmbedder(model=str(tiny_model_dir), device="cpu", align="sideways").fit([str(group)])
+    with pytest.raises(EmbedderError, match="align must be one of"):
+        auto.set_params(align="ON").transform([str(group)])

@@ -239,7 +239,7 @@ BAD_OPTIONS = [
            (["--add", "pc1"], "expected NAME=AMOUNT"), (["--add", "pc1=inf"], "expected NAME=AMOUNT"),
            (["--add", "Nope=1"], "no direction 'Nope'"), (["--sweep", "Nope"], "no direction 'Nope'"),
            (["--steps", "1"], "1 is not in the range"), (["--range", "0"], "--range"),
-           ([], "nothing to do", {"drop": ("--add",)}), (["--out", "{tmp}/edited.jpg"], "must end in .png"),
+           ([], "nothing to do", {"drop": ("--add",)}), (["--out", "{tmp}/edited.gif"], "must end in .png"),
            (["--directions", "{tmp}/none.safetensors"], "no such file"), (["--runtime", "x"], "'x' is not one of")),
     *_opts("demo",
            (["--seed", "-1"], "-1 is not in the range"), (["--parts", "nosuch"], "unknown demo part(s) 'nosuch'"),

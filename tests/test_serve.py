@@ -56,7 +56,7 @@ def setup(tmp_path_factory, module_home):
     faces.mkdir()
     for i, image in enumerate(make_faces(10, seed=7, size=48)[0]):
         Image.fromarray(image).save(faces / f"face{i}.png")
-    invoke("embed", faces, "-m", model_dir, "-o", root / "feats.npz", "-q")
+    invoke("embed", faces, "-m", model_dir, "-o", root / "feats.npz", "--align", "off", "-q")  # one row per image
     bare = save_tiny_model(root / "bare", seed=1)  # no directions, no prior
     return {"root": root, "model": model_dir, "faces": faces, "feats": root / "feats.npz", "bare": bare,
             "directions": directions}
@@ -93,7 +93,8 @@ def client(app):
 
 
 def png_bytes(image=None, size=40) -> bytes:
-    return encoded(Image.fromarray(face(size) if image is None else image), "PNG")
+    # seed 1: a face framed like CelebA, which uploads (aligned, --align auto) take as it is; seed 0's is too small
+    return encoded(Image.fromarray(face(size, 1) if image is None else image), "PNG")
 
 
 def decoded(url: str) -> np.ndarray:
@@ -116,7 +117,7 @@ def one_line_error(response, status: int, *needles: str) -> str:
     return message
 
 
-def encode_face(client, seed=0) -> dict:
+def encode_face(client, seed=1) -> dict:
     response = upload(client, png_bytes(face(40, seed)))
     assert response.status_code == 200, response.text
     return response.json()
@@ -432,10 +433,10 @@ def test_only_the_latest_faces_are_kept(setup):
     from aekit_serve.explorer import Explorer
 
     explorer = Explorer(aekit.load(setup["model"]), max_faces=3)
-    tokens = [explorer.encode_upload(png_bytes(face(40, i)), f"{i}.png")["token"] for i in range(5)]
+    tokens = [explorer.encode_upload(png_bytes(face(40, i)), f"{i}.png")["token"] for i in range(1, 6)]
     with pytest.raises(Exception, match="no longer in memory"):
         explorer.face(tokens[0])
-    assert explorer.face(tokens[-1]).name == "4.png" and len(explorer._faces) == 3
+    assert explorer.face(tokens[-1]).name == "5.png" and len(explorer._faces) == 3
 
 
 def test_an_unexpected_failure_is_a_500_line_logged_and_the_server_goes_on(setup, caplog):
@@ -761,7 +762,10 @@ def test_the_page_in_headless_chromium_uploads_a_face_and_a_slider_redraws_it(se
             page.wait_for_function("() => document.querySelectorAll('#neighbours figure').length === 8")
             assert page.text_content("#face-name") == "(me.png)"
             before = page.get_attribute("#edited", "src")
-            assert before == page.get_attribute("#reconstruction", "src")
+            explorer = app.state.explorer
+            token = next(reversed(explorer._faces))  # the last face: me.png
+            assert before == explorer.decode(token=token)["photo"]  # an upload's edits are shown in the photo
+            assert page.text_content("#edited-note") == "(in the photo)"
 
             name = setup["directions"].named("attribute")[0]
             slider = page.locator(f"input.direction[data-direction='{name}']")
@@ -770,9 +774,7 @@ def test_the_page_in_headless_chromium_uploads_a_face_and_a_slider_redraws_it(se
             page.wait_for_function("s => document.getElementById('edited').src !== s", arg=before)
             page.wait_for_function("() => !document.querySelector('.busy')")
             after = page.get_attribute("#edited", "src")
-            explorer = app.state.explorer
-            latent = explorer.face(next(reversed(explorer._faces))).latent.tolist()  # the last face: me.png
-            assert after == explorer.decode(latent, edits={name: 3.0})["image"]  # exactly the edited face
+            assert after == explorer.decode(token=token, edits={name: 3.0})["photo"]  # exactly the edited photo
 
             allowed_console.append("Failed to load resource: the server responded with a status of 400 (Bad Request)")
             page.set_input_files("#upload", str(bad_file))
@@ -786,3 +788,72 @@ def test_the_page_in_headless_chromium_uploads_a_face_and_a_slider_redraws_it(se
     outside = [u for u in requests if urlparse(u).scheme != "data" and urlparse(u).hostname not in ("127.0.0.1", "localhost")]
     assert outside == [] and len(requests) >= 5
     assert len(posts) >= 4 and set(posts) == {"1"}  # every POST (JSON or the upload's form) carries X-Aekit
+
+
+# --- edits in the photo ---------------------------------------------------------------------------------------
+
+
+def _kept(data: bytes) -> np.ndarray:
+    """An upload as the explorer keeps it: RGB, at most PHOTO_SIDE on its longer side."""
+    from aekit_serve.explorer import PHOTO_SIDE
+
+    image = Image.open(io.BytesIO(data)).convert("RGB")
+    image.thumbnail((PHOTO_SIDE, PHOTO_SIDE))
+    return np.asarray(image)
+
+
+def test_an_uploaded_photo_is_aligned_and_its_edits_are_shown_in_the_photo(client, setup):
+    from test_faces import photo, placed
+
+    from aekit.alignment import get_aligner
+    from aekit.images import to_uint8_hwc
+
+    synthetic = make_faces(12, seed=0, size=192)[0]
+    data = png_bytes(photo([(synthetic[9], placed((300, 220), 1.3, 12))], size=(600, 440)))
+    result = upload(client, data, "holiday.png").json()
+    kept = _kept(data)
+    assert max(kept.shape[:2]) == 256 and decoded(result["photo"]).shape == kept.shape  # capped as before
+    aligner = get_aligner()
+    face = aligner.find(kept)[0]
+    np.testing.assert_array_equal(decoded(result["original"]), aligner.crop(kept, face, SIZE))  # aligned first
+    attribute = setup["directions"].named("attribute")[0]
+    edited = client.post("/api/decode", json={"token": result["token"], "edits": {attribute: 10}}).json()
+    shown = decoded(edited["photo"])
+    mask = aligner.mask(kept.shape, face)
+    assert shown.shape == kept.shape
+    np.testing.assert_array_equal(shown[mask == 0], kept[mask == 0])  # the photo's own pixels outside the mask
+    assert (shown != kept)[mask > 0.5].any()
+    model = aekit.load(setup["model"])
+    z = setup["directions"].apply(np.asarray([result["latent"]], np.float32), {attribute: 10})
+    np.testing.assert_array_equal(decoded(edited["image"]), to_uint8_hwc(model.decode(z))[0])  # the face, as before
+    plain = client.post("/api/decode", json={"token": result["token"]}).json()
+    np.testing.assert_array_equal(decoded(plain["photo"]), kept)  # no edit: the photo itself
+    by_latent = client.post("/api/decode", json={"latent": result["latent"], "edits": {attribute: 10}}).json()
+    assert by_latent["photo"] is None and by_latent["image"] == edited["image"]
+
+
+def test_uploads_follow_the_explorers_align_mode(setup):
+    from aekit_serve.explorer import Explorer, ExplorerError
+
+    blank = png_bytes(np.full((120, 160, 3), 128, np.uint8))
+    strict = Explorer(aekit.load(setup["model"]), align="on")
+    with pytest.raises(ExplorerError, match="blank.png: no face found") as error:
+        strict.encode_upload(blank, "blank.png")
+    assert error.value.status == 400 and "--align on" in str(error.value)
+    attribute = setup["directions"].named("attribute")[0]
+    for mode in ("auto", "off"):  # no face, or not looked for: the picture as the model's framing, edited whole
+        explorer = Explorer(aekit.load(setup["model"]), align=mode)
+        token = explorer.encode_upload(blank, "blank.png")["token"]
+        changed = decoded(explorer.decode(token=token, edits={attribute: 10})["photo"]) != _kept(blank)
+        assert changed.any(axis=2).mean() > 0.5 and changed[:20, :20].any() and changed[-20:, -20:].any(), mode
+    assert explorer.info()["align"] == "off"
+
+
+def test_serve_takes_align_and_says_how_uploads_are_read(setup):
+    pytest.importorskip("starlette")
+    base = ["serve", "-m", setup["model"], "--denoiser", "none", "--port", "0", "--check"]
+    result = run_cli(*base, "--align", "on")
+    assert result.exit_code == 0, result.output
+    assert "uploads: the largest face aligned by yunet (--align on), edits shown in the photo" in result.stderr
+    assert "uploads: taken as they are (--align off)" in run_cli(*base, "--align", "off").stderr
+    assert "'sideways' is not one of" in error_line(run_cli(*base, "--align", "sideways"), 2)

@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 import numpy as np
 
-from aekit.cli import check_output_path, echo_skipped, finish_skipped, model_option
+from aekit.alignment import align_option
+from aekit.cli import check_output_path, echo_skipped, model_option
 from aekit.text import printable, tsv_line
 from aekit_export.options import runtime_option
 
@@ -138,6 +139,86 @@ def _describe(edits) -> str:
     return ", ".join(f"{name}{amount:+g}" for name, amount in edits)
 
 
+PHOTO_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}  # what --out may end in
+PHOTO_QUALITY = 95  # JPEG and WebP
+EDITED_SUFFIX = "-edited"  # several images: each edited photo is --out/STEM-edited.EXT
+
+
+def _format_of(path) -> str | None:
+    return PHOTO_FORMATS.get(Path(path).suffix.lower())
+
+
+def _is_input(path: Path, inputs: list[Path]) -> bool:
+    import os
+
+    real = os.path.realpath(path)
+    return any(p.exists() and os.path.realpath(p) == real for p in inputs)
+
+
+def _picture_path(value, option: str, inputs: list[Path]) -> Path:
+    """A .png picture to write (the --sweep strip, --grid): checked before any work."""
+    path = check_output_path(value, option)
+    if path.suffix.lower() != ".png":
+        raise click.BadParameter(f"{path}: must end in .png", param_hint=option)
+    if _is_input(path, inputs):
+        raise click.BadParameter(f"{path}: would overwrite an input image; choose another file name", param_hint=option)
+    return path
+
+
+def _photo_outputs(out: str, inputs: list[Path], overwrite: bool) -> tuple[list[Path], bool]:
+    """Where each edited photo goes, and whether --out is a folder (several images, or an existing folder):
+    checked before any work, never an input, an existing file only with --overwrite."""
+    import os
+
+    from aekit.cli import check_output_folder, refuse_existing_output
+    from aekit.io import check_writable
+    from aekit.paths import unique_names
+
+    folder = len(inputs) > 1 or Path(out).is_dir() or str(out).endswith(("/", os.sep))
+    if not folder:
+        path = check_output_path(out)
+        if _format_of(path) is None:
+            raise click.BadParameter(f"{path}: must end in .png, .jpg, .jpeg or .webp (the edited photo's format); "
+                                     "several images go to a folder", param_hint="--out")
+        outputs = [path]
+    else:
+        root = Path(out)
+        if not root.exists() and _format_of(root) is not None:
+            raise click.BadParameter(f"{out}: looks like a file name; several images go to a folder (end it with / "
+                                     "for a folder of this name)", param_hint="--out")
+        check_output_folder(root)
+        names = []
+        for path in inputs:
+            suffix = path.suffix if _format_of(path) else ".png"  # JPEG stays JPEG, PNG PNG, WebP WebP; others PNG
+            stem = path.stem.replace("\0", "_") or "photo"
+            names.append(f"{stem}{EDITED_SUFFIX}{suffix}")
+        outputs = [root / name for name in unique_names(names)]
+        check_writable(outputs[0])  # a folder that takes no file fails before any work
+    for path in outputs:
+        if _is_input(path, inputs):
+            raise click.BadParameter(f"{path}: would overwrite an input image; choose another file name",
+                                     param_hint="--out")
+        refuse_existing_output(path, overwrite)
+    return outputs, folder
+
+
+def _save_photo(path: Path, image: np.ndarray, picture, fields: dict) -> None:
+    """The edited photo, atomically, in the format of its extension (JPEG and WebP at quality 95); the input's
+    colour profile is kept, and a PNG records how it was made."""
+    from PIL import Image
+
+    from aekit import io
+    from aekit.images import png_text
+
+    fmt = _format_of(path) or "PNG"
+    params = {"pnginfo": png_text(fields)} if fmt == "PNG" else {"quality": PHOTO_QUALITY}
+    icc = getattr(picture, "info", {}).get("icc_profile")
+    if icc:
+        params["icc_profile"] = icc
+    path.parent.mkdir(parents=True, exist_ok=True)
+    io.save_image(path, Image.fromarray(image), format=fmt, **params)
+
+
 @click.command("edit")
 @click.argument("images", nargs=-1, required=True, metavar="IMAGE...")
 @model_option
@@ -148,64 +229,137 @@ def _describe(edits) -> str:
 @click.option("--steps", type=click.IntRange(2, MAX_STEPS), default=7, show_default=True, help="Faces in a --sweep strip.")
 @click.option("--range", "extent", type=click.FloatRange(0, 100, min_open=True), default=2.0, show_default=True,
               help="A --sweep goes from -RANGE to +RANGE.")
-@click.option("--out", "-o", type=click.Path(), required=True, help="Picture to write (.png).")
+@click.option("--out", "-o", type=click.Path(), required=True, metavar="FILE|DIR",
+              help="The edited photo: .png, .jpg, .jpeg or .webp, its format; with several images a folder, where "
+                   f"each is written as STEM{EDITED_SUFFIX}.EXT. With --sweep: the strip (.png).")
+@click.option("--grid", "grid_file", type=click.Path(), default=None, metavar="FILE.png",
+              help="Also write the comparison picture: each face as the model sees it, its reconstruction and the "
+                   "edited face.")
+@align_option
+@click.option("--largest", is_flag=True, help="Edit only the largest face of each photo.")
+@click.option("--overwrite", is_flag=True, help="Replace edited photos that already exist (refused otherwise; never an input).")
 @click.option("--directions", "directions_file", type=click.Path(), default=None, metavar="FILE",
               help="A directions file (default: the one beside the model).")
 @runtime_option("the decoder")
-def edit(images, model_path, adds, sweep, steps, extent, out, directions_file, runtime):
-    """Encode faces, move their latents along named directions, and decode them.
+def edit(images, model_path, adds, sweep, steps, extent, out, grid_file, align, largest, overwrite, directions_file,
+         runtime):
+    """Edit the faces in photos: move their latents along named directions, and put the change back.
 
-    With --add, each row shows the original, its reconstruction and the edited face. With --sweep,
-    each row shows the original, then the face moved from -RANGE to +RANGE along the direction.
-    Directions come from `aekit directions fit`; the pretrained faces-64 has CelebA's 40 attributes
-    and 10 principal axes (`aekit directions list`). Unreadable images are skipped and listed.
+    Each face is found and aligned as the model's training faces were (--align), encoded, moved, and
+    the difference between the moved face's decoding and its reconstruction is carried back into the
+    photo under a soft mask around the face: the photo keeps its resolution and its own detail, and
+    everything outside the mask is untouched. A picture already framed like CelebA (faces-64's own
+    64x64 inputs, say) is edited the same way; one where no face is found (--align auto), or any with
+    --align off, has the change added to the whole picture. Images without a face under --align on,
+    and unreadable ones, are skipped and listed.
+
+    With --sweep, --out is a strip instead: each face as the model sees it, then the face moved from
+    -RANGE to +RANGE along the direction. --grid also writes the comparison of each face, its
+    reconstruction and the edited face. Directions come from `aekit directions fit`; the pretrained
+    faces-64 has CelebA's 40 attributes and 10 principal axes (`aekit directions list`).
 
     \b
     Examples:
-      aekit edit face.jpg --add Smiling=1.5 --add Eyeglasses=1 --out edited.png
+      aekit edit photo.jpg --add Smiling=1.5 --add Eyeglasses=1 --out edited.jpg
+      aekit edit group.png --add Young=1 --largest --out edited.png --grid faces.png
+      aekit edit a.jpg b.png --add Male=-1 --out edited/         # edited/a-edited.jpg, edited/b-edited.png
       aekit edit face.jpg --sweep Smiling --steps 7 --out strip.png
       aekit edit a.jpg b.jpg --sweep pc1 --range 3 --out pc1.png
       aekit edit face.jpg --model runs/celeba --add Male=-1 --sweep Young --out strip.png
     """
     from aekit.cli import load_model_arg
-    from aekit.errors import ImageReadError
-    from aekit.images import open_image, png_text
+    from aekit.errors import AekitError, ImageReadError
+    from aekit.images import open_image
+    from aekit_export.runtime import decoder_for
+
+    from .photos import decoded_changes, photo_faces, put_changes
 
     edits = _parse_edits(adds)
     if not edits and not sweep:
         raise click.UsageError("nothing to do: give --add NAME=AMOUNT and/or --sweep NAME")
-    if len(images) > MAX_EDIT_IMAGES:
+    if grid_file is not None and not edits:
+        raise click.UsageError("--grid shows the --add edits: give --add NAME=AMOUNT")
+    inputs = [Path(image) for image in images]
+    if (sweep or grid_file) and len(images) > MAX_EDIT_IMAGES:
         raise click.BadParameter(f"at most {MAX_EDIT_IMAGES} images per picture, got {len(images)}", param_hint="IMAGE")
-    out = check_output_path(out)
-    if out.suffix.lower() != ".png":
-        raise click.BadParameter(f"{out}: must end in .png", param_hint="--out")
-    if any(Path(image).exists() and Path(image).resolve() == out.resolve() for image in images):
-        raise click.BadParameter(f"{out}: would overwrite an input image; choose another file name", param_hint="--out")
+    targets, in_folder = (None, False) if sweep else _photo_outputs(out, inputs, overwrite)
+    strip = _picture_path(out, "--out", inputs) if sweep else None
+    grid = _picture_path(grid_file, "--grid", inputs) if grid_file is not None else None
+    if grid is not None and any(grid.resolve() == p.resolve() for p in [strip, *(targets or [])] if p is not None):
+        raise click.BadParameter(f"{grid}: is also --out; choose another file name", param_hint="--grid")
     model = load_model_arg(model_path)
     _require_latent_space(model)
     directions = load_directions(model, directions_file)
     for name in [n for n, _ in edits] + ([sweep] if sweep else []):
         directions.index(name)  # an unknown name fails before any image is read
-    pictures, names, skipped = [], [], []
-    for image in images:
+    from aekit import model_fingerprint
+    from aekit.alignment import get_aligner
+
+    aligner = None if align == "off" else get_aligner()
+    size = model.config.image_size
+    decode = decoder_for(model, runtime)
+    fields = {"model": str(model.checkpoint_dir), "model_fingerprint": model_fingerprint(model),
+              "edits": _describe(edits), "sweep": sweep or "", "range": extent if sweep else "", "align": align}
+    skipped, crops, names, written, photos = [], [], [], [], 0
+    for index, path in enumerate(inputs):
         try:
-            pictures.append(open_image(Path(image)))
-            names.append(str(image))
+            picture = open_image(path)
         except ImageReadError as exc:
             skipped.append(str(exc))
-    finish_skipped(skipped, len(pictures))
-    picture = edit_picture(model, directions, pictures, names, edits, sweep, steps, extent, runtime)
-    from aekit import io, model_fingerprint
-
-    fields = {"model": str(model.checkpoint_dir), "model_fingerprint": model_fingerprint(model),
-              "edits": _describe(edits), "sweep": sweep or "", "range": extent if sweep else ""}
-    io.save_image(out, picture, pnginfo=png_text(fields))
+            continue
+        faces, why = photo_faces(np.asarray(picture, dtype=np.uint8), str(path), align, size, aligner, largest)
+        if why is not None:
+            skipped.append(why)
+            continue
+        photos += 1
+        crops += [face.pixels for face in faces]
+        names += [face.placement.key() for face in faces]
+        if align == "auto" and not any(face.masked for face in faces):
+            click.echo(printable(f"note: {path}: no face found; the change is added to the whole picture"), err=True)
+        if targets is None:
+            continue
+        pixels = np.stack([face.pixels for face in faces])
+        latents = model.encode(pixels).float().numpy()
+        _, _, changes = decoded_changes(decode, latents, directions.apply(latents, edits))
+        edited = put_changes(np.asarray(picture, dtype=np.uint8), faces, changes, aligner)
+        _save_photo(targets[index], edited, picture, fields)
+        written.append(targets[index])
+    if not photos:
+        if len(skipped) > 1:
+            echo_skipped(skipped)
+        first = f" (first problem: {skipped[0]})" if skipped else ""
+        raise AekitError(f"none of the {len(inputs)} image(s) could be edited{first}; nothing written")
+    echo_skipped(skipped)
     what = " and ".join(filter(None, [_describe(edits) if edits else "", f"a {steps}-step sweep of {sweep}" if sweep else ""]))
-    click.echo(f"wrote {out} ({len(pictures)} face(s): {what})")
+    if len(crops) > MAX_EDIT_IMAGES and (strip or grid):
+        click.echo(f"note: the picture shows the first {MAX_EDIT_IMAGES} of the {len(crops)} faces", err=True)
+    shown, shown_names = np.stack(crops[:MAX_EDIT_IMAGES]), names[:MAX_EDIT_IMAGES]
+    if strip is not None:
+        picture = edit_picture(model, directions, shown, shown_names, edits, sweep, steps, extent, runtime)
+        _save_picture(strip, picture, fields)
+        click.echo(f"wrote {strip} ({len(crops)} face(s): {what})")
+    elif in_folder:
+        where = Path(out)
+        click.echo(f"wrote {len(written)} edited photo(s) to {where} ({len(crops)} face(s): {what})")
+    else:
+        click.echo(f"wrote {written[0]} ({len(crops)} face(s): {what})")
+    if grid is not None:
+        picture = edit_picture(model, directions, shown, shown_names, edits, None, steps, extent, runtime)
+        _save_picture(grid, picture, {**fields, "sweep": "", "range": ""})
+        click.echo(f"wrote {grid} (each face, its reconstruction and the edited face)")
+
+
+def _save_picture(path: Path, picture, fields: dict) -> None:
+    """A picture of faces (the strip, the grid), atomically, as a PNG recording how it was made."""
+    from aekit import io
+    from aekit.images import png_text
+
+    io.save_image(path, picture, pnginfo=png_text(fields))
 
 
 def edit_picture(model, directions, pictures, names, edits, sweep, steps, extent, runtime="torch"):
-    """The picture `aekit edit` writes: one row per face (PIL images), captions under the first row."""
+    """The picture `aekit edit` draws (the --sweep strip, the --grid): one row per face (model inputs: arrays of the
+    model's size, or PIL images, resized), captions under the first row."""
     from aekit.images import caption_row, image_grid, resize_rgb, to_uint8_hwc
     from aekit_export.runtime import decoder_for
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 import numpy as np
 
+from aekit.alignment import align_option
 from aekit.cli import check_output_path, finish_skipped, model_option, refuse_existing_output
 from aekit.errors import AekitError
 from aekit.text import printable, tsv_line
@@ -23,7 +24,7 @@ from aekit_export.options import runtime_option
 from .fast_encoder import FastEncoder, encode_share, fold_batchnorm
 from .labels import labels_for_keys
 from .prefetch import prefetch, reduced_files
-from .sharding import encode_process_share, gather_shares, shard_indices
+from .sharding import encode_aligned_share, encode_process_share, gather_shares, shard_indices
 
 __all__ = ["FastEncoder", "classify", "cluster", "embed", "similar", "encode_process_share", "encode_share", "fold_batchnorm",
            "gather_shares", "labels_for_keys", "prefetch", "reduced_files", "shard_indices"]
@@ -52,15 +53,20 @@ __all__ = ["FastEncoder", "classify", "cluster", "embed", "similar", "encode_pro
 @click.option("--full-decode", is_flag=True,
               help="Decode every JPEG at full size before resizing (exact but slower; by default JPEGs at least "
                    "twice the model's size decode at a reduced scale, about 0.5 grey levels off on average).")
+@align_option
 @click.option("--overwrite", is_flag=True, help="Replace --out if it already exists (refused otherwise).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def embed(inputs, model_path, out, labels_csv, label_columns, labels_from_folders, feature_set, batch_size, device,
-          runtime, strict, full_decode, overwrite, quiet):
+          runtime, strict, full_decode, align, overwrite, quiet):
     """Encode images to a features .npz (features, names, labels) for scikit-learn and `aekit similar`.
 
     INPUT is image files, folders (recursive), array files or any --data source. Labels come from
     the input's own attributes (synthetic's, a folder's attributes.csv) unless --labels or
     --labels-from-folders is given. Read it with aekit.load_features("feats.npz").
+
+    With --align (auto by default) each face found in a photo is one row, named PHOTO#N (face N,
+    largest first), with the photo's labels; the file's photo, face and box columns say where each
+    row came from (face -1: the whole image, used as it is).
 
     \b
     Examples:
@@ -69,8 +75,10 @@ def embed(inputs, model_path, out, labels_csv, label_columns, labels_from_folder
       aekit embed synthetic:2000 --out feats.npz --label-column Male --label-column Smiling
       aekit embed photos/ --labels attrs.csv --label-column Eyeglasses --out feats.npz
       aekit embed pets/ --labels-from-folders --out pets.npz     # pets/cat/..., pets/dog/...
+      aekit embed photos/ --align on --out faces.npz             # every face of every photo
     """
     from aekit import feature_sets
+    from aekit.alignment import Placement, placement_columns
     from aekit.cli import cli_device, load_model_arg
     from aekit.data import split_slice
     from aekit.inputs import open_inputs
@@ -105,33 +113,64 @@ def embed(inputs, model_path, out, labels_csv, label_columns, labels_from_folder
     runtime = resolve_runtime(runtime, next(model.parameters()).device)
     resolver = FileResolver(source)
     all_files = [resolver.file(i) for i in range(len(keys))]  # once: for reduced decoding and the .npz
-    reading = source if full_decode else reduced_files(source, all_files)
-    latents, kept, skipped, error = encode_process_share(model, reading, rank, world, batch_size, strict, quiet,
-                                                         reduced=not full_decode, kind=feature_set, runtime=runtime)
+    if align == "off":  # each image as it is, as before --align
+        reading = source if full_decode else reduced_files(source, all_files)
+        latents, kept, skipped, error = encode_process_share(model, reading, rank, world, batch_size, strict, quiet,
+                                                             reduced=not full_decode, kind=feature_set, runtime=runtime)
+        rows = [(i, keys[i], Placement(keys[i], -1, (float("nan"),) * 4)) for i in kept]
+    else:  # each face of each image (AlignedSource reads the images in full itself: no reduced decoding)
+        latents, rows, skipped, error = encode_aligned_share(model, source, align, rank, world, batch_size, strict,
+                                                             quiet, kind=feature_set, runtime=runtime)
     if rank != 0:  # rank 0 has every share and writes them
         return
     if error:
         raise AekitError(error)
-    finish_skipped(skipped, len(kept))
+    finish_skipped(skipped, len(rows))
+    kept = [photo for photo, _, _ in rows]  # the image of each row
     files = [str(all_files[i] or "") for i in kept]
     labels = {name: column[kept] for name, column in columns.items()}
     meta = {"model": str(model_path) if model_path else str(getattr(model, "checkpoint_dir", "")),
             "inputs": [str(i) for i in inputs], "cwd": os.getcwd(), "source": source.description,
-            "label_sources": origin, "skipped": len(skipped), "runtime": runtime}
+            "label_sources": origin, "skipped": len(skipped), "runtime": runtime, "align": align}
     meta["processes"] = world
-    save_features(out, latents, [keys[i] for i in kept], model, labels, files, meta, classes, feature_set=feature_set)
+    placements = placement_columns([placement for _, _, placement in rows])
+    save_features(out, latents, [key for _, key, _ in rows], model, labels, files, meta, classes,
+                  feature_set=feature_set, placements=placements)
     for note in notes:
         click.echo(f"note: {printable(note)}", err=True)
     described = ""
     if labels:
         names = list(labels)
         described = f"; labels: {', '.join(names[:8])}{' ...' if len(names) > 8 else ''}"
-    click.echo(f"wrote {out}: {len(kept)} x {latents.shape[1]} {feature_set} features{described}"
+    faces = placements["face"] >= 0
+    found = (f" ({int(faces.sum())} face(s) of {len(set(np.asarray(kept)[faces].tolist()))} image(s))"
+             if faces.any() else "")
+    click.echo(f"wrote {out}: {len(rows)} x {latents.shape[1]} {feature_set} features{found}{described}"
                + (f", {len(skipped)} skipped" if skipped else "")
                + (f" ({world} processes)" if world > 1 else ""))
 
 
 # --- classify ------------------------------------------------------------------------------------------
+
+ROWS_ALIGN_HELP = ("How the images behind the rows are read again: by default as each row says (face N of its photo, "
+                   "found and aligned again as `aekit embed --align` found it, or the whole image); off: each row's "
+                   "whole photo; on or auto: the photos' faces found so, matched to the rows by face index.")
+
+
+def rows_align_option(function):
+    """``--align`` of the commands that read a features file's images again (classify, cluster):
+    ``aekit.alignment.align_option`` with no default, meaning "as each row says" (see `ROWS_ALIGN_HELP`)."""
+    function = align_option(default=None)(function)
+    for param in getattr(function, "__click_params__", []):
+        if param.name == "align":
+            param.help, param.show_default = ROWS_ALIGN_HELP, False
+    return function
+
+
+def _placement_fields(feats, row: int) -> list:
+    """photo, face and box (x, y, width, height; empty for a whole image) of a row, for a CSV."""
+    box = feats.box[row]
+    return [feats.photo[row], int(feats.face[row])] + ["" if not np.isfinite(v) else f"{float(v):.1f}" for v in box]
 
 
 @click.command("classify")
@@ -150,15 +189,17 @@ def embed(inputs, model_path, out, labels_csv, label_columns, labels_from_folder
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the fold split.")
 @click.option("--n-jobs", type=int, default=1, show_default=True, help="Folds fitted in parallel (-1: all cores).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@rows_align_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def classify(features_file, label, cv, test_file, images, test_images, pixel_size, no_pixels, max_iter, seed, n_jobs,
-             as_json, quiet):
+             as_json, align, quiet):
     """Score a linear classifier on the features against PCA, raw pixels and the majority class.
 
     Standardised LogisticRegression, with stratified k-fold cross-validation (or --test to train on
     one file and score on another). Baselines: the same classifier on PCA of the pixels with as many
     dimensions as the features, on the raw (downsampled) pixels, and always predicting the most
-    frequent class. Pixel baselines need the images (stored paths, the stored data source, or --images).
+    frequent class. Pixel baselines need the images (stored paths, the stored data source, or --images);
+    rows that are faces of photos (`aekit embed --align`) get their face, aligned again (see --align).
 
     \b
     Examples:
@@ -206,10 +247,10 @@ def classify(features_file, label, cv, test_file, images, test_images, pixel_siz
     d = X.shape[1]
     scores = [score("autoencoder features", d, evaluate.linear_probe(max_iter, seed=seed), X, X_t if test is not None else None)]
     if not no_pixels:
-        P, why = evaluate.baseline_pixels(feats, images, known, pixel_size, quiet, features_file)
+        P, why = evaluate.baseline_pixels(feats, images, known, pixel_size, quiet, features_file, align)
         P_t = None
         if P is not None and test is not None:
-            P_t, why = evaluate.baseline_pixels(test, test_images, known_t, pixel_size, quiet, test_file)
+            P_t, why = evaluate.baseline_pixels(test, test_images, known_t, pixel_size, quiet, test_file, align)
             if P_t is None:
                 P = None
         if P is None:
@@ -228,15 +269,21 @@ def classify(features_file, label, cv, test_file, images, test_images, pixel_siz
         how = f"{cv}-fold stratified cross-validation (seed {seed})"
     else:
         how = f"trained on {len(y)} images of {features_file}, scored on {len(y_t)} of {test_file}"
+    faces = feats.face[known] >= 0
+    named = np.asarray(feats.photo, dtype=object)[known]
+    photos = len(set(named.tolist()))  # the images the rows came from
     if as_json:
-        click.echo(json.dumps({"label": label, "images": int(len(y)), "classes": [str(v) for v in values],
+        click.echo(json.dumps({"label": label, "images": int(len(y)), "faces": int(faces.sum()), "photos": photos,
+                               "classes": [str(v) for v in values],
                                "majority_class": str(majority_class), "majority_share": float(counts.max() / len(y)),
                                "evaluation": "cv" if test is None else "test", "cv": cv if test is None else None,
                                "test_images": int(len(y_t)) if test is not None else None,
                                "scores": [s.as_dict() for s in scores], "notes": notes}, indent=2))
         return
+    found = (f"; {int(faces.sum())} of them faces found in {len(set(named[faces].tolist()))} photo(s)"
+             if faces.any() else "")
     click.echo(f"label {label}: {len(y)} images, {len(values)} classes (majority {majority_class}: "
-               f"{counts.max() / len(y):.1%}); {how}")
+               f"{counts.max() / len(y):.1%}); {how}{found}")
     for line in evaluate.table(scores, test is not None):
         click.echo(line)
     for note in notes:
@@ -249,7 +296,8 @@ def classify(features_file, label, cv, test_file, images, test_images, pixel_siz
 @click.command("cluster")
 @click.argument("features_file", metavar="FEATURES.npz", type=click.Path())
 @click.option("--k", "k", type=int, required=True, help="Number of clusters (at least 2).")
-@click.option("--out", "-o", required=True, type=click.Path(), help="CSV to write: path,cluster.")
+@click.option("--out", "-o", required=True, type=click.Path(),
+              help="CSV to write: path,cluster (then photo,face,box_x,box_y,box_w,box_h when rows are faces of photos).")
 @click.option("--sheet", type=click.Path(), default=None, help="Contact sheet PNG: one row of faces per cluster.")
 @click.option("--method", default="kmeans", show_default=True,
               help="kmeans, minibatch-kmeans, agglomerative or gmm (plugins may add more).")
@@ -258,8 +306,12 @@ def classify(features_file, label, cv, test_file, images, test_images, pixel_siz
 @click.option("--images", multiple=True, metavar="INPUT", help="Where the images are now (default: where `aekit embed` read them).")
 @click.option("--standardize/--no-standardize", default=True, show_default=True, help="Standardise each feature before clustering.")
 @click.option("--seed", type=int, default=0, show_default=True)
-def cluster(features_file, k, out, sheet, method, per_cluster, images, standardize, seed):
+@rows_align_option
+def cluster(features_file, k, out, sheet, method, per_cluster, images, standardize, seed, align):
     """Cluster the features (k-means by default) into a CSV, with a contact sheet of each cluster's faces.
+
+    When the rows are faces found in photos (`aekit embed --align`), the CSV also gives each row's
+    photo, face index and box (x, y, width, height in the photo's pixels; empty for a whole image).
 
     \b
     Examples:
@@ -288,8 +340,13 @@ def cluster(features_file, k, out, sheet, method, per_cluster, images, standardi
     labels, Z = clustering.cluster(feats.X, k, method, seed, standardize)
     text = textio.StringIO()
     writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(["path", "cluster"])
-    writer.writerows(zip(feats.paths, labels.tolist()))
+    if (feats.face >= 0).any():  # faces of photos: where each came from
+        writer.writerow(["path", "cluster", "photo", "face", "box_x", "box_y", "box_w", "box_h"])
+        writer.writerows([path, c, *_placement_fields(feats, row)]
+                         for row, (path, c) in enumerate(zip(feats.paths, labels.tolist())))
+    else:
+        writer.writerow(["path", "cluster"])
+        writer.writerows(zip(feats.paths, labels.tolist()))
     io.write_text(out, text.getvalue())
     ids, sizes = np.unique(labels, return_counts=True)
     score = clustering.silhouette(Z, labels, seed)
@@ -298,15 +355,16 @@ def cluster(features_file, k, out, sheet, method, per_cluster, images, standardi
                + (f"; silhouette {score:.3f}" if score is not None else ""))
     if not sheet:
         return
-    source, why = images_for(feats, images)
+    size = int(feats.meta.get("image_size") or 64)
+    chosen = clustering.representatives(Z, labels, per_cluster)
+    drawn = sorted(i for members in chosen.values() for i in members.tolist())
+    source, why = images_for(feats, images, align, rows=drawn, size=size)  # only the faces drawn are found again
     if source is None:
         click.echo(f"note: no sheet written: {why}", err=True)
         return
     from aekit.images import image_grid
 
-    size = int(feats.meta.get("image_size") or 64)
-    chosen = clustering.representatives(Z, labels, per_cluster)
-    pictures = read_images(source, sorted(i for members in chosen.values() for i in members.tolist()), size)
+    pictures = {drawn[j]: image for j, image in read_images(source, range(len(drawn)), size).items()}
     rows, row_labels = [], []
     for c, members in chosen.items():
         row = [pictures[i] for i in members.tolist() if i in pictures]
@@ -336,12 +394,17 @@ def cluster(features_file, k, out, sheet, method, per_cluster, images, standardi
 @click.option("--engine", type=click.Choice(["auto", "numpy", "faiss"]), default="auto", show_default=True,
               help="Exact search in numpy (auto), or with faiss's exact index (pip install faiss-cpu): the same results.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-def similar(queries, index_file, model_path, k, out, images, engine, device):
+@align_option
+def similar(queries, index_file, model_path, k, out, images, engine, device, align):
     """Find the faces of an index most like each query (cosine similarity on standardised features).
 
     Prints one line per neighbour (query, rank, similarity, path) and, with --out, draws a contact
     sheet. The queries are encoded with the model and feature set that made the index; a model that
     did not make it is refused.
+
+    With --align (auto by default) each face found in a query photo is a query, named QUERY#N (face
+    N, largest first); a neighbour that is a face of a photo is named PHOTO#N as in the index, and the
+    sheet shows that photo with the face's box (its aligned face in a corner).
 
     The four fields are separated by tabs. In the query and the path a backslash is written \\\\,
     a tab \\t, a newline \\n and other control characters \\xHH or \\uHHHH (an ESC is \\x1b),
@@ -352,15 +415,15 @@ def similar(queries, index_file, model_path, k, out, images, engine, device):
       aekit embed faces/ --out faces.npz                    # the index (once)
       aekit similar me.jpg --index faces.npz --k 8 --out neighbours.png
       aekit similar a.jpg b.jpg --index faces.npz --k 3
+      aekit similar group.jpg --index faces.npz --align on  # each face of the photo
     """
-    from aekit import io, model_fingerprint
-    from aekit.cli import cli_device, load_model_arg
+    from aekit import io
     from aekit.errors import ImageReadError
     from aekit.features import load_features
     from aekit.images import open_image, resize_rgb
 
     from .lookup import images_for, read_images
-    from .search import FaceIndex, contact_sheet
+    from .search import TILE, FaceIndex, contact_sheet, framed_tile
 
     if out:
         out = check_output_path(out)
@@ -368,19 +431,22 @@ def similar(queries, index_file, model_path, k, out, images, engine, device):
             raise click.BadParameter(f"{out}: use a .png, .jpg or .webp name", param_hint="--out")
     feats = load_features(index_file)
     index = FaceIndex(feats.X, engine)
-    pictures, names, skipped = [], [], []
-    for query in queries:
-        try:
-            pictures.append(np.asarray(open_image(Path(query))))
-            names.append(str(query))
-        except ImageReadError as exc:
-            skipped.append(str(exc))
+    model = None
+    if align == "off":  # each query as it is, as before --align
+        pictures, names, skipped, query_photos = [], [], [], []
+        for query in queries:
+            try:
+                pictures.append(np.asarray(open_image(Path(query))))
+                names.append(str(query))
+                query_photos.append(None)
+            except ImageReadError as exc:
+                skipped.append(str(exc))
+    else:
+        model = _index_model(model_path, device, feats, index_file)  # the model's size frames the faces
+        pictures, names, skipped, query_photos = _aligned_queries(queries, align, model.config.image_size, bool(out))
     finish_skipped(skipped, len(pictures))
-    model = load_model_arg(model_path, device=cli_device(device))
-    if model_fingerprint(model) != feats.model_id:
-        where = getattr(model, "checkpoint_dir", None) or "this model"
-        raise AekitError(f"{index_file}: made by model {feats.model_id} ({feats.meta.get('model') or 'unknown'}), not by "
-                         f"{where}; give the --model that made the index, or embed the faces again")
+    if model is None:
+        model = _index_model(model_path, device, feats, index_file)
     encoder = FastEncoder(model, kind=feats.feature_set)
     size = model.config.image_size
     batch = np.stack([resize_rgb(p, size) for p in pictures])
@@ -390,14 +456,68 @@ def similar(queries, index_file, model_path, k, out, images, engine, device):
             click.echo(tsv_line([name, rank, f"{score:.4f}", feats.paths[row]]))  # a name cannot forge a line
     if not out:
         return
-    source, why = images_for(feats, images)
+    needed = sorted({int(r) for r in rows.ravel()})
+    source, why = images_for(feats, images, rows=needed, size=size)  # only the neighbours' faces are found again
     found_images = {}
     if source is None:
         click.echo(f"note: neighbours drawn as blanks: {why}", err=True)
     else:
-        found_images = read_images(source, sorted({int(r) for r in rows.ravel()}), size)
+        found_images = {needed[j]: image for j, image in read_images(source, range(len(needed)), size).items()}
+        for j, row in enumerate(needed):  # a face of a photo: the photo, with the face's box
+            if row in found_images and feats.face[row] >= 0 and hasattr(source, "photo"):
+                try:
+                    found_images[row] = framed_tile(source.photo(j), feats.box[row], found_images[row])
+                except ImageReadError:
+                    pass
     neighbours = [[found_images.get(int(r)) for r in found] for found in rows]
-    sheet = contact_sheet([resize_rgb(p, size) for p in pictures], names, neighbours, scores,
-                          f"{feats.feature_set} features of {len(index):,} faces: the {rows.shape[1]} most similar to each query")
+    shown = [resize_rgb(p, size) if photo is None else framed_tile(photo[0], photo[1], resize_rgb(p, size))
+             for p, photo in zip(pictures, query_photos)]
+    sheet = contact_sheet(shown, names, neighbours, scores,
+                          f"{feats.feature_set} features of {len(index):,} faces: the {rows.shape[1]} most similar to each query",
+                          tile=TILE)
     io.save_image(out, sheet)
     click.echo(f"wrote {out}", err=True)
+
+
+def _index_model(model_path, device, feats, index_file):
+    """The model that made the index (refused otherwise)."""
+    from aekit import model_fingerprint
+    from aekit.cli import cli_device, load_model_arg
+
+    model = load_model_arg(model_path, device=cli_device(device))
+    if model_fingerprint(model) != feats.model_id:
+        where = getattr(model, "checkpoint_dir", None) or "this model"
+        raise AekitError(f"{index_file}: made by model {feats.model_id} ({feats.meta.get('model') or 'unknown'}), not by "
+                         f"{where}; give the --model that made the index, or embed the faces again")
+    return model
+
+
+def _aligned_queries(queries, align: str, size: int, keep_photos: bool):
+    """`aekit similar`'s queries under --align auto|on: (model inputs, names, skip messages, and for each input
+    (its photo, the face's box) when it is a face of the photo and `keep_photos`, else None)."""
+    from aekit.alignment import aligned_source
+    from aekit.errors import ImageReadError
+    from aekit.inputs import FileListSource
+
+    source = FileListSource([Path(q) for q in queries])
+    aligned = aligned_source(source, align, size, progress=len(queries) > 16)
+    pictures, names, skipped, photos = [], [], [], []
+    kept_photos: dict[int, np.ndarray] = {}
+    for i, placement in enumerate(aligned.placements()):
+        try:
+            picture = aligned.read(i)
+        except ImageReadError as exc:
+            skipped.append(str(exc))
+            continue
+        q = aligned.source_index(i)
+        pictures.append(np.asarray(picture))
+        names.append(f"{queries[q]}#{placement.face_index}" if placement.aligned else str(queries[q]))
+        photo = None
+        if placement.aligned and keep_photos:
+            if q not in kept_photos:
+                from aekit.images import to_rgb
+
+                kept_photos[q] = np.asarray(to_rgb(source.read(q)), dtype=np.uint8)
+            photo = (kept_photos[q], placement.box)
+        photos.append(photo)
+    return pictures, names, skipped, photos

@@ -122,14 +122,16 @@ def label_values(feats, label):
     return codes >= 0, values
 
 
-def baseline_pixels(feats, images, keep, size: int, quiet: bool, what: str) -> tuple[np.ndarray | None, str | None]:
+def baseline_pixels(feats, images, keep, size: int, quiet: bool, what: str,
+                    align: str | None = None) -> tuple[np.ndarray | None, str | None]:
     """The `keep` rows of the pixels behind `feats` (at `images` when given), or (None, why not).
 
     Images found where `aekit embed` read them but unreadable now skip the baselines; given ones raise.
+    Rows that are faces of photos are their faces, aligned again (`align`: ``lookup.rows_source``).
     """
     from .lookup import images_for
 
-    source, why = images_for(feats, images)
+    source, why = images_for(feats, images, align)
     if source is None:
         return None, f"pixel baselines skipped for {what}: {why}"
     try:

@@ -17,6 +17,8 @@ from aekit.errors import AekitError
 
 CHUNK_ROWS = 65_536
 ENGINES = ("auto", "numpy", "faiss")
+TILE = 96  # px, a picture of the contact sheet
+BOX_COLOUR = (255, 214, 0)  # a face's box drawn on its photo (yellow, with a dark edge: seen on any picture)
 
 
 class SearchError(AekitError):
@@ -100,9 +102,44 @@ class FaceIndex:
         return np.take_along_axis(rows.astype(np.int64), order, axis=1), np.take_along_axis(scores, order, axis=1)
 
 
+def framed_tile(photo, box, face: np.ndarray | None = None, tile: int = TILE) -> np.ndarray:
+    """A (tile, tile, 3) picture of a face found in a larger photo: the whole photo, shrunk to fit the tile
+    (centred on grey), the face's box drawn on it, and `face` (its aligned model input) small in the corner
+    farthest from the box, so the box is never covered.
+
+    `photo` is a PIL image or (H, W, 3) uint8 array; `box` is x, y, width, height in its pixels.
+    """
+    from PIL import Image, ImageDraw
+
+    picture = photo.convert("RGB") if isinstance(photo, Image.Image) else Image.fromarray(np.asarray(photo, dtype=np.uint8))
+    width, height = picture.size
+    scale = tile / max(width, height, 1)
+    shown = (max(1, round(width * scale)), max(1, round(height * scale)))
+    canvas = Image.new("RGB", (tile, tile), (221, 221, 221))
+    left, top = (tile - shown[0]) // 2, (tile - shown[1]) // 2
+    canvas.paste(picture.resize(shown, Image.BICUBIC, reducing_gap=2.0), (left, top))
+    draw = ImageDraw.Draw(canvas)
+    x, y, w, h = (float(v) for v in box)
+    x0, y0 = left + x * scale, top + y * scale
+    x1, y1 = x0 + max(w * scale, 3.0), y0 + max(h * scale, 3.0)
+    draw.rectangle([x0 - 1, y0 - 1, x1 + 1, y1 + 1], outline=(0, 0, 0), width=1)  # a dark edge around the box
+    draw.rectangle([x0, y0, x1, y1], outline=BOX_COLOUR, width=2)
+    if face is not None:
+        inset = max(8, tile // 3)
+        centre = ((x0 + x1) / 2, (y0 + y1) / 2)
+        ix = 1 if centre[0] > tile / 2 else tile - inset - 1  # the corner away from the face
+        iy = 1 if centre[1] > tile / 2 else tile - inset - 1
+        draw.rectangle([ix - 1, iy - 1, ix + inset, iy + inset], outline=(255, 255, 255), width=1)
+        canvas.paste(Image.fromarray(np.asarray(face, dtype=np.uint8)).resize((inset, inset), Image.BICUBIC), (ix, iy))
+    return np.asarray(canvas)
+
+
 def contact_sheet(queries: list[np.ndarray], query_names: list[str], neighbours: list[list[np.ndarray | None]],
-                  scores: np.ndarray, title: str, tile: int = 96):
-    """A picture: one row per query, the query first, then its neighbours with their cosine similarity."""
+                  scores: np.ndarray, title: str, tile: int = TILE):
+    """A picture: one row per query, the query first, then its neighbours with their cosine similarity.
+
+    A picture already `tile` pixels square (a `framed_tile`: a face shown in its photo) is drawn as it is.
+    """
     from PIL import Image, ImageDraw
 
     k = max((len(row) for row in neighbours), default=0)
@@ -114,7 +151,7 @@ def contact_sheet(queries: list[np.ndarray], query_names: list[str], neighbours:
     draw.text((pad, 5), title, fill="black")
     for r, (query, name) in enumerate(zip(queries, query_names)):
         y = 22 + r * (tile + caption + pad)
-        sheet.paste(Image.fromarray(query).resize((tile, tile), Image.BICUBIC), (pad, y))
+        sheet.paste(_tile(query, tile), (pad, y))
         draw.rectangle([pad - 2, y - 2, pad + tile + 1, y + tile + 1], outline="#d33", width=2)
         draw.text((pad, y + tile + 2), _short(name, tile), fill="#d33")
         for c, image in enumerate(neighbours[r]):
@@ -123,9 +160,16 @@ def contact_sheet(queries: list[np.ndarray], query_names: list[str], neighbours:
                 draw.rectangle([x, y, x + tile - 1, y + tile - 1], fill="#eee")
                 draw.text((x + 4, y + tile // 2 - 6), "not found", fill="#888")
             else:
-                sheet.paste(Image.fromarray(image).resize((tile, tile), Image.BICUBIC), (x, y))
+                sheet.paste(_tile(image, tile), (x, y))
             draw.text((x, y + tile + 2), f"{c + 1}. {scores[r][c]:.3f}", fill="black")
     return sheet
+
+
+def _tile(image: np.ndarray, tile: int):
+    from PIL import Image
+
+    picture = Image.fromarray(image)
+    return picture if picture.size == (tile, tile) else picture.resize((tile, tile), Image.BICUBIC)
 
 
 def _short(text: str, tile: int) -> str:

@@ -42,3 +42,31 @@ def encode_process_share(model, source, rank: int, world: int, batch_size: int, 
     if world > 1:
         latents, kept, skipped, error = gather_shares(latents, kept, skipped, error, rank, world)
     return latents, kept, skipped, error
+
+
+def encode_aligned_share(model, source, mode: str, rank: int, world: int, batch_size: int, strict: bool, quiet: bool,
+                         kind: str = "latent", runtime: str = "torch"):
+    """``aekit embed --align auto|on``: the faces of this process's share of `source`'s images, encoded; on rank 0,
+    every rank's, merged.
+
+    Each process finds the faces of its own contiguous share of the images (``aekit.alignment.aligned_source``,
+    which reads them in full, in threads), so no image is searched twice. Returns (latents, rows, skip
+    messages, error or None), a row being (the image's index in `source`, the row's name, its ``Placement``)
+    in input order; images that give no face under ``on`` are skip messages.
+    """
+    from dataclasses import replace
+
+    from aekit.alignment import aligned_source
+    from aekit.data import SubsetSource
+
+    share = shard_indices(len(source), rank, world)
+    view = source if len(share) == len(source) else SubsetSource(source, share)
+    aligned = aligned_source(view, mode, model.config.image_size, progress=not quiet and rank == 0)
+    latents, kept, skipped, error = encode_share(model, aligned, list(range(len(aligned))), batch_size, strict,
+                                                 progress=not quiet and rank == 0, reduced=False, kind=kind,
+                                                 runtime=runtime)
+    keys, placements = aligned.keys(), aligned.placements()
+    rows = [(share[aligned.source_index(i)], keys[i], replace(placements[i], face=None)) for i in kept]  # picklable
+    if world > 1:
+        latents, rows, skipped, error = gather_shares(latents, rows, skipped, error, rank, world)
+    return latents, rows, skipped, error

@@ -54,6 +54,13 @@ class AutoencoderEmbedder(TransformerMixin, BaseEstimator):
         exported once into the cache and checked against PyTorch; PyTorch otherwise), ``"onnx"`` or
         ``"torch"``: the features agree within 1e-4. ``"onnx-int8"``: ONNX Runtime's int8-quantised graph,
         faster on a CPU and close to them (``aekit_export.int8``).
+    align : str
+        Faces in photos (``aekit.alignment``, like ``aekit embed --align``), one row per image: ``"auto"``
+        (the default: an image already framed like CelebA's faces, or with no usable face, is used as it
+        is; otherwise its largest face is aligned), ``"on"`` (the largest face of every image, aligned; an
+        image without one raises an ``EmbedderError`` naming it and why) or ``"off"`` (each image resized
+        as it is). It applies to every input form, arrays included (their images are searched as 8-bit
+        pixels; an image used as it is keeps its exact values).
 
     Accepted ``X`` (one image per sample; images are resized to the model's size like ``model.encode``):
 
@@ -86,13 +93,14 @@ class AutoencoderEmbedder(TransformerMixin, BaseEstimator):
     """
 
     def __init__(self, model=None, features="multiscale", batch_size=64, device="auto", float_range=(-1.0, 1.0),
-                 runtime="auto"):
+                 runtime="auto", align="auto"):
         self.model = model
         self.features = features
         self.runtime = runtime
         self.batch_size = batch_size
         self.device = device
         self.float_range = float_range
+        self.align = align
 
     # --- scikit-learn API ---------------------------------------------------------------------------
 
@@ -107,7 +115,7 @@ class AutoencoderEmbedder(TransformerMixin, BaseEstimator):
             if kind not in ("paths", "pil"):  # check pixel values now rather than at transform time
                 step = max(self.batch_size, 1024)
                 for start in range(0, n, step):
-                    self._batch(X, kind, start, min(n, start + step))
+                    self._batch(X, kind, start, min(n, start + step), aligned=False)  # the faces: at transform
         except BaseException:
             for name in ("model_", "model_id_", "image_size_", "n_features_out_", "n_features_in_"):
                 self.__dict__.pop(name, None)  # a failed fit leaves the estimator unfitted
@@ -117,6 +125,7 @@ class AutoencoderEmbedder(TransformerMixin, BaseEstimator):
     def transform(self, X):
         """The (N, D) float32 features (the ``features`` set) of the images in `X`."""
         check_is_fitted(self, "model_id_")
+        self._align_mode()  # a bad align set after fit fails before any work
         kind, n = self._inspect(X, reset=False)
         if n == 0:
             raise EmbedderError("X holds 0 images; at least one is required")
@@ -182,6 +191,35 @@ class AutoencoderEmbedder(TransformerMixin, BaseEstimator):
         low, high = self._range()
         if not low < high:
             raise EmbedderError(f"float_range must be (low, high) with low < high, got {self.float_range!r}")
+        self._align_mode()
+
+    def _align_mode(self) -> str:
+        from aekit.alignment import ALIGN_MODES
+
+        if not isinstance(self.align, str) or self.align not in ALIGN_MODES:
+            raise EmbedderError(f"align must be one of {', '.join(repr(m) for m in ALIGN_MODES)}, got {self.align!r}")
+        return self.align
+
+    def _face_input(self, image, name: str, aligner) -> np.ndarray | None:
+        """One image's model input under ``align`` (its largest face, aligned), or None: used as it is (``auto``:
+        framed like CelebA already, or no usable face). ``on`` without a face raises, naming the image."""
+        from aekit.alignment import AlignmentError, model_inputs
+
+        try:
+            crops, placements = model_inputs(image, self.align, self.image_size_, aligner=aligner, largest=True, name=name)
+        except AlignmentError as exc:
+            if self.align == "on":
+                raise EmbedderError(str(exc)) from None
+            return None  # auto: one row per image, so an image without a usable face is used as it is
+        return crops[0] if placements[0].aligned else None
+
+    def _aligner(self):
+        from aekit.alignment import AlignmentError, get_aligner
+
+        try:
+            return get_aligner()
+        except AlignmentError as exc:
+            raise EmbedderError(f"{exc} (align='off' here)") from None
 
     def _onnx_runner(self, model):
         """ONNX Runtime for the features when ``runtime`` resolves to it (auto: on a CPU with the onnx extra), else None."""
@@ -293,19 +331,28 @@ class AutoencoderEmbedder(TransformerMixin, BaseEstimator):
         kinds = sorted({type(x).__name__ for x in X})
         raise EmbedderError(f"a list X must hold image file paths or PIL images, got {', '.join(kinds)}")
 
-    def _batch(self, X, kind, start, stop):
-        """Images start..stop of X as a float tensor (B, 3, H, W) in [-1, 1]."""
+    def _batch(self, X, kind, start, stop, aligned: bool = True):
+        """Images start..stop of X as a float tensor (B, 3, H, W) in [-1, 1]; with `aligned`, under ``align``."""
         import torch
 
         from aekit.pixels import images_to_tensor, to_signed
 
+        align = aligned and self._align_mode() != "off"
         if kind in ("paths", "pil"):
             from aekit.images import open_image, resize_rgb
 
             items = list(X[start:stop]) if not hasattr(X, "iloc") else list(X.iloc[start:stop])
             size = self.image_size_
             try:
-                images = [resize_rgb(open_image(x, draft_size=size) if kind == "paths" else x.convert("RGB"), size) for x in items]
+                if not align:
+                    images = [resize_rgb(open_image(x, draft_size=size) if kind == "paths" else x.convert("RGB"), size)
+                              for x in items]
+                else:  # read in full: the face is found and aligned at the photo's own resolution
+                    aligner, images = self._aligner(), []
+                    for j, x in enumerate(items):
+                        picture = np.asarray(open_image(x) if kind == "paths" else x.convert("RGB"), dtype=np.uint8)
+                        face = self._face_input(picture, str(x) if kind == "paths" else f"X[{start + j}]", aligner)
+                        images.append(resize_rgb(picture, size) if face is None else face)
             except AekitError as exc:
                 raise EmbedderError(str(exc)) from None
             return images_to_tensor(np.stack(images))
@@ -335,7 +382,35 @@ class AutoencoderEmbedder(TransformerMixin, BaseEstimator):
                                     "set float_range=(0, 1) or (0, 255) to match your images")
             if (low, high) != (-1.0, 1.0):
                 x = (x - low) * (2.0 / (high - low)) - 1.0
-        return x.clamp_(-1, 1)
+        x = x.clamp_(-1, 1)
+        return self._aligned_arrays(x, start) if align else x
+
+    def _aligned_arrays(self, x, start: int):
+        """`x` (B, 3, H, W) in [-1, 1] with each image whose largest face is aligned replaced by that face; the
+        others as they are (all at the model's size when any face was aligned). Faces are searched in 8-bit pixels."""
+        import torch
+
+        from aekit.model import as_model_input
+        from aekit.pixels import images_to_tensor, to_uint8
+
+        aligner = self._aligner()
+        pixels = to_uint8(x).permute(0, 2, 3, 1).numpy()  # the exact bytes for uint8 input
+        faces = {}
+        try:
+            for j, image in enumerate(pixels):
+                face = self._face_input(np.ascontiguousarray(image), f"X[{start + j}]", aligner)
+                if face is not None:
+                    faces[j] = face
+        except EmbedderError:
+            raise
+        except AekitError as exc:
+            raise EmbedderError(str(exc)) from None
+        if not faces:
+            return x  # every image as it is: exactly the pixels given
+        out = as_model_input(x, self.image_size_).clone()
+        for j, face in faces.items():
+            out[j] = images_to_tensor(face)[0]
+        return out.to(torch.float32)
 
 
 __all__ = ["AutoencoderEmbedder", "EmbedderError"]

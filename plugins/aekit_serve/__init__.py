@@ -6,8 +6,9 @@
     aekit serve                           # faces-64 (+ faces-64-denoise) on http://127.0.0.1:7860/
     aekit serve --model runs/celeba --features faces.npz --gallery faces/
 
-Upload or pick a face: its reconstruction, sliders for the attribute directions and principal axes
-(``aekit directions fit``, plugin ``edit``), noise and the denoiser's answer, samples of the fitted
+Upload a photo or pick a face: its reconstruction, sliders for the attribute directions and principal
+axes (``aekit directions fit``, plugin ``edit``; an upload's largest face is aligned first, ``--align``,
+and its edits are shown in the photo itself, as ``aekit edit`` writes them), noise and the denoiser's answer, samples of the fitted
 prior (plugin ``generate``), interpolation between two faces, and its nearest faces in a features file
 (plugin ``embed``). The page is static HTML, CSS and plain JavaScript in ``static/``: it fetches
 nothing from outside the machine (its Content-Security-Policy allows only the server itself).

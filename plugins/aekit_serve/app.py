@@ -23,9 +23,11 @@ reaching the server under another name (DNS rebinding), so "this server's origin
 ``GET  /``         the page (``static/index.html``; ``/static/app.js``, ``/static/style.css``)
 ``GET  /api/info``  the model, its directions and kinds, and which panels exist
 ``GET  /api/gallery``  faces to pick: prior samples with fixed seeds, then ``--gallery`` images
-``POST /api/encode``   a multipart upload (field ``image``), or JSON
-                   ``{"gallery": id}`` / ``{"latent": [...]}`` -> token, latent, original, reconstruction
-``POST /api/decode``   ``{"latent" | "token", "edits": {direction: amount}}`` -> image, latent
+``POST /api/encode``   a multipart upload (field ``image``; its largest face aligned, the explorer's
+                   ``align``), or JSON ``{"gallery": id}`` / ``{"latent": [...]}`` -> token, latent,
+                   original, reconstruction, photo (an upload, as kept; else null)
+``POST /api/decode``   ``{"latent" | "token", "edits": {direction: amount}}`` -> image, latent, photo
+                   (an uploaded photo's token: the photo with the edit's change put back; else null)
 ``POST /api/denoise``  ``{"token", "noise": "gaussian", "amount": 0.1, "seed": 0}`` -> noisy, denoised
 ``POST /api/sample``   ``{"seed", "n"}`` -> latents, images (from the fitted prior)
 ``POST /api/interpolate``  ``{"a": latent, "b": latent, "steps"}`` -> images
@@ -223,7 +225,7 @@ def endpoint(work):
 def build_app(model, denoiser=None, features=None, features_path=None, gallery_dir=None,
               max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB, allowed_hosts=None, explorer: Explorer | None = None,
               log_message=None, max_upload_mp: float = MAX_UPLOAD_MP, decode_budget_mp: float | None = None,
-              decode_slots: int = DECODE_SLOTS, body_timeout_s: float = BODY_TIMEOUT_S) -> Starlette:
+              decode_slots: int = DECODE_SLOTS, body_timeout_s: float = BODY_TIMEOUT_S, align: str = "auto") -> Starlette:
     """The explorer's Starlette app for `model` (see the module docstring for the endpoints).
 
     `allowed_hosts`: Host header values accepted (``aekit serve`` passes the loopback names when it
@@ -231,10 +233,11 @@ def build_app(model, denoiser=None, features=None, features_path=None, gallery_d
     None accepts any. Uploads: at most `max_upload_mb` MB and `max_upload_mp` million pixels each
     (413); at most `decode_slots` of them, of `decode_budget_mp` million pixels together (default
     explorer.DECODE_BUDGET_MP, at least `max_upload_mp`), decoding at once, others get 503 "busy".
-    Every request body must arrive within `body_timeout_s` seconds (408).
+    Every request body must arrive within `body_timeout_s` seconds (408). `align`: how uploads are aligned
+    (``aekit.alignment``'s modes; used when no `explorer` is given).
     """
     explorer = explorer or Explorer(model, denoiser=denoiser, features=features, features_path=features_path,
-                                    gallery_dir=gallery_dir, log=log_message)
+                                    gallery_dir=gallery_dir, log=log_message, align=align)
     upload_limit = int(max_upload_mb * 1_000_000)
     budget = DecodeBudget(max_pixels=round(max_upload_mp * 1e6), slots=decode_slots,
                           total_pixels=None if decode_budget_mp is None else round(decode_budget_mp * 1e6))

@@ -7,6 +7,7 @@ import socket
 
 import click
 
+from aekit.alignment import align_option
 from aekit.cli import model_option
 from aekit.errors import AekitError, first_line
 
@@ -105,20 +106,22 @@ def load_denoiser(denoiser: str | None):
 @click.option("--max-upload-mp", "max_upload_mp", type=click.FloatRange(0, 1000, min_open=True), default=40.0,
               show_default=True, help="Refuse images of more than this many million pixels (HTTP 413), read from the "
                                       "header before decoding (a JPEG counts at the reduced scale it is decoded at).")
+@align_option
 @click.option("--open", "open_browser", is_flag=True, help="Open the page in the default web browser.")
 @click.option("--check", is_flag=True,
               help="Load everything and check the port, print what the page would show, and exit without serving.")
-def serve(model_path, denoiser, features_file, gallery_dir, host, port, max_upload_mb, max_upload_mp, open_browser,
-          check):
+def serve(model_path, denoiser, features_file, gallery_dir, host, port, max_upload_mb, max_upload_mp, align,
+          open_browser, check):
     """The explorer: a local web page to see a model's reconstructions, edits, samples and neighbours.
 
-    Upload a face (or pick one from the gallery) and see its reconstruction; move sliders for the
-    model's attribute directions and principal axes (`aekit directions fit`) and see the decoded
-    face change; add noise and see the denoiser remove it; draw samples from the fitted prior;
-    interpolate between two faces; and, with --features, see the nearest faces of an index. The
-    page loads nothing from outside this machine, and no other web page can use the server (a POST
-    needs the header `X-Aekit: 1`, which the page sends). It listens on 127.0.0.1 (this machine only)
-    unless --host says otherwise. Stop it with Ctrl-C.
+    Upload a photo (or pick a face from the gallery) and see its reconstruction; move sliders for the
+    model's attribute directions and principal axes (`aekit directions fit`) and see the face change,
+    in the photo itself for an upload (its largest face is aligned first, --align, and the change is
+    put back under a soft mask, as `aekit edit` does); add noise and see the denoiser remove it;
+    draw samples from the fitted prior; interpolate between two faces; and, with --features, see the
+    nearest faces of an index. The page loads nothing from outside this machine, and no other web
+    page can use the server (a POST needs the header `X-Aekit: 1`, which the page sends). It listens
+    on 127.0.0.1 (this machine only) unless --host says otherwise. Stop it with Ctrl-C.
 
     \b
     Examples:
@@ -147,7 +150,7 @@ def serve(model_path, denoiser, features_file, gallery_dir, host, port, max_uplo
         features = load_features(features_file) if features_file else None
         denoiser_model, no_denoiser = load_denoiser(denoiser)
         explorer = Explorer(model, denoiser=denoiser_model, features=features, features_path=features_file,
-                            gallery_dir=gallery_dir, log=lambda message: click.echo(message, err=True))
+                            gallery_dir=gallery_dir, log=lambda message: click.echo(message, err=True), align=align)
         info = explorer.info()
         attributes = sum(d["kind"] == "attribute" for d in info["directions"])
         principal = sum(d["kind"] == "principal" for d in info["directions"])
@@ -158,7 +161,10 @@ def serve(model_path, denoiser, features_file, gallery_dir, host, port, max_uplo
                  f"denoiser: {info['denoiser']}" if info["has_denoiser"] else f"denoiser: none ({no_denoiser})",
                  f"prior: {info['sampler']}" + (f" ({info['prior_note']})" if info["prior_note"] else ""),
                  f"nearest faces: {info['index_size']} faces of {features_file}" if info["has_index"]
-                 else "nearest faces: none (give --features FEATURES.npz)"]
+                 else "nearest faces: none (give --features FEATURES.npz)",
+                 f"uploads: the largest face aligned by {getattr(explorer.aligner, 'name', 'the aligner')} "
+                 f"(--align {align}), edits shown in the photo" if align != "off"
+                 else "uploads: taken as they are (--align off), edits shown in the photo"]
         if info["index_note"]:
             lines.append(f"note: {info['index_note']}")
         for line in lines:

@@ -3,7 +3,10 @@
 ``Explorer(model, denoiser=None, features=None, gallery_dir=None)`` holds everything the page uses:
 the model, its latent directions (``directions.safetensors`` beside the checkpoint), its fitted prior
 (else N(0, I) with a note), an optional denoiser, an optional features file to search for the
-nearest faces, and a small LRU of the faces a user uploaded or picked, by token. Every method takes
+nearest faces, and a small LRU of the faces a user uploaded or picked, by token. An upload is a photo:
+its largest face is found and aligned (``align``: auto, on or off, as ``--align`` of the commands) before
+it is encoded, and its edits are shown in the photo itself, the change between the edited face's decoding
+and its reconstruction put back under a soft mask (``aekit_edit.photos``). Every method takes
 and returns plain JSON-able values; a bad request raises ``ExplorerError`` (with an HTTP status),
 which the web app turns into ``{"error": "one line"}``. Uploads are decoded within a ``DecodeBudget``:
 an image's size is read from its header first, and one over the per-upload limit (413) or one that
@@ -103,6 +106,7 @@ class Face:
     photo: object  # PIL RGB image, at most PHOTO_SIDE on its longer side (for denoising)
     pixels: np.ndarray  # (S, S, 3) uint8: what the model sees
     latent: np.ndarray  # (d,) float32
+    target: object = None  # an upload's aekit_edit.PhotoFace: where an edit's change goes back into `photo`
 
 
 def data_url(image) -> str:
@@ -146,8 +150,9 @@ class Explorer:
     """The model work behind the page (thread-safe: one model call at a time)."""
 
     def __init__(self, model, denoiser=None, features=None, features_path=None, gallery_dir=None,
-                 max_faces: int = MAX_FACES, log=None, budget: DecodeBudget | None = None):
+                 max_faces: int = MAX_FACES, log=None, budget: DecodeBudget | None = None, align: str = "auto"):
         from aekit import model_fingerprint
+        from aekit.alignment import check_mode, get_aligner
 
         if not getattr(model, "decodes_latents", True):
             raise ExplorerError(f"{getattr(model, 'checkpoint_dir', 'this model')}: a skip-connection denoiser has no "
@@ -160,6 +165,8 @@ class Explorer:
         self.log = log or (lambda message: None)
         self.max_faces = max_faces
         self.budget = budget or DecodeBudget()  # the web app passes its own to encode_upload
+        self.align = check_mode(align)
+        self.aligner = None if self.align == "off" else get_aligner()  # none installed: one line now, not per upload
         self._faces: OrderedDict[str, Face] = OrderedDict()
         self._lock = threading.RLock()
         self.notes: list[str] = []
@@ -247,6 +254,7 @@ class Explorer:
             "index_size": len(self.index) if self.index is not None else 0,
             "index_note": self.neighbour_note,
             "max_amount": MAX_AMOUNT,
+            "align": self.align,
         }
 
     # --- the model, under one lock ----------------------------------------------------------------------
@@ -258,8 +266,11 @@ class Explorer:
     def _decode(self, latents: np.ndarray) -> np.ndarray:
         from aekit.images import to_uint8_hwc
 
+        return to_uint8_hwc(self._decode_raw(latents))
+
+    def _decode_raw(self, latents: np.ndarray):
         with self._lock:
-            return to_uint8_hwc(self.model.decode(np.asarray(latents, dtype=np.float32)))
+            return self.model.decode(np.asarray(latents, dtype=np.float32))
 
     def latent(self, value) -> np.ndarray:
         """A latent from JSON: a list of `latent_dim` finite numbers."""
@@ -296,16 +307,30 @@ class Explorer:
             raise ExplorerError("this face is no longer in memory (or never was); choose it again", status=404)
         return face
 
-    def _add(self, name: str, photo) -> dict:
+    def _add(self, name: str, photo, target=None) -> dict:
+        """Remember a face: `photo` resized for the model, or with `target` (an upload's aligned face, an
+        ``aekit_edit.PhotoFace``) its pixels, and then its edits are shown in `photo` (``"photo"``)."""
         from aekit.images import resize_rgb
 
-        pixels = resize_rgb(photo, self.size)
+        pixels = target.pixels if target is not None else resize_rgb(photo, self.size)
         latent = self._encode(pixels[None])[0]
         reconstruction = self._decode(latent[None])[0]
-        face = Face(name=name, photo=photo, pixels=pixels, latent=latent)
+        face = Face(name=name, photo=photo, pixels=pixels, latent=latent, target=target)
         token = self._remember(face)
         return {"token": token, "name": name, "latent": latent.tolist(), "original": data_url(pixels),
-                "reconstruction": data_url(reconstruction)}
+                "reconstruction": data_url(reconstruction), "photo": data_url(photo) if target is not None else None}
+
+    def _aligned(self, name: str, image):
+        """The face of an upload the model sees (its largest, aligned, under the explorer's `align`) and where its
+        change goes back: an ``aekit_edit.PhotoFace``; no usable face (``on``, or only faces too small) is a 400."""
+        from aekit_edit import photo_faces
+
+        faces, why = photo_faces(np.asarray(image, dtype=np.uint8), name, self.align, self.size, self.aligner,
+                                 largest=True)
+        if why is not None:
+            raise ExplorerError(f"{why} (the explorer aligns uploads: `aekit serve --align {self.align}`; "
+                                "--align off takes the picture as it is)")
+        return faces[0]
 
     def encode_upload(self, data: bytes, filename: str = "upload", budget: DecodeBudget | None = None) -> dict:
         """An uploaded file's bytes, read by the CLI's safe reader (``aekit.images.open_image``) within `budget`
@@ -334,7 +359,7 @@ class Explorer:
                 raise ExplorerError(message) from None
             except MemoryError:  # the reader's too: the server's state, not the upload's fault
                 raise ExplorerError(OUT_OF_MEMORY, status=503) from None
-        return self._add(name, image)
+        return self._add(name, image, self._aligned(name, image))
 
     def encode_gallery(self, item) -> dict:
         from PIL import Image
@@ -403,11 +428,23 @@ class Explorer:
         return edits
 
     def decode(self, latent=None, token=None, edits=None) -> dict:
-        """The face `latent` (or the face `token`'s latent) moved along `edits`, decoded."""
-        base = self.face(token).latent if latent is None else self.latent(latent)
+        """The face `latent` (or the face `token`'s latent) moved along `edits`, decoded (``"image"``); for an
+        uploaded photo's `token` also ``"photo"``: the photo with the change (the moved face's decoding less the
+        reconstruction) put back under the face's soft mask, at the photo's size."""
+        from aekit.images import to_uint8_hwc
+
+        face = self.face(token) if latent is None else None
+        base = face.latent if face is not None else self.latent(latent)
         moves = self.edits(edits)
         z = self.directions.apply(base[None], moves) if moves else base[None]
-        return {"image": data_url(self._decode(z)[0]), "latent": z[0].tolist()}
+        if face is None or face.target is None:
+            return {"image": data_url(self._decode(z)[0]), "latent": z[0].tolist(), "photo": None}
+        from aekit_edit import grey_levels, put_changes
+
+        edited = self._decode_raw(z)
+        change = grey_levels(edited)[0] - grey_levels(self._decode_raw(base[None]))[0]  # each as /api/encode decodes it
+        photo = put_changes(np.asarray(face.photo, dtype=np.uint8), [face.target], [change], self.aligner)
+        return {"image": data_url(to_uint8_hwc(edited)[0]), "latent": z[0].tolist(), "photo": data_url(photo)}
 
     def denoise(self, token, noise="gaussian", amount=0.1, seed=0) -> dict:
         from aekit.denoising import denoise_any

@@ -64,6 +64,9 @@ class FolderSource(ImageSource):
     def fingerprint(self):
         return "folder:" + files_fingerprint(self._paths + [os.path.join(self.root, "attributes.csv")])
 
+    def is_photo(self, index):
+        return True
+
     def read(self, index):
         # a FIFO, socket or device named like an image stays a key, so every command lists it as skipped
         # ("not a regular file"), but is never opened: opening a FIFO blocks until something writes to it

@@ -10,9 +10,11 @@ imports it: it only knows the `FaceAligner` interface below.
 - ``off``: the image is resized to the model's size as it is (what aekit did before faces were found).
 - ``on``: every face found in the image is aligned and becomes one model input; an image with no face
   (or only faces too small, ``MIN_FACE_SIZE``) is skipped and listed.
-- ``auto`` (the default): an image already framed like CelebA is used as it is (the aligner's
-  ``framed_face`` says so: it finds the face where CelebA's framing puts it, ``FaceAligner.framed_face``);
-  otherwise its faces are aligned as with ``on``; an image where no face is found at all is used as it is.
+- ``auto`` (the default): images of data sets stored or drawn in a model's framing (arrays, ``synthetic``,
+  hub data sets: ``ImageSource.is_photo`` is False) are used as they are, unsearched. An image file already
+  framed like CelebA is used as it is (the aligner's ``framed_face`` finds the face where CelebA's framing
+  puts it); otherwise its faces are aligned as with ``on``; an image with no face of at least
+  ``MIN_FACE_SIZE`` is used as it is.
 
 `AlignedSource` wraps any ``aekit.data.ImageSource`` so: one entry per face, named ``KEY#N`` (face N of
 the image ``KEY``, largest first) or ``KEY`` (the image used as it is), with `placements` saying where each
@@ -143,7 +145,7 @@ def placements_of(image: np.ndarray, name: str, mode: str, aligner: FaceAligner 
         kept = kept[:1]
     if kept:
         return [Placement(name, i, tuple(float(v) for v in f.box), float(f.score), f) for i, f in enumerate(kept)], None
-    if mode == "auto" and not faces:
+    if mode == "auto":  # no usable face: the picture as it is
         return [_whole(name)], None
     if faces:
         return [], f"{name}: no face of at least {min_size:g} px (largest {max(min(f.box[2], f.box[3]) for f in faces):.0f} px)"
@@ -153,9 +155,10 @@ def placements_of(image: np.ndarray, name: str, mode: str, aligner: FaceAligner 
 class AlignedSource(ImageSource):
     """Each face of each image of `source`, aligned for a model of `size` (see the module's doc for `mode`).
 
-    The images are read and searched once, here (threads, with a progress bar); the model inputs are kept,
-    ``size * size * 3`` bytes each. Images that fail to read, or give no face with ``on``, stay as entries
-    that fail to read, named as the image, so batch commands skip and list them as usual.
+    The images are read and searched once, here (threads, with a progress bar); the aligned faces are kept,
+    ``size * size * 3`` bytes each, and images used as they are are read again from `source` when asked
+    for (exactly as without ``--align``). Images that fail to read, or give no face with ``on``, stay as
+    entries that fail to read, named as the image, so batch commands skip and list them as usual.
     """
 
     def __init__(self, source: ImageSource, mode: str, size: int, aligner: FaceAligner | None = None,
@@ -189,8 +192,10 @@ class AlignedSource(ImageSource):
         self._errors.append(error)
 
     def _one(self, index: int, key: str):
-        from .images import resize_rgb, to_rgb
+        from .images import to_rgb
 
+        if self.mode == "auto" and not self.source.is_photo(index):
+            return index, [(_whole(key), None)], None  # a data set in the model's framing: as it is, unsearched
         try:
             picture = self.source.read(index)
         except ImageReadError as exc:
@@ -200,8 +205,7 @@ class AlignedSource(ImageSource):
             return index, [], f"{key}: expected an RGB image, got shape {image.shape}"
         image = np.ascontiguousarray(image)
         placements, why = placements_of(image, key, self.mode, self.aligner, self.largest, self.min_size)
-        crops = [resize_rgb(image, self.size) if not p.aligned else self.aligner.crop(image, p.face, self.size)
-                 for p in placements]
+        crops = [self.aligner.crop(image, p.face, self.size) if p.aligned else None for p in placements]
         return index, list(zip(placements, crops)), why
 
     def _survey(self, keys) -> Iterator[tuple[int, list, str | None]]:
@@ -231,20 +235,36 @@ class AlignedSource(ImageSource):
     def read(self, index):
         if self._errors[index] is not None:
             raise ImageReadError(self._errors[index])
+        if self._crops[index] is None:
+            return self.source.read(self._sources[index])
         return self._crops[index]
 
     def read_reduced(self, index, size):
+        if self._errors[index] is None and self._crops[index] is None:
+            return self.source.read_reduced(self._sources[index], size)
         return self.read(index)
+
+    def is_photo(self, index):
+        return self.source.is_photo(self._sources[index])
 
     def byte_size(self, index):
         return self.source.byte_size(self._sources[index])
 
     def iter_images(self, indices, size: int, reduced: bool = False):
+        from .data import supports_reduced
         from .images import resize_rgb
 
+        indices = list(indices)
+        whole = [self._sources[i] for i in indices if self._errors[i] is None and self._crops[i] is None]
+        extra = {"reduced": True} if reduced and supports_reduced(self.source) else {}
+        # images used as they are come from the source's own reader, in order: the same pixels as without --align
+        from_source = self.source.iter_images(whole, size, **extra) if whole else iter(())
         for i in indices:
             if self._errors[i] is not None:
                 yield i, None, self._errors[i]
+            elif self._crops[i] is None:
+                _, image, error = next(from_source)
+                yield i, image, error
             else:
                 yield i, resize_rgb(self._crops[i], size), None
 

@@ -77,6 +77,12 @@ class ImageSource:
         """Image `index` as an RGB PIL image or (H, W, 3) uint8 array; ImageReadError when bad."""
         raise NotImplementedError
 
+    def is_photo(self, index: int) -> bool:
+        """True when image `index` is an image file (a photo, perhaps not framed like the training faces); False
+        for data sets stored or drawn in a model's framing (arrays, synthetic faces, hub data sets).
+        ``--align auto`` looks for faces only in photos (``aekit.alignment``)."""
+        return False
+
     def read_reduced(self, index: int, size: int):
         """Like `read`, but a JPEG may be decoded at a reduced scale (Pillow's ``draft``), still at least
         `size` on each side: much faster for photos several times larger than `size`.
@@ -205,6 +211,9 @@ class SubsetSource(ImageSource):
 
     def read(self, index):
         return self.source.read(self.indices[index])
+
+    def is_photo(self, index):
+        return self.source.is_photo(self.indices[index])
 
     def read_reduced(self, index, size):
         return self.source.read_reduced(self.indices[index], size)

@@ -9,13 +9,20 @@ A features file is a plain ``.npz`` (``np.load(path, allow_pickle=False)`` reads
 ``files``        (N,) str: the absolute file of each image, ``""`` for images that are not files
 ``labels``       optional, int64: (N,) for one label column, (N, L) for several; ``-1`` = unknown
 ``label_names``  optional, (L,) str: the label columns' names (always 1-D, also for one column)
+``photo``        optional, (N,) str: the image (photo) each row came from, as the source named it
+``face``         optional, (N,) int64: the face's index in that photo (largest first; -1: the whole
+                 image, used as it is)
+``box``          optional, (N, 4) float32: the face's box in the photo's pixels, x y width height
+                 (NaN for a whole image); ``aekit embed --align`` writes these three
+                 (``aekit.alignment.placement_columns``); files without them read as whole images
 ``model_id``     () str: ``aekit.model_fingerprint`` of the model that made the features
 ``meta``         () str: JSON: ``format`` ("aekit-features"), ``format_version``, the model
                  (``model``, ``architecture``, ``config``, ``image_size``), ``feature_set`` (e.g.
                  ``multiscale``, ``latent``) and its ``dimension`` D, the
                  ``inputs`` as given and the ``cwd`` they were relative to, ``label_sources``
                  (name -> where it came from) and ``label_classes`` (name -> class names, for
-                 labels whose values index a list of names, such as class subfolders)
+                 labels whose values index a list of names, such as class subfolders), and
+                 ``align`` (``auto``, ``on`` or ``off``: how faces were found; files without it: off)
 ===============  ==================================================================================
 
 In Python::
@@ -23,6 +30,7 @@ In Python::
     feats = aekit.load_features("feats.npz")
     feats.X, feats.y, feats.label_names, feats.paths     # ready for scikit-learn
     feats.feature_set, feats.model_id                    # which features, of which model
+    feats.photo, feats.face, feats.box                   # where each row came from (face -1: the whole image)
     y = feats.target("Male")                             # one label column by name
 """
 
@@ -65,6 +73,18 @@ class Features:
     model_id: str = ""
     meta: dict = field(default_factory=dict)
     source: str = ""
+    photo: list[str] | None = None  # None: each row is a whole image (paths)
+    face: np.ndarray | None = None  # (N,) int64, -1 = the whole image
+    box: np.ndarray | None = None  # (N, 4) float32 x, y, width, height; NaN for a whole image
+
+    def __post_init__(self):
+        n = len(self.paths)
+        if self.photo is None:
+            self.photo = list(self.paths)
+        if self.face is None:
+            self.face = np.full(n, -1, dtype=np.int64)
+        if self.box is None:
+            self.box = np.full((n, 4), np.nan, dtype=np.float32)
 
     @property
     def feature_set(self) -> str:
@@ -73,6 +93,11 @@ class Features:
 
     def __len__(self) -> int:
         return len(self.X)
+
+    @property
+    def align(self) -> str:
+        """How the rows' faces were found (``aekit embed --align``): auto, on or off (files from before it: off)."""
+        return str(self.meta.get("align") or "off")
 
     @property
     def classes(self) -> dict[str, list[str]]:
@@ -136,16 +161,40 @@ def load_features(path) -> Features:
         y = y.astype(np.int64, copy=False)
     elif label_names:
         raise FeatureFileError(f"{path}: label names without labels")
-    return Features(X.astype(np.float32, copy=False), y, label_names, paths, files, str(arrays["model_id"]), meta, str(path))
+    photo, face, box = _placements(arrays, len(paths), path)
+    return Features(X.astype(np.float32, copy=False), y, label_names, paths, files, str(arrays["model_id"]), meta, str(path),
+                    photo, face, box)
+
+
+def _placements(arrays, n: int, path) -> tuple[list[str] | None, np.ndarray | None, np.ndarray | None]:
+    """The optional ``photo``, ``face`` and ``box`` columns, checked (None where a file has none)."""
+    photo = face = box = None
+    if "photo" in arrays:
+        if arrays["photo"].shape != (n,):
+            raise FeatureFileError(f"{path}: photo column of shape {arrays['photo'].shape} does not fit {n} images")
+        photo = [str(p) for p in arrays["photo"]]
+    if "face" in arrays:
+        face = arrays["face"]
+        if face.shape != (n,) or face.dtype.kind not in "iu":
+            raise FeatureFileError(f"{path}: face column of shape {face.shape} ({face.dtype}) does not fit {n} images")
+        face = face.astype(np.int64, copy=False)
+    if "box" in arrays:
+        box = arrays["box"]
+        if box.shape != (n, 4) or box.dtype.kind != "f":
+            raise FeatureFileError(f"{path}: box column of shape {box.shape} ({box.dtype}) does not fit {n} images")
+        box = box.astype(np.float32, copy=False)
+    return photo, face, box
 
 
 def save_features(path, features: np.ndarray, paths, model, labels: dict[str, np.ndarray] | None = None,
                   files=None, meta: dict | None = None, label_classes: dict[str, list[str]] | None = None,
-                  feature_set: str = "latent") -> None:
+                  feature_set: str = "latent", placements: dict[str, np.ndarray] | None = None) -> None:
     """Write a features ``.npz`` atomically (see the module docstring for the format).
 
     `labels` maps label names to (N,) integer columns (-1 = unknown); `label_classes` gives the
     class names of the columns whose values index a list of names. `meta` adds JSON-able fields.
+    `placements` (``aekit.alignment.placement_columns``: ``photo``, ``face``, ``box``) says where
+    each row came from; without it the file has no such columns (each row is read as a whole image).
     """
     from . import __version__, io
     from .checkpoint import architecture_name, model_fingerprint
@@ -165,6 +214,13 @@ def save_features(path, features: np.ndarray, paths, model, labels: dict[str, np
             raise FeatureFileError(f"every label column needs {len(paths)} values")
         arrays["labels"] = columns[0] if len(columns) == 1 else np.stack(columns, axis=1)
         arrays["label_names"] = np.asarray(list(labels), dtype=str)
+    for name, value in (placements or {}).items():
+        if name not in ("photo", "face", "box"):
+            raise FeatureFileError(f"unknown placement column {name!r} (photo, face, box)")
+        value = np.asarray(value, dtype={"photo": str, "face": np.int64, "box": np.float32}[name])
+        if len(value) != len(paths) or value.shape[1:] != ((4,) if name == "box" else ()):
+            raise FeatureFileError(f"the {name} column needs {len(paths)} rows, got shape {value.shape}")
+        arrays[name] = value
     config = model.config.to_dict()
     info = {"format": FORMAT, "format_version": FORMAT_VERSION, "aekit_version": __version__,
             "architecture": architecture_name(model), "config": config, "image_size": config.get("image_size"),

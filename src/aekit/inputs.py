@@ -34,6 +34,9 @@ class FileListSource(ImageSource):
         refuse_special_file(self.paths[index])
         return open_image(self.paths[index], draft_size=size)
 
+    def is_photo(self, index):
+        return True
+
     def byte_size(self, index):
         try:
             return self.paths[index].stat().st_size
@@ -65,6 +68,10 @@ class ConcatSource(ImageSource):
     def read(self, index):
         s, k = self._where[index]
         return self.sources[s].read(k)
+
+    def is_photo(self, index):
+        s, k = self._where[index]
+        return self.sources[s].is_photo(k)
 
     def read_reduced(self, index, size):
         s, k = self._where[index]

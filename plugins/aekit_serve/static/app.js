@@ -6,6 +6,7 @@ const state = {
   info: null,
   token: null,      // the current face on the server
   latent: null,     // its latent
+  photo: false,     // an uploaded photo: its edits are shown in the photo (the server puts the change back)
   edits: {},        // direction -> amount
   a: null, b: null, // interpolation ends: {latent, image}
 };
@@ -148,8 +149,10 @@ const redraw = latest(async () => {
   if (!state.latent) return;
   busy($("edited"), true);
   try {
-    const result = await api("decode", { latent: state.latent, edits: state.edits });
-    $("edited").src = result.image;
+    // an uploaded photo is edited by its token: the server puts the change back into the photo
+    const body = state.photo ? { token: state.token, edits: state.edits } : { latent: state.latent, edits: state.edits };
+    const result = await api("decode", body);
+    $("edited").src = result.photo || result.image;
   } finally {
     busy($("edited"), false);
   }
@@ -198,10 +201,12 @@ const neighbours = latest(async () => {
 function setFace(face) {
   state.token = face.token;
   state.latent = face.latent;
+  state.photo = Boolean(face.photo);
   $("original").src = face.original;
   $("reconstruction").src = face.reconstruction;
   $("face-name").textContent = face.name ? "(" + face.name + ")" : "";
-  if (Object.keys(state.edits).length === 0) $("edited").src = face.reconstruction;
+  $("edited-note").textContent = state.photo ? "(in the photo)" : "";
+  if (Object.keys(state.edits).length === 0) $("edited").src = face.photo || face.reconstruction;
   redraw();
   denoise();
   neighbours();
