@@ -324,3 +324,108 @@ def test_optimize_latents_lowers_the_error_and_leaves_the_model_as_it_was():
         model.optimize_latents(images, steps=-1)
     with pytest.raises(aekit.AekitError, match="skip connections"):
         aekit.create_model("unet", widths=(8, 16), image_size=16, latent_dim=8).optimize_latents(images, steps=1)
+
+
+# --- --align ---
+
+
+def _compress(*args):
+    return CliRunner().invoke(cli, ["compress", *[str(a) for a in args]])
+
+
+def test_compress_align_on_gives_one_latent_per_face_with_its_photo_face_and_box(tmp_path, tiny_model_dir):
+    from helpers import write_face_photos
+
+    photos = write_face_photos(tmp_path / "photos")
+    out = tmp_path / "faces.npz"
+    result = _compress(photos, "-m", tiny_model_dir, "-o", out, "--align", "on", "-q")
+    assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+    assert "3 latents" in result.stdout and "1 skipped" in result.stdout
+    assert [line for line in result.stderr.splitlines() if "empty.png" in line] == ["skipped: empty.png: no face found"]
+    stored = load_latents(out, aekit.load(tiny_model_dir))
+    assert stored.names == ["group.png#0", "group.png#1", "solo.jpg#0"] and stored.meta["align"] == "on"
+    where = stored.placements
+    assert where["photo"].tolist() == ["group.png", "group.png", "solo.jpg"] and where["face"].tolist() == [0, 1, 0]
+    assert where["box"].shape == (3, 4) and where["box"].dtype == np.float32 and np.isfinite(where["box"]).all()
+    assert where["box"][0, 2] > where["box"][1, 2]  # largest first: the group's right-hand face is the larger
+    assert where["box"][0, 0] > 240 > where["box"][1, 0]
+    with np.load(out, allow_pickle=False) as archive:  # plain arrays beside the latents
+        assert archive["photo"].tolist() == where["photo"].tolist() and archive["face"].dtype == np.int64
+    result = _compress(photos / "empty.png", "-m", tiny_model_dir, "-o", tmp_path / "none.npz", "--align", "on", "-q")
+    assert result.exit_code == 1 and "Traceback" not in result.output and "empty.png: no face found" in result.output
+    assert not (tmp_path / "none.npz").exists()
+    # decompress names a face's PNG as `aekit faces` does: PHOTO-N.png
+    result = CliRunner().invoke(cli, ["decompress", str(out), "-m", str(tiny_model_dir), "-o", str(tmp_path / "back"), "-q"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "back").iterdir()) == ["group-0.png", "group-1.png", "solo-0.png"]
+
+
+def test_compress_align_auto_uses_a_photo_without_a_face_whole(tmp_path, tiny_model_dir):
+    from helpers import write_face_photos
+
+    photos = write_face_photos(tmp_path / "photos")
+    out = tmp_path / "faces.npz"
+    result = _compress(photos, "-m", tiny_model_dir, "-o", out, "-q")  # auto is the default
+    assert result.exit_code == 0 and "4 latents" in result.stdout and "skipped" not in result.output, result.output
+    stored = load_latents(out)
+    assert stored.names == ["empty.png", "group.png#0", "group.png#1", "solo.jpg#0"] and stored.meta["align"] == "auto"
+    assert stored.placements["face"].tolist() == [-1, 0, 1, 0]
+    assert np.isnan(stored.placements["box"][0]).all() and np.isfinite(stored.placements["box"][1:]).all()
+
+
+def test_compress_align_off_is_as_before(tmp_path, tiny_model_dir):
+    from helpers import write_face_photos
+
+    photos = write_face_photos(tmp_path / "photos")
+    out = tmp_path / "whole.npz"
+    result = _compress(photos, "-m", tiny_model_dir, "-o", out, "--align", "off", "-q", "--report")
+    assert result.exit_code == 0 and "3 latents" in result.stdout and "skipped" not in result.output, result.output
+    with np.load(out, allow_pickle=False) as archive:
+        assert sorted(archive.files) == ["dtype", "latents", "meta", "model_id", "names"]
+        assert "align" not in json.loads(str(archive["meta"]))
+    stored = load_latents(out)
+    assert stored.names == ["empty.png", "group.png", "solo.jpg"] and stored.placements is None
+    model = aekit.load(tiny_model_dir)  # each photo resized as it is, as compress always did
+    pictures = np.stack([np.asarray(Image.open(photos / n).convert("RGB").resize((32, 32), Image.BICUBIC))
+                         for n in stored.names])
+    expected = model.encode(pictures).numpy()
+    assert np.abs(stored.latents - expected).max() < 0.05
+
+
+def test_latent_file_placements_are_checked_and_files_without_them_still_read(tmp_path, tiny_model_dir):
+    from aekit.alignment import Placement
+
+    model = aekit.load(tiny_model_dir)
+    z = np.zeros((2, 16), np.float32)
+    placements = [Placement("a.png", 0, (1.0, 2.0, 30.0, 40.0)), Placement("b.png", -1, (np.nan,) * 4)]
+    save_latents(tmp_path / "z.npz", z, ["a.png#0", "b.png"], model, placements=placements, align="on")
+    stored = load_latents(tmp_path / "z.npz", model)
+    assert stored.placements["photo"].tolist() == ["a.png", "b.png"] and stored.placements["face"].tolist() == [0, -1]
+    np.testing.assert_array_equal(stored.placements["box"][0], [1, 2, 30, 40])
+    save_latents(tmp_path / "old.npz", z, ["a", "b"], model)  # as before --align: no placements, read as before
+    assert load_latents(tmp_path / "old.npz", model).placements is None
+    with pytest.raises(LatentFileError, match="photo must be a 1-D array of 3 texts"):
+        save_latents(tmp_path / "bad.npz", np.zeros((3, 16), np.float32), list("abc"), model, placements=placements)
+    assert not (tmp_path / "bad.npz").exists()
+
+    def rewritten(name, **changes):
+        with np.load(tmp_path / "z.npz", allow_pickle=False) as archive:
+            arrays = {k: archive[k] for k in archive.files}
+        arrays.update(changes)
+        for key in [k for k, v in changes.items() if v is None]:
+            del arrays[key]
+        np.savez(tmp_path / name, **arrays)
+        return tmp_path / name
+
+    for name, changes, message in [
+        ("nobox.npz", {"box": None}, "photo, face without box"),
+        ("short.npz", {"face": np.zeros(1, np.int64)}, "face must be a 1-D array of 2 integers"),
+        ("floatface.npz", {"face": np.zeros(2, np.float32)}, "face must be a 1-D array of 2 integers"),
+        ("below.npz", {"face": np.array([0, -2])}, r"face indices must be -1 \(the whole image\) or more, got -2"),
+        ("boxshape.npz", {"box": np.zeros((2, 3), np.float32)}, r"box must be a \(2, 4\) float array"),
+        ("nanbox.npz", {"box": np.full((2, 4), np.nan, np.float32)}, "box holds NaN or infinite values for a face"),
+        ("photonum.npz", {"photo": np.array([1, 2])}, "photo must be a 1-D array of 2 texts"),
+        ("pickled.npz", {"photo": np.array(["a", None], dtype=object)}, "pickle"),
+    ]:
+        with pytest.raises(LatentFileError, match=message):
+            load_latents(rewritten(name, **changes))

@@ -373,3 +373,85 @@ def test_quality_measures_agree_with_aekit_metrics():
     np.testing.assert_allclose(psnr(noisy, clean), 10 * np.log10(1 / mse), rtol=1e-4)
     flat = np.full((4, 64, 64, 3), 0.5, dtype=np.float32) + np.random.default_rng(1).normal(0, 0.1, (4, 64, 64, 3)).astype(np.float32)
     np.testing.assert_allclose(estimate_sigma(flat), 0.1, rtol=0.05)
+
+
+# --- --align ---
+
+
+@pytest.fixture
+def face_photos(tmp_path):
+    """group.png (two faces), solo.jpg (one) and empty.png (none), with a CelebA-style attributes.csv at the root."""
+    from helpers import write_face_photos
+
+    folder = write_face_photos(tmp_path / "photos")
+    (folder / "attributes.csv").write_text("image_id,Smiling,Male\ngroup.png,1,-1\nsolo.jpg,-1,1\nempty.png,1,1\n",
+                                           encoding="utf-8")
+    return folder
+
+
+def _faces_csv(path) -> list[dict]:
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_eval_align_on_evaluates_each_face_and_labels_follow_the_faces(tmp_path, untrained, face_photos):
+    out = tmp_path / "report"
+    result = invoke("eval", "--model", untrained, "--data", face_photos, "--align", "on", "--labels",
+                    "--train-data", "synthetic:200:3", "--pixel-labels", "0", "--out", out, "--quiet")
+    assert "Traceback" not in result.output
+    assert [line for line in result.stderr.splitlines() if "empty.png" in line] == ["skipped: empty.png: no face found"]
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert report["data"]["eval"]["images"] == 3 and report["data"]["eval"]["skipped"] == 1
+    align = report["data"]["align"]
+    assert align["mode"] == "on" and align["faces"] == 3 and align["whole_images"] == 0 and align["placements"] == "faces.csv"
+    assert report["settings"]["align"] == "on" and "--align on" in report["command"]
+    assert report["features"]["test_images"] == 3  # the group's two faces count twice
+    rows = _faces_csv(out / "faces.csv")
+    assert [(r["name"], r["photo"], r["face"]) for r in rows] == [
+        ("group.png#0", "group.png", "0"), ("group.png#1", "group.png", "1"), ("solo.jpg#0", "solo.jpg", "0")]
+    assert float(rows[0]["box_w"]) > float(rows[1]["box_w"]) > 0
+    assert "--align on: 3 face(s) of 2 image(s)" in (out / "report.md").read_text(encoding="utf-8")
+    assert "--align on: 3 face(s) of 2 image(s)" in result.stdout
+
+    # the labels follow the faces: from the source's attributes, and from a CSV keyed by the photo's name
+    from aekit_eval import probe, splits
+
+    evaluation = splits.load_eval(str(face_photos), 64, None, False, "on")
+    assert evaluation.names == ["group.png#0", "group.png#1", "solo.jpg#0"]
+    assert evaluation.photo_names == ["group.png", "group.png", "solo.jpg"]
+    assert evaluation.attributes["Smiling"].tolist() == [1, 1, 0] and evaluation.attributes["Male"].tolist() == [0, 0, 1]
+    (tmp_path / "labels.csv").write_text("file,Glasses\ngroup.png,1\nsolo.jpg,0\n", encoding="utf-8")
+    labels = probe.read_labels(evaluation.attributes, evaluation.photo_names, tmp_path / "labels.csv")
+    assert labels["Glasses"].tolist() == [1, 1, 0]
+
+
+def test_eval_align_auto_uses_an_image_without_a_face_whole(tmp_path, untrained, face_photos):
+    out = tmp_path / "report"
+    result = invoke("eval", "--model", untrained, "--data", face_photos, "--out", out, "--quiet")  # auto: the default
+    assert "skipped" not in result.output
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert report["data"]["eval"]["images"] == 4 and report["data"]["eval"]["skipped"] == 0
+    assert report["data"]["align"]["mode"] == "auto" and report["data"]["align"]["whole_images"] == 1
+    assert "--align" not in report["command"]  # the default
+    rows = _faces_csv(out / "faces.csv")
+    assert (rows[0]["name"], rows[0]["face"], rows[0]["box_x"]) == ("empty.png", "-1", "")
+    assert [r["name"] for r in rows[1:]] == ["group.png#0", "group.png#1", "solo.jpg#0"]
+
+
+def test_eval_align_off_is_as_before(tmp_path, untrained, face_photos):
+    out = tmp_path / "report"
+    result = invoke("eval", "--model", untrained, "--data", face_photos, "--align", "off", "--out", out, "--quiet")
+    assert "skipped" not in result.output and "face(s)" not in result.output
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert report["data"]["eval"] == {"source": str(face_photos), "description": str(face_photos), "images": 3, "skipped": 0}
+    assert report["data"]["align"] == {"mode": "off"} and not (out / "faces.csv").exists()
+    from aekit_eval import splits
+
+    from aekit.data import prepare
+
+    evaluation = splits.load_eval(str(face_photos), 64, None, False, "off")  # each photo resized as it is
+    expected = prepare(str(face_photos), 64, progress=False)
+    np.testing.assert_array_equal(evaluation.images, expected.images.transpose(0, 2, 3, 1))
+    assert evaluation.names == ["empty.png", "group.png", "solo.jpg"] and evaluation.placements is None

@@ -9,10 +9,21 @@ The ``.npz`` format (readable with ``np.load(path, allow_pickle=False)``):
 ``names``       (N,) the source names (file names relative to their folder)
 ``dtype``       the storage dtype's name
 ``model_id``    ``aekit.model_fingerprint(model)``: decompress refuses another model's latents
-``meta``        JSON: format version, image size, the model's architecture and config
+``meta``        JSON: format version, image size, the model's architecture and config (and
+                ``align``, the ``--align`` mode, when faces were looked for)
+``photo``       optional (N,) str: the image each latent came from (``--align auto`` / ``on``)
+``face``        optional (N,) int64: the face's index in that image, largest first; -1: the
+                whole image, used as it is
+``box``         optional (N, 4) float32: the face's box x, y, width, height in the image's
+                pixels; NaN for a whole image
 ==============  =====================================================================
 
-In Python: ``save_latents(path, latents, names, model, dtype)`` and ``load_latents(path, model)``.
+With ``--align auto`` / ``on`` a latent is one face: its name is ``IMAGE#N`` (face N of IMAGE) or
+``IMAGE`` (the image as it is), and ``photo`` / ``face`` / ``box`` say where it came from. Files
+without them (``--align off``, or written before ``--align``) read as before.
+
+In Python: ``save_latents(path, latents, names, model, dtype, placements=None)`` and
+``load_latents(path, model)``.
 """
 
 from __future__ import annotations
@@ -47,6 +58,9 @@ class LatentFile:
     model_id: str
     meta: dict
     stored_bytes: int  # the latents' payload in the file (quantisation parameters included)
+    # where each latent came from (``aekit.alignment.placement_columns``): ``photo``, ``face``, ``box``; None in
+    # files written without --align (or with --align off)
+    placements: dict[str, np.ndarray] | None = None
 
 
 # --- the format ------------------------------------------------------------------------------------
@@ -94,25 +108,73 @@ def decode_from_storage(arrays: dict[str, np.ndarray], dtype: str) -> np.ndarray
     return np.asarray(arrays["latents"], dtype=np.float32)
 
 
-def save_latents(path, latents: np.ndarray, names, model, dtype: str = "float16") -> int:
-    """Write a latent .npz atomically; returns the stored payload in bytes."""
+def save_latents(path, latents: np.ndarray, names, model, dtype: str = "float16", placements=None,
+                 align: str | None = None) -> int:
+    """Write a latent .npz atomically; returns the stored payload in bytes.
+
+    `placements`: where each latent came from, as ``aekit.alignment.Placement`` objects or the columns of
+    ``aekit.alignment.placement_columns`` (written as ``photo``, ``face``, ``box``); `align`: the ``--align``
+    mode, recorded in ``meta``. Neither is written when None.
+    """
     from aekit import io, model_fingerprint
 
     latents = np.asarray(latents, dtype=np.float32)
     names = [str(n) for n in names]
     if latents.ndim != 2 or len(latents) != len(names):
         raise LatentFileError(f"need (N, d) latents and N names, got {latents.shape} and {len(names)} names")
+    columns = None
+    if placements is not None:
+        columns = _placement_arrays(placements)
+        problem = _placement_problem(columns, len(names))
+        if problem:
+            raise LatentFileError(f"{path}: {problem}")
     try:
         arrays = encode_for_storage(latents, dtype)
     except LatentFileError as exc:  # checked before anything is written: name the file that is not made
         raise LatentFileError(f"{path}: {exc}") from None
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "image_size": model.config.image_size,
             "architecture": getattr(model, "architecture", "article"), "config": model.config.to_dict()}
+    if align is not None:
+        meta["align"] = str(align)
     with io.atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:  # a handle: np.savez would add ".npz" to the temporary name
             np.savez(fh, names=np.asarray(names, dtype=str), dtype=np.asarray(dtype),
-                     model_id=np.asarray(model_fingerprint(model)), meta=np.asarray(json.dumps(meta)), **arrays)
+                     model_id=np.asarray(model_fingerprint(model)), meta=np.asarray(json.dumps(meta)), **arrays,
+                     **(columns or {}))
     return sum(a.nbytes for a in arrays.values())
+
+
+PLACEMENT_KEYS = ("photo", "face", "box")  # aekit.alignment.PLACEMENT_FIELDS: the optional arrays of a latent file
+
+
+def _placement_arrays(placements) -> dict[str, np.ndarray]:
+    """``photo`` / ``face`` / ``box`` arrays from Placement objects or from ``placement_columns``' dict."""
+    from aekit.alignment import placement_columns
+
+    if isinstance(placements, dict):
+        missing = [k for k in PLACEMENT_KEYS if k not in placements]
+        if missing:
+            raise LatentFileError(f"placements without {', '.join(missing)}")
+        return {"photo": np.asarray(placements["photo"], dtype=str),
+                "face": np.asarray(placements["face"], dtype=np.int64),
+                "box": np.asarray(placements["box"], dtype=np.float32)}
+    return placement_columns(list(placements))
+
+
+def _placement_problem(arrays: dict[str, np.ndarray], count: int) -> str | None:
+    """Why `arrays` (``photo``, ``face``, ``box``) do not describe `count` latents, or None when they do."""
+    photo, face, box = (arrays[k] for k in PLACEMENT_KEYS)
+    if photo.ndim != 1 or photo.dtype.kind != "U" or len(photo) != count:
+        return f"photo must be a 1-D array of {count} texts, got {photo.dtype} {photo.shape}"
+    if face.ndim != 1 or face.dtype.kind not in "iu" or len(face) != count:
+        return f"face must be a 1-D array of {count} integers, got {face.dtype} {face.shape}"
+    if count and int(face.min()) < -1:
+        return f"face indices must be -1 (the whole image) or more, got {int(face.min())}"
+    if box.shape != (count, 4) or box.dtype.kind != "f":
+        return f"box must be a ({count}, 4) float array, got {box.dtype} {box.shape}"
+    if not np.isfinite(box[face >= 0]).all():
+        return "box holds NaN or infinite values for a face"
+    return None
 
 
 def load_latents(path, model=None) -> LatentFile:
@@ -164,8 +226,20 @@ def load_latents(path, model=None) -> LatentFile:
                                   "decompress with the model that compressed it")
         if latents.shape[1] != model.config.latent_dim:
             raise LatentFileError(f"{path}: latents have {latents.shape[1]} dimensions, the model {model.config.latent_dim}")
+    placements = None
+    present = [k for k in PLACEMENT_KEYS if k in arrays]
+    if present:  # optional (--align): all three or none, one row per latent
+        if len(present) != len(PLACEMENT_KEYS):
+            absent = [k for k in PLACEMENT_KEYS if k not in arrays]
+            raise LatentFileError(f"{path}: {', '.join(present)} without {', '.join(absent)} (where the latents came from)")
+        placements = {k: arrays[k] for k in PLACEMENT_KEYS}
+        problem = _placement_problem(placements, len(names))
+        if problem:
+            raise LatentFileError(f"{path}: {problem}")
+        placements = {"photo": placements["photo"], "face": placements["face"].astype(np.int64, copy=False),
+                      "box": placements["box"].astype(np.float32, copy=False)}
     stored = sum(arrays[k].nbytes for k in ("latents", "scale", "offset") if k in arrays)
-    return LatentFile(latents, names, dtype, model_id, meta, stored)
+    return LatentFile(latents, names, dtype, model_id, meta, stored, placements)
 
 
 def _text_field(arrays: dict, key: str, path) -> str:
@@ -189,6 +263,7 @@ class Report:
     psnr: float
     ssim: float
     image_size: int
+    input_files: int | None = None  # the input files read (--align: fewer than the latents, a file per photo)
 
     def rows(self) -> list[tuple[str, str]]:
         raw = self.image_size * self.image_size * 3
@@ -199,7 +274,7 @@ class Report:
                 (f"ratio vs raw {self.image_size}x{self.image_size} pixels ({raw} B)", f"{raw / per_image:.1f}x")]
         if self.input_bytes:
             rows.append(("ratio vs input files", f"{self.input_bytes / self.images / per_image:.1f}x "
-                                                 f"({self.input_bytes / self.images:.0f} B per file)"))
+                                                 f"({self.input_bytes / (self.input_files or self.images):.0f} B per file)"))
         rows += [("round-trip PSNR", f"{self.psnr:.2f} dB"), ("round-trip SSIM", f"{self.ssim:.4f}")]
         return rows
 
@@ -241,13 +316,20 @@ def register_commands(register):
     register(decompress)
 
 
-def output_names(names: list[str]) -> list[str]:
+def output_names(names: list[str], faces=None) -> list[str]:
     """Safe, unique relative PNG paths for source names (no absolute paths, no '..'), each part short enough
-    for the file system; repeats get ~1, ~2... (``aekit.paths.unique_names``, which never gives a name twice)."""
+    for the file system; repeats get ~1, ~2... (``aekit.paths.unique_names``, which never gives a name twice).
+
+    `faces` (a latent file's ``face`` column): a latent named ``IMAGE#N`` with face N >= 0 is written as
+    ``IMAGE-N.png`` (as `aekit faces` names the faces of a photo).
+    """
     from aekit.paths import unique_names
 
     safe = []
-    for name in names:
+    for row, name in enumerate(names):
+        suffix = ""
+        if faces is not None and int(faces[row]) >= 0 and name.endswith(f"#{int(faces[row])}"):
+            name, suffix = name[: -len(f"#{int(faces[row])}")], f"-{int(faces[row])}"
         name = name.replace("\0", "_")  # names come from a file anyone may have written
         try:
             name.encode("utf-8", "surrogateescape")
@@ -255,7 +337,7 @@ def output_names(names: list[str]) -> list[str]:
             name = name.encode("utf-8", "replace").decode("utf-8")
         parts = [p for p in PurePosixPath(name.replace("\\", "/")).parts if p not in ("/", "..", ".", "")]
         stem = str(PurePosixPath(*parts).with_suffix("")) if parts else "image"
-        safe.append(f"{stem}.png")
+        safe.append(f"{stem}{suffix}.png")
     return unique_names(safe)
 
 

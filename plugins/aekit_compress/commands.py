@@ -8,6 +8,7 @@ import click
 import numpy as np
 import torch
 
+from aekit.alignment import align_option
 from aekit.cli import check_output_folder, check_output_path, model_option, refuse_existing_output
 from aekit.errors import AekitError
 from aekit_export.options import runtime_option
@@ -29,17 +30,25 @@ from . import DTYPES, Report, _subset, load_latents, output_names, round_trip_qu
 @click.option("--strict", is_flag=True, help="Fail on the first unreadable image instead of skipping it.")
 @click.option("--overwrite", is_flag=True, help="Replace --out if it already exists (refused otherwise).")
 @runtime_option("the encoder and --report's decoder (--optimize-steps refines with PyTorch)")
+@align_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-def compress(inputs, model_path, out, dtype, batch_size, report, optimize_steps, strict, overwrite, runtime, quiet):
+def compress(inputs, model_path, out, dtype, batch_size, report, optimize_steps, strict, overwrite, runtime, align, quiet):
     """Encode images to a latent .npz (INPUT: image files, folders, array files or data sources).
+
+    With --align on (or auto, for photos not framed like CelebA) each face of a photo is one latent,
+    named PHOTO#N (face N, largest first); the file's photo, face and box arrays say where each came
+    from, and `aekit decompress` writes it as PHOTO-N.png. Photos without a face are skipped and
+    listed under --align on.
 
     \b
     Examples:
       aekit compress faces/ --out faces.npz --report
       aekit compress a.jpg b.png --dtype int8 --out two.npz
+      aekit compress photos/ --align on --out faces.npz                   # one latent per face found
       aekit compress faces/ --optimize-steps 40 --out faces.npz --report   # slower, sharper
       aekit compress faces/ --runtime onnx-int8 --out faces.npz            # int8 ONNX Runtime: faster on a CPU
     """
+    from aekit.alignment import aligned_source, placement_columns
     from aekit.cli import finish_skipped, load_model_arg
     from aekit.data import iter_batches, prefetch, split_slice
     from aekit.inputs import open_inputs
@@ -58,7 +67,9 @@ def compress(inputs, model_path, out, dtype, batch_size, report, optimize_steps,
     from aekit_export.runtime import ModelOnRuntime
 
     on_runtime = ModelOnRuntime(model, runtime)  # the encoder's graph is made and checked on the first batch
-    skipped, names, chunks = [], [], []
+    photos = source  # the images as given; `source` is then one entry per face (--align auto / on)
+    source = aligned_source(photos, align, model.config.image_size, progress=not quiet)
+    skipped, names, chunks, rows = [], [], [], []
     # decoding runs a batch ahead of the encoder
     for batch in prefetch(iter_batches(source, model.config.image_size, batch_size, skipped, not quiet, "compressing")):
         if strict and skipped:
@@ -68,13 +79,19 @@ def compress(inputs, model_path, out, dtype, batch_size, report, optimize_steps,
         else:
             chunks.append(on_runtime.encode(batch.images, batch_size=batch_size).numpy())
         names += batch.names
+        rows += batch.indices
     if strict and skipped:
         raise AekitError(skipped[0])
     finish_skipped(skipped, len(chunks))
     latents = np.concatenate(chunks)
     if report:  # --report's decoder graph is made and checked before the file is written, not after
         on_runtime.prepare("decoder")
-    payload = save_latents(out, latents, names, model, dtype)
+    placements = None
+    if source is not photos:  # --align auto / on: where each latent came from
+        every = source.placements()
+        placements = placement_columns([every[i] for i in rows])
+    payload = save_latents(out, latents, names, model, dtype, placements=placements,
+                           align=align if placements is not None else None)
     click.echo(f"wrote {out}: {len(names)} latents ({dtype}, {payload / len(names):.0f} bytes each)"
                + (f", {len(skipped)} skipped" if skipped else ""))
     if report:
@@ -82,7 +99,13 @@ def compress(inputs, model_path, out, dtype, batch_size, report, optimize_steps,
         good = _subset(source, names)
         mean_psnr, mean_ssim, input_bytes = round_trip_quality(model, good, stored, batch_size, not quiet,
                                                                  decode=on_runtime.decode)
-        result = Report(len(names), payload, out.stat().st_size, input_bytes, mean_psnr, mean_ssim, model.config.image_size)
+        input_files = None
+        if source is not photos:  # a photo of several faces was read once: its bytes count once
+            sizes = [photos.byte_size(j) for j in sorted({source.source_index(i) for i in rows})]
+            input_bytes = sum(sizes) if sizes and all(n is not None for n in sizes) else None
+            input_files = len(sizes)
+        result = Report(len(names), payload, out.stat().st_size, input_bytes, mean_psnr, mean_ssim, model.config.image_size,
+                        input_files)
         width = max(len(k) for k, _ in result.rows())
         for key, value in result.rows():
             click.echo(f"  {key:<{width}}  {value}")
@@ -119,7 +142,7 @@ def decompress(latent_file, model_path, out, size, batch_size, overwrite, runtim
     decode = decoder_for(model, runtime)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    targets = output_names(stored.names)
+    targets = output_names(stored.names, stored.placements["face"] if stored.placements else None)
     existing = [name for name in targets if (out / name).exists()]
     if existing and not overwrite:
         raise AekitError(f"{out / existing[0]}: already exists ({len(existing)} of the {len(targets)} outputs do); "

@@ -4,8 +4,19 @@ from __future__ import annotations
 
 import click
 
+from aekit.alignment import ALIGN_HELP, align_option
 from aekit.cli import model_option
 from aekit_export.options import runtime_option
+
+
+def _eval_align_option(function):
+    """``aekit.alignment.align_option``, its help saying what a face is to the report."""
+    function = align_option(function)
+    for param in getattr(function, "__click_params__", []):
+        if param.name == "align":
+            param.help = (ALIGN_HELP + " Applies to --data and --train-data; each face is one image with its photo's "
+                          "labels (under on, a photo of two faces counts twice).")
+    return function
 
 
 @click.command("eval")
@@ -32,15 +43,22 @@ from aekit_export.options import runtime_option
 @click.option("--optimize-steps", type=click.IntRange(min=0), default=0, show_default=True, metavar="N",
               help="Add a row for latents refined by N optimisation steps each (as `aekit compress --optimize-steps N`).")
 @runtime_option("the encoder, the decoder and model.denoise")
+@_eval_align_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def eval_(model_path, data, train_data, baselines, noise, labels, limit, train_limit, pixel_labels, out, seed, device,
-          batch_size, optimize_steps, runtime, quiet):
+          batch_size, optimize_steps, runtime, align, quiet):
     """Measure a model on held-out faces and write a report (JSON, Markdown and PNG grids).
 
     Reconstruction MSE / PSNR / SSIM always; --baselines adds PCA (fitted on the training split),
     JPEG and WebP at the latent's bytes; --noise adds a denoising table against scikit-image's
     NL-means and TV (tuned); --labels adds linear probes against PCA, raw pixels and the majority
     class. --data must not overlap the data the model trained on.
+
+    --align (auto by default) finds the faces in --data's images (and --train-data's) and aligns them
+    before the model sees them; each face is one evaluation image, carrying its photo's labels, so
+    with --align on a photo of two faces counts twice, with the same labels. --limit counts photos.
+    The report names the mode, and faces.csv gives each image's photo, face index and box. The
+    model's recorded training images are used as its run read them.
 
     \b
     Examples:
@@ -49,6 +67,7 @@ def eval_(model_path, data, train_data, baselines, noise, labels, limit, train_l
           --labels celeba/attributes.csv --noise gaussian:0.1 --out report/
       aekit eval --model runs/celeba --data faces/[9000:] --optimize-steps 40   # + refined latents' row
       aekit eval --model runs/celeba --data faces/[9000:] --runtime torch       # PyTorch, not ONNX Runtime
+      aekit eval --model runs/celeba --data photos/ --align on                  # every face of every photo
     """
     from aekit.errors import AekitError
 
@@ -60,7 +79,7 @@ def eval_(model_path, data, train_data, baselines, noise, labels, limit, train_l
     options = EvalOptions(data=data, model=model_path, train_data=train_data, baselines=baselines, noise=list(noise),
                           labels=labels is not None, labels_csv=labels or None, limit=limit, train_limit=train_limit,
                           pixel_labels=pixel_labels, out=out, seed=seed, device=device, batch_size=batch_size,
-                          optimize_steps=optimize_steps, runtime=runtime)
+                          optimize_steps=optimize_steps, runtime=runtime, align=align)
     result = run_eval(options, progress=not quiet)
     click.echo(as_text(result))
     click.echo(f"\nwrote {out}/report.json, {out}/report.md and the PNG grids")

@@ -82,10 +82,16 @@ def markdown_table(headers, rows) -> str:
     return "\n".join(out)
 
 
+def _align(report: dict) -> dict:
+    """The report's --align section (reports from before --align have none)."""
+    return report.get("data", {}).get("align") or {}
+
+
 def as_text(report: dict) -> str:
     """What `aekit eval` prints."""
     parts = [f"model {report['model']['path']} ({report['model']['architecture']}, {report['model']['latent_dim']}-d latent)",
-             f"evaluated on {report['data']['eval']['source']}: {report['data']['eval']['images']} images"]
+             f"evaluated on {report['data']['eval']['source']}: {report['data']['eval']['images']} images"
+             + (f" ({_align(report)['summary']})" if _align(report).get("summary") else "")]
     train = report["data"].get("train")
     if train and train.get("images"):
         parts.append(f"training split {train['description']}: {train['images']} images")
@@ -115,6 +121,13 @@ def as_markdown(report: dict) -> str:
                 f" (that the model never saw them could not be checked: "
                 f"{data.get('training_data_missing') or 'the checkpoint records no training data'})")
              + (f"; {data['eval']['skipped']} unreadable ones skipped" if data['eval'].get('skipped') else "")]
+    align = _align(report)
+    if align.get("summary"):
+        lines.append(f"- **faces**: {align['summary']}, aligned by `{align.get('aligner', '')}` before the model saw "
+                     f"them; each face is one image with its photo's labels (`{align['placements']}`: the photo, face "
+                     "and box of each)" + ("; skipped: images without a face or unreadable" if data['eval'].get('skipped') else ""))
+    elif align.get("mode"):
+        lines.append(f"- **faces**: `--align {align['mode']}`: each image as it is, resized")
     train = data.get("train")
     if train and train.get("images"):
         lines.append(f"- **baselines and probes fitted on**: {train['description']}, {train['images']} images")

@@ -22,6 +22,7 @@ from . import codecs, denoise, probe, quality, report as render, splits
 FORMAT = "aekit-eval-report"
 FORMAT_VERSION = 1
 GRID_IMAGES = 8
+PLACEMENTS_FILE = "faces.csv"  # --align auto / on: the photo, face index and box of each evaluation image
 
 
 @dataclass
@@ -44,6 +45,7 @@ class EvalOptions:
     batch_size: int = 128
     optimize_steps: int = 0
     runtime: str = "auto"  # what runs the encoder, decoder and denoiser: auto, torch or onnx
+    align: str = "auto"  # --align: faces found in --data (and --train-data) before the model sees them: auto, on, off
 
     def command_line(self) -> str:
         """The `aekit eval` command that gives these options."""
@@ -57,7 +59,8 @@ class EvalOptions:
         if self.labels:
             args += ["--labels"] + ([self.labels_csv] if self.labels_csv else [])
         defaults = EvalOptions(data="")
-        for name in ("limit", "train_limit", "pixel_labels", "seed", "device", "batch_size", "optimize_steps", "runtime"):
+        for name in ("limit", "train_limit", "pixel_labels", "seed", "device", "batch_size", "optimize_steps", "runtime",
+                     "align"):
             value = getattr(self, name)
             if value != getattr(defaults, name):
                 args += [f"--{name.replace('_', '-')}", str(value)]
@@ -74,6 +77,7 @@ def _log_to_stderr(message: str) -> None:
 def run_eval(options: EvalOptions, progress: bool = True, log=_log_to_stderr) -> dict:
     """Compute the report, write report.json, report.md and the PNG grids into ``options.out``; return the report."""
     from aekit import __version__, io
+    from aekit.alignment import check_mode
     from aekit.checkpoint import architecture_name, load, model_fingerprint
     from aekit.cli import skipped_lines
     from aekit.images import image_grid
@@ -101,6 +105,7 @@ def run_eval(options: EvalOptions, progress: bool = True, log=_log_to_stderr) ->
     if options.labels_csv and not Path(options.labels_csv).is_file():
         raise AekitError(f"--labels {options.labels_csv}: no such file")
     noises = [parse_noise(spec) for spec in options.noise]  # a bad spec fails before any work
+    align = check_mode(options.align)
     out = Path(options.out)
     if out.exists() and not out.is_dir():
         raise AekitError(f"--out {out}: is a file; give a folder for the report")
@@ -123,9 +128,10 @@ def run_eval(options: EvalOptions, progress: bool = True, log=_log_to_stderr) ->
         log(f"note: {missing}; {' and '.join(left_out)} need a training split and are left out: give --train-data "
             "SOURCE (images the evaluation data does not contain)")
 
-    evaluation = splits.load_eval(options.data, size, options.limit, progress)
+    evaluation = splits.load_eval(options.data, size, options.limit, progress, align)
     clean = quality.to_unit(evaluation.images)
-    test_labels = probe.read_labels(evaluation.attributes, evaluation.names, options.labels_csv) if options.labels else {}
+    # labels follow the faces: a face's are its photo's (from the source's attributes, or a CSV keyed by the photo)
+    test_labels = probe.read_labels(evaluation.attributes, evaluation.photo_names, options.labels_csv) if options.labels else {}
     if options.labels and not test_labels:
         raise AekitError(f"--labels: {options.data} has no labels (a folder needs an attributes.csv at its root; "
                          "or give --labels FILE.csv)")
@@ -133,7 +139,8 @@ def run_eval(options: EvalOptions, progress: bool = True, log=_log_to_stderr) ->
         raise AekitError(f"--noise needs at least 2 evaluation images (one to tune the baselines on), got {len(evaluation)}")
     for line in skipped_lines(evaluation.skipped):
         log(line)
-    log(f"evaluating on {len(evaluation)} images of {options.data}")
+    faces_note = f" ({_faces_summary(evaluation, align)})" if evaluation.placements is not None else ""
+    log(f"evaluating on {len(evaluation)} images of {options.data}{faces_note}")
     lap("loading")
     out.mkdir(parents=True, exist_ok=True)
 
@@ -143,12 +150,14 @@ def run_eval(options: EvalOptions, progress: bool = True, log=_log_to_stderr) ->
     data_info = {"eval": {"source": options.data, "description": evaluation.description, "images": len(evaluation),
                           "skipped": len(evaluation.skipped)},
                  "model_training": _describe_training(record), "overlap_checked": record is not None and missing is None,
-                 "training_data_missing": missing}
+                 "training_data_missing": missing, "align": _align_info(evaluation, align)}
+    if evaluation.placements is not None:  # where each evaluation image came from: one row each, in order
+        _write_placements(out / PLACEMENTS_FILE, evaluation)
 
     # -- the training split (baselines and probes are fitted on it, never on the evaluation images) --
     train = None
     if fits:
-        train = splits.load_train(model, options.train_data, size, options.train_limit, options.seed, progress)
+        train = splits.load_train(model, options.train_data, size, options.train_limit, options.seed, progress, align)
         data_info["train"] = {"source": train.source, "description": train.description, "images": len(train),
                               "images_in_split": train.total, "from": "--train-data" if options.train_data else "the model's training record"}
         log(f"training split: {train.description} ({len(train)} images)")
@@ -338,7 +347,7 @@ def _denoise_table(model, on_runtime, spec, number, noisy, clean, tune_idx, repo
 
 def _features(model, on_runtime, options, evaluation, test_labels, train, latents, train_pixels, clean, pca, progress,
               log) -> dict:
-    train_labels = probe.read_labels(train.attributes, train.names, options.labels_csv)
+    train_labels = probe.read_labels(train.attributes, train.photo_names, options.labels_csv)
     usable, skipped = probe.binary_labels(train_labels, test_labels)
     if not usable:
         reasons = "; ".join(f"{k}: {v}" for k, v in list(skipped.items())[:3])
@@ -358,6 +367,47 @@ def _features(model, on_runtime, options, evaluation, test_labels, train, latent
     return {"train_images": len(train), "test_images": len(evaluation), "labels": usable,
             "label_source": options.labels_csv or "the data source's own attributes",
             "pixel_labels": subset if len(subset) < len(usable) else [], "skipped_labels": skipped, "rows": rows}
+
+
+def _faces_summary(images, align: str) -> str:
+    """``--align on: 3 faces of 2 photos`` (and how many were used whole) for the log and the report."""
+    faces = sum(p.aligned for p in images.placements)
+    whole = len(images.placements) - faces
+    parts = [f"{faces} face(s) of {len({p.photo for p in images.placements if p.aligned})} image(s)"] if faces else []
+    parts += [f"{whole} image(s) as they are"] if whole else []
+    return f"--align {align}: " + (", ".join(parts) or "no image")
+
+
+def _align_info(images, align: str) -> dict:
+    """The report's ``data.align``: the --align mode, and under auto / on how the images became faces."""
+    info = {"mode": align}
+    if images.placements is not None:
+        from aekit.alignment import get_aligner
+
+        faces = sum(p.aligned for p in images.placements)
+        info.update({"aligner": getattr(get_aligner(), "name", ""), "images_read": images.photos, "faces": faces,
+                     "whole_images": len(images.placements) - faces, "placements": PLACEMENTS_FILE,
+                     "summary": _faces_summary(images, align),
+                     "note": "each face is one evaluation image, with its photo's labels: a photo of two faces "
+                             "counts twice"})
+    return info
+
+
+def _write_placements(path, images) -> None:
+    """faces.csv: for each evaluation image (in order) its name, photo, face index (-1: the whole image) and box."""
+    import csv
+    import io as text_io
+
+    from aekit import io
+    from aekit.alignment import placement_columns
+
+    columns = placement_columns(images.placements)
+    buffer = text_io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["image", "name", "photo", "face", "box_x", "box_y", "box_w", "box_h"])
+    for i, (name, photo, face, box) in enumerate(zip(images.names, columns["photo"], columns["face"], columns["box"])):
+        writer.writerow([i, name, str(photo), int(face)] + ["" if not np.isfinite(v) else f"{float(v):.1f}" for v in box])
+    io.write_text(path, buffer.getvalue())
 
 
 def _describe_training(record) -> str:

@@ -44,21 +44,64 @@ class Images:
     description: str = ""
     skipped: list[str] = field(default_factory=list)
     total: int = 0  # images in the split before a --train-limit subset
+    # --align auto / on: where each image came from (aekit.alignment.Placement: photo, face index, box); None: off
+    placements: list | None = None
+    photos: int = 0  # --align auto / on: the photos read (before faces were found)
 
     def __len__(self) -> int:
         return len(self.images)
+
+    @property
+    def photo_names(self) -> list[str]:
+        """The photo each image came from (its own name under --align off): what a labels CSV is keyed by."""
+        return [p.photo for p in self.placements] if self.placements is not None else list(self.names)
 
 
 def _hwc(images) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(images).transpose(0, 2, 3, 1))
 
 
-def load_eval(spec: str, size: int, limit: int | None, progress: bool) -> Images:
-    """The evaluation images of ``--data`` (its first `limit`)."""
+def _aligned(spec: str, size: int, align: str, progress: bool, pick=None):
+    """``--data`` text read under --align auto / on: (PreparedImages of each face, placements, photos read, description).
+
+    The photos are chosen first (the ``[START:STOP]`` window, then ``pick(indices)``), then their faces found
+    (``aekit.alignment.aligned_source``): one image per face, the attributes following the faces; photos that give
+    none (no face under on, unreadable) are the skipped ones.
+    """
+    from aekit.alignment import aligned_source
+    from aekit.data import SubsetSource, open_source, prepare, select_indices, split_slice
+    from aekit.errors import DataSourceError
+
+    base, window = split_slice(spec)
+    source = open_source(base)
+    keys = source.keys()
+    indices = select_indices(keys, 0, None, None, window)
+    if pick is not None:
+        indices = pick(indices)
+    if not indices:
+        raise DataSourceError(f"{source.description}: no images selected (it has {len(keys)})")
+    chosen = source if indices == list(range(len(keys))) else SubsetSource(source, indices)
+    faces = aligned_source(chosen, align, size, progress=progress)
+    # the faces are found (and kept) once, here: the image cache would only copy them
+    data = prepare(faces, size, progress=progress, use_cache=False)
+    where = dict(zip(faces.keys(), faces.placements()))
+    return data, [where[name] for name in data.names], len(indices), source.description
+
+
+def load_eval(spec: str, size: int, limit: int | None, progress: bool, align: str = "off") -> Images:
+    """The evaluation images of ``--data`` (its first `limit`); with `align` auto / on, each face of them
+    (``aekit.alignment``: `limit` counts the photos, as the check for overlap with the training data does)."""
+    from aekit.alignment import check_mode
     from aekit.data import prepare
 
-    data = prepare(spec, size, limit=limit, progress=progress)
-    return Images(_hwc(data.images), list(data.names), dict(data.attributes), spec, data.source, list(data.skipped), len(data))
+    if check_mode(align) == "off":
+        data = prepare(spec, size, limit=limit, progress=progress)
+        return Images(_hwc(data.images), list(data.names), dict(data.attributes), spec, data.source, list(data.skipped),
+                      len(data))
+    data, placements, photos, description = _aligned(spec, size, align, progress,
+                                                     pick=(lambda indices: indices[:limit]) if limit is not None else None)
+    return Images(_hwc(data.images), list(data.names), dict(data.attributes), spec, description, list(data.skipped),
+                  len(data), placements, photos)
 
 
 def recorded_training(model):
@@ -68,13 +111,34 @@ def recorded_training(model):
     return training_record(model)
 
 
-def load_train(model, train_data: str | None, size: int, limit: int | None, seed: int, progress: bool) -> Images:
+def load_train(model, train_data: str | None, size: int, limit: int | None, seed: int, progress: bool,
+               align: str = "off") -> Images:
     """The training split: ``--train-data``, else the images the model's run trained on (its validation share left out).
 
     The attribute columns stay aligned with the images. With `limit`, a seeded random subset of that many images.
+    With `align` auto / on, the faces of ``--train-data``'s images (a `limit` subset of its photos is taken first);
+    the model's recorded training images are used as the run read them.
     """
+    from aekit.alignment import check_mode
     from aekit.data import prepare
 
+    if train_data and check_mode(align) != "off":
+        in_split = []
+
+        def pick(indices):  # the same seeded subset as below, of the photos rather than of the faces
+            in_split.append(len(indices))
+            if limit is None or len(indices) <= limit:
+                return indices
+            keep = np.sort(np.random.default_rng(seed).choice(len(indices), size=limit, replace=False))
+            return [indices[k] for k in keep]
+
+        data, placements, photos, _ = _aligned(train_data, size, align, progress, pick)
+        description = f"{train_data} (--train-data)"
+        if photos < in_split[0]:
+            description += f"; the faces of a random {limit} of its {in_split[0]} images"
+        # total: the images of the split before the subset (photos; the faces of the subset are len(...))
+        return Images(_hwc(data.images), list(data.names), dict(data.attributes), train_data, description,
+                      list(data.skipped), in_split[0], placements, photos)
     if train_data:
         data = prepare(train_data, size, progress=progress)
         images, attributes = data.images, dict(data.attributes)

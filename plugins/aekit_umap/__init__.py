@@ -8,7 +8,10 @@ little JavaScript, no network) where hovering a point shows its face and labels.
 gives the same coordinates and the same picture every time.
 
 The ``--coords`` ``.npz`` holds ``coords`` (N, 2) float32, ``paths`` (N,) str (the features file's),
-``model_id`` and ``meta`` (JSON: the UMAP settings and the features file).
+``model_id`` and ``meta`` (JSON: the UMAP settings and the features file). When the features' rows are
+faces found in photos (``aekit embed --align``), it also holds ``photo`` (N,) str, ``face`` (N,) int64
+(-1: the whole image) and ``box`` (N, 4) float32 (x, y, width, height; NaN for a whole image), with
+``align`` in ``meta``; the HTML page shows them beside each point.
 """
 
 from __future__ import annotations
@@ -171,15 +174,32 @@ def draw(coords, values, legend, title, thumbnails: dict[int, np.ndarray], headi
     return figure
 
 
-def save_coords(path, coords, feats, settings: dict) -> None:
-    """The 2-D coordinates as an .npz (atomic)."""
+def placements_of_rows(feats) -> dict[str, np.ndarray] | None:
+    """Where each row of `feats` came from (``photo``, ``face``, ``box``, as ``aekit.alignment.placement_columns``),
+    when the features file records it (``aekit embed --align`` auto / on); None for rows of whole images."""
+    face = getattr(feats, "face", None)
+    if face is None or getattr(feats, "photo", None) is None or getattr(feats, "box", None) is None:
+        return None
+    face = np.asarray(face, dtype=np.int64).reshape(-1)
+    if str(feats.meta.get("align") or "off") == "off" and not (face >= 0).any():
+        return None
+    return {"photo": np.asarray(list(feats.photo), dtype=str).reshape(-1), "face": face,
+            "box": np.asarray(feats.box, dtype=np.float32).reshape(-1, 4)}
+
+
+def save_coords(path, coords, feats, settings: dict, placements: dict[str, np.ndarray] | None = None) -> None:
+    """The 2-D coordinates as an .npz (atomic); with `placements` (`placements_of_rows`) each point's photo, face, box."""
     from aekit import io
 
     meta = {"format": COORDS_FORMAT, "format_version": 1, "features": str(feats.source), **settings}
+    extra = {}
+    if placements is not None:
+        meta["align"] = str(feats.meta.get("align") or "")
+        extra = {"photo": placements["photo"], "face": placements["face"], "box": placements["box"]}
     with io.atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, coords=np.asarray(coords, dtype=np.float32), paths=np.asarray(feats.paths, dtype=str),
-                     model_id=np.asarray(feats.model_id), meta=np.asarray(json.dumps(meta)))
+                     model_id=np.asarray(feats.model_id), meta=np.asarray(json.dumps(meta)), **extra)
 
 
 def encode_thumbnail(image: np.ndarray, size: int = 64) -> str:
@@ -196,8 +216,10 @@ def encode_thumbnail(image: np.ndarray, size: int = 64) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def html_page(coords, feats, values, legend, title, thumbnails: dict[int, str], heading: str) -> str:
-    """One self-contained HTML page: a canvas of the points; hovering shows the face and labels."""
+def html_page(coords, feats, values, legend, title, thumbnails: dict[int, str], heading: str,
+              placements: dict[str, np.ndarray] | None = None) -> str:
+    """One self-contained HTML page: a canvas of the points; hovering shows the face and labels (and, with
+    `placements`, the photo, face index and box each point came from)."""
     n = len(coords)
     lo, hi = coords.min(axis=0), coords.max(axis=0)
     span = np.where(hi - lo > 0, hi - lo, 1.0)
@@ -233,6 +255,10 @@ def html_page(coords, feats, values, legend, title, thumbnails: dict[int, str], 
     data = {"x": unit[:, 0].tolist(), "y": unit[:, 1].tolist(), "c": colour_index, "swatches": swatches,
             "legend": legend_rows, "paths": feats.paths, "labels": labels,
             "images": {str(i): url for i, url in thumbnails.items()}, "title": heading}
+    if placements is not None:  # JSON has no NaN: a whole image's box is null
+        data["photo"] = [str(p) for p in placements["photo"]]
+        data["face"] = [int(f) for f in placements["face"]]
+        data["box"] = [[round(float(v), 1) for v in box] if np.isfinite(box).all() else None for box in placements["box"]]
     payload = json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")  # no "</script>" or "<!--" inside
     return HTML_TEMPLATE.replace("__TITLE__", _escape(heading)).replace("__DATA__", payload)
 
@@ -286,6 +312,8 @@ if(best<0){tip.style.display="none";return;}
 var html="";var img=D.images[String(best)];
 if(img){html+='<img src="'+img+'" alt="">';}
 html+="<b>"+esc(D.paths[best])+"</b>";
+if(D.face&&D.face[best]>=0){var bx=D.box[best];html+="<br>face "+D.face[best]+" of "+esc(D.photo[best])+
+(bx?" at "+bx[0]+", "+bx[1]+" ("+bx[2]+" x "+bx[3]+")":"");}
 Object.keys(D.labels).forEach(function(k){html+="<br>"+esc(k)+": "+esc(D.labels[k][best]);});
 tip.innerHTML=html;tip.style.display="block";
 tip.style.left=Math.min(mx+14,W-200)+"px";tip.style.top=Math.min(my+14,H-60)+"px";});

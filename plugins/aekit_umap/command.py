@@ -7,10 +7,26 @@ from pathlib import Path
 import click
 import numpy as np
 
+from aekit.alignment import align_option
 from aekit.cli import check_output_path
 from aekit.errors import AekitError
 
-from . import colour_values, default_epochs, draw, encode_thumbnail, html_page, layout, save_coords, spread_sample
+from . import (colour_values, default_epochs, draw, encode_thumbnail, html_page, layout, placements_of_rows, save_coords,
+               spread_sample)
+
+ALIGN_HELP = ("How the thumbnails are cut from the images: by default as each row of the features file says (face N "
+              "of its photo, found and aligned again as `aekit embed --align` found it, or the whole image); off: "
+              "each row's whole photo; on or auto: the photos' faces found so, matched to the rows by face index "
+              "(a row that gives no face, e.g. an image without one under on, has no thumbnail and is listed).")
+
+
+def _rows_align_option(function):
+    """``aekit.alignment.align_option`` with no default: the rows of a features file say what they are."""
+    function = align_option(default=None)(function)
+    for param in getattr(function, "__click_params__", []):
+        if param.name == "align":
+            param.help, param.show_default = ALIGN_HELP, False
+    return function
 
 
 @click.command("umap")
@@ -32,20 +48,26 @@ from . import colour_values, default_epochs, draw, encode_thumbnail, html_page, 
 @click.option("--metric", default="euclidean", show_default=True, help="Any metric umap-learn knows (euclidean, cosine, ...).")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Optimisation epochs (default: 500 up to 10,000 points, then 200).")
 @click.option("--images", multiple=True, metavar="INPUT", help="Where the images are now (default: where `aekit embed` read them).")
+@_rows_align_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 def umap_cmd(features_file, out, color_by, clusters, thumbnails, seed, parallel, coords, html, html_images, n_neighbors,
-             min_dist, metric, epochs, images, quiet):
+             min_dist, metric, epochs, images, align, quiet):
     """Lay the features out in 2-D with UMAP: a picture, the coordinates and an interactive HTML page.
 
     The features are standardised first. Colour by a label (--color-by Male) or by clusters
     (--clusters clusters.csv); thumbnails and the HTML page read the images from where
     `aekit embed` found them (or --images).
 
+    When the rows are faces found in photos (`aekit embed --align`), each point is one face: the
+    coordinates file and the HTML page record each point's photo, face index and box, and the
+    thumbnails show the aligned faces (see --align).
+
     \b
     Examples:
       aekit umap feats.npz --out umap.png --color-by Male --thumbnails 60
       aekit cluster feats.npz --k 8 --out clusters.csv && aekit umap feats.npz --out umap.png --clusters clusters.csv
       aekit umap feats.npz --coords umap.npz --html umap.html --seed 1
+      aekit embed photos/ --align on -o faces.npz && aekit umap faces.npz --html faces.html   # a point per face
     """
     from aekit import io
     from aekit.features import load_features
@@ -67,36 +89,47 @@ def umap_cmd(features_file, out, color_by, clusters, thumbnails, seed, parallel,
         xy = layout(feats.X, None if parallel else seed, n_neighbors, min_dist, metric, epochs, verbose=not quiet)
     except ValueError as exc:  # e.g. an unknown metric
         raise AekitError(f"UMAP failed: {exc}") from None
+    placements = placements_of_rows(feats)  # None: rows of whole images, as before --align
     if coords_path:
-        save_coords(coords_path, xy, feats, settings)
+        save_coords(coords_path, xy, feats, settings, placements)
         click.echo(f"wrote {coords_path}")
     want_pictures = (out is not None and thumbnails) or html_path is not None
     source = None
+    size = int(feats.meta.get("image_size") or 64)
     if want_pictures:
         from aekit_embed.lookup import images_for
 
-        source, why = images_for(feats, images)
+        if align is None:
+            source, why = images_for(feats, images)
+        else:  # faces found again under this mode (off: each row's whole photo)
+            source, why = images_for(feats, images, align_mode=align, size=size)
         if source is None:
             click.echo(f"note: no thumbnails: {why}", err=True)
-    size = int(feats.meta.get("image_size") or 64)
+    failed = []  # thumbnails that could not be made (--align on: an image without a face...), listed at the end
     rng_seed = 0 if parallel else seed
     heading = f"UMAP of {Path(features_file).name} ({len(feats)} images" + (f", coloured by {title}" if title else "") + ")"
     if out is not None:
         pictures = {}
         if source is not None and thumbnails:
             chosen = spread_sample(xy, thumbnails, rng_seed)
-            pictures = _read(source, chosen, size, quiet, "thumbnails")
+            pictures = _read(source, chosen, size, quiet, "thumbnails", failed)
         io.save_figure(out, draw(xy, values, legend, title, pictures, heading), dpi=100)
         click.echo(f"wrote {out}")
     if html_path is not None:
         urls = {}
         if source is not None and html_images:
             chosen = np.sort(np.random.default_rng(rng_seed).permutation(len(feats))[: html_images])
-            urls = {i: encode_thumbnail(image) for i, image in _read(source, chosen, min(size, 64), quiet, "html thumbnails").items()}
-        io.write_text(html_path, html_page(xy, feats, values, legend, title, urls, heading))
+            urls = {i: encode_thumbnail(image)
+                    for i, image in _read(source, chosen, min(size, 64), quiet, "html thumbnails", failed).items()}
+        io.write_text(html_path, html_page(xy, feats, values, legend, title, urls, heading, placements))
         click.echo(f"wrote {html_path}")
+    if failed and align != "off":  # off: as before --align, thumbnails that cannot be read are left out silently
+        from aekit.cli import echo_skipped
 
-def _read(source, indices, size, quiet, desc):
+        echo_skipped(sorted(set(failed), key=failed.index))  # a point in both the picture and the page: listed once
+
+
+def _read(source, indices, size, quiet, desc, failed=None):
     from tqdm.auto import tqdm
 
     out = {}
@@ -105,5 +138,7 @@ def _read(source, indices, size, quiet, desc):
         bar.update()
         if error is None and image.ndim == 3 and image.shape[2] == 3:
             out[int(i)] = image
+        elif error is not None and failed is not None:
+            failed.append(error)
     bar.close()
     return out
