@@ -265,6 +265,14 @@ def test_without_an_aligner_align_on_is_one_clear_error(monkeypatch):
         with pytest.raises(AlignmentError, match="--align off"):
             AlignedSource(ListSource([blank()]), "on", 16, progress=False)
         assert aligned_source(ListSource([blank()]), "off", 16).keys() == ["p0"]
+        from aekit.notes import collecting
+
+        with collecting() as notes:  # auto without one: every image as it is, said once
+            source = ListSource([blank()])
+            assert aligned_source(source, "auto", 16) is source
+            crops, placements = model_inputs(blank(), "auto", 16)
+        assert placements[0].face_index == -1 and notes.lines() == [
+            "note: --align auto: no face aligner is installed (see `aekit plugins`), so every image is used as it is"]
     finally:
         monkeypatch.delenv("AEKIT_LOAD_PLUGINS")
         aekit.plugins.reset()

@@ -293,9 +293,10 @@ def edit(images, model_path, adds, sweep, steps, extent, out, grid_file, align, 
     for name in [n for n, _ in edits] + ([sweep] if sweep else []):
         directions.index(name)  # an unknown name fails before any image is read
     from aekit import model_fingerprint
-    from aekit.alignment import get_aligner
+    from aekit.alignment import aligner_for
 
-    aligner = None if align == "off" else get_aligner()
+    aligner = aligner_for(align)  # auto with no aligner installed: every image as it is (noted)
+    align = align if aligner is not None else "off"
     size = model.config.image_size
     decode = decoder_for(model, runtime)
     fields = {"model": str(model.checkpoint_dir), "model_fingerprint": model_fingerprint(model),

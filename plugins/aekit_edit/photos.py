@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from aekit.alignment import MIN_FACE_SIZE, Placement, check_mode, get_aligner, placements_of
+from aekit.alignment import MIN_FACE_SIZE, Placement, aligner_for, check_mode, get_aligner, placements_of
 
 
 @dataclass
@@ -48,8 +48,9 @@ def photo_faces(image: np.ndarray, name: str, mode: str, size: int, aligner=None
     from aekit.images import resize_rgb
 
     mode = check_mode(mode)
-    if mode != "off" and aligner is None:
-        aligner = get_aligner()
+    if aligner is None:
+        aligner = aligner_for(mode)
+        mode = mode if aligner is not None else "off"
     image = np.ascontiguousarray(image)
     placements, why = placements_of(image, name, mode, aligner, largest, min_size)
     faces = []

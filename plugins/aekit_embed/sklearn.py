@@ -214,10 +214,10 @@ class AutoencoderEmbedder(TransformerMixin, BaseEstimator):
         return crops[0] if placements[0].aligned else None
 
     def _aligner(self):
-        from aekit.alignment import AlignmentError, get_aligner
+        from aekit.alignment import AlignmentError, aligner_for
 
         try:
-            return get_aligner()
+            return aligner_for(self.align)  # None: off, or auto with no aligner installed (images as they are)
         except AlignmentError as exc:
             raise EmbedderError(f"{exc} (align='off' here)") from None
 

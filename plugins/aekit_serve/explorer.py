@@ -152,7 +152,7 @@ class Explorer:
     def __init__(self, model, denoiser=None, features=None, features_path=None, gallery_dir=None,
                  max_faces: int = MAX_FACES, log=None, budget: DecodeBudget | None = None, align: str = "auto"):
         from aekit import model_fingerprint
-        from aekit.alignment import check_mode, get_aligner
+        from aekit.alignment import aligner_for, check_mode
 
         if not getattr(model, "decodes_latents", True):
             raise ExplorerError(f"{getattr(model, 'checkpoint_dir', 'this model')}: a skip-connection denoiser has no "
@@ -166,7 +166,9 @@ class Explorer:
         self.max_faces = max_faces
         self.budget = budget or DecodeBudget()  # the web app passes its own to encode_upload
         self.align = check_mode(align)
-        self.aligner = None if self.align == "off" else get_aligner()  # none installed: one line now, not per upload
+        self.aligner = aligner_for(self.align)  # on with none installed: one line now, not per upload
+        if self.aligner is None:
+            self.align = "off"  # auto with none installed: uploads as they are
         self._faces: OrderedDict[str, Face] = OrderedDict()
         self._lock = threading.RLock()
         self.notes: list[str] = []

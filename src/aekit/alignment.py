@@ -108,6 +108,22 @@ def get_aligner(name: str | None = None) -> FaceAligner:
     return registry.get("aligner", name)
 
 
+def aligner_for(mode: str) -> FaceAligner | None:
+    """The aligner `mode` uses: None for ``off``, and for ``auto`` when no aligner is installed (every image is then
+    used as it is, with a note); ``on`` without one is `AlignmentError`."""
+    if check_mode(mode) == "off":
+        return None
+    try:
+        return get_aligner()
+    except AlignmentError:
+        if mode == "on":
+            raise
+        from .notes import note
+
+        note("--align auto: no face aligner is installed (see `aekit plugins`), so every image is used as it is")
+        return None
+
+
 @dataclass(frozen=True)
 class Placement:
     """Where one model input came from: the image's name, the face's index in it (-1: the whole image, used as
@@ -166,7 +182,9 @@ class AlignedSource(ImageSource):
         from tqdm.auto import tqdm
 
         self.source, self.mode, self.size = source, check_mode(mode), int(size)
-        self.aligner = aligner if aligner is not None or self.mode == "off" else get_aligner()
+        self.aligner = aligner if aligner is not None else aligner_for(self.mode)
+        if self.aligner is None:
+            self.mode = "off"
         self.largest, self.min_size = largest, float(min_size)
         self.description = f"faces of {source.description}" if self.mode != "off" else source.description
         keys = source.keys()
@@ -286,7 +304,7 @@ class AlignedSource(ImageSource):
 
 def aligned_source(source: ImageSource, mode: str, size: int, **options) -> ImageSource:
     """`source` as model inputs under `mode`: `source` itself with ``off``, else an `AlignedSource`."""
-    if check_mode(mode) == "off":
+    if check_mode(mode) == "off" or (options.get("aligner") is None and aligner_for(mode) is None):
         return source
     return AlignedSource(source, mode, size, **options)
 
@@ -314,8 +332,9 @@ def model_inputs(image, mode: str, size: int, aligner: FaceAligner | None = None
     if not isinstance(image, np.ndarray):
         image = np.asarray(to_rgb(image), dtype=np.uint8)
     image = np.ascontiguousarray(image)
-    if mode != "off" and aligner is None:
-        aligner = get_aligner()
+    if aligner is None:
+        aligner = aligner_for(mode)
+        mode = mode if aligner is not None else "off"
     placements, why = placements_of(image, name, mode, aligner, largest, min_size)
     if why is not None:
         raise AlignmentError(why)
