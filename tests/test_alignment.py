@@ -292,3 +292,18 @@ def test_boxes_are_in_the_photos_pixels_when_it_is_searched_enlarged_or_reduced(
     box_small, box_large = detect_faces(small)[0].box, detect_faces(large)[0].box
     assert 24 < box_small[2] < 64 and 24 < box_small[3] < 64
     assert np.allclose((np.array(box_large) - [960, 960, 0, 0]) / 10, box_small, atol=2.5)
+
+
+# --- every command that feeds faces to a model takes --align --------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["embed", "compress", "edit", "similar", "classify", "cluster", "umap", "eval", "serve"])
+def test_every_command_that_feeds_faces_to_a_model_takes_align(command):
+    params = {p.name: p for p in aekit.plugins.get_registry().get("command", command).params}
+    assert "align" in params, f"aekit {command} has no --align"
+    assert set(params["align"].type.choices) == {"auto", "on", "off"}
+
+
+def test_denoise_works_on_whole_photos_and_takes_no_align():
+    params = {p.name for p in aekit.plugins.get_registry().get("command", "denoise").params}
+    assert "align" not in params
