@@ -57,7 +57,7 @@ def main():
 
     from aekit.alignment import AlignedSource
     from aekit.inputs import open_inputs
-    from aekit_faces.faces import _find, as_rgb
+    from aekit_faces.faces import MAX_SIDE, _find, as_rgb
 
     test = load_test(IMAGES, 200)
     refs, _ = realign(test)
@@ -89,7 +89,7 @@ def main():
             pictures = [as_rgb(p) for p in sorted(folder.glob("*.jpg"))]
             start = time.perf_counter()
             for picture in pictures:
-                _find(picture, 0.8, 1920)
+                _find(picture, 0.8, MAX_SIDE)
             search_ms = 1000 * (time.perf_counter() - start) / len(pictures)
             cv2.setNumThreads(0)
             on = timed(aekit + ["embed", str(folder), "--align", "on", "--out", str(Path(tmp) / "on.npz"), "-q",

@@ -58,7 +58,8 @@ MODEL_SHA256 = "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4
 MIN_SCORE = 0.8  # YuNet's score of a face: true faces score 0.88 or more 95 times in 100, false ones rarely 0.8 or more
 REFIND_SCORE = 0.5  # finding a face again in its frame, where it is known to be, takes a weaker detection
 NMS_THRESHOLD = 0.3  # overlapping detections of one face are merged above this IoU (YuNet's default)
-MAX_SIDE = 1920  # a larger photo is searched at reduced scale (a 12 MP photo in ~0.3 s, not ~1 s); landmarks stay exact
+MAX_SIDE = 1280  # a larger photo is searched at reduced scale (a 24 px face, the least --align uses, is then still 16 px or more
+# for photos up to 1920 px; the landmarks are found again in the frame at full resolution, so they stay exact)
 # A picture smaller than this on its shorter side is searched enlarged (a whole number of times, at most 4): YuNet
 # scores a face that fills a 64x64 picture lower (CelebA's test faces at 64x64: 98% at 0.8 or more; enlarged twice:
 # 100%)
