@@ -42,6 +42,17 @@ def test_its_command_runs(tmp_path, tiny_model_dir):
     assert "Using model" in result.stderr  # the core says which model, for plugin commands too
 
 
+def test_its_command_prints_one_line_of_four_fields_whatever_a_file_is_named(tmp_path, tiny_model_dir):
+    from aekit.synthetic import make_faces
+
+    odd = tmp_path / "a\tb\nc.png"
+    Image.fromarray(make_faces(1, size=32)[0][0]).save(odd)
+    result = CliRunner().invoke(cli, ["latent-stats", str(odd), "--model", str(tiny_model_dir)])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1 and len(lines[0].split("\t")) == 4 and lines[0].split("\t")[1].startswith("norm ")
+
+
 def test_its_noise_model_and_sampler_work_through_the_registry():
     registry = aekit.plugins.get_registry()
     add_noise = registry.get("noise_model", "poisson")("20")

@@ -202,6 +202,38 @@ def test_a_damaged_training_state_is_one_line_naming_it(tmp_path):
         Trainer(_config(epochs=2, **small), out, progress=False, log=lambda m: None).run(resume=True)
 
 
+def test_run_json_model_settings_are_bounded_on_resume(tmp_path):
+    out, small = tmp_path / "run", dict(data="synthetic:8", batch_size=4, sample_every=0)
+    Trainer(_config(epochs=1, **small), out, progress=False, log=lambda m: None).run()
+    run = json.loads((out / "run.json").read_text())
+    run["config"]["model_config"] = {**run["config"].get("model_config", {}), "widths": [8, 16, 10_000_000]}
+    (out / "run.json").write_text(json.dumps(run))
+    from aekit.run_config import read_run_config
+
+    with pytest.raises(aekit.TrainingError, match=r'run.json: model setting "widths" must be'):
+        read_run_config(out)
+
+
+def test_a_training_state_with_a_huge_header_or_a_stray_optimizer_entry_is_refused(tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from aekit.checkpoint import MAX_HEADER_BYTES
+
+    out, small = tmp_path / "run", dict(data="synthetic:8", batch_size=4, sample_every=0)
+    Trainer(_config(epochs=1, **small), out, progress=False, log=lambda m: None).run()
+    path = out / "training_state.safetensors"
+    with safe_open(str(path), framework="pt") as fh:
+        meta, tensors = fh.metadata(), {k: fh.get_tensor(k) for k in fh.keys()}
+    save_file({**tensors, "optim.x.y": torch.zeros(1)}, str(path), metadata=meta)
+    with pytest.raises(aekit.CheckpointError, match=rf"^{re.escape(str(path))}: damaged training state \(optimizer entry 'optim.x.y'\)"):
+        Trainer(_config(epochs=2, **small), out, progress=False, log=lambda m: None).run(resume=True)
+    data = path.read_bytes()  # the header's declared length past the cap: refused from the first 8 bytes
+    path.write_bytes((MAX_HEADER_BYTES + 1).to_bytes(8, "little") + data[8:])
+    with pytest.raises(aekit.CheckpointError, match=r"byte header, more than the"):
+        Trainer(_config(epochs=2, **small), out, progress=False, log=lambda m: None).run(resume=True)
+
+
 @pytest.mark.parametrize(
     "overrides, message",
     [

@@ -19,6 +19,7 @@ from . import io
 from .errors import CheckpointError, first_line
 from .factory import create_model, list_models, model_config  # noqa: F401  (re-exported: aekit.checkpoint.create_model)
 from .paths import aekit_home  # noqa: F401  (re-exported)
+from .text import printable
 from .validate import MODEL_SIZE_LIMITS, check_fields, parse_json, read_json
 
 WEIGHTS_NAME = "model.safetensors"
@@ -395,6 +396,7 @@ def load_training_state(directory, model, optimizer, scheduler) -> dict:
     path = Path(directory) / STATE_NAME
     if not path.is_file():
         raise CheckpointError(f"{directory}: nothing to resume (no {STATE_NAME})")
+    _check_header_size(path)  # as for model.safetensors: a header of millions of entries is refused unread
     try:
         with safe_open(str(path), framework="pt") as fh:
             text = (fh.metadata() or {})["aekit"]
@@ -411,7 +413,9 @@ def load_training_state(directory, model, optimizer, scheduler) -> dict:
     slots: dict[int, dict] = {}
     for key, value in tensors.items():
         if key.startswith("optim."):
-            _, index, name = key.split(".", 2)
+            _, index, name = (key.split(".", 2) + ["", ""])[:3]
+            if not index.isdigit() or not name:
+                raise CheckpointError(f"{path}: damaged training state (optimizer entry {printable(key)!r})")
             slots.setdefault(int(index), {})[name] = value
     try:
         optimizer.load_state_dict({"state": slots, "param_groups": meta["param_groups"]})

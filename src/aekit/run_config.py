@@ -115,9 +115,28 @@ def read_run_config(out) -> TrainConfig:
         raise TrainingError(f"{out}: not a training run (no run.json); nothing to resume")
     stored = read_json(path, TrainingError)
     try:
-        return TrainConfig.from_dict(stored["config"])
+        config = TrainConfig.from_dict(stored["config"])
     except (ValueError, KeyError, TypeError, TrainingError) as exc:
         raise TrainingError(f"{path}: damaged run file ({first_line(exc)})") from None
+    _check_model_sizes(config, path)
+    return config
+
+
+def _check_model_sizes(config: TrainConfig, path: Path) -> None:
+    """TrainingError when run.json's model settings are out of the bounds a checkpoint's config.json is held to
+    (a stranger's run folder must not build a model of millions of blocks on --resume)."""
+    from .errors import AekitError
+    from .factory import model_config
+    from .validate import MODEL_SIZE_LIMITS, check_fields
+
+    if not isinstance(config.model_config, dict) or not config.model_config:
+        return
+    try:
+        config_class = type(model_config(config.arch))
+    except AekitError:  # an unknown preset: the trainer says so when it builds the model
+        return
+    check_fields(config_class, config.model_config, f"{path}: model setting", TrainingError,
+                 limits=getattr(config_class, "LIMITS", MODEL_SIZE_LIMITS))
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ import numpy as np
 
 import aekit
 from aekit.cli import finish_skipped, load_model_arg, model_option
+from aekit.text import tsv_line
 
 
 @click.command("latent-stats")
@@ -24,7 +25,8 @@ def latent_stats(inputs, model_path):
     skipped, done = [], 0
     for batch in iter_batches(open_inputs(inputs), model.config.image_size, 64, skipped, progress=False):
         for name, z in zip(batch.names, model.encode(batch.images).numpy()):
-            click.echo(f"{name}\tnorm {np.linalg.norm(z):.3f}\tmin {z.min():.3f}\tmax {z.max():.3f}")
+            # tsv_line escapes a file name holding a tab or a newline, so each image stays one line of four fields
+            click.echo(tsv_line([name, f"norm {np.linalg.norm(z):.3f}", f"min {z.min():.3f}", f"max {z.max():.3f}"]))
             done += 1
     finish_skipped(skipped, done)  # lists what was skipped; fails when nothing could be read
 
