@@ -973,3 +973,21 @@ def test_embedder_align_gives_one_row_per_image_from_its_largest_face(tiny_model
         AutoencoderEmbedder(model=str(tiny_model_dir), device="cpu", align="sideways").fit([str(group)])
     with pytest.raises(EmbedderError, match="align must be one of"):
         auto.set_params(align="ON").transform([str(group)])
+
+
+def test_the_embed_walk_never_enters_the_trainer(tmp_path, tiny_model_dir):
+    import subprocess
+    import sys
+
+    from aekit.synthetic import make_faces
+
+    for i, image in enumerate(make_faces(2, size=32)[0]):
+        Image.fromarray(image).save(tmp_path / f"f{i}.png")
+    code = ("import sys\nfrom aekit.cli import main\n"
+            f"sys.argv = ['aekit', 'embed', {str(tmp_path)!r}, '--model', {str(tiny_model_dir)!r}, '--out', "
+            f"{str(tmp_path / 'f.npz')!r}, '-q', '--runtime', 'torch']\n"
+            "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+            "print('aekit.train' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "False"

@@ -83,7 +83,7 @@ def embed(inputs, model_path, out, labels_csv, label_columns, labels_from_folder
     from aekit.data import split_slice
     from aekit.inputs import open_inputs
     from aekit.features import save_features
-    from aekit.train import distributed_context
+    from aekit.devices import distributed_context
 
     from .lookup import FileResolver
 

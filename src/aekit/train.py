@@ -19,7 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import checkpoint, io
-from .devices import resolve_device  # noqa: F401  (also aekit.train.resolve_device)
+from .devices import distributed_context, resolve_device  # noqa: F401  (also aekit.train.*)
 from .data import ImageTensorSet, PreparedImages, prepare, to_float
 from .run_config import (  # noqa: F401  (also importable as aekit.train.*)
     SCHEDULES, TrainConfig, TrainingRecord, read_run_config, split_train_val, training_images, training_record)
@@ -56,34 +56,6 @@ def shift_and_jitter(x: torch.Tensor, shift: int, jitter: float, rng: np.random.
         mean = x.mean((1, 2, 3), keepdim=True)
         x = ((x - mean) * (1 + contrast) + mean + brightness).clamp(-1, 1)
     return x
-
-
-def distributed_context() -> tuple[int, int]:
-    """(rank, world size): (0, 1) normally; under torchrun, joins the process group (NCCL on GPUs, gloo on CPUs)."""
-    import os
-
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        if torch.cuda.is_available():  # NCCL's collectives (gather_object, barrier) use the current device
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-        # left to the interpreter's shutdown, a gloo group's threads can abort the process ("terminate called
-        # without an active exception") on a rank that finishes before the others
-        import atexit
-
-        atexit.register(_destroy_process_group)
-    return dist.get_rank(), dist.get_world_size()
-
-
-def _destroy_process_group() -> None:
-    import torch.distributed as dist
-
-    if dist.is_initialized():
-        dist.destroy_process_group()
 
 
 class Trainer:
