@@ -119,3 +119,18 @@ def test_the_readme_links_to_the_page():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert re.search(r"\]\((?:\./)?docs/ARCHITECTURE\.md(?:#[^)]*)?\)", readme), \
         "README.md does not link to docs/ARCHITECTURE.md"
+
+
+def test_the_readmes_hook_examples_take_the_arguments_hookspecs_gives():
+    import inspect
+    import re
+
+    from aekit import hookspecs
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    documented = dict(re.findall(r"^def ((?:register_|on_)\w+)\(([^)]*)\):", readme, flags=re.MULTILINE))
+    specs = {name: list(inspect.signature(obj).parameters) for name, obj in vars(hookspecs).items()
+             if inspect.isfunction(obj) and hasattr(obj, "aekit_spec")}
+    assert set(documented) == set(specs)
+    for name, arguments in documented.items():
+        assert [a.strip() for a in arguments.split(",") if a.strip()] == specs[name], name
