@@ -276,3 +276,20 @@ def test_skipped_and_note_lines_escape_file_names(tmp_path, tiny_model_dir):
     assert f"skipped: {folder}/{EVIL_SHOWN}.png: not an image Pillow can read" in result.stderr.splitlines()
     assert f"note: {folder}/{EVIL_SHOWN}.anim.png: animated (2 frames): only the first is used" in result.stderr.splitlines()
     assert "forged" not in "".join(line for line in result.stderr.splitlines() if not line.startswith(("note", "skipped")))
+
+
+def test_aekit_train_has_an_option_for_every_trainconfig_field_with_its_default():
+    import dataclasses
+
+    from aekit.cli import train
+    from aekit.run_config import TrainConfig
+
+    options = {p.name: p for p in train.params}
+    for field in dataclasses.fields(TrainConfig):
+        assert field.name in options, f"TrainConfig.{field.name} has no `aekit train` option"
+        if field.name == "model_config":  # FIELD=VALUE pairs, none by default
+            assert options[field.name].multiple
+            continue
+        assert options[field.name].default == field.default, field.name
+    help_text = CliRunner().invoke(cli, ["train", "--help"]).output
+    assert f"[default: {TrainConfig.epochs}]" in help_text and f"[default: {TrainConfig.data}]" in help_text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 import click
 
 from .errors import AekitError, DeviceError, first_line
+from .run_config import SCHEDULES, TrainConfig
 
 DEBUG_ENV = "AEKIT_DEBUG"
 
@@ -226,41 +228,45 @@ def _default_out() -> Path:
     return Path("runs") / datetime.now().strftime("run-%Y%m%d-%H%M%S")
 
 
+# aekit train's options take their defaults from TrainConfig, the one place they are set (tests check every field)
+_TRAIN = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
+
+
 @click.command()
-@click.option("--data", default="celeba", show_default=True, metavar="SOURCE",
+@click.option("--data", default=_TRAIN["data"], show_default=True, metavar="SOURCE",
               help="celeba, synthetic[:N[:SEED]], hf:NAME[@SPLIT], a folder of images, or a .npy/.npz file; "
                    "append [START:STOP] to take a window, e.g. faces/[:9000].")
-@click.option("--arch", default="article", show_default=True, help="Registered model preset (see `aekit plugins`).")
+@click.option("--arch", default=_TRAIN["arch"], show_default=True, help="Registered model preset (see `aekit plugins`).")
 @click.option("--model-config", "model_config", multiple=True, metavar="FIELD=VALUE",
               help="Override a preset's config field, e.g. --model-config latent_dim=64 --model-config widths=16,32,64,128.")
-@click.option("--epochs", type=int, default=10, show_default=True)
-@click.option("--batch-size", type=int, default=64, show_default=True)
-@click.option("--lr", type=float, default=2e-4, show_default=True, help="Peak learning rate; decays linearly to 0.")
-@click.option("--weight-decay", type=float, default=0.0, show_default=True)
-@click.option("--schedule", type=click.Choice(["linear", "onecycle", "constant"]), default="linear", show_default=True,
+@click.option("--epochs", type=int, default=_TRAIN["epochs"], show_default=True)
+@click.option("--batch-size", type=int, default=_TRAIN["batch_size"], show_default=True)
+@click.option("--lr", type=float, default=_TRAIN["lr"], show_default=True, help="Peak learning rate; decays linearly to 0.")
+@click.option("--weight-decay", type=float, default=_TRAIN["weight_decay"], show_default=True)
+@click.option("--schedule", type=click.Choice(SCHEDULES), default=_TRAIN["schedule"], show_default=True,
               help="Learning rate over the run: linear decay from --lr to 0 (the article's), onecycle (warm up to --lr, "
                    "cosine down), or constant.")
-@click.option("--flip", is_flag=True, help="Random horizontal flips (data augmentation).")
-@click.option("--shift", type=int, default=0, show_default=True, metavar="PIXELS",
+@click.option("--flip", is_flag=True, default=_TRAIN["flip"], help="Random horizontal flips (data augmentation).")
+@click.option("--shift", type=int, default=_TRAIN["shift"], show_default=True, metavar="PIXELS",
               help="Random translations of up to PIXELS in each direction, edges reflected (data augmentation).")
-@click.option("--color-jitter", "color_jitter", type=float, default=0.0, show_default=True, metavar="F",
+@click.option("--color-jitter", "color_jitter", type=float, default=_TRAIN["color_jitter"], show_default=True, metavar="F",
               help="Random brightness, contrast and saturation changes of up to F, e.g. 0.05 (data augmentation).")
-@click.option("--noise", default=None, metavar="SPEC",
+@click.option("--noise", default=_TRAIN["noise"], metavar="SPEC",
               help="Train a denoiser: noisy input -> clean target, fresh noise every batch. SPEC is NAME:ARG with sigma on "
                    "the [0, 1] pixel scale, e.g. gaussian:0.1, saltpepper:0.05; A+B applies both, A|B picks one per "
                    "image. `aekit plugins` lists the noise models.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--skip", type=int, default=0, help="Skip the first N images of the source.")
-@click.option("--limit", type=int, default=None, help="Use at most N images (the article uses 3000 of CelebA).")
-@click.option("--files", type=click.Path(dir_okay=False), default=None, help="Text file of image names to use (one per line).")
-@click.option("--val-fraction", type=float, default=0.0, show_default=True, help="Share of images held out for validation loss and PSNR.")
-@click.option("--val-data", default=None, metavar="SOURCE", help="A separate held-out source, e.g. faces/[9000:] (a [START:STOP] window works on any source).")
-@click.option("--sample-every", type=int, default=1, show_default=True, help="Save a reconstruction/sample grid every N epochs (0: never).")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
+@click.option("--seed", type=int, default=_TRAIN["seed"], show_default=True)
+@click.option("--skip", type=int, default=_TRAIN["skip"], help="Skip the first N images of the source.")
+@click.option("--limit", type=int, default=_TRAIN["limit"], help="Use at most N images (the article uses 3000 of CelebA).")
+@click.option("--files", type=click.Path(dir_okay=False), default=_TRAIN["files"], help="Text file of image names to use (one per line).")
+@click.option("--val-fraction", type=float, default=_TRAIN["val_fraction"], show_default=True, help="Share of images held out for validation loss and PSNR.")
+@click.option("--val-data", default=_TRAIN["val_data"], metavar="SOURCE", help="A separate held-out source, e.g. faces/[9000:] (a [START:STOP] window works on any source).")
+@click.option("--sample-every", type=int, default=_TRAIN["sample_every"], show_default=True, help="Save a reconstruction/sample grid every N epochs (0: never).")
+@click.option("--device", default=_TRAIN["device"], show_default=True, help="auto, cpu or cuda.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default=_TRAIN["precision"], show_default=True,
               help="auto: bf16 autocast on CUDA, fp32 on CPU. On a CPU with bf16 units (AVX-512 BF16, AMX), bf16 trains the article model about 1.2-1.3x as fast, the small preset slower.")
-@click.option("--init", "init", metavar="MODEL", default=None, help="Start from this checkpoint's weights (fine-tuning).")
-@click.option("--on-nan", "on_nan", type=click.Choice(["stop", "skip"]), default="stop", show_default=True,
+@click.option("--init", "init", metavar="MODEL", default=_TRAIN["init"], help="Start from this checkpoint's weights (fine-tuning).")
+@click.option("--on-nan", "on_nan", type=click.Choice(["stop", "skip"]), default=_TRAIN["on_nan"], show_default=True,
               help="A non-finite loss: stop (keeping the last checkpoint), or skip that step and count it in metrics.jsonl.")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Run folder (default: runs/run-DATE-TIME).")
 @click.option("--resume", type=click.Path(file_okay=False), default=None, help="Continue a stopped run in this folder with its own settings.")
