@@ -354,12 +354,8 @@ def _subset(source, names):
 # --- `aekit demo` ------------------------------------------------------------------------------------
 
 
-def _run_demo(ctx):
-    from .demo import run
-
-    return run(ctx)
-
-
 @hookimpl
 def register_demos(register):
-    register("compress", _run_demo, help="the latent round trip against JPEG: a table and a grid", order=10)
+    from . import demo  # light: numpy; its work imports what it needs
+
+    register("compress", demo.run, help="the latent round trip against JPEG: a table and a grid", order=10)

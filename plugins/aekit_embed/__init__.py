@@ -65,12 +65,8 @@ __all__ = ["AutoencoderEmbedder", "CLUSTER_METHODS", "EmbedderError", "FeatureFi
 # --- `aekit demo` ------------------------------------------------------------------------------------
 
 
-def _run_demo(ctx):
-    from .demo import run
-
-    return run(ctx)
-
-
 @hookimpl
 def register_demos(register):
-    register("embed", _run_demo, help="a linear probe per attribute on the latents, and k-means clusters", order=30)
+    from . import demo  # light: numpy; its work imports what it needs
+
+    register("embed", demo.run, help="a linear probe per attribute on the latents, and k-means clusters", order=30)

@@ -17,6 +17,21 @@ class EmbedderError(AekitError, ValueError):
     """Input the embedder cannot take, or a checkpoint that changed since the embedder was fitted."""
 
 
+# scikit-learn's generic checks that cannot apply: each feeds small random tabular data (1-20 columns: make_blobs,
+# uniform noise...) that is not an image, so fit/transform refuse it with an EmbedderError naming the expected width.
+# check_estimator(..., expected_failed_checks=dict.fromkeys(NOT_IMAGE_CHECKS, reason)) in tests/test_embed.py.
+NOT_IMAGE_CHECKS = (
+    "check_fit_score_takes_y", "check_estimators_overwrite_params", "check_dont_overwrite_parameters",
+    "check_estimators_fit_returns_self", "check_readonly_memmap_input", "check_n_features_in_after_fitting",
+    "check_estimators_nan_inf", "check_positive_only_tag_during_fit", "check_estimators_dtypes", "check_dtype_object",
+    "check_pipeline_consistency", "check_estimators_pickle", "check_f_contiguous_array_estimator",
+    "check_array_api_input", "check_transformer_data_not_an_array", "check_transformer_general",
+    "check_transformer_preserve_dtypes", "check_methods_sample_order_invariance", "check_methods_subset_invariance",
+    "check_fit2d_1sample", "check_dict_unchanged", "check_fit_idempotent", "check_fit_check_is_fitted",
+    "check_n_features_in", "check_fit2d_predict1d",
+)
+
+
 class AutoencoderEmbedder(TransformerMixin, BaseEstimator):
     """Encode face images to an aekit autoencoder's features, for scikit-learn pipelines.
 
@@ -77,19 +92,10 @@ class AutoencoderEmbedder(TransformerMixin, BaseEstimator):
 
     scikit-learn's generic estimator checks (``check_estimator``) feed small random tabular data
     (1 to 20 columns) that is not an image, so the checks that fit or transform such data fail on
-    purpose with a clear ValueError: ``check_fit_score_takes_y``, ``check_estimators_overwrite_params``,
-    ``check_dont_overwrite_parameters``, ``check_estimators_fit_returns_self``,
-    ``check_readonly_memmap_input``, ``check_n_features_in_after_fitting``,
-    ``check_positive_only_tag_during_fit``, ``check_estimators_nan_inf``, ``check_estimators_dtypes``, ``check_dtype_object``,
-    ``check_pipeline_consistency``, ``check_estimators_pickle``, ``check_f_contiguous_array_estimator``,
-    ``check_array_api_input``, ``check_transformer_data_not_an_array``, ``check_transformer_general``,
-    ``check_transformer_preserve_dtypes``,
-    ``check_methods_sample_order_invariance``, ``check_methods_subset_invariance``,
-    ``check_fit2d_1sample``, ``check_dict_unchanged``, ``check_fit_idempotent``,
-    ``check_fit_check_is_fitted``, ``check_n_features_in`` and ``check_fit2d_predict1d``.
-    ``tests/test_embed.py`` runs every check, requires these to fail and all others to pass, and
-    tests the properties behind them (pickling, subset and order invariance, idempotent fit,
-    dtypes, ``n_features_in_``, read-only input, pandas output) on image-shaped data instead.
+    purpose with a clear ValueError: those named in ``NOT_IMAGE_CHECKS``. ``tests/test_embed.py`` runs
+    every check, requires these to fail and all others to pass, and tests the properties behind them
+    (pickling, subset and order invariance, idempotent fit, dtypes, ``n_features_in_``, read-only input,
+    pandas output) on image-shaped data instead.
     """
 
     def __init__(self, model=None, features="multiscale", batch_size=64, device="auto", float_range=(-1.0, 1.0),

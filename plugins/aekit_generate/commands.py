@@ -20,14 +20,6 @@ DEFAULT_ORDER = ("gmm", "gaussian")  # what `generate` uses when --sampler is no
 MAX_GENERATE = 1024
 
 
-def _check_out(path, suffixes: tuple[str, ...], option: str) -> Path:
-    """Fail before any work when an output file cannot be written where asked."""
-    path = Path(path)
-    if path.suffix.lower() not in suffixes:
-        raise click.BadParameter(f"{path}: must end in {' or '.join(suffixes)}", param_hint=option)
-    return check_output_path(path, option)
-
-
 def _training_images(model, limit: int, progress: bool):
     """The images the model was trained on (as its checkpoint records them), at most `limit`, seeded subset."""
     from aekit.errors import DataSourceError
@@ -153,8 +145,8 @@ def generate(model_path, n, out, sampler_name, seed, save_latents, runtime):
     from aekit.images import image_grid, png_text, to_uint8_hwc
     from aekit.plugins import get_registry
 
-    out = _check_out(out, (".png",), "--out")
-    latents_path = _check_out(save_latents, (".npz",), "--save-latents") if save_latents else None
+    out = check_output_path(out, "--out", suffixes=(".png",))
+    latents_path = check_output_path(save_latents, "--save-latents", suffixes=(".npz",)) if save_latents else None
     registry = get_registry()
     if sampler_name is not None:
         registry.entry("sampler", sampler_name)  # unknown -> the registry's message listing known ones
@@ -202,7 +194,7 @@ def interpolate(image_a, image_b, model_path, steps, out):
     from aekit.cli import load_model_arg
     from aekit.images import caption_row, image_grid, open_image, png_text, resize_rgb, to_uint8_hwc
 
-    out = _check_out(out, (".png",), "--out")
+    out = check_output_path(out, "--out", suffixes=(".png",))
     if any(Path(image).exists() and Path(image).resolve() == out.resolve() for image in (image_a, image_b)):
         raise click.BadParameter(f"{out}: would overwrite an input image; choose another file name", param_hint="--out")
     pictures = [open_image(image_a), open_image(image_b)]

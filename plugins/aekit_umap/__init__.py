@@ -328,12 +328,8 @@ canvas.addEventListener("mouseleave",function(){tip.style.display="none";last=-1
 # --- `aekit demo` ------------------------------------------------------------------------------------
 
 
-def _run_demo(ctx):
-    from .demo import run
-
-    return run(ctx)
-
-
 @hookimpl
 def register_demos(register):
-    register("umap", _run_demo, help="a UMAP picture of the held-out latents, coloured by an attribute", order=40)
+    from . import demo  # light: numpy; its work imports what it needs
+
+    register("umap", demo.run, help="a UMAP picture of the held-out latents, coloured by an attribute", order=40)

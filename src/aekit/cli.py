@@ -139,12 +139,15 @@ def cli_device(name: str):
         raise click.UsageError(str(exc)) from None
 
 
-def check_output_path(path, option: str = "--out") -> Path:
-    """An output file path whose folder exists, which is not a folder itself, and which can be written:
-    checked before any work, so that a bad output never costs a run or leaves half the outputs behind."""
+def check_output_path(path, option: str = "--out", suffixes: tuple[str, ...] = ()) -> Path:
+    """An output file path whose folder exists, which is not a folder itself, and which can be written (and, given
+    `suffixes`, ends in one of them): checked before any work, so that a bad output never costs a run or leaves
+    half the outputs behind."""
     from .io import check_writable
 
     path = Path(path)
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise click.BadParameter(f"{path}: must end in {' or '.join(suffixes)}", param_hint=option)
     if path.is_dir():
         raise click.UsageError(f"{option} {path}: is a folder; give a file name")
     _refuse_a_file_above(path, option)

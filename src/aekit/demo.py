@@ -111,8 +111,9 @@ def _check_out_folder(out: Path) -> None:
     """`out` must be new, empty, or a folder an earlier `aekit demo` wrote (which is then replaced)."""
     from .errors import AekitError
 
-    if out.exists() and not out.is_dir():
-        raise click.BadParameter(f"{out}: is a file; give a folder", param_hint="--out")
+    from .cli import check_output_folder
+
+    check_output_folder(out)  # the one check: not a file, inside no file
     if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
         raise AekitError(f"{out}: folder is not empty and was not written by `aekit demo`; choose another --out "
                          "(a new or empty folder, or an earlier demo's folder, which is replaced)")
