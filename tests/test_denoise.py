@@ -12,6 +12,7 @@ from PIL import Image, ImageOps
 
 import aekit
 from aekit.cli import cli
+from helpers import run_cli
 from aekit.errors import NoiseSpecError
 from aekit.noise import parse_noise
 from aekit.plugins import get_registry
@@ -175,36 +176,32 @@ def runner():
     return CliRunner()
 
 
-def invoke(runner, *args):
-    return runner.invoke(cli, [str(a) for a in args])
-
-
 def test_noise_cli_one_file_at_its_own_size(runner, tmp_path):
     Image.fromarray(np.full((80, 100, 3), 128, np.uint8)).save(tmp_path / "grey.png")
-    result = invoke(runner, "noise", tmp_path / "grey.png", "--kind", "gaussian:0.1", "--out", tmp_path / "noisy.png", "-q")
+    result = run_cli("noise", tmp_path / "grey.png", "--kind", "gaussian:0.1", "--out", tmp_path / "noisy.png", "-q")
     assert result.exit_code == 0, result.output
     assert "wrote 1 noisy PNG(s) (gaussian:0.1, seed 0)" in result.stdout
     noisy = Image.open(tmp_path / "noisy.png")
     assert noisy.format == "PNG" and noisy.size == (100, 80) and noisy.mode == "RGB"
     assert (np.asarray(noisy) / 255.0 - 128 / 255).std() == pytest.approx(0.1, rel=0.05)
     again = tmp_path / "again.png"
-    assert invoke(runner, "noise", tmp_path / "grey.png", "--kind", "gaussian:0.1", "--out", again, "-q").exit_code == 0
+    assert run_cli("noise", tmp_path / "grey.png", "--kind", "gaussian:0.1", "--out", again, "-q").exit_code == 0
     assert np.array_equal(np.asarray(Image.open(again)), np.asarray(noisy))  # same seed, same noise
     other = tmp_path / "other.png"
-    assert invoke(runner, "noise", tmp_path / "grey.png", "-k", "gaussian:0.1", "-o", other, "--seed", "1", "-q").exit_code == 0
+    assert run_cli("noise", tmp_path / "grey.png", "-k", "gaussian:0.1", "-o", other, "--seed", "1", "-q").exit_code == 0
     assert not np.array_equal(np.asarray(Image.open(other)), np.asarray(noisy))
 
 
 def test_noise_cli_one_file_into_a_folder(runner, tmp_path):
     Image.fromarray(np.full((20, 30, 3), 99, np.uint8)).save(tmp_path / "a.jpg")
-    result = invoke(runner, "noise", tmp_path / "a.jpg", "--kind", "saltpepper:0.2", "--out", tmp_path / "out/", "-q")
+    result = run_cli("noise", tmp_path / "a.jpg", "--kind", "saltpepper:0.2", "--out", tmp_path / "out/", "-q")
     assert result.exit_code == 0, result.output
     assert Image.open(tmp_path / "out" / "a.png").size == (30, 20)
 
 
 def test_noise_cli_folder_keeps_relative_names_and_lists_bad_files(runner, tmp_path, face_folder, face_images):
     (face_folder / "sub" / "broken.png").write_bytes(b"not a png")
-    result = invoke(runner, "noise", face_folder, "--kind", "mask:0.25+gaussian:0.05", "--out", tmp_path / "noisy", "-q")
+    result = run_cli("noise", face_folder, "--kind", "mask:0.25+gaussian:0.05", "--out", tmp_path / "noisy", "-q")
     assert result.exit_code == 0, result.output
     assert "skipped: " in result.stderr and "broken.png" in result.stderr and "12 noisy PNG(s)" in result.stdout
     _, _, names = face_images
@@ -213,7 +210,7 @@ def test_noise_cli_folder_keeps_relative_names_and_lists_bad_files(runner, tmp_p
 
 
 def test_noise_help_lists_noise_models_and_the_unit_scale(runner):
-    result = invoke(runner, "noise", "--help")
+    result = run_cli("noise", "--help")
     assert result.exit_code == 0 and "Example" in result.output
     for name in ("gaussian", "saltpepper", "speckle", "mask"):
         assert name in result.output
@@ -224,9 +221,9 @@ def test_noise_cli_never_overwrites_an_input(runner, tmp_path):
     path = tmp_path / "face.png"
     Image.fromarray(np.full((16, 16, 3), 50, np.uint8)).save(path)
     before = path.read_bytes()
-    result = invoke(runner, "noise", path, "--kind", "gaussian:0.1", "--out", path)
+    result = run_cli("noise", path, "--kind", "gaussian:0.1", "--out", path)
     assert result.exit_code == 1 and "would overwrite an input" in result.stderr
-    result = invoke(runner, "noise", tmp_path, "--kind", "gaussian:0.1", "--out", tmp_path)
+    result = run_cli("noise", tmp_path, "--kind", "gaussian:0.1", "--out", tmp_path)
     assert result.exit_code == 1 and "would overwrite an input" in result.stderr
     assert path.read_bytes() == before
 
@@ -239,15 +236,15 @@ def test_noise_cli_never_overwrites_an_input(runner, tmp_path):
 def test_noise_cli_errors_are_one_line(runner, tmp_path, monkeypatch, args, message, code):
     monkeypatch.chdir(tmp_path)
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save("in.png")
-    result = invoke(runner, "noise", "in.png", *args)
+    result = run_cli("noise", "in.png", *args)
     assert result.exit_code == code and message in result.stderr and "Traceback" not in result.output
 
 
 def test_noise_cli_missing_input_and_file_out_for_a_folder(runner, tmp_path, face_folder):
-    result = invoke(runner, "noise", tmp_path / "nope.png", "--kind", "gaussian", "--out", tmp_path / "x.png")
+    result = run_cli("noise", tmp_path / "nope.png", "--kind", "gaussian", "--out", tmp_path / "x.png")
     assert result.exit_code == 1 and "none of the 1 input image(s) could be read" in result.stderr
     assert "no such file" in result.stderr
-    result = invoke(runner, "noise", face_folder, "--kind", "gaussian", "--out", tmp_path / "x.png")
+    result = run_cli("noise", face_folder, "--kind", "gaussian", "--out", tmp_path / "x.png")
     assert result.exit_code == 2 and "give a folder" in result.stderr
 
 
@@ -377,12 +374,12 @@ def test_denoise_cli_skips_a_fifo_without_opening_it(runner, tmp_path, model_dir
     photos.mkdir()
     make_input(photos / "a.png", "RGB")
     watch = watch_fifo(monkeypatch, make_fifo(photos))  # a regression gets end of file here instead of hanging
-    result = invoke(runner, "denoise", photos, "-m", model_dir, "--out", tmp_path / "clean", "-q")
+    result = run_cli("denoise", photos, "-m", model_dir, "--out", tmp_path / "clean", "-q")
     assert result.exit_code == 0, result.output
     assert "wrote 1 denoised image(s)" in result.stdout and "1 skipped" in result.stdout
     assert "pipe.jpg: not a regular file (a named pipe)" in result.stderr
     assert sorted(p.name for p in (tmp_path / "clean").iterdir()) == ["a.png"] and watch.opened == 0
-    result = invoke(runner, "denoise", photos / "pipe.jpg", "-m", model_dir, "--out", tmp_path / "one.png", "-q")
+    result = run_cli("denoise", photos / "pipe.jpg", "-m", model_dir, "--out", tmp_path / "one.png", "-q")
     assert result.exit_code == 1 and "pipe.jpg: not a regular file (a named pipe)" in result.output and watch.opened == 0
 
 
@@ -394,7 +391,7 @@ def test_denoise_cli_writes_a_255_byte_name_among_others(runner, tmp_path, model
     photos.mkdir()
     for name in ("a.png", LONG_NAME, "z.png"):
         make_input(photos / name, "RGB")
-    result = invoke(runner, "denoise", photos, "-m", model_dir, "--out", tmp_path / "clean", "-q")
+    result = run_cli("denoise", photos, "-m", model_dir, "--out", tmp_path / "clean", "-q")
     assert result.exit_code == 0 and "wrote 3 denoised image(s)" in result.stdout, result.output
     assert sorted(p.name for p in (tmp_path / "clean").iterdir()) == sorted(["a.png", LONG_NAME, "z.png"])
 
@@ -404,7 +401,7 @@ def test_denoise_of_one_255_byte_name_without_out_writes_a_name_that_fits(runner
 
     make_input(tmp_path / LONG_NAME, "RGB")
     monkeypatch.chdir(tmp_path)
-    result = invoke(runner, "denoise", LONG_NAME, "-m", model_dir, "-q")
+    result = run_cli("denoise", LONG_NAME, "-m", model_dir, "-q")
     assert result.exit_code == 0, result.output
     (written,) = [p for p in tmp_path.iterdir() if "-denoised" in p.name]
     assert len(os.fsencode(written.name)) <= 255 and written.name.endswith("-denoised" + Path(LONG_NAME).suffix)
@@ -418,7 +415,7 @@ def test_denoise_of_one_255_byte_name_without_out_writes_a_name_that_fits(runner
 def test_denoise_cli_every_mode_with_the_real_model(runner, tmp_path, model_dir, mode, method):
     make_input(tmp_path / "in.png", mode)
     out = tmp_path / "out.png"
-    result = invoke(runner, "denoise", tmp_path / "in.png", "-m", model_dir, "--out", out, "--method", method, "-q")
+    result = run_cli("denoise", tmp_path / "in.png", "-m", model_dir, "--out", out, "--method", method, "-q")
     assert result.exit_code == 0, result.output
     assert f"wrote {out}" in result.stdout
     denoised = Image.open(out)
@@ -430,7 +427,7 @@ def test_denoise_cli_every_mode_with_the_real_model(runner, tmp_path, model_dir,
 @pytest.mark.parametrize("mode", MODES)
 def test_denoise_cli_writes_exactly_what_the_model_returns(runner, tmp_path, model_dir, identity_denoise, mode):
     original = make_input(tmp_path / "in.png", mode)
-    result = invoke(runner, "denoise", tmp_path / "in.png", "-m", model_dir, "--out", tmp_path / "out.png", "-q")
+    result = run_cli("denoise", tmp_path / "in.png", "-m", model_dir, "--out", tmp_path / "out.png", "-q")
     assert result.exit_code == 0, result.output
     expected = original.convert("RGB") if mode == "P" else original
     assert np.array_equal(np.asarray(Image.open(tmp_path / "out.png")), np.asarray(expected))
@@ -442,11 +439,11 @@ def test_denoise_cli_default_output_name_and_untrained_warning(runner, tmp_path,
     (tmp_path / "noisy").mkdir()
     Image.fromarray(rgb_image()).save(tmp_path / "noisy" / "face.jpg", quality=90)
     Image.fromarray(rgb_image()).save(tmp_path / "noisy" / "face.bmp")
-    result = invoke(runner, "denoise", "noisy/face.jpg", "-m", model_dir, "-q")
+    result = run_cli("denoise", "noisy/face.jpg", "-m", model_dir, "-q")
     assert result.exit_code == 0, result.output
     assert Image.open(tmp_path / "face-denoised.jpg").format == "JPEG"  # JPEG stays JPEG, in the current folder
     assert "not trained on noisy inputs" in result.stderr
-    result = invoke(runner, "denoise", "noisy/face.bmp", "-m", model_dir, "-q")
+    result = run_cli("denoise", "noisy/face.bmp", "-m", model_dir, "-q")
     assert result.exit_code == 0 and Image.open(tmp_path / "face-denoised.png").format == "PNG"  # others become PNG
 
 
@@ -454,7 +451,7 @@ def test_denoise_cli_says_which_noise_the_model_was_trained_for(runner, tmp_path
     model = aekit.create_model("small")
     model_dir = model.save_pretrained(tmp_path / "m", training={"settings": {"noise": "gaussian:0.1"}})
     Image.fromarray(rgb_image()).save(tmp_path / "a.png")
-    result = invoke(runner, "denoise", tmp_path / "a.png", "-m", model_dir, "--out", tmp_path / "b.png", "-q")
+    result = run_cli("denoise", tmp_path / "a.png", "-m", model_dir, "--out", tmp_path / "b.png", "-q")
     assert result.exit_code == 0, result.output
     assert "model trained for noise: gaussian:0.1" in result.stderr and "not trained" not in result.stderr
     assert json.loads((model_dir / "config.json").read_text())["training"]["settings"]["noise"] == "gaussian:0.1"
@@ -468,7 +465,7 @@ def test_denoise_cli_exif_rotated_jpeg_comes_back_upright(runner, tmp_path, mode
     stored.save(tmp_path / "photo.jpg", quality=95, exif=exif.tobytes())
     upright = ImageOps.exif_transpose(Image.open(tmp_path / "photo.jpg"))
     assert upright.size == (80, 100)
-    result = invoke(runner, "denoise", tmp_path / "photo.jpg", "-m", model_dir, "--out", tmp_path / "clean.jpg", "-q")
+    result = run_cli("denoise", tmp_path / "photo.jpg", "-m", model_dir, "--out", tmp_path / "clean.jpg", "-q")
     assert result.exit_code == 0, result.output
     clean = Image.open(tmp_path / "clean.jpg")
     assert clean.format == "JPEG" and clean.size == (80, 100)
@@ -481,7 +478,7 @@ def test_denoise_cli_exif_rotated_jpeg_with_the_real_model_keeps_its_size(runner
     exif = Image.Exif()
     exif[0x0112] = 8
     Image.fromarray(rgb_image(100, 80)).save(tmp_path / "photo.jpg", exif=exif.tobytes())
-    result = invoke(runner, "denoise", tmp_path / "photo.jpg", "-m", model_dir, "--out", tmp_path / "o.jpg", "-q")
+    result = run_cli("denoise", tmp_path / "photo.jpg", "-m", model_dir, "--out", tmp_path / "o.jpg", "-q")
     assert result.exit_code == 0, result.output
     assert Image.open(tmp_path / "o.jpg").size == (80, 100)
 
@@ -489,10 +486,10 @@ def test_denoise_cli_exif_rotated_jpeg_with_the_real_model_keeps_its_size(runner
 def test_denoise_cli_notes_what_the_output_format_cannot_hold(runner, tmp_path, model_dir):
     make_input(tmp_path / "deep.png", "I;16")
     make_input(tmp_path / "clear.png", "RGBA")
-    result = invoke(runner, "denoise", tmp_path / "deep.png", "-m", model_dir, "--out", tmp_path / "deep.jpg", "-q")
+    result = run_cli("denoise", tmp_path / "deep.png", "-m", model_dir, "--out", tmp_path / "deep.jpg", "-q")
     assert result.exit_code == 0 and "saved as 8-bit" in result.stderr
     assert Image.open(tmp_path / "deep.jpg").mode == "L"
-    result = invoke(runner, "denoise", tmp_path / "clear.png", "-m", model_dir, "--out", tmp_path / "clear.jpg", "-q")
+    result = run_cli("denoise", tmp_path / "clear.png", "-m", model_dir, "--out", tmp_path / "clear.jpg", "-q")
     assert result.exit_code == 0 and "composited over white" in result.stderr
     assert Image.open(tmp_path / "clear.jpg").mode == "RGB"
 
@@ -500,7 +497,7 @@ def test_denoise_cli_notes_what_the_output_format_cannot_hold(runner, tmp_path, 
 def test_denoise_cli_folder_keeps_names_and_lists_bad_files(runner, tmp_path, model_dir, face_folder, face_images):
     (face_folder / "sub" / "broken.jpg").write_bytes(b"not a jpeg")
     Image.fromarray(rgb_image(20, 10)).convert("P").save(face_folder / "palette.bmp")
-    result = invoke(runner, "denoise", face_folder, "-m", model_dir, "--out", tmp_path / "clean", "-q")
+    result = run_cli("denoise", face_folder, "-m", model_dir, "--out", tmp_path / "clean", "-q")
     assert result.exit_code == 0, result.output
     assert "wrote 13 denoised image(s)" in result.stdout and "1 skipped" in result.stdout
     assert "skipped: " in result.stderr and "broken.jpg" in result.stderr and "1 file(s) skipped" in result.stderr
@@ -534,7 +531,7 @@ def test_denoise_cli_batches_a_folder_and_matches_one_by_one(runner, tmp_path, m
         return real(self, images, *args, **kwargs)
 
     monkeypatch.setattr(aekit.Autoencoder, "denoise", counting)
-    result = invoke(runner, "denoise", folder, "-m", model_dir, "--out", tmp_path / "clean", "-q", "--runtime", runtime)
+    result = run_cli("denoise", folder, "-m", model_dir, "--out", tmp_path / "clean", "-q", "--runtime", runtime)
     assert result.exit_code == 0, result.output
     assert "wrote 10 denoised image(s)" in result.stdout and "bad.png" in result.stderr
     if runtime == "torch":
@@ -549,7 +546,7 @@ def test_denoise_cli_batches_a_folder_and_matches_one_by_one(runner, tmp_path, m
 def test_denoise_cli_leaves_its_own_output_folder_out_of_the_inputs(runner, tmp_path, model_dir, face_folder):
     clean = face_folder / "clean"
     for _ in range(2):  # the second run must not denoise the first run's outputs again
-        result = invoke(runner, "denoise", face_folder, "-m", model_dir, "--out", clean, "--overwrite", "-q")
+        result = run_cli("denoise", face_folder, "-m", model_dir, "--out", clean, "--overwrite", "-q")
         assert result.exit_code == 0 and "wrote 12 denoised image(s)" in result.stdout, result.output
     assert not (clean / "clean").exists()
 
@@ -570,7 +567,7 @@ def write_png16_rgb(path, array):
 
 def test_denoise_cli_sixteen_bit_colour_png_is_saved_as_8_bit_with_a_note(runner, tmp_path, model_dir):
     write_png16_rgb(tmp_path / "deep.png", rgb_image().astype(np.uint16) * 257)
-    result = invoke(runner, "denoise", tmp_path / "deep.png", "-m", model_dir, "--out", tmp_path / "o.png", "-q")
+    result = run_cli("denoise", tmp_path / "deep.png", "-m", model_dir, "--out", tmp_path / "o.png", "-q")
     assert result.exit_code == 0, result.output
     assert "16-bit colour PNG" in result.stderr and "saved as 8-bit" in result.stderr
     out = Image.open(tmp_path / "o.png")
@@ -581,12 +578,12 @@ def test_denoise_cli_never_overwrites_inputs_unless_asked(runner, tmp_path, mode
     path = tmp_path / "a.png"
     Image.fromarray(rgb_image()).save(path)
     before = path.read_bytes()
-    result = invoke(runner, "denoise", path, "-m", model_dir, "--out", path)
+    result = run_cli("denoise", path, "-m", model_dir, "--out", path)
     assert result.exit_code == 1 and "would overwrite an input" in result.stderr and "--overwrite" in result.stderr
-    result = invoke(runner, "denoise", face_folder, "-m", model_dir, "--out", face_folder)
+    result = run_cli("denoise", face_folder, "-m", model_dir, "--out", face_folder)
     assert result.exit_code == 1 and "would overwrite an input" in result.stderr
     assert path.read_bytes() == before
-    result = invoke(runner, "denoise", path, "-m", model_dir, "--out", path, "--overwrite", "-q")
+    result = run_cli("denoise", path, "-m", model_dir, "--out", path, "--overwrite", "-q")
     assert result.exit_code == 0 and path.read_bytes() != before
     assert Image.open(path).size == (100, 80)
 
@@ -594,7 +591,7 @@ def test_denoise_cli_never_overwrites_inputs_unless_asked(runner, tmp_path, mode
 def test_denoise_cli_refuses_existing_outputs_without_overwrite(runner, tmp_path, model_dir):
     Image.fromarray(rgb_image()).save(tmp_path / "a.png")
     (tmp_path / "b.png").write_bytes(b"keep me")
-    result = invoke(runner, "denoise", tmp_path / "a.png", "-m", model_dir, "--out", tmp_path / "b.png")
+    result = run_cli("denoise", tmp_path / "a.png", "-m", model_dir, "--out", tmp_path / "b.png")
     assert result.exit_code == 1 and "already exists" in result.stderr
     assert (tmp_path / "b.png").read_bytes() == b"keep me"
 
@@ -615,7 +612,7 @@ def test_denoise_cli_errors_are_one_line(runner, tmp_path, model_dir, monkeypatc
     Image.fromarray(rgb_image()).save("a.png")
     (tmp_path / "broken.png").write_bytes(b"\x89PNG broken")
     (tmp_path / "empty").mkdir()
-    result = invoke(runner, "denoise", *args, "-m", model_dir)
+    result = run_cli("denoise", *args, "-m", model_dir)
     assert result.exit_code == code and message in result.stderr, result.output
     assert "Traceback" not in result.output
     assert len([line for line in result.stderr.splitlines() if line.startswith("Error")]) == 1
@@ -623,12 +620,12 @@ def test_denoise_cli_errors_are_one_line(runner, tmp_path, model_dir, monkeypatc
 
 def test_denoise_cli_bad_model_is_one_line(runner, tmp_path):
     Image.fromarray(rgb_image()).save(tmp_path / "a.png")
-    result = invoke(runner, "denoise", tmp_path / "a.png", "-m", tmp_path / "no-model", "--out", tmp_path / "b.png")
+    result = run_cli("denoise", tmp_path / "a.png", "-m", tmp_path / "no-model", "--out", tmp_path / "b.png")
     assert result.exit_code == 1 and "no such checkpoint folder" in result.stderr and "Traceback" not in result.output
 
 
 def test_denoise_help_has_an_example(runner):
-    result = invoke(runner, "denoise", "--help")
+    result = run_cli("denoise", "--help")
     assert result.exit_code == 0 and "Example" in result.output and "resize" in result.output and "tile" in result.output
 
 
@@ -644,7 +641,7 @@ def test_open_picture_keeps_mode_and_reports_bad_files(tmp_path):
 def test_one_bad_file_is_said_once_before_any_model_work(runner, tmp_path, model_dir):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8\xff\xe0 cut short")
-    result = invoke(runner, "denoise", broken, "-m", model_dir)
+    result = run_cli("denoise", broken, "-m", model_dir)
     assert result.exit_code == 1
     assert result.stderr.count("broken.jpg") == 1 and result.stderr.startswith("Error: ")
     assert "Using model" not in result.stderr and "denoising" not in result.stderr and "skipped" not in result.stderr
@@ -760,18 +757,18 @@ def test_a_thin_image_is_tiled_a_few_tiles_at_a_time(tiny_unet, shape):
 def test_denoise_refuses_images_over_its_pixel_limit_in_one_line(runner, tmp_path, model_dir, monkeypatch):
     import aekit_denoise.commands as commands
 
-    assert f"{commands.MAX_PIXELS // 10**6} million pixels" in " ".join(invoke(runner, "denoise", "--help").output.split())
+    assert f"{commands.MAX_PIXELS // 10**6} million pixels" in " ".join(run_cli("denoise", "--help").output.split())
     monkeypatch.setattr(commands, "MAX_PIXELS", 5000)  # 100x80 = 8000 pixels is over it; a cheap stand-in for 9400x9400
     folder = tmp_path / "in"
     folder.mkdir()
     Image.fromarray(rgb_image(100, 80)).save(folder / "big.png")
     Image.fromarray(rgb_image(60, 40)).save(folder / "small.png")
-    result = invoke(runner, "denoise", folder / "big.png", "-m", model_dir, "--out", tmp_path / "out.png")
+    result = run_cli("denoise", folder / "big.png", "-m", model_dir, "--out", tmp_path / "out.png")
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error")]
     assert result.exit_code == 1 and len(errors) == 1 and "Traceback" not in result.output, result.output
     assert "big.png: image too large to denoise (100x80 = 8,000 pixels; the limit is 5,000)" in errors[0]
     assert not (tmp_path / "out.png").exists()
-    result = invoke(runner, "denoise", folder, "-m", model_dir, "--out", tmp_path / "clean", "-q")
+    result = run_cli("denoise", folder, "-m", model_dir, "--out", tmp_path / "clean", "-q")
     assert result.exit_code == 0 and "wrote 1 denoised image(s)" in result.stdout and "1 skipped" in result.stdout
     assert "skipped: " in result.stderr and "big.png: image too large to denoise" in result.stderr
     assert sorted(p.name for p in (tmp_path / "clean").iterdir()) == ["small.png"]
@@ -803,7 +800,7 @@ def test_a_picture_larger_than_a_chunk_is_denoised_alone_with_the_same_result(ru
     for i in range(3):
         Image.fromarray(rgb_image(100, 80, seed=i)).save(folder / f"big{i}.png")
         Image.fromarray(rgb_image(30, 20, seed=i)).save(folder / f"small{i}.png")
-    result = invoke(runner, "denoise", folder, "-m", model_dir, "--out", tmp_path / "clean", "-q")
+    result = run_cli("denoise", folder, "-m", model_dir, "--out", tmp_path / "clean", "-q")
     assert result.exit_code == 0 and "wrote 6 denoised image(s)" in result.stdout, result.output
     model = aekit.load(model_dir)
     for path in sorted(folder.iterdir()):

@@ -21,20 +21,7 @@ from aekit.synthetic import ATTRIBUTE_NAMES, face_attributes, make_faces
 runner = CliRunner()
 
 
-def invoke(*args):
-    result = runner.invoke(cli, [str(a) for a in args])
-    assert result.exit_code == 0, result.output
-    return result
-
-
-def fails(*args, message, code=None):
-    result = runner.invoke(cli, [str(a) for a in args])
-    assert result.exit_code != 0, result.output
-    if code is not None:
-        assert result.exit_code == code, result.output
-    assert message in result.output, result.output
-    assert "Traceback" not in result.output
-    return result
+from helpers import fails, invoke  # noqa: E402
 
 
 def _tiny(directory, image_size=32, seed=0):
@@ -244,8 +231,8 @@ def test_embed_refuses_an_existing_out_before_any_work_unless_overwrite(tmp_path
     np.savez(out, latents=np.zeros((2, 4), np.float32))
     before = out.read_bytes()
     args = ["embed", tmp_path / "faces", "-m", tiny_model_dir, "--out", out, "-q"]
-    refused = fails(*args, message="already exists", code=1)
-    assert refused.output.splitlines() == [f"Error: {out}: already exists; add --overwrite to replace it or choose another --out"]
+    refused = fails(*args, message="already exists", code=1, alone=True)
+    assert refused == f"Error: {out}: already exists; add --overwrite to replace it or choose another --out"
     assert out.read_bytes() == before
     invoke(*args, "--overwrite")
     assert len(load_features(out)) == 3

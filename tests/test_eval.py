@@ -38,20 +38,13 @@ def register_noise_models(register):
 """
 
 
-def invoke(*args):
-    result = runner.invoke(cli, [str(a) for a in args])
-    assert result.exit_code == 0, result.output
-    return result
+from helpers import invoke  # noqa: E402
+from helpers import fails as _fails  # noqa: E402
 
 
 def fails(*args, message):
-    """The command fails with exactly one line naming the problem, and no traceback."""
-    result = runner.invoke(cli, [str(a) for a in args] + ["--quiet"])
-    assert result.exit_code == 1, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
-    assert message in lines[0], result.output
-    return lines[0]
+    """The command (quiet) fails with exactly one line naming the problem, and no traceback."""
+    return _fails(*args, "--quiet", message=message, code=1, alone=True)
 
 
 def finite(value) -> bool:

@@ -31,9 +31,7 @@ from aekit import checkpoint
 from aekit.cli import cli
 from aekit.train import Trainer, TrainConfig
 
-TINY = {"image_size": 32, "widths": (8, 16), "convs_per_half": 1, "latent_dim": 16}
-TINY_CLI = ["--model-config", "image_size=32", "--model-config", "widths=8,16", "--model-config", "convs_per_half=1",
-            "--model-config", "latent_dim=16"]
+from helpers import TINY, TINY_CLI  # noqa: E402
 KILL_EPOCHS = 10
 KILL_POINTS = int(os.environ.get("AEKIT_KILL_POINTS", "3"))
 KILL_SEED = int(os.environ.get("AEKIT_KILL_SEED", "20240611"))  # vary it to try other moments
