@@ -86,6 +86,7 @@ def test_an_already_framed_picture_is_used_as_it_is_under_auto_and_aligned_under
         placements, why = placements_of(picture, "a", "auto", aligner)
         assert why is None and [(p.photo, p.face_index) for p in placements] == [("a", -1)]
         assert all(math.isnan(v) for v in placements[0].box)
+        assert placements[0].face is not None  # its framed face, for putting an edit back without looking again
         placements, _ = placements_of(picture, "a", "on", aligner)
         assert [p.face_index for p in placements] == [0]
 

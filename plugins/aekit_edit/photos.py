@@ -57,9 +57,8 @@ def photo_faces(image: np.ndarray, name: str, mode: str, size: int, aligner=None
     for placement in placements:
         if placement.aligned:
             faces.append(PhotoFace(placement, aligner.crop(image, placement.face, size), placement.face))
-        else:  # the whole picture: framed like CelebA (auto), no face found (auto) or --align off
-            framed = aligner.framed_face(image) if mode == "auto" else None
-            faces.append(PhotoFace(placement, resize_rgb(image, size), framed))
+        else:  # the whole picture: framed like CelebA (auto: its framed face), no face found (auto) or --align off
+            faces.append(PhotoFace(placement, resize_rgb(image, size), placement.face))
     return faces, why
 
 

@@ -127,7 +127,8 @@ def aligner_for(mode: str) -> FaceAligner | None:
 @dataclass(frozen=True)
 class Placement:
     """Where one model input came from: the image's name, the face's index in it (-1: the whole image, used as
-    it is) and the face's box in the image's pixels (NaN for a whole image); `face` is the aligner's face."""
+    it is) and the face's box in the image's pixels (NaN for a whole image); `face` is the aligner's face (for a
+    whole image already framed like CelebA, its ``framed_face``; else None)."""
 
     photo: str
     face_index: int
@@ -153,8 +154,9 @@ def placements_of(image: np.ndarray, name: str, mode: str, aligner: FaceAligner 
     mode = check_mode(mode)
     if mode == "off":
         return [_whole(name)], None
-    if mode == "auto" and aligner.framed_face(image) is not None:
-        return [_whole(name)], None
+    framed = aligner.framed_face(image) if mode == "auto" else None
+    if framed is not None:  # kept: an edit is put back through it (aekit_edit), without looking again
+        return [Placement(name, -1, (math.nan,) * 4, face=framed)], None
     faces = aligner.find(image)
     kept = [f for f in faces if float(min(f.box[2], f.box[3])) >= min_size]
     if largest:
