@@ -40,15 +40,11 @@ from edit_directions import Judge, decode_all
 from face_align import IMAGES, Reference, backgrounds, load_test, make_canvas
 from face_misframed import CANVAS, cpu_name, is_pasted_face, misframed
 
+from aekit_edit.photos import grey_levels  # noqa: E402  (what aekit edit puts back: float grey levels, unrounded)
+
 DATA = IMAGES.parent
 ATTRIBUTES = ("Smiling", "Eyeglasses", "Blond_Hair", "Male")
 GREY = np.array([0.299, 0.587, 0.114], np.float32)
-
-
-def grey_levels(decoded) -> np.ndarray:
-    """(N, 3, S, S) tensors in [-1, 1] -> (N, S, S, 3) float32 grey levels 0-255 (not rounded)."""
-    x = decoded.clamp(-1, 1).permute(0, 2, 3, 1).numpy().astype(np.float32)
-    return (x + 1.0) * 127.5
 
 
 def sharpness(image: np.ndarray, inside: np.ndarray) -> float:

@@ -117,7 +117,7 @@ def poke(key, value):
 # --- photos with faces in them (the faces are aekit's synthetic ones, which the face aligner finds) -------------
 
 FACE_SIDE = 192  # px: the synthetic faces drawn into photos (make_faces(12, seed=0, size=192))
-FOUND_FACES = (6, 9, 11)  # of those, the faces YuNet finds upright (score 0.86 or more), as tests/test_faces.py uses
+FOUND_FACES = (6, 9, 11)  # of those, the faces YuNet finds upright (score 0.86 or more)
 PHOTO_BACKGROUND = (40, 90, 60)
 
 
@@ -130,7 +130,7 @@ def synthetic_face_pictures():
 
 def face_placed(centre, scale: float = 1.0, angle: float = 0.0):
     """The (2, 3) transform drawing a 192x192 face turned by `angle` degrees and scaled by `scale`, centred at
-    `centre` (as tests/test_faces.py's `placed`)."""
+    `centre`."""
     from aekit_faces import compose, similarity
 
     middle = (FACE_SIDE - 1) / 2
@@ -140,7 +140,7 @@ def face_placed(centre, scale: float = 1.0, angle: float = 0.0):
 
 def photo_with_faces(faces, size=(480, 400)):
     """A (H, W, 3) uint8 photo of `size` (width, height): each (face picture, transform) drawn on a plain background
-    (as tests/test_faces.py's `photo`)."""
+    (tests/test_faces.py and test_alignment.py build theirs with it)."""
     import numpy as np
     from aekit_faces import warp
 

@@ -21,36 +21,22 @@ from aekit.images import resize_rgb
 from aekit.synthetic import make_faces
 from aekit_faces import (FRAME, TEMPLATE, Face, FaceError, align, aligned_faces, apply, as_rgb, compose, detect_faces,
                          fit_similarity, invert, parse_size, select_faces, similarity, warp)
-from helpers import error_line, fails, invoke, run_cli, stray_temporaries
+from helpers import (FACE_SIDE, FOUND_FACES, PHOTO_BACKGROUND, error_line, face_placed, fails, invoke,
+                     photo_with_faces, run_cli, stray_temporaries)
 
 ROOT = Path(__file__).resolve().parents[1]
 CELEBA = ROOT.parent / "shared" / "data" / "celeba-10k" / "images"
-GOOD = (6, 9, 11)  # synthetic faces (seed 0, 192 px) YuNet finds upright with a score of 0.86 or more
-SIDE = 192
-CENTRE = (SIDE - 1) / 2
+GOOD = FOUND_FACES  # synthetic faces (seed 0, 192 px) YuNet finds upright with a score of 0.86 or more
+SIDE = FACE_SIDE
 PROBES = np.array([(0, 0), (177, 0), (0, 217), (177, 217)], float)  # the frame's corners
-BACKGROUND = (40, 90, 60)
+BACKGROUND = PHOTO_BACKGROUND
+placed = face_placed  # the transform drawing a face turned and scaled about its centre, at a point of the photo
+photo = photo_with_faces  # the faces drawn at their transforms on a plain background
 
 
 @pytest.fixture(scope="module")
 def synthetic() -> np.ndarray:
     return make_faces(12, seed=0, size=SIDE)[0]
-
-
-def placed(centre, scale: float = 1.0, angle: float = 0.0) -> np.ndarray:
-    """The (2, 3) transform drawing a 192x192 face turned by `angle` degrees and scaled by `scale`, centred at `centre`."""
-    return compose(similarity(1, 0, (centre[0] - CENTRE, centre[1] - CENTRE)), similarity(scale, angle, center=(CENTRE, CENTRE)))
-
-
-def photo(faces: list[tuple[np.ndarray, np.ndarray]], size=(480, 400)) -> np.ndarray:
-    """A canvas of `size` with each (face image, transform) drawn on a plain background."""
-    canvas = np.empty((size[1], size[0], 3), np.uint8)
-    canvas[:] = BACKGROUND
-    for image, transform in faces:
-        drawn = warp(image, transform, size, border="constant")
-        inside = warp(np.full_like(image, 255), transform, size, border="constant") > 127
-        canvas = np.where(inside, drawn, canvas)
-    return canvas
 
 
 def difference(found: np.ndarray, expected: np.ndarray) -> tuple[float, float, float]:
