@@ -157,14 +157,8 @@ ROWS_ALIGN_HELP = ("How the images behind the rows are read again: by default as
                    "whole photo; on or auto: the photos' faces found so, matched to the rows by face index.")
 
 
-def rows_align_option(function):
-    """``--align`` of the commands that read a features file's images again (classify, cluster):
-    ``aekit.alignment.align_option`` with no default, meaning "as each row says" (see `ROWS_ALIGN_HELP`)."""
-    function = align_option(default=None)(function)
-    for param in getattr(function, "__click_params__", []):
-        if param.name == "align":
-            param.help, param.show_default = ROWS_ALIGN_HELP, False
-    return function
+# --align of the commands that read a features file's images again (classify, cluster): no default, "as each row says"
+rows_align_option = align_option(default=None, help=ROWS_ALIGN_HELP)
 
 
 def _placement_fields(feats, row: int) -> list:

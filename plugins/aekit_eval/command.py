@@ -9,14 +9,9 @@ from aekit.cli import model_option
 from aekit_export.options import runtime_option
 
 
-def _eval_align_option(function):
-    """``aekit.alignment.align_option``, its help saying what a face is to the report."""
-    function = align_option(function)
-    for param in getattr(function, "__click_params__", []):
-        if param.name == "align":
-            param.help = (ALIGN_HELP + " Applies to --data and --train-data; each face is one image with its photo's "
-                          "labels (under on, a photo of two faces counts twice).")
-    return function
+# its help says what a face is to the report
+_eval_align_option = align_option(help=ALIGN_HELP + " Applies to --data and --train-data; each face is one image with its "
+                                  "photo's labels (under on, a photo of two faces counts twice).")
 
 
 @click.command("eval")

@@ -20,13 +20,7 @@ ALIGN_HELP = ("How the thumbnails are cut from the images: by default as each ro
               "(a row that gives no face, e.g. an image without one under on, has no thumbnail and is listed).")
 
 
-def _rows_align_option(function):
-    """``aekit.alignment.align_option`` with no default: the rows of a features file say what they are."""
-    function = align_option(default=None)(function)
-    for param in getattr(function, "__click_params__", []):
-        if param.name == "align":
-            param.help, param.show_default = ALIGN_HELP, False
-    return function
+_rows_align_option = align_option(default=None, help=ALIGN_HELP)  # no default: the rows say what they are
 
 
 @click.command("umap")

@@ -85,12 +85,16 @@ def check_mode(mode: str) -> str:
     return mode
 
 
-def align_option(function=None, *, default: str = DEFAULT_ALIGN):
-    """The ``--align auto|on|off`` option of commands that feed faces to a model (passed as ``align``)."""
+def align_option(function=None, *, default: str | None = DEFAULT_ALIGN, help: str = ALIGN_HELP):
+    """The ``--align auto|on|off`` option of commands that feed faces to a model (passed as ``align``).
+
+    ``default=None``: no default, for commands that read a features file whose rows say how each was made
+    (`help` then says what that means to the command).
+    """
     import click
 
     decorator = click.option("--align", "align", type=click.Choice(ALIGN_MODES, case_sensitive=False), default=default,
-                             show_default=True, help=ALIGN_HELP)
+                             show_default=default is not None, help=help)
     return decorator(function) if function is not None else decorator
 
 
