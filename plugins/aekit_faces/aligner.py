@@ -98,7 +98,8 @@ class YuNetAligner(FaceAligner):
         if x1 <= x0 or y1 <= y0:
             return result
         frame_change = cv2.resize(change, FRAME, interpolation=cv2.INTER_CUBIC)  # model input -> frame: undoes the resize
-        weighted = np.concatenate([frame_change * frame_mask()[:, :, None], frame_mask()[:, :, None]], axis=2)
+        mask = frame_mask()[:, :, None]
+        weighted = np.concatenate([frame_change * mask, mask], axis=2)
         to_frame = transform.copy()
         to_frame[:, 2] += transform[:, :2] @ np.array([x0, y0], dtype=np.float64)  # region pixels -> frame pixels
         flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
