@@ -183,7 +183,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--save", default=None, help="Also write the tables as Markdown to this file.")
     args = parser.parse_args()
-    from aekit_export.runtime import onnx_available
+    from aekit.runtime import onnx_available
 
     runtimes = [r for r in args.runtimes.split(",") if r == "torch" or onnx_available()]
     folder = Path(args.images)

@@ -4,7 +4,7 @@
     python benchmarks/decode_runtime.py --batch 64 --rounds 5
 
 What `aekit decompress` and `aekit generate` spend their time on: ``model.decode`` (PyTorch, eval mode,
-inference mode) and ``aekit_export.runtime.OnnxDecoder`` (the decoder exported once, BatchNorm folded,
+inference mode) and ``aekit.runtime.OnnxDecoder`` (the decoder exported once, BatchNorm folded,
 checked against PyTorch). Rounds are interleaved; the best of each is reported, with the largest
 difference of the decoded images.
 """
@@ -30,7 +30,7 @@ def best_rate(fn, count: int, rounds: int) -> float:
 
 def main():
     import aekit
-    from aekit_export.runtime import OnnxDecoder
+    from aekit.runtime import OnnxDecoder
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=256)

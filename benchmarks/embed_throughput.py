@@ -159,7 +159,7 @@ def main():
                         lambda: aekit_pipeline(model, spec, args.embed_batch_size)))
         methods.append(("aekit embed --runtime torch (the command, fast path)",
                         lambda: aekit_embed(model_dir, spec, Path(tmp) / "feats.npz", args.embed_batch_size)))
-        from aekit_export.runtime import onnx_available
+        from aekit.runtime import onnx_available
 
         if onnx_available():  # the exported graph is made once, before timing, as the command's cache would hold it
             from aekit_embed.fast_encoder import FastEncoder

@@ -5,7 +5,7 @@
 
 Without VNNI, ONNX Runtime's U8S8 kernels multiply with VPMADDUBSW, whose 16-bit sums of two u8 x s8
 products saturate with 8-bit weights. `--runtime onnx-int8` therefore quantises weights to 7 bits
-(``aekit_export.int8``). This script shows what that buys: it quantises faces-64's encoder, decoder and
+(``aekit.onnx_int8``). This script shows what that buys: it quantises faces-64's encoder, decoder and
 multiscale-features graphs both ways (same calibration as the runtime), runs every graph with ONNX
 Runtime on this CPU and, through QEMU's user-mode emulator with ``-cpu Haswell`` (AVX2, no AVX-512,
 no VNNI; ``apt-get install qemu-user``), on an AVX2-only one, and prints per graph and CPU:
@@ -73,9 +73,9 @@ def main() -> None:
     import torch
 
     import aekit
+    from aekit import onnx_int8 as int8
     from aekit.pixels import images_to_tensor
-    from aekit_export import int8
-    from aekit_export.runtime import OnnxDecoder, OnnxEncoder, OnnxFeatures
+    from aekit.runtime import OnnxDecoder, OnnxEncoder, OnnxFeatures
 
     emulate = shutil.which("qemu-x86_64") is not None
     model = aekit.load(args.model).eval()

@@ -30,7 +30,7 @@ def main() -> None:
     import torch
 
     import aekit
-    from aekit_export.runtime import ModelOnRuntime
+    from aekit.runtime import ModelOnRuntime
 
     model = aekit.load(args.model).eval()
     clean, what = faces(args.faces, model.config.image_size)

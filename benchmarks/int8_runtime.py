@@ -4,7 +4,7 @@
     python benchmarks/int8_runtime.py --rounds 9 --no-variants   # only fp32 and what onnx-int8 runs
 
 The fp32 rows run the graphs `--runtime onnx` runs, the `onnx-int8` row the ones `--runtime onnx-int8`
-makes from them (``aekit_export.int8``: U8S8, fully connected layers in float, calibrated on 256
+makes from them (``aekit.onnx_int8``: U8S8, fully connected layers in float, calibrated on 256
 synthetic faces), both from the runtime's cache. The other int8 rows show the alternatives, made here
 with ``onnxruntime.quantization`` from the same fp32 graphs: static quantisation of every layer,
 calibrated on 256 celeba-10k training faces (seeded, of 1-9000) or on the synthetic faces, in ONNX
@@ -66,7 +66,7 @@ def quantise_variant(fp32: Path, out: Path, calibration: np.ndarray | None, layo
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     prepared = out.with_suffix(".prepared.onnx")
-    quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)  # as aekit_export.int8 does
+    quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)  # as aekit.onnx_int8 does
     if layout == "dynamic":
         quantize_dynamic(str(prepared), str(out), weight_type=QuantType.QUInt8)  # ORT's CPU ConvInteger: uint8 weights only
     else:
@@ -129,7 +129,7 @@ def main():
     import aekit
     from aekit.data import prepare
     from aekit.metrics import psnr
-    from aekit_export.runtime import OnnxDecoder, OnnxEncoder
+    from aekit.runtime import OnnxDecoder, OnnxEncoder
 
     torch.set_num_threads(args.threads)
     model = aekit.load(args.model).eval()

@@ -38,6 +38,15 @@ def tiny_model(seed: int = 0, arch: str = "article", **overrides):
     return aekit.create_model(arch, **{**TINY, **overrides})
 
 
+def tiny_preset(arch: str, seed: int = 0):
+    """An untrained, seeded, tiny 32x32 model of any registered preset, in eval mode."""
+    torch.manual_seed(seed)
+    if arch == "drunet":  # a denoiser without a latent size of its own
+        return aekit.create_model(arch, image_size=32, widths=(8, 16), blocks=1).eval()
+    extra = {"convs_per_half": 1} if arch in ("article", "small") else {}
+    return aekit.create_model(arch, image_size=32, widths=(8, 16), latent_dim=16, **extra).eval()
+
+
 def save_tiny_model(directory, seed: int = 0, **overrides) -> Path:
     """`tiny_model(...)` saved as a checkpoint folder; returns the folder."""
     return tiny_model(seed, **overrides).save_pretrained(directory)

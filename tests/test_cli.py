@@ -12,9 +12,7 @@ from PIL import Image
 import aekit
 from aekit.cli import cli
 from aekit.synthetic import make_faces
-from helpers import fails, run_cli
-
-TINY = ["--model-config", "image_size=32", "--model-config", "widths=8,16", "--model-config", "convs_per_half=1"]
+from helpers import TINY_CLI, fails, run_cli
 
 
 @pytest.fixture
@@ -23,7 +21,7 @@ def runner():
 
 
 def _train(runner, out, *extra):
-    args = ["train", "--data", "synthetic:64", "--epochs", "1", "--batch-size", "32", "--quiet", "--out", str(out), *TINY, *extra]
+    args = ["train", "--data", "synthetic:64", "--epochs", "1", "--batch-size", "32", "--quiet", "--out", str(out), *TINY_CLI, *extra]
     return runner.invoke(cli, args)
 
 
@@ -120,7 +118,7 @@ def test_model_option_falls_back_to_the_latest_run_without_pretrained_models(run
     monkeypatch.setenv("AEKIT_LOAD_PLUGINS", "sources")  # no pretrained models installed
     aekit.plugins.reset()
 
-    from aekit.cli import load_model_arg, model_option
+    from aekit.command_tools import load_model_arg, model_option
 
     @click.command()
     @model_option
@@ -258,7 +256,7 @@ def test_info_escapes_the_strings_of_config_json(runner, tmp_path):
 
 
 def test_skipped_and_note_lines_escape_file_names(tmp_path, tiny_model_dir):
-    from aekit.cli import skipped_lines
+    from aekit.command_tools import skipped_lines
     from aekit.notes import Notes
 
     assert skipped_lines([f"{EVIL}.png: damaged image"]) == [f"skipped: {EVIL_SHOWN}.png: damaged image", "1 file(s) skipped"]

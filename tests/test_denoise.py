@@ -11,7 +11,6 @@ from click.testing import CliRunner
 from PIL import Image, ImageOps
 
 import aekit
-from aekit.cli import cli
 from helpers import run_cli
 from aekit.errors import NoiseSpecError
 from aekit.noise import parse_noise
@@ -138,6 +137,24 @@ def test_mask_blocks_reach_the_corners_and_can_cover_almost_everything():
     ("saltpepper:0-0.1", "p must be in (0, 1], got 0"),
     ("mask:0", "fraction must be in (0, 1)"),
     ("blur:3", "unknown noise model 'blur'"),
+    ("poisson-gaussian:0", "Poisson gain A must be positive, got 0"),
+    ("poisson-gaussian:-0.01", "Poisson gain A must be positive, got -0.01"),
+    ("poisson-gaussian:5", "Poisson gain A must be at most 1"),
+    ("poisson-gaussian:inf", "Poisson gain A must be at most 1"),
+    ("poisson-gaussian:1e-9", "Poisson gain A must be at least 1e-06"),
+    ("poisson-gaussian:x", "Poisson gain A must be a number, got 'x'"),
+    ("poisson-gaussian:0.01,-1", "read-noise sigma B must be in [0, 1], got -1"),
+    ("poisson-gaussian:0.01,2", "read-noise sigma B must be in [0, 1], got 2"),
+    ("poisson-gaussian:0.01,b", "read-noise sigma B must be a number, got 'b'"),
+    ("poisson-gaussian:0.01,0.02,3", "poisson-gaussian takes A,B (Poisson gain and read-noise sigma), got '0.01,0.02,3'"),
+    ("poisson-gaussian:0.05-0.01", "Poisson gain A range must be LOW-HIGH with 1e-06 <= LOW <= HIGH <= 1, got 0.05-0.01"),
+    ("poisson-gaussian:0.01,0.05-", "read-noise sigma B range must be LOW-HIGH"),
+    ("jpeg:0", "JPEG quality must be from 1 to 100, got 0"),
+    ("jpeg:101", "JPEG quality must be from 1 to 100, got 101"),
+    ("jpeg:75.5", "JPEG quality must be a whole number from 1 to 100, got '75.5'"),
+    ("jpeg:abc", "JPEG quality must be a whole number from 1 to 100, got 'abc'"),
+    ("jpeg:90-50", "JPEG quality range must be LOW-HIGH with 1 <= LOW <= HIGH <= 100, got 90-50"),
+    ("jpeg:50-", "JPEG quality range must be LOW-HIGH"),
 ])
 def test_bad_arguments_are_precise_errors(spec, message):
     with pytest.raises(NoiseSpecError) as info:
@@ -261,7 +278,7 @@ def model_dir(tmp_path):
 @pytest.fixture
 def identity_denoise(monkeypatch):
     """Make model.denoise return its input unchanged (checking the call it gets), so outputs can be compared exactly."""
-    monkeypatch.setattr("aekit_export.runtime.onnx_available", lambda: False)  # --runtime auto: PyTorch runs the patch
+    monkeypatch.setattr("aekit.runtime.onnx_available", lambda: False)  # --runtime auto: PyTorch runs the patch
     calls = []
 
     def denoise(self, images, method="auto", batch_size=256):

@@ -14,7 +14,6 @@ from PIL import Image
 
 import aekit
 import aekit.plugins
-from aekit.cli import cli
 from aekit.features import FeatureFileError, UnknownLabelError, load_features, save_features
 from aekit.synthetic import ATTRIBUTE_NAMES, face_attributes, make_faces
 

@@ -38,13 +38,12 @@ def register_noise_models(register):
 """
 
 
-from helpers import invoke  # noqa: E402
-from helpers import fails as _fails  # noqa: E402
+from helpers import fails, invoke  # noqa: E402
 
 
-def fails(*args, message):
-    """The command (quiet) fails with exactly one line naming the problem, and no traceback."""
-    return _fails(*args, "--quiet", message=message, code=1, alone=True)
+def fails_quietly(*args, message):
+    """helpers.fails for a --quiet command: exit status 1 and exactly one line, the error naming the problem."""
+    return fails(*args, "--quiet", message=message, code=1, alone=True)
 
 
 def finite(value) -> bool:
@@ -79,7 +78,8 @@ def full_report(tmp_path_factory, trained):
     """One run with every table: --baselines, --noise (when a gaussian noise model is registered), --labels."""
     out = tmp_path_factory.mktemp("eval_report") / "report"
     noise = ["--noise", "gaussian:0.1"] if has_noise("gaussian") else []
-    result = invoke("eval", "--model", trained, "--data", EVAL, "--baselines", *noise, "--labels", "--out", out, "--quiet")
+    result = invoke("eval", "--model", trained, "--data", EVAL, "--baselines", *noise, "--bm3d-images", "3", "--labels", "--out", out,
+                    "--quiet")
     return json.loads((out / "report.json").read_text(encoding="utf-8")), out, result.output
 
 
@@ -117,7 +117,15 @@ def test_denoising_table(full_report):
     (table,) = section["tables"]
     assert table["noise"] == "gaussian:0.1"
     methods = [r["method"] for r in table["rows"]]
-    assert methods == ["noisy input", "aekit model.denoise", "scikit-image NL-means", "scikit-image TV"]
+    assert methods[:4] == ["noisy input", "aekit model.denoise", "scikit-image NL-means", "scikit-image TV"]
+    from aekit_eval.denoise import BM3D_MISSING, bm3d_version
+
+    if bm3d_version() is None:  # the bm3d package (non-commercial licence) is optional: eval says it is absent
+        assert len(methods) == 4 and section["bm3d"]["line"] == BM3D_MISSING
+    else:  # BM3D on the first 3 reported images, told the true sigma, beats the noisy input on the same images
+        assert methods[4] == "BM3D (first 3 images)" and table["rows"][4]["parameter"] == "sigma = 0.1 (true)"
+        same = table["rows"][4]["same_images_psnr"]
+        assert same["BM3D"] > same["noisy"] + 3
     assert all(finite(r["psnr"]) and finite(r["ssim"]) for r in table["rows"])
     assert 17 < table["rows"][0]["psnr"] < 23  # sigma 0.1 on [0, 1]: about 20 dB
     assert table["rows"][2]["psnr"] > table["rows"][0]["psnr"]  # tuned NL-means beats doing nothing
@@ -177,7 +185,7 @@ def test_optimised_latents_row(trained, tmp_path):
 def test_optimised_latents_refused_for_a_skip_model(tmp_path):
     torch.manual_seed(0)
     model = aekit.create_model("unet", widths=(8, 16), latent_dim=LATENT).save_pretrained(tmp_path / "unet")
-    fails("eval", "--model", model, "--data", EVAL, "--optimize-steps", 5, "--out", tmp_path / "r", message="skip connections")
+    fails_quietly("eval", "--model", model, "--data", EVAL, "--optimize-steps", 5, "--out", tmp_path / "r", message="skip connections")
     result = runner.invoke(cli, ["eval", "--model", str(model), "--data", EVAL, "--optimize-steps", "-1"])
     assert result.exit_code == 2 and "--optimize-steps" in result.output
 
@@ -238,7 +246,7 @@ def test_denoising_with_a_plugin_noise_model(untrained, install_plugin, tmp_path
     install_plugin("aekit-evalnoise", "evalnoise", "aekit_evalnoise_plugin", NOISE_PLUGIN)
     out = tmp_path / "r"
     invoke("eval", "--model", untrained, "--data", "synthetic:12:2", "--train-data", "synthetic:20:3",
-           "--noise", "evalnoise:0.1", "--noise", "evalnoise:0.05", "--out", out, "-q")
+           "--noise", "evalnoise:0.1", "--noise", "evalnoise:0.05", "--bm3d-images", "0", "--out", out, "-q")
     report = json.loads((out / "report.json").read_text())
     section = report["denoising"]
     assert section["tuning_images"] == 3 and section["images"] == 9
@@ -260,7 +268,8 @@ def test_denoising_falls_back_to_reconstruct(untrained, install_plugin, tmp_path
     """A model class without `denoise` (before it existed) is measured by its reconstruction."""
     install_plugin("aekit-evalnoise", "evalnoise", "aekit_evalnoise_plugin", NOISE_PLUGIN)
     monkeypatch.delattr(aekit.Autoencoder, "denoise", raising=False)
-    invoke("eval", "--model", untrained, "--data", "synthetic:8:2", "--noise", "evalnoise:0.1", "--out", tmp_path / "r", "-q")
+    invoke("eval", "--model", untrained, "--data", "synthetic:8:2", "--noise", "evalnoise:0.1", "--bm3d-images", "0",
+           "--out", tmp_path / "r", "-q")
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     assert report["denoising"]["tables"][0]["rows"][1]["method"] == "aekit reconstruct (model has no denoise)"
 
@@ -307,23 +316,23 @@ def test_a_model_whose_training_data_is_gone_still_gets_the_rest_of_the_report(t
 
 def test_errors_are_one_line(trained, untrained, tmp_path):
     out = tmp_path / "r"
-    fails("eval", "--model", trained, "--out", out, message="give --data SOURCE")
-    fails("eval", "--model", trained, "--data", tmp_path / "missing", "--out", out, message="no such file or folder")
-    fails("eval", "--model", trained, "--data", TRAIN, "--out", out, message="is the data the model trained on")
-    fails("eval", "--model", trained, "--data", "synthetic:30", "--out", out,  # the first 30 of the 96 it trained on
-          message="30 of its images are among the synthetic:96 images the model trained on")
-    fails("eval", "--model", trained, "--data", EVAL, "--train-data", EVAL, "--baselines", "--out", out,
-          message="--train-data and --data are both")
-    fails("eval", "--model", trained, "--data", EVAL, "--noise", "nosuchnoise:0.1", "--out", out, message="unknown noise model")
-    fails("eval", "--model", trained, "--data", EVAL, "--noise", "", "--out", out, message="empty noise spec")
-    fails("eval", "--model", trained, "--data", EVAL, "--labels", tmp_path / "none.csv", "--out", out, message="no such file")
-    fails("eval", "--model", trained, "--data", EVAL, "--limit", 1, "--noise", "gaussian:0.1" if has_noise("gaussian") else "x",
-          "--out", out, message="--noise needs at least 2" if has_noise("gaussian") else "unknown noise model")
+    fails_quietly("eval", "--model", trained, "--out", out, message="give --data SOURCE")
+    fails_quietly("eval", "--model", trained, "--data", tmp_path / "missing", "--out", out, message="no such file or folder")
+    fails_quietly("eval", "--model", trained, "--data", TRAIN, "--out", out, message="is the data the model trained on")
+    fails_quietly("eval", "--model", trained, "--data", "synthetic:30", "--out", out,  # the first 30 of the 96 it trained on
+                  message="30 of its images are among the synthetic:96 images the model trained on")
+    fails_quietly("eval", "--model", trained, "--data", EVAL, "--train-data", EVAL, "--baselines", "--out", out,
+                  message="--train-data and --data are both")
+    fails_quietly("eval", "--model", trained, "--data", EVAL, "--noise", "nosuchnoise:0.1", "--out", out, message="unknown noise model")
+    fails_quietly("eval", "--model", trained, "--data", EVAL, "--noise", "", "--out", out, message="empty noise spec")
+    fails_quietly("eval", "--model", trained, "--data", EVAL, "--labels", tmp_path / "none.csv", "--out", out, message="no such file")
+    fails_quietly("eval", "--model", trained, "--data", EVAL, "--limit", 1, "--noise", "gaussian:0.1" if has_noise("gaussian") else "x",
+                  "--out", out, message="--noise needs at least 2" if has_noise("gaussian") else "unknown noise model")
     assert not out.exists()  # every refusal comes before any file is written
     arrays = tmp_path / "faces.npy"
     np.save(arrays, make_faces(8, seed=1, size=64)[0])
-    fails("eval", "--model", untrained, "--data", arrays, "--train-data", "synthetic:20", "--labels", "--out", out,
-          message="has no labels")
+    fails_quietly("eval", "--model", untrained, "--data", arrays, "--train-data", "synthetic:20", "--labels", "--out", out,
+                  message="has no labels")
 
 
 def test_overlap_by_position_in_one_source(face_folder):

@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 from PIL import Image
 
@@ -16,18 +15,11 @@ import aekit_generate as gen
 from aekit.cli import cli
 from aekit.images import resize_rgb, to_uint8_hwc
 from aekit.synthetic import make_faces
-from helpers import poke, resaved_safetensors
+from helpers import TINY, TINY_CLI, poke, resaved_safetensors, tiny_model
 
-LATENT = 16
-SIZE = 32
+LATENT = TINY["latent_dim"]
+SIZE = TINY["image_size"]
 TILE = SIZE * 2 + 2  # image_grid's default scale 2 and pad 2
-TINY = ["--model-config", f"image_size={SIZE}", "--model-config", "widths=8,16", "--model-config", "convs_per_half=1",
-        "--model-config", f"latent_dim={LATENT}"]
-
-
-def tiny_model(seed: int = 0):
-    torch.manual_seed(seed)
-    return aekit.create_model("article", image_size=SIZE, widths=(8, 16), convs_per_half=1, latent_dim=LATENT)
 
 
 @pytest.fixture
@@ -324,7 +316,7 @@ def test_interpolate_draws_originals_and_the_latent_path(runner, model_dir, two_
 
 def test_train_end_fits_priors_in_the_run_folder(runner, tmp_path):
     run = tmp_path / "run"
-    args = ["train", "--data", "synthetic:64", "--epochs", "1", "--batch-size", "32", "--quiet", "--out", str(run), *TINY]
+    args = ["train", "--data", "synthetic:64", "--epochs", "1", "--batch-size", "32", "--quiet", "--out", str(run), *TINY_CLI]
     result = runner.invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert "Warning" not in result.output

@@ -17,8 +17,8 @@ import aekit.plugins
 from aekit import feature_sets, pretrained
 from aekit.cli import cli
 from aekit.synthetic import make_faces
+from helpers import save_tiny_model
 
-TINY = {"widths": (8, 16), "convs_per_half": 1, "latent_dim": 16}
 BUNDLED = {"faces-64": "codec", "faces-64-denoise": "denoise"}
 
 runner = CliRunner()
@@ -29,8 +29,7 @@ def _bundled():
 
 
 def _tiny_run(path, latent_dim=16):
-    model = aekit.create_model("article", **{**TINY, "latent_dim": latent_dim})
-    model.save_pretrained(path)
+    save_tiny_model(path, latent_dim=latent_dim, image_size=64)
     return path
 
 
@@ -274,7 +273,7 @@ def lookalikes(tmp_path, monkeypatch):
 
 
 def test_defaults_use_the_registered_pretrained_models_whatever_folders_are_here(lookalikes):
-    from aekit.checkpoint import resolve_checkpoint_dir
+    from aekit.loading import resolve_checkpoint_dir
 
     result = runner.invoke(cli, ["info"])  # before: "Error: faces-64: not an aekit checkpoint"
     assert result.exit_code == 0, result.output

@@ -10,8 +10,8 @@ give exactly one ``Error:`` line naming the file and the problem, exit status 1 
 error), no traceback (``--debug`` shows one), and no new file anywhere (no partial output, no
 temporary ``.*.tmp``); a batch skips and lists its bad files and still writes the good results.
 
-The meta-tests fail when a registered command has no row in the matrix (so a new command fails until
-it is covered), when a row is run by no test, and when a command's ``--help`` shows no example.
+The meta-tests, in tests/test_docs.py, fail when a registered command has no row in the matrix (so a new
+command fails until it is covered), when a row is run by no test, and when a command's ``--help`` shows no example.
 Commands that misbehave today are marked in ``KNOWN_PROBLEMS`` (strict xfail: fixing one fails the
 test until its mark is removed).
 
@@ -21,7 +21,7 @@ edge inputs that must be accepted, with the image modes, EXIF rotation, a 1x1 im
 that is not UTF-8.
 
 How many bad inputs each command is tried with: ``python tests/test_reliability.py``, or
-``python -m pytest tests/test_reliability.py -q -rA -k counts`` (the table is in the captured output).
+``python -m pytest tests/test_docs.py -q -rA -k counts`` (the table is in the captured output).
 """
 
 from __future__ import annotations
@@ -193,6 +193,8 @@ BAD_OPTIONS = [
            ([], "no such file or folder", {"positional": "{tmp}/nothing.png"})),
     *_opts("noise",
            (["-k", "nope"], "unknown noise model 'nope'"), (["-k", "gaussian:abc"], "sigma must be a number"),
+           (["-k", "poisson-gaussian:0"], "Poisson gain A must be positive"),
+           (["-k", "poisson-gaussian:0.01,0.02+jpeg:101"], "JPEG quality must be from 1 to 100, got 101"),
            (["--seed", "-1"], "-1 is not in the range"), (["-o", "{tmp}/noisy.jpg"], "must end in .png"),
            ([], "no such file or folder", {"positional": "{tmp}/nothing.png"})),
     *_opts("denoise",
@@ -202,7 +204,8 @@ BAD_OPTIONS = [
            ([], "give --data SOURCE", {"drop": ("--data",)}), (["--data", "{tmp}/nowhere"], "not a known data source"),
            (["--limit", "0"], "0 is not in the range"), (["--noise", "nope"], "unknown noise model 'nope'"),
            (["--labels", "{tmp}/none.csv"], "--labels"), (["--device", "tpu"], "unknown device 'tpu'"),
-           (["--batch-size", "0"], "0 is not in the range")),
+           (["--batch-size", "0"], "0 is not in the range"), (["--bm3d-images", "-1"], "-1 is not in the range"),
+           (["--noise", "jpeg:0"], "JPEG quality must be from 1 to 100, got 0")),
     *_opts("classify",
            (["--cv", "1"], "1 is not in the range"), (["--label", "nosuch"], "no label 'nosuch'"),
            (["--pixel-size", "2"], "2 is not in the range"), (["--max-iter", "5"], "5 is not in the range"),
@@ -843,7 +846,8 @@ def test_thin_images_are_denoised_a_few_tiles_at_a_time_and_huge_ones_refused(ro
         check_fails(args, tmp_path, path.name, case.problem, "the limit is")
     else:
         batches, forward = [], aekit.denoising._forward
-        monkeypatch.setattr(aekit.denoising, "_forward", lambda m, x, size: batches.append(len(x)) or forward(m, x, size))
+        monkeypatch.setattr(aekit.denoising, "_forward",
+                            lambda m, x, size, *level: batches.append(len(x)) or forward(m, x, size, *level))
         for method in ("tile", "resize"):
             result = run_cli(*args, "--method", method, "--runtime", "torch", "--overwrite")
             assert result.exit_code == 0, result.output
@@ -925,76 +929,6 @@ def test_debug_shows_the_traceback(command, tmp_path, shared):
     error_line(plain)
     debug = run_cli("--debug", *args)
     assert debug.exit_code not in (0, None) and "Traceback" in debug.output, debug.output
-
-
-# --- the matrix covers every command, and every row is run ------------------------------------------------------
-
-
-def test_every_registered_command_has_a_row_in_the_matrix():
-    commands = registered_commands()
-    assert [c for c in commands if " " not in c] == aekit.plugins.get_registry().names("command")
-    assert "models default" in commands and "models package" in commands  # sub-commands are walked
-    missing = uncovered_commands()
-    assert missing == [], (f"commands with no bad input in tests/test_reliability.py's matrix: {', '.join(missing)}; "
-                           "give each a BASE_ARGS entry and rows (a kind's command list, BAD_OPTIONS, BAD_OUTPUTS)")
-    stale = sorted(set(MATRIX) - set(commands) - set(OPTIONAL_COMMANDS))
-    assert stale == [], f"matrix rows for commands aekit does not have: {stale}"
-
-
-def test_a_new_command_without_a_row_is_named(install_plugin):
-    install_plugin("aekit-shiny", "shiny", "aekit_shiny_commands", '''
-        import click
-        import aekit
-
-        @aekit.hookimpl
-        def register_commands(register):
-            @click.command("shiny")
-            def shiny():
-                """Do something new.
-
-                Example:
-                  aekit shiny
-                """
-            register(shiny)
-    ''')
-    assert "shiny" in registered_commands() and uncovered_commands() == ["shiny"]
-
-
-def _parametrised_rows() -> list[Row]:
-    """The rows the parametrised tests of this module run (read from their parametrize marks)."""
-    found = []
-    for name, test in sorted(globals().items()):
-        for mark in getattr(test, "pytestmark", []) if name.startswith("test_") else []:
-            if mark.name == "parametrize" and mark.args[0] == "row":
-                found += [param.values[0] for param in mark.args[1]]
-    return found
-
-
-def test_bad_input_counts_per_command():
-    """Every command has bad inputs, every matrix row is run by a test, and the table printed is what runs."""
-    run = _parametrised_rows()
-    in_matrix = [row for command_rows in MATRIX.values() for row in command_rows]
-    assert Counter(map(str, run)) == Counter(map(str, in_matrix)), "matrix rows that no test runs, or tests outside the matrix"
-    assert len(set(map(str, run))) == len(run), "two rows with the same id"
-    counts = bad_input_counts()
-    assert {command: sum(row.values()) for command, row in counts.items()} == Counter(row.command for row in run)
-    commands = [c for c in registered_commands() if c not in OPTIONAL_COMMANDS]
-    assert [c for c in commands if sum(counts.get(c, {}).values()) == 0] == []
-    every_file_kind = ("images", "arrays", "latents", "checkpoints", "features")
-    assert all(counts[c]["options"] + counts[c]["outputs"] + sum(counts[c][k] for k in every_file_kind) > 0 for c in counts)
-    print("\nbad inputs tried per command\n" + format_counts())
-
-
-def test_every_command_help_shows_an_example():
-    """`aekit COMMAND --help` has an Example(s) section with a line running that command."""
-    lacking = []
-    for command in registered_commands():
-        result = run_cli(*command.split(), "--help")
-        assert result.exit_code == 0, (command, result.output)
-        example_lines = [line.strip() for line in result.output.splitlines() if line.strip().startswith(f"aekit {command}")]
-        if "Example" not in result.output or not example_lines:
-            lacking.append(command)
-    assert lacking == [], f"--help shows no example for: {', '.join(lacking)}"
 
 
 if __name__ == "__main__":  # python tests/test_reliability.py

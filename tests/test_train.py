@@ -9,9 +9,8 @@ import pytest
 import torch
 
 import aekit
-from aekit.train import Trainer, TrainConfig, read_run_config, shift_and_jitter
-
-TINY = {"image_size": 32, "widths": (8, 16), "convs_per_half": 1, "latent_dim": 32}
+from aekit.train import Trainer, TrainConfig, read_run_config, shift_and_jitter, training_record
+from helpers import TINY
 
 
 def _config(**overrides):
@@ -300,7 +299,29 @@ def test_noisy_input_training_denoises_and_records_its_noise(tmp_path, install_p
     assert rows[-1]["val_psnr"] > rows[-1]["val_noisy_psnr"] + 1.0
     model = aekit.load(out)
     assert model.training_summary["settings"]["noise"] == "testgauss:0.2"
-    assert model.training_summary["noise"] == "testgauss:0.2"
+    assert training_record(model).noise == "testgauss:0.2"
+    assert "noise" not in model.training_summary and "data" not in model.training_summary  # the settings, once
+
+
+def test_each_checkpoint_records_the_settings_once_and_older_layouts_still_read(tmp_path):
+    """config.json's "training"."settings" is the one copy a checkpoint carries (run.json's is --resume's, written
+    once at the start); records that also kept "data" and "noise" beside the settings read the same."""
+    from safetensors import safe_open
+
+    out = tmp_path / "run"
+    Trainer(_config(epochs=1), out, progress=False, log=lambda m: None).run()
+    with safe_open(str(out / "training_state.safetensors"), framework="pt") as fh:
+        assert "config" not in json.loads(fh.metadata()["aekit"])["info"]
+    training = json.loads((out / "config.json").read_text())["training"]
+    assert training["settings"] == json.loads(json.dumps(_config(epochs=1).to_dict())) and not {"data", "noise"} & set(training)
+    assert json.loads((out / "run.json").read_text())["config"] == training["settings"]
+    new = training_record(training)
+    older = {**training, "data": training["settings"]["data"], "noise": "gaussian:0.1",
+             "settings": {k: v for k, v in training["settings"].items() if k not in ("data", "noise")}}
+    assert training_record(older).data == new.data and training_record(older).noise == "gaussian:0.1"
+    assert training_record({"noise": "gaussian:0.1"}) is None  # no data: no record of which images trained it
+    bare = training_record({"noise": "gaussian:0.1"}, require_data=False)
+    assert bare.data is None and bare.noise == "gaussian:0.1" and bare.settings == {"noise": "gaussian:0.1"}
 
 
 def test_fine_tuning_a_bottleneck_model_into_a_denoiser(tmp_path, install_plugin):

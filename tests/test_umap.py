@@ -16,21 +16,9 @@ from PIL import Image
 import aekit
 import aekit.plugins
 from aekit.cli import cli
+from helpers import fails, invoke
 
 runner = CliRunner()
-
-
-def invoke(*args):
-    result = runner.invoke(cli, [str(a) for a in args])
-    assert result.exit_code == 0, result.output
-    return result
-
-
-def fails(*args, message):
-    result = runner.invoke(cli, [str(a) for a in args])
-    assert result.exit_code != 0 and message in result.output, result.output
-    assert "Traceback" not in result.output
-    return result
 
 
 @pytest.fixture(scope="module")

@@ -304,10 +304,6 @@ def round_trip_quality(model, source, latents: np.ndarray, batch_size: int, prog
 # --- commands ----------------------------------------------------------------------------------------
 
 
-# the plugins whose modules this one imports (aekit refuses to load it without them)
-AEKIT_REQUIRES = ("export",)  # ONNX Runtime for --runtime
-
-
 @hookimpl
 def register_commands(register):
     from .commands import compress, decompress

@@ -9,9 +9,10 @@ import numpy as np
 import torch
 
 from aekit.alignment import align_option
-from aekit.cli import check_output_folder, check_output_path, model_option, refuse_existing_output
+from aekit.command_tools import (check_output_folder, check_output_path, finish_skipped, load_model_arg, model_option,
+                                 refuse_existing_output)
 from aekit.errors import AekitError
-from aekit_export.options import runtime_option
+from aekit.runtime import ModelOnRuntime, decoder_for, runtime_option
 
 from . import DTYPES, Report, _subset, load_latents, output_names, round_trip_quality, save_latents
 
@@ -49,7 +50,6 @@ def compress(inputs, model_path, out, dtype, batch_size, report, optimize_steps,
       aekit compress faces/ --runtime onnx-int8 --out faces.npz            # int8 ONNX Runtime: faster on a CPU
     """
     from aekit.alignment import aligned_source, placement_columns
-    from aekit.cli import finish_skipped, load_model_arg
     from aekit.data import iter_batches, prefetch, split_slice
     from aekit.inputs import open_inputs
 
@@ -64,8 +64,6 @@ def compress(inputs, model_path, out, dtype, batch_size, report, optimize_steps,
     if any(Path(k).resolve() == out.resolve() for k in source.keys() if Path(k).exists()):
         raise AekitError(f"{out}: would overwrite an input; choose another --out")
     model = load_model_arg(model_path)
-    from aekit_export.runtime import ModelOnRuntime
-
     on_runtime = ModelOnRuntime(model, runtime)  # the encoder's graph is made and checked on the first batch
     photos = source  # the images as given; `source` is then one entry per face (--align auto / on)
     source = aligned_source(photos, align, model.config.image_size, progress=not quiet)
@@ -130,15 +128,12 @@ def decompress(latent_file, model_path, out, size, batch_size, overwrite, runtim
     from tqdm.auto import tqdm
 
     from aekit import io
-    from aekit.cli import load_model_arg
     from aekit.images import to_uint8_hwc
     from aekit.io import check_writable
 
     check_output_folder(out)  # a file in its path: one line now, not "Not a directory" after loading the model
     model = load_model_arg(model_path)
     stored = load_latents(latent_file, model)
-    from aekit_export.runtime import decoder_for
-
     decode = decoder_for(model, runtime)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

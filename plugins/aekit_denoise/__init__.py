@@ -3,13 +3,19 @@
 Noise models (registered for ``aekit train --noise SPEC``, ``aekit noise --kind SPEC`` and
 ``aekit.noise.parse_noise``), all on the [0, 1] pixel scale:
 
-=====================  ================================================================================
-``gaussian:SIGMA``     additive N(0, SIGMA) per pixel and channel (default 0.1)
-``saltpepper:P``       a fraction P of the pixels, all channels together, set to 0 or 1 (default 0.05)
-``speckle:SIGMA``      multiplicative ``x + x * N(0, SIGMA)`` (default 0.1)
-``mask:FRACTION``      random square blocks, 1/8 of the shorter side, set to 0 until about FRACTION of
-                       the area is covered (default 0.25)
-=====================  ================================================================================
+==========================  ===========================================================================
+``gaussian:SIGMA``          additive N(0, SIGMA) per pixel and channel (default 0.1)
+``saltpepper:P``            a fraction P of the pixels, all channels together, set to 0 or 1 (default 0.05)
+``speckle:SIGMA``           multiplicative ``x + x * N(0, SIGMA)`` (default 0.1)
+``mask:FRACTION``           random square blocks, 1/8 of the shorter side, set to 0 until about FRACTION
+                            of the area is covered (default 0.25)
+``poisson-gaussian:A,B``    a camera's noise ``A * Poisson(x / A) + N(0, B)``, variance ``A * x + B**2``
+                            (default A 0.01, B 0.02; ``poisson-gaussian:0.005`` sets A only)
+``jpeg:Q``                  stored as a Pillow JPEG of quality Q (1-100, default 75) and decoded again;
+                            ``poisson-gaussian:0.01,0.02+jpeg:75`` is a camera photo saved as JPEG
+==========================  ===========================================================================
+
+Amounts may be ``LOW-HIGH`` (drawn per image; ``mask`` excepted).
 
 ``A+B`` applies A then B, ``A|B`` picks one per image (``aekit.noise``). In Python::
 
@@ -30,11 +36,8 @@ from __future__ import annotations
 
 from aekit import hookimpl
 
-# the plugins whose modules this one imports (aekit refuses to load it without them)
-AEKIT_REQUIRES = ("export",)  # ONNX Runtime for `aekit denoise --runtime`
-
-from .noise_models import (NOISE_MODELS, covered_blocks, make_gaussian_noise, make_mask_noise, make_saltpepper_noise,
-                           make_speckle_noise, parse_amount)
+from .noise_models import (NOISE_MODELS, covered_blocks, make_gaussian_noise, make_jpeg_noise, make_mask_noise,
+                           make_poisson_gaussian_noise, make_saltpepper_noise, make_speckle_noise, parse_amount)
 from .pictures import ModelView, Picture, denoise_image, denoise_images, model_view, open_picture, save_picture
 
 
@@ -53,8 +56,8 @@ def register_commands(register):
 
 
 __all__ = ["ModelView", "NOISE_MODELS", "Picture", "covered_blocks", "denoise_image", "denoise_images", "make_gaussian_noise",
-           "make_mask_noise", "make_saltpepper_noise", "make_speckle_noise", "model_view", "open_picture",
-           "parse_amount", "save_picture"]
+           "make_jpeg_noise", "make_mask_noise", "make_poisson_gaussian_noise", "make_saltpepper_noise", "make_speckle_noise",
+           "model_view", "open_picture", "parse_amount", "save_picture"]
 
 
 @hookimpl

@@ -11,11 +11,11 @@ from pathlib import Path, PurePosixPath
 import click
 import numpy as np
 
-from aekit.cli import check_output_folder, check_output_path, cli_device, finish_skipped, model_option, nothing_read
+from aekit.command_tools import check_output_folder, check_output_path, cli_device, finish_skipped, model_option, nothing_read
 from aekit.errors import AekitError, ImageReadError, NoiseSpecError
 from aekit.paths import NAME_MAX, cut_to_bytes, why_missing
 from aekit.text import printable
-from aekit_export.options import runtime_option
+from aekit.runtime import runtime_option
 
 METHODS = ("auto", "resize", "tile")
 KEPT_SUFFIXES = (".png", ".jpg", ".jpeg")  # denoise keeps PNG and JPEG; every other format becomes PNG
@@ -257,16 +257,34 @@ def denoised_suffix(name: str) -> str:
     return suffix if suffix.lower() in KEPT_SUFFIXES else ".png"
 
 
+class NoiseLevel(click.ParamType):
+    """``auto`` or a number in [0, 1] (a noise sigma on the [0, 1] pixel scale)."""
+
+    name = "auto|SIGMA"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float) or value == "auto":
+            return value
+        text = str(value).strip().lower()
+        if text == "auto":
+            return "auto"
+        try:
+            number = float(text)
+        except ValueError:
+            self.fail(f"expected auto or a number in [0, 1], got {printable(value)!r}", param, ctx)
+        if not 0 <= number <= 1:  # also refuses nan and inf
+            self.fail(f"expected auto or a number in [0, 1] (the [0, 1] pixel scale), got {printable(value)}", param, ctx)
+        return number
+
+
 def training_noise(model) -> str | None:
     """The noise spec the model was trained for, from its config.json (None when it records none)."""
     from aekit.checkpoint import read_config
+    from aekit.run_config import training_record
 
     directory = getattr(model, "checkpoint_dir", None)
-    training = read_config(directory).get("training") if directory else getattr(model, "training_summary", None)
-    training = training if isinstance(training, dict) else {}
-    settings = training.get("settings") if isinstance(training.get("settings"), dict) else {}
-    noise = settings.get("noise", training.get("noise"))
-    return str(noise) if noise else None
+    source = read_config(directory).get("training") if directory else model  # a "training" dict, or the model's own
+    return training_record(source, require_data=False).noise
 
 
 @click.command("denoise")
@@ -280,8 +298,11 @@ def training_noise(model) -> str | None:
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @runtime_option("the model", int8_gain="faces-64-denoise about 1.6x as fast as onnx on a CPU with VNNI, 0.01 dB lost; "
                                        "7-bit weights, right on any x86 CPU")
+@click.option("--sigma", type=NoiseLevel(), default="auto", show_default=True, metavar="auto|SIGMA",
+              help="The noise level a noise-level-conditioned model (drunet) is told, on the [0, 1] pixel scale: "
+                   "auto estimates each image's; a number sets it (lower keeps more detail, higher removes more).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def denoise(inputs, model_path, out, method, overwrite, device, runtime, quiet):
+def denoise(inputs, model_path, out, method, overwrite, device, runtime, sigma, quiet):
     """Denoise images with a model (best one trained with `aekit train --noise ...`), at their own size.
 
     Any image works: RGB, RGBA (alpha kept), grayscale (stays grayscale), palette (saved as RGB),
@@ -295,8 +316,9 @@ def denoise(inputs, model_path, out, method, overwrite, device, runtime, quiet):
       aekit denoise noisy.png --model runs/denoiser               # writes noisy-denoised.png
       aekit denoise photos/ --model runs/denoiser --out clean/ --method tile
       aekit denoise photos/ --out clean/ --runtime torch           # PyTorch instead of ONNX Runtime
+      aekit denoise noisy.png --sigma 0.05                         # tell the model the noise level
     """
-    from aekit.cli import load_model_arg
+    from aekit.command_tools import load_model_arg
 
     from .pictures import denoise_images, format_for_path, open_picture, save_picture
 
@@ -317,7 +339,12 @@ def denoise(inputs, model_path, out, method, overwrite, device, runtime, quiet):
     if single and len(files) == 1:  # one bad file: its reason once, before any model is loaded
         opened[0] = open_picture(files[0].path, max_pixels=MAX_PIXELS)
     model = load_model_arg(model_path, device=cli_device(device), task="denoise")
-    denoiser = _on_runtime(model, runtime)
+    if sigma != "auto" and not getattr(model, "takes_noise_level", False):
+        raise click.BadParameter(f"this model ({type(model).__name__}) takes no noise level; leave it at auto "
+                                 "or use a noise-level-conditioned model (drunet)", param_hint="--sigma")
+    if sigma != "auto" and runtime not in ("auto", "torch"):
+        raise click.BadParameter(f"a fixed noise level runs on PyTorch, not --runtime {runtime}", param_hint="--sigma")
+    denoiser = model if sigma != "auto" else _on_runtime(model, runtime)
     noise = training_noise(model)
     if noise:
         click.echo(f"model trained for noise: {noise}", err=True)
@@ -354,7 +381,8 @@ def denoise(inputs, model_path, out, method, overwrite, device, runtime, quiet):
             else:
                 pending = reader.submit(_open_chunk, indices, files, opened)
             readable = [(i, p) for i, p in chunk if not isinstance(p, ImageReadError)]
-            results = dict(zip([i for i, _ in readable], denoise_images(denoiser, [p.image for _, p in readable], method)))
+            results = dict(zip([i for i, _ in readable],
+                               denoise_images(denoiser, [p.image for _, p in readable], method, sigma=sigma)))
             finish_saves(keep=last_chunk_saves)  # bounded: the pictures of at most two chunks wait to be written
             waiting = len(saving)
             for index, picture in chunk:
@@ -435,7 +463,7 @@ def _open_chunk(indices, files, opened):
 
 def _on_runtime(model, runtime: str):
     """What `denoise_images` runs: the model, or its ``denoise`` by ONNX Runtime (fp32 or int8) when `runtime` resolves to that."""
-    from aekit_export.runtime import ModelOnRuntime
+    from aekit.runtime import ModelOnRuntime
 
     on_runtime = ModelOnRuntime(model, runtime)
     # a model without denoise() keeps its own one-line refusal in denoise_images

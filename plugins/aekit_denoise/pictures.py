@@ -150,12 +150,13 @@ def denoise_image(model, image: Image.Image, method: str = "auto") -> tuple[Imag
     return result
 
 
-def denoise_images(model, images: list[Image.Image], method: str = "auto") -> list:
+def denoise_images(model, images: list[Image.Image], method: str = "auto", sigma="auto") -> list:
     """`denoise_image` for several images: those of one size go through the model together.
 
     One call of ``model.denoise`` per size (faces of one size: one batch) rather than one per image,
     with the same result as `denoise_image` on each. Returns, per image, (image, notes), or the
-    ValueError that image alone raises (e.g. too small to tile).
+    ValueError that image alone raises (e.g. too small to tile). `sigma` other than "auto" is passed on
+    (a noise-level-conditioned model; see ``Autoencoder.denoise``).
     """
     if not callable(getattr(model, "denoise", None)):
         raise AekitError(f"{type(model).__name__} models have no denoise(); use an aekit Autoencoder")
@@ -165,7 +166,7 @@ def denoise_images(model, images: list[Image.Image], method: str = "auto") -> li
     def run(indices: list[int]) -> None:
         # one picture is passed as it is (no stacked copy): it may be tens of millions of pixels
         stacked = views[indices[0]].rgb[None] if len(indices) == 1 else np.stack([views[i].rgb for i in indices])
-        denoised = model.denoise(stacked, method=method)
+        denoised = model.denoise(stacked, method=method, **({} if sigma == "auto" else {"sigma": sigma}))
         if hasattr(denoised, "detach"):  # a tensor: be lenient with models that answer in torch
             denoised = denoised.detach().cpu().numpy()
         for k, i in enumerate(indices):

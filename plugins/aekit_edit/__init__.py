@@ -35,7 +35,7 @@ from .directions import (ATTRIBUTE, DIRECTIONS_FILE, METHODS, PRINCIPAL, Directi
 from .photos import PhotoFace, add_whole, decoded_changes, grey_levels, photo_faces, put_changes
 
 # the plugins whose modules this one imports (aekit refuses to load it without them)
-AEKIT_REQUIRES = ("generate", "export")  # encoding images for fitting; ONNX Runtime for --runtime
+AEKIT_REQUIRES = ("generate",)  # encoding images for fitting
 
 
 @hookimpl

@@ -8,9 +8,10 @@ import click
 import numpy as np
 
 from aekit.alignment import align_option
-from aekit.cli import check_output_path, echo_skipped, model_option
+from aekit.command_tools import (check_output_folder, check_output_path, echo_skipped, load_model_arg, model_option,
+                                 refuse_existing_output)
 from aekit.text import printable, tsv_line
-from aekit_export.options import runtime_option
+from aekit.runtime import decoder_for, runtime_option
 
 from .directions import (DEFAULT_AXES, METHODS, PRINCIPAL, DirectionsError, directions_path, fit_directions,
                          load_directions, parse_edit)
@@ -58,7 +59,6 @@ def fit(model_path, data, method, axes, limit, batch_size, quiet):
       aekit directions fit --model runs/synth --data synthetic:4000 --method logistic
     """
     from aekit import model_fingerprint
-    from aekit.cli import load_model_arg
     from aekit.data import prepare
     from aekit.io import check_writable
     from aekit_generate import encode_uint8
@@ -115,8 +115,6 @@ def list_directions(model_path, directions_file):
     Example:
       aekit directions list --model faces-64
     """
-    from aekit.cli import load_model_arg
-
     model = load_model_arg(model_path)
     directions = load_directions(model, directions_file)
     click.echo(_table(directions))
@@ -170,7 +168,6 @@ def _photo_outputs(out: str, inputs: list[Path], overwrite: bool) -> tuple[list[
     checked before any work, never an input, an existing file only with --overwrite."""
     import os
 
-    from aekit.cli import check_output_folder, refuse_existing_output
     from aekit.io import check_writable
     from aekit.paths import unique_names
 
@@ -267,10 +264,8 @@ def edit(images, model_path, adds, sweep, steps, extent, out, grid_file, align, 
       aekit edit a.jpg b.jpg --sweep pc1 --range 3 --out pc1.png
       aekit edit face.jpg --model runs/celeba --add Male=-1 --sweep Young --out strip.png
     """
-    from aekit.cli import load_model_arg
     from aekit.errors import AekitError, ImageReadError
     from aekit.images import open_image
-    from aekit_export.runtime import decoder_for
 
     from .photos import decoded_changes, photo_faces, put_changes
 
@@ -362,7 +357,6 @@ def edit_picture(model, directions, pictures, names, edits, sweep, steps, extent
     """The picture `aekit edit` draws (the --sweep strip, the --grid): one row per face (model inputs: arrays of the
     model's size, or PIL images, resized), captions under the first row."""
     from aekit.images import caption_row, image_grid, resize_rgb, to_uint8_hwc
-    from aekit_export.runtime import decoder_for
 
     size = model.config.image_size
     decode = decoder_for(model, runtime)

@@ -25,10 +25,6 @@ from aekit import hookimpl
 from aekit.features import FeatureFileError, Features, UnknownLabelError, load_features, save_features
 
 
-# the plugins whose modules this one imports (aekit refuses to load it without them)
-AEKIT_REQUIRES = ("export",)  # ONNX Runtime for `aekit embed --runtime`
-
-
 @hookimpl
 def register_commands(register):
     from . import commands

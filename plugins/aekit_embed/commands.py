@@ -16,10 +16,11 @@ import click
 import numpy as np
 
 from aekit.alignment import align_option
-from aekit.cli import check_output_path, finish_skipped, model_option, refuse_existing_output
+from aekit.command_tools import (check_output_path, cli_device, finish_skipped, load_model_arg, model_option,
+                                 refuse_existing_output)
 from aekit.errors import AekitError
 from aekit.text import printable, tsv_line
-from aekit_export.options import runtime_option
+from aekit.runtime import resolve_runtime, runtime_option
 
 from .fast_encoder import FastEncoder, encode_share, fold_batchnorm
 from .labels import labels_for_keys
@@ -79,7 +80,6 @@ def embed(inputs, model_path, out, labels_csv, label_columns, labels_from_folder
     """
     from aekit import feature_sets
     from aekit.alignment import Placement, placement_columns
-    from aekit.cli import cli_device, load_model_arg
     from aekit.data import split_slice
     from aekit.inputs import open_inputs
     from aekit.features import save_features
@@ -106,8 +106,6 @@ def embed(inputs, model_path, out, labels_csv, label_columns, labels_from_folder
     columns, classes, origin, notes = labels_for_keys(source, keys, labels_csv, label_columns, labels_from_folders)
     rank, world = distributed_context()  # under torchrun: this process embeds one contiguous share
     model = load_model_arg(model_path, device=cli_device(device))
-    from aekit_export.runtime import resolve_runtime
-
     if world > 1 and runtime == "auto":  # several processes: PyTorch, whose threads torchrun already shares out
         runtime = "torch"
     runtime = resolve_runtime(runtime, next(model.parameters()).device)
@@ -476,7 +474,6 @@ def similar(queries, index_file, model_path, k, out, images, engine, device, ali
 def _index_model(model_path, device, feats, index_file):
     """The model that made the index (refused otherwise)."""
     from aekit import model_fingerprint
-    from aekit.cli import cli_device, load_model_arg
 
     model = load_model_arg(model_path, device=cli_device(device))
     if model_fingerprint(model) != feats.model_id:

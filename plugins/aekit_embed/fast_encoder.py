@@ -36,8 +36,8 @@ class FastEncoder:
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.fast = None
         self.onnx = None
-        if runtime in ("onnx", "onnx-int8"):  # ONNX Runtime computes the features (aekit_export.runtime); checked when made
-            from aekit_export.runtime import OnnxFeatures
+        if runtime in ("onnx", "onnx-int8"):  # ONNX Runtime computes the features (aekit.runtime); checked when made
+            from aekit.runtime import OnnxFeatures
 
             self.onnx = OnnxFeatures(model, kind, int8=runtime == "onnx-int8")
         elif callable(getattr(model, "encoder", None)):

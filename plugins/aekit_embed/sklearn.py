@@ -68,7 +68,7 @@ class AutoencoderEmbedder(TransformerMixin, BaseEstimator):
         What computes the features: ``"auto"`` (ONNX Runtime on a CPU when ``aekit[onnx]`` is installed,
         exported once into the cache and checked against PyTorch; PyTorch otherwise), ``"onnx"`` or
         ``"torch"``: the features agree within 1e-4. ``"onnx-int8"``: ONNX Runtime's int8-quantised graph,
-        faster on a CPU and close to them (``aekit_export.int8``).
+        faster on a CPU and close to them (``aekit.onnx_int8``).
     align : str
         Faces in photos (``aekit.alignment``, like ``aekit embed --align``), one row per image: ``"auto"``
         (the default: an image already framed like CelebA's faces, or with no usable face, is used as it
@@ -229,7 +229,7 @@ class AutoencoderEmbedder(TransformerMixin, BaseEstimator):
 
     def _onnx_runner(self, model):
         """ONNX Runtime for the features when ``runtime`` resolves to it (auto: on a CPU with the onnx extra), else None."""
-        from aekit_export.runtime import OnnxFeatures, resolve_runtime
+        from aekit.runtime import OnnxFeatures, resolve_runtime
 
         try:
             runtime = resolve_runtime(self.runtime, next(model.parameters()).device)

@@ -23,7 +23,7 @@ from __future__ import annotations
 from aekit import hookimpl
 
 # the plugins whose modules this one imports (aekit refuses to load it without them)
-AEKIT_REQUIRES = ("compress", "embed", "export")  # int8 quantisation; labels and the linear probe; --runtime
+AEKIT_REQUIRES = ("compress", "embed")  # int8 quantisation of latents; labels and the linear probe
 
 
 @hookimpl

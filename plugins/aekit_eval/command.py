@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from aekit.alignment import ALIGN_HELP, align_option
-from aekit.cli import model_option
-from aekit_export.options import runtime_option
+from aekit.command_tools import model_option
+from aekit.runtime import runtime_option
 
 
 # its help says what a face is to the report
@@ -37,16 +37,21 @@ _eval_align_option = align_option(help=ALIGN_HELP + " Applies to --data and --tr
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
 @click.option("--optimize-steps", type=click.IntRange(min=0), default=0, show_default=True, metavar="N",
               help="Add a row for latents refined by N optimisation steps each (as `aekit compress --optimize-steps N`).")
+@click.option("--bm3d-images", type=click.IntRange(min=0), default=100, show_default=True, metavar="N",
+              help="With --noise and the bm3d package installed (pip install bm3d; non-commercial licence, never a "
+                   "dependency of aekit): BM3D on the first N reported images of each noise, about 2 s an image, "
+                   "cached in $AEKIT_HOME/cache/bm3d; 0: leave it out.")
 @runtime_option("the encoder, the decoder and model.denoise")
 @_eval_align_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def eval_(model_path, data, train_data, baselines, noise, labels, limit, train_limit, pixel_labels, out, seed, device,
-          batch_size, optimize_steps, runtime, align, quiet):
+          batch_size, optimize_steps, bm3d_images, runtime, align, quiet):
     """Measure a model on held-out faces and write a report (JSON, Markdown and PNG grids).
 
     Reconstruction MSE / PSNR / SSIM always; --baselines adds PCA (fitted on the training split),
     JPEG and WebP at the latent's bytes; --noise adds a denoising table against scikit-image's
-    NL-means and TV (tuned); --labels adds linear probes against PCA, raw pixels and the majority
+    NL-means and TV (tuned) and BM3D when the bm3d package is installed (told the true sigma of
+    gaussian:SIGMA, else each image's measured one); --labels adds linear probes against PCA, raw pixels and the majority
     class. --data must not overlap the data the model trained on.
 
     --align (auto by default) finds the faces in --data's images (and --train-data's) and aligns them
@@ -74,7 +79,7 @@ def eval_(model_path, data, train_data, baselines, noise, labels, limit, train_l
     options = EvalOptions(data=data, model=model_path, train_data=train_data, baselines=baselines, noise=list(noise),
                           labels=labels is not None, labels_csv=labels or None, limit=limit, train_limit=train_limit,
                           pixel_labels=pixel_labels, out=out, seed=seed, device=device, batch_size=batch_size,
-                          optimize_steps=optimize_steps, runtime=runtime, align=align)
+                          optimize_steps=optimize_steps, runtime=runtime, align=align, bm3d_images=bm3d_images)
     result = run_eval(options, progress=not quiet)
     click.echo(as_text(result))
     click.echo(f"\nwrote {out}/report.json, {out}/report.md and the PNG grids")

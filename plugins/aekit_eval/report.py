@@ -101,6 +101,9 @@ def as_text(report: dict) -> str:
         den = report["denoising"]
         parts += ["", f"denoising ({den['images']} images; parameters tuned on {den['tuning_images']} others)",
                   text_table(*denoising_table(den))]
+        parts += [den["bm3d"]["line"]] if den.get("bm3d", {}).get("line") else []  # reports from before BM3D have none
+        parts += [f"{table['noise']}: {note}" for table in den["tables"] for note in table.get("notes", [])
+                  if note.startswith("BM3D ran on")]
     if report.get("features_left_out"):
         parts += ["", f"features: left out ({report['features_left_out']})"]
     if report.get("features"):
@@ -148,6 +151,8 @@ def as_markdown(report: dict) -> str:
                   f"PSNR and SSIM against the clean images, {den['images']} images. NL-means `h` and TV `weight` are multiples "
                   f"of each image's estimated noise sigma, tuned on {den['tuning_images']} other images of the same data "
                   "(the multiple shown).", "", markdown_table(*denoising_table(den)), ""]
+        if den.get("bm3d", {}).get("line"):
+            lines += [den["bm3d"]["line"] + ".", ""]
         for table in den["tables"]:
             notes = [f"- {table['noise']}: {note}" for note in table.get("notes", [])]
             lines += (notes + [""] if notes else []) + [f"![{table['noise']}: noisy / denoised / clean]({table['grid']})", ""]

@@ -46,6 +46,7 @@ class EvalOptions:
     optimize_steps: int = 0
     runtime: str = "auto"  # what runs the encoder, decoder and denoiser: auto, torch or onnx
     align: str = "auto"  # --align: faces found in --data (and --train-data) before the model sees them: auto, on, off
+    bm3d_images: int = 100  # --bm3d-images: BM3D (when installed) on the first N reported images of each noise; 0: none
 
     def command_line(self) -> str:
         """The `aekit eval` command that gives these options."""
@@ -60,7 +61,7 @@ class EvalOptions:
             args += ["--labels"] + ([self.labels_csv] if self.labels_csv else [])
         defaults = EvalOptions(data="")
         for name in ("limit", "train_limit", "pixel_labels", "seed", "device", "batch_size", "optimize_steps", "runtime",
-                     "align"):
+                     "align", "bm3d_images"):
             value = getattr(self, name)
             if value != getattr(defaults, name):
                 args += [f"--{name.replace('_', '-')}", str(value)]
@@ -78,12 +79,13 @@ def run_eval(options: EvalOptions, progress: bool = True, log=_log_to_stderr) ->
     """Compute the report, write report.json, report.md and the PNG grids into ``options.out``; return the report."""
     from aekit import __version__, io
     from aekit.alignment import check_mode
-    from aekit.checkpoint import architecture_name, load, model_fingerprint
-    from aekit.cli import skipped_lines
+    from aekit.checkpoint import architecture_name, model_fingerprint
+    from aekit.loading import load
+    from aekit.command_tools import skipped_lines
     from aekit.images import image_grid
     from aekit.noise import parse_noise
     from aekit.devices import resolve_device
-    from aekit_export.runtime import ModelOnRuntime
+    from aekit.runtime import ModelOnRuntime
 
     started = time.time()
     timings: dict[str, float] = {}
@@ -102,6 +104,8 @@ def run_eval(options: EvalOptions, progress: bool = True, log=_log_to_stderr) ->
             raise AekitError(f"--{name.replace('_', '-')} must be at least 1 (got {value})")
     if options.optimize_steps < 0:
         raise AekitError(f"--optimize-steps must be zero or more (got {options.optimize_steps})")
+    if options.bm3d_images < 0:
+        raise AekitError(f"--bm3d-images must be zero or more (got {options.bm3d_images})")
     if options.labels_csv and not Path(options.labels_csv).is_file():
         raise AekitError(f"--labels {options.labels_csv}: no such file")
     noises = [parse_noise(spec) for spec in options.noise]  # a bad spec fails before any work
@@ -242,6 +246,7 @@ def run_eval(options: EvalOptions, progress: bool = True, log=_log_to_stderr) ->
             tables.append(_denoise_table(model, on_runtime, noise.spec, number, noisy, clean, tune_idx, report_idx, out,
                                          options, progress))
         result["denoising"] = {"images": len(report_idx), "tuning_images": len(tune_idx), "tables": tables,
+                               "bm3d": _bm3d_info(options),
                                "tuning": {"NL-means h / sigma": list(denoise.NL_MEANS_GRID), "TV weight / sigma": list(denoise.TV_GRID),
                                           "nl_means": denoise.NL_MEANS_SETTINGS, "sigma": "estimated per image (Immerkaer 1996)"}}
         lap("denoising")
@@ -312,19 +317,24 @@ def _row(method: str, bytes_per_image, pred, clean, progress, settings: dict | N
             **quality.scores(pred, clean, progress, f"SSIM {method}"), "settings": settings or {}}
 
 
+def model_denoise(model, on_runtime, noisy: np.ndarray, batch_size: int, progress: bool = False) -> tuple[np.ndarray, str]:
+    """What the denoising table measures: ``model.denoise`` (its reconstruction for a model without one) by
+    `on_runtime` (the model's ModelOnRuntime) on float (N, H, W, 3) in [0, 1] -> (float outputs, the row's name)."""
+    use_denoise = callable(getattr(model, "denoise", None))
+    method = "aekit model.denoise" if use_denoise else "aekit reconstruct (model has no denoise)"
+    function = on_runtime.denoise if use_denoise else on_runtime.reconstruct
+    outputs = [quality.tensor_to_unit(function(quality.unit_to_tensor(noisy[s]), batch_size=batch_size))
+               for s in _chunks(len(noisy), batch_size, progress, "aekit denoising")]
+    return np.concatenate(outputs), method
+
+
 def _denoise_table(model, on_runtime, spec, number, noisy, clean, tune_idx, report_idx, out, options, progress) -> dict:
     from aekit import io
     from aekit.images import image_grid
 
     target = clean[report_idx]
     rows = [{"method": "noisy input", "parameter": "", **quality.scores(noisy[report_idx], target, progress)}]
-    use_denoise = callable(getattr(model, "denoise", None))
-    method = "aekit model.denoise" if use_denoise else "aekit reconstruct (model has no denoise)"
-    function = on_runtime.denoise if use_denoise else on_runtime.reconstruct
-    outputs = []
-    for s in _chunks(len(report_idx), options.batch_size, progress, "aekit denoising"):
-        outputs.append(quality.tensor_to_unit(function(quality.unit_to_tensor(noisy[report_idx[s]]), batch_size=options.batch_size)))
-    aekit_out = np.concatenate(outputs)
+    aekit_out, method = model_denoise(model, on_runtime, noisy[report_idx], options.batch_size, progress)
     rows.append({"method": method, "parameter": "", **quality.scores(aekit_out, target, progress)})
     grid_rows, labels = [_to_uint8(noisy[report_idx[:GRID_IMAGES]]), _to_uint8(aekit_out[:GRID_IMAGES])], ["noisy", "aekit"]
     notes = []
@@ -337,12 +347,59 @@ def _denoise_table(model, on_runtime, spec, number, noisy, clean, tune_idx, repo
         notes += [f"{name}: {n}" for n in tuned["notes"]]
         grid_rows.append(_to_uint8(denoised[:GRID_IMAGES]))
         labels.append(name)
+    bm3d = _bm3d_row(spec, noisy, clean, report_idx, aekit_out, options, progress)
+    if bm3d is not None:
+        row, denoised, note = bm3d
+        rows.append(row)
+        notes += [note] if note else []
+        if len(denoised) >= min(GRID_IMAGES, len(report_idx)):
+            grid_rows.append(_to_uint8(denoised[:GRID_IMAGES]))
+            labels.append("BM3D")
     grid_rows.append(_to_uint8(target[:GRID_IMAGES]))
     labels.append("clean")
     grid = f"denoise-{number}-{re.sub(r'[^A-Za-z0-9.]+', '-', spec).strip('-')}.png"
     io.save_image(out / grid, image_grid(grid_rows, labels, title=f"{spec}: noisy / denoised / clean"), optimize=True)
     return {"noise": spec, "rows": rows, "grid": grid, "notes": notes,
             "estimated_sigma": float(sigmas.mean())}
+
+
+def _bm3d_info(options) -> dict:
+    """The report's ``denoising.bm3d``: whether BM3D ran, on how many images, and the line that says so."""
+    version = denoise.bm3d_version()
+    if version is None:
+        return {"installed": False, "line": denoise.BM3D_MISSING}
+    if not options.bm3d_images:
+        return {"installed": True, "version": version, "images": 0, "line": "BM3D: left out (--bm3d-images 0)"}
+    return {"installed": True, "version": version, "images": options.bm3d_images, "function": "bm3d.bm3d_rgb",
+            "sigma": f"{denoise.BM3D_TRUE_SIGMA}; otherwise {denoise.BM3D_MEASURED_SIGMA}",
+            "cache": str(denoise.bm3d_cache_dir()),
+            "line": f"BM3D: bm3d {version} (non-commercial licence, not a dependency of aekit), on the first "
+                    f"{options.bm3d_images} reported images of each table at most, told {denoise.BM3D_TRUE_SIGMA} and "
+                    f"otherwise {denoise.BM3D_MEASURED_SIGMA}"}
+
+
+def _bm3d_row(spec, noisy, clean, report_idx, aekit_out, options, progress):
+    """(BM3D's row, its outputs, a note or "") on the first --bm3d-images reported images; None when it does not run."""
+    if not options.bm3d_images or denoise.bm3d_version() is None:
+        return None
+    count = min(options.bm3d_images, len(report_idx))
+    subset = report_idx[:count]
+    sigmas, which, true_sigma = denoise.bm3d_sigmas(spec, noisy[subset], clean[subset])
+    denoised, stats = denoise.bm3d(noisy[subset], sigmas, progress, desc=f"BM3D {spec}")
+    parameter = f"sigma = {true_sigma:g} (true)" if true_sigma is not None else "sigma = measured per image"
+    row = {"method": "BM3D" if count == len(report_idx) else f"BM3D (first {count} images)", "parameter": parameter,
+           **quality.scores(denoised, clean[subset], progress), "images": count,
+           "settings": {"function": "bm3d.bm3d_rgb", "sigma": which, "mean_sigma": float(np.mean(sigmas)),
+                        "computed": stats["computed"], "cached": stats["cached"],
+                        "seconds_per_image": stats["seconds"] / stats["computed"] if stats["computed"] else None}}
+    note = ""
+    if count < len(report_idx):
+        same = {name: float(quality.psnr(images, clean[subset]).mean())
+                for name, images in (("noisy", noisy[subset]), ("aekit", aekit_out[:count]), ("BM3D", denoised))}
+        row["same_images_psnr"] = same
+        note = (f"BM3D ran on the first {count} of the {len(report_idx)} images (--bm3d-images); on those, PSNR noisy "
+                f"{same['noisy']:.2f}, aekit {same['aekit']:.2f}, BM3D {same['BM3D']:.2f} dB")
+    return row, denoised, note
 
 
 def _features(model, on_runtime, options, evaluation, test_labels, train, latents, train_pixels, clean, pca, progress,

@@ -1,6 +1,7 @@
 """``aekit export``: a model's encoder, decoder or whole denoiser as ONNX or TorchScript files.
 
 See ``exporting`` for what is exported and how it is checked; ``aekit export --help`` for the command.
+The runtime that other commands' ``--runtime onnx|onnx-int8`` runs is the core's: ``aekit.runtime``.
 """
 
 from __future__ import annotations
@@ -8,9 +9,9 @@ from __future__ import annotations
 import click
 
 from aekit import hookimpl
-from aekit.cli import check_output_folder, model_option
+from aekit.command_tools import check_output_folder, load_model_arg, model_option
 
-from .exporting import FORMATS, PARTS, ExportError, export, parts_of
+from .exporting import FORMATS, PARTS, ExportError, export, parts_of, require_onnx
 
 __all__ = ["ExportError", "export", "export_command", "parts_of"]
 
@@ -37,15 +38,12 @@ def export_command(model_path, fmt, part, out_dir):
       aekit export --model faces-64-denoise --part denoiser --out denoiser/
       aekit export --model runs/synth --format torchscript --part encoder --out ts/
     """
-    from aekit.cli import load_model_arg
     from aekit.io import check_writable
     from aekit.synthetic import make_faces
 
     out = check_output_folder(out_dir)  # a file at or above --out: one line before the model is loaded
     check_writable(out / "export.json")
     if fmt == "onnx":
-        from .exporting import require_onnx
-
         require_onnx()  # before loading the model: the missing extra is the whole answer
     model = load_model_arg(model_path, device="cpu")
     parts_of(model, part)  # a part this model lacks fails before any file is made

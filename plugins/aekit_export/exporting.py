@@ -9,7 +9,9 @@ within 1e-4 of the outputs' scale, or the export fails and nothing is written.
 
 ONNX files carry ``aekit_model_id``, ``aekit_version``, ``architecture``, ``part``, ``opset`` and the
 input and output ranges in their metadata; TorchScript files the same as ``aekit.json`` (an extra
-file). ``DIR/export.json`` lists the files with their SHA-256.
+file). ``DIR/export.json`` lists the files with their SHA-256. Exporting an ONNX graph and the check
+against PyTorch are the core's (``aekit.onnx_export``), shared with the cache of graphs that
+``--runtime onnx`` runs (``aekit.runtime``); the choice of parts, TorchScript and the folder are this plugin's.
 """
 
 from __future__ import annotations
@@ -22,17 +24,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aekit.errors import AekitError
+from aekit import io, onnx_export
+from aekit.inference import inference_copy
+from aekit.onnx_export import PARTS, ExportError, require_onnx  # noqa: F401  (re-exported: aekit_export.ExportError)
 
 FORMATS = ("onnx", "torchscript")
-PARTS = ("encoder", "decoder", "denoiser")
-OPSET = 17
-TOLERANCE = 1e-4  # of the outputs' scale
 SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}
-
-
-class ExportError(AekitError):
-    """A part cannot be exported, or its exported graph disagrees with PyTorch."""
 
 
 def parts_of(model, part: str) -> list[str]:
@@ -46,14 +43,6 @@ def parts_of(model, part: str) -> list[str]:
         raise ExportError(f"--part {part}: this model has skip connections (a denoiser); its output is not decoded "
                           "from the latent alone, so it has no decoder to export (try --part encoder or denoiser)")
     return [part]
-
-
-def require_onnx() -> None:
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        raise ExportError("ONNX export needs the onnx extra: pip install 'aekit[onnx]' (onnx and onnxruntime)") from None
 
 
 def _module(fast, part: str) -> torch.nn.Module:
@@ -70,44 +59,6 @@ def _inputs(model, part: str, faces: np.ndarray, seed: int = 0) -> list[torch.Te
     x = torch.from_numpy(np.ascontiguousarray(faces)).permute(0, 3, 1, 2).float() / 127.5 - 1
     x = torch.nn.functional.interpolate(x, size=size, mode="bilinear", align_corners=False) if x.shape[-1] != size else x
     return [torch.rand(3, 3, size, size, generator=g) * 2 - 1, x[:1], x]
-
-
-def _metadata(model, part: str, fmt: str) -> dict[str, str]:
-    from aekit import __version__, model_fingerprint
-    from aekit.checkpoint import architecture_name
-
-    io = {"encoder": ("images (N, 3, S, S) in [-1, 1]", "latents (N, latent_dim)"),
-          "decoder": ("latents (N, latent_dim)", "images (N, 3, S, S) in [-1, 1]"),
-          "denoiser": ("images (N, 3, S, S) in [-1, 1]", "images (N, 3, S, S) in [-1, 1]")}[part]
-    meta = {"aekit_model_id": model_fingerprint(model), "aekit_version": __version__,
-            "architecture": architecture_name(model), "part": part, "format": fmt, "image_size": str(model.config.image_size),
-            "latent_dim": str(model.config.latent_dim), "input": io[0], "output": io[1]}
-    if fmt == "onnx":
-        meta["opset"] = str(OPSET)
-    return meta
-
-
-def _export_onnx(module, example: torch.Tensor, path: Path, part: str, meta: dict) -> None:
-    import onnx
-
-    names = ("latents", "images") if part == "decoder" else ("images", "latents" if part == "encoder" else "output")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the TorchScript-based exporter's deprecation notes
-        torch.onnx.export(module, (example,), str(path), input_names=[names[0]], output_names=[names[1]],
-                          dynamic_axes={names[0]: {0: "batch"}, names[1]: {0: "batch"}}, opset_version=OPSET,
-                          dynamo=False)
-    graph = onnx.load(str(path))
-    for key, value in meta.items():
-        entry = graph.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.save(graph, str(path))
-
-
-def _run_onnx(path: Path, x: torch.Tensor) -> np.ndarray:
-    import onnxruntime
-
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
 
 
 def _export_torchscript(module, example: torch.Tensor, path: Path, meta: dict) -> None:
@@ -127,22 +78,8 @@ def _run_torchscript(path: Path, x: torch.Tensor) -> np.ndarray:
         return loaded(x).numpy()
 
 
-def difference_from(reference, run, inputs) -> float:
-    """The largest difference between `run(input)` and `reference(input)` over `inputs`, as a share of
-    the reference output's scale (at least 1): what every exported graph is checked with."""
-    worst = 0.0
-    for x in inputs:
-        with torch.inference_mode():
-            expected = reference(x).numpy()
-        scale = max(float(np.abs(expected).max()), 1.0)
-        worst = max(worst, float(np.abs(run(x) - expected).max()) / scale)
-    return worst
-
-
 def export(model, fmt: str, part: str, out_dir, faces: np.ndarray, log=print) -> dict:
     """Export the parts `part` names into `out_dir` (atomically, each checked); returns the manifest."""
-    from aekit.inference import inference_copy
-
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r} (formats: {', '.join(FORMATS)})")
     if fmt == "onnx":
@@ -165,24 +102,23 @@ def export(model, fmt: str, part: str, out_dir, faces: np.ndarray, log=print) ->
 
 
 def _export_parts(model, fast, fmt, names, out_dir: Path, inputs_from, written: list, log) -> dict:
-    from aekit import io
-
     faces = inputs_from
-    manifest = {"format": fmt, "model_id": _metadata(model, names[0], fmt)["aekit_model_id"], "files": {}}
+    manifest = {"format": fmt, "model_id": onnx_export.graph_metadata(model, names[0], fmt)["aekit_model_id"], "files": {}}
+    tolerance = onnx_export.TOLERANCE
     for name in names:
         module, inputs = _module(fast, name), _inputs(model, name, faces)
-        meta = _metadata(model, name, fmt)
+        meta = onnx_export.graph_metadata(model, name, fmt)
         target = out_dir / f"{name}{SUFFIX[fmt]}"
         with io.atomic_path(target) as tmp:  # checked before it is renamed into place
             if fmt == "onnx":
-                _export_onnx(module, inputs[0], tmp, name, meta)
+                onnx_export.export_onnx(module, inputs[0], tmp, name, meta)
             else:
                 _export_torchscript(module, inputs[0], tmp, meta)
-            runner = _run_onnx if fmt == "onnx" else _run_torchscript
-            worst = difference_from(_module(model, name), lambda x: runner(tmp, x), inputs)
-            if not worst <= TOLERANCE:
+            runner = onnx_export.run_onnx if fmt == "onnx" else _run_torchscript
+            worst = onnx_export.difference_from(_module(model, name), lambda x: runner(tmp, x), inputs)
+            if not worst <= tolerance:
                 raise ExportError(f"{name}: the exported {fmt} graph differs from PyTorch by {worst:.2e} of the "
-                                  f"output's scale (more than {TOLERANCE:g}); nothing written")
+                                  f"output's scale (more than {tolerance:g}); nothing written")
             digest = hashlib.sha256(Path(tmp).read_bytes()).hexdigest()
         written.append(target)
         manifest["files"][target.name] = {"part": name, "sha256": digest, "max_difference": worst, **meta}

@@ -179,7 +179,7 @@ def faces_cmd(inputs, out, size, largest, min_size, min_score, overwrite, quiet)
     from tqdm.auto import tqdm
 
     from aekit import io
-    from aekit.cli import check_output_folder, echo_skipped, nothing_read
+    from aekit.command_tools import check_output_folder, echo_skipped, nothing_read
     from aekit.images import open_image, png_text
 
     from .faces import align, as_rgb, detect_faces, select_faces

@@ -52,10 +52,6 @@ from .priors import (FIT_SEED, GMM_CANDIDATES, PRIOR_FORMAT, PRIOR_FORMAT_VERSIO
                      read_prior_file, save_prior)
 
 
-# the plugins whose modules this one imports (aekit refuses to load it without them)
-AEKIT_REQUIRES = ("export",)  # ONNX Runtime for --runtime
-
-
 @hookimpl
 def register_samplers(register):
     register("normal", NormalSampler, help="the article's decoder(randn): N(0, I), no fitting (blurry or broken faces)")

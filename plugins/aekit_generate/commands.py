@@ -9,9 +9,9 @@ from pathlib import Path
 import click
 import numpy as np
 
-from aekit.cli import check_output_path, echo_skipped, model_option
+from aekit.command_tools import check_output_path, echo_skipped, model_option
 from aekit.io import check_writable
-from aekit_export.options import runtime_option
+from aekit.runtime import runtime_option
 
 from .fitting import encode_uint8, fit_priors, fittable_samplers, init_parameters
 from .priors import FIT_SEED, NormalSampler, PriorError, fitted_priors, load_prior, prior_path
@@ -23,14 +23,14 @@ MAX_GENERATE = 1024
 def _training_images(model, limit: int, progress: bool):
     """The images the model was trained on (as its checkpoint records them), at most `limit`, seeded subset."""
     from aekit.errors import DataSourceError
-    from aekit.train import training_images
+    from aekit.train import training_record
 
-    settings = (getattr(model, "training_summary", None) or {}).get("settings") or {}
-    if not settings.get("data"):
+    record = training_record(model)
+    if record is None:
         raise click.UsageError(f"{model.checkpoint_dir} records no training data; pass --data SOURCE")
-    spec = settings["data"]
+    spec = record.data
     try:
-        images = training_images(settings, model.config.image_size, progress=progress)
+        images = record.load(model.config.image_size, progress=progress).images
     except DataSourceError as exc:
         raise DataSourceError(f"{exc} (the training data recorded in the checkpoint; pass --data SOURCE to use other images)") from None
     keep = np.arange(len(images))
@@ -64,7 +64,7 @@ def fit_prior(model_path, data, sampler_name, components, limit, batch_size, dev
       aekit fit-prior --model runs/celeba --sampler gmm --components 8 --limit 10000
       aekit fit-prior --model runs/celeba --data ../faces/
     """
-    from aekit.cli import load_model_arg
+    from aekit.command_tools import load_model_arg
     from aekit.data import prepare
     from aekit.plugins import get_registry
     from aekit.train import resolve_device
@@ -141,7 +141,7 @@ def generate(model_path, n, out, sampler_name, seed, save_latents, runtime):
       aekit generate --model runs/synth --n 64 --seed 7 --out grid.png --save-latents z.npz
     """
     from aekit import io, model_fingerprint
-    from aekit.cli import load_model_arg
+    from aekit.command_tools import load_model_arg
     from aekit.images import image_grid, png_text, to_uint8_hwc
     from aekit.plugins import get_registry
 
@@ -158,7 +158,7 @@ def generate(model_path, n, out, sampler_name, seed, save_latents, runtime):
     z = np.asarray(sampler.sample(n, seed), dtype=np.float32)
     if z.shape != (n, model.config.latent_dim):
         raise PriorError(f"sampler {name!r} returned latents of shape {z.shape}, expected {(n, model.config.latent_dim)}")
-    from aekit_export.runtime import decoder_for
+    from aekit.runtime import decoder_for
 
     images = to_uint8_hwc(decoder_for(model, runtime)(z))
     fingerprint = model_fingerprint(model)
@@ -191,7 +191,7 @@ def interpolate(image_a, image_b, model_path, steps, out):
       aekit interpolate a.png b.jpg --model runs/synth --steps 8 --out strip.png
     """
     from aekit import io, model_fingerprint
-    from aekit.cli import load_model_arg
+    from aekit.command_tools import load_model_arg
     from aekit.images import caption_row, image_grid, open_image, png_text, resize_rgb, to_uint8_hwc
 
     out = check_output_path(out, "--out", suffixes=(".png",))

@@ -8,7 +8,7 @@ import socket
 import click
 
 from aekit.alignment import align_option
-from aekit.cli import model_option
+from aekit.command_tools import load_model_arg, model_option
 from aekit.errors import AekitError, first_line
 
 NONE = "none"
@@ -74,7 +74,6 @@ def url_of(sock: socket.socket, host: str) -> str:
 
 def load_denoiser(denoiser: str | None):
     """(model or None, why none): --denoiser, else the pretrained denoiser when one is installed."""
-    from aekit.cli import load_model_arg
     from aekit.pretrained import resolve_model
 
     if denoiser is not None and denoiser.strip().lower() == NONE:
@@ -130,8 +129,6 @@ def serve(model_path, denoiser, features_file, gallery_dir, host, port, max_uplo
       aekit serve --features faces.npz --gallery faces/   # nearest faces from `aekit embed faces/ --out faces.npz`
       aekit serve --model runs/synth --denoiser none --check
     """
-    from aekit.cli import load_model_arg
-
     require_serve_extra()  # before any loading: the missing extra is the whole answer
     from aekit.features import load_features
 

@@ -8,7 +8,7 @@ import click
 import numpy as np
 
 from aekit.alignment import align_option
-from aekit.cli import check_output_path
+from aekit.command_tools import check_output_path, echo_skipped
 from aekit.errors import AekitError
 
 from . import (colour_values, default_epochs, draw, encode_thumbnail, html_page, layout, placements_of_rows, save_coords,
@@ -118,8 +118,6 @@ def umap_cmd(features_file, out, color_by, clusters, thumbnails, seed, parallel,
         io.write_text(html_path, html_page(xy, feats, values, legend, title, urls, heading, placements))
         click.echo(f"wrote {html_path}")
     if failed and align != "off":  # off: as before --align, thumbnails that cannot be read are left out silently
-        from aekit.cli import echo_skipped
-
         echo_skipped(sorted(set(failed), key=failed.index))  # a point in both the picture and the page: listed once
 
 

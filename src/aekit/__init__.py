@@ -1,13 +1,15 @@
 """aekit: residual convolutional autoencoders for 64x64 faces, with plugins for everything they are good for."""
 
-__version__ = "0.1.0"
-
-from .errors import AekitError, CheckpointError, DataSourceError, ImageReadError, NoiseSpecError, PluginError, RegistryError, TrainingError  # noqa: E402
-from .hookspecs import hookimpl  # noqa: E402
-from .checkpoint import create_model, list_models, load, model_fingerprint  # noqa: E402
-from .model import Autoencoder, AutoencoderConfig  # noqa: E402
-from .features import Features, load_features  # noqa: E402  (the `aekit embed` .npz; numpy only)
-from . import pretrained  # noqa: E402  (pretrained models and the default-model rules; no torch at import)
+from ._version import __version__
+from .errors import AekitError, CheckpointError, DataSourceError, ImageReadError, NoiseSpecError, PluginError, RegistryError, TrainingError
+from .hookspecs import hookimpl
+from . import plugins  # noqa: F401  (installs the loader behind aekit.registry.get_registry: plugins load on first use)
+from .checkpoint import model_fingerprint
+from .factory import create_model, list_models
+from .loading import load
+from .model import Autoencoder, AutoencoderConfig
+from .features import Features, load_features  # the `aekit embed` .npz
+from . import pretrained  # pretrained models and the default-model rules
 
 __all__ = [
     "AekitError",

@@ -28,10 +28,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Iterator
 
+import click
 import numpy as np
+from tqdm.auto import tqdm
 
-from .data import ImageSource, decode_workers
+from .data import ImageSource, decode_workers, supports_reduced
 from .errors import AekitError, ImageReadError
+from .images import resize_rgb, to_rgb
+from .notes import note
+from .registry import get_registry
 
 ALIGN_MODES = ("auto", "on", "off")
 DEFAULT_ALIGN = "auto"
@@ -91,8 +96,6 @@ def align_option(function=None, *, default: str | None = DEFAULT_ALIGN, help: st
     ``default=None``: no default, for commands that read a features file whose rows say how each was made
     (`help` then says what that means to the command).
     """
-    import click
-
     decorator = click.option("--align", "align", type=click.Choice(ALIGN_MODES, case_sensitive=False), default=default,
                              show_default=default is not None, help=help)
     return decorator(function) if function is not None else decorator
@@ -100,8 +103,6 @@ def align_option(function=None, *, default: str | None = DEFAULT_ALIGN, help: st
 
 def get_aligner(name: str | None = None) -> FaceAligner:
     """The registered face aligner `name` (None: the only one, or ``yunet`` among several)."""
-    from .plugins import get_registry
-
     registry = get_registry()
     names = registry.names("aligner")
     if name is None:
@@ -122,8 +123,6 @@ def aligner_for(mode: str) -> FaceAligner | None:
     except AlignmentError:
         if mode == "on":
             raise
-        from .notes import note
-
         note("--align auto: no face aligner is installed (see `aekit plugins`), so every image is used as it is")
         return None
 
@@ -185,8 +184,6 @@ class AlignedSource(ImageSource):
 
     def __init__(self, source: ImageSource, mode: str, size: int, aligner: FaceAligner | None = None,
                  largest: bool = False, min_size: float = MIN_FACE_SIZE, progress: bool = True):
-        from tqdm.auto import tqdm
-
         self.source, self.mode, self.size = source, check_mode(mode), int(size)
         self.aligner = aligner if aligner is not None else aligner_for(self.mode)
         if self.aligner is None:
@@ -216,8 +213,6 @@ class AlignedSource(ImageSource):
         self._errors.append(error)
 
     def _one(self, index: int, key: str):
-        from .images import to_rgb
-
         if self.mode == "auto" and not self.source.is_photo(index):
             return index, [(_whole(key), None)], None  # a data set in the model's framing: as it is, unsearched
         try:
@@ -275,9 +270,6 @@ class AlignedSource(ImageSource):
         return self.source.byte_size(self._sources[index])
 
     def iter_images(self, indices, size: int, reduced: bool = False):
-        from .data import supports_reduced
-        from .images import resize_rgb
-
         indices = list(indices)
         whole = [self._sources[i] for i in indices if self._errors[i] is None and self._crops[i] is None]
         extra = {"reduced": True} if reduced and supports_reduced(self.source) else {}
@@ -332,8 +324,6 @@ def model_inputs(image, mode: str, size: int, aligner: FaceAligner | None = None
     For Python callers (``AutoencoderEmbedder``, the explorer's upload): an image with no usable face under
     ``on`` raises `AlignmentError` with the reason.
     """
-    from .images import resize_rgb, to_rgb
-
     mode = check_mode(mode)
     if not isinstance(image, np.ndarray):
         image = np.asarray(to_rgb(image), dtype=np.uint8)

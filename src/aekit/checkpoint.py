@@ -3,6 +3,9 @@
 Also the training state for ``--resume`` (``training_state.safetensors``: weights, optimizer
 tensors, RNG states, and the rest as JSON metadata, in one file written atomically), and the
 "latest run" pointer that commands use when ``--model`` is not given.
+
+Files and folders only: what a name means (an installed pretrained model, ``latest``, a hub id) is read
+above this module, by ``aekit.loading`` (``aekit.load``) with ``aekit.pretrained``.
 """
 
 from __future__ import annotations
@@ -10,15 +13,19 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import re
 from pathlib import Path
 
 import torch
+import safetensors  # called as safetensors.safe_open / safetensors.torch.save_file: looked up at each call
+import safetensors.torch  # (tests put faults in through those module attributes)
 
 from . import io
+from ._version import __version__
 from .errors import CheckpointError, first_line
 from .factory import create_model, list_models, model_config  # noqa: F401  (re-exported: aekit.checkpoint.create_model)
 from .paths import aekit_home  # noqa: F401  (re-exported)
+from .registry import get_registry
+from .run_config import TrainConfig
 from .text import printable
 from .validate import MODEL_SIZE_LIMITS, check_fields, parse_json, read_json
 
@@ -28,61 +35,11 @@ STATE_NAME = "training_state.safetensors"
 FORMAT = "aekit-checkpoint"
 FORMAT_VERSION = 1
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle")
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 # what a checkpoint's files may hold before they are parsed (the folder may be a stranger's): aekit writes a
 # config.json of 1-2 KB, and the largest model MODEL_SIZE_LIMITS allows has a header of about 0.6 MB (a 4 MB
 # header of 55,000 tiny tensors is read and refused in half a second, under 300 MB; safetensors reads 100 MB)
 MAX_CONFIG_BYTES = 1 << 20
 MAX_HEADER_BYTES = 4 << 20
-
-
-class CheckpointMixin:
-    """``save_pretrained`` / ``from_pretrained`` / ``push_to_hub``, like huggingface_hub's mixin but strict."""
-
-    def save_pretrained(self, directory, training: dict | None = None, architecture: str | None = None) -> Path:
-        """Write ``model.safetensors`` then ``config.json`` into `directory` (created if needed)."""
-        return save_model(self, directory, training=training, architecture=architecture)
-
-    @classmethod
-    def from_pretrained(cls, path_or_hub_id, device="cpu"):
-        """Load a checkpoint folder (or hub id) strictly; refuses pickles and mismatched weights."""
-        model = load(path_or_hub_id, device=device)
-        if not isinstance(model, cls):
-            raise CheckpointError(f"{path_or_hub_id}: holds a {type(model).__name__}, not a {cls.__name__}")
-        return model
-
-    def push_to_hub(self, repo_id: str, private: bool = False, token: str | None = None, commit_message: str = "aekit model"):
-        """Upload config.json + model.safetensors to a Hugging Face model repo; returns its URL."""
-        import tempfile
-
-        from huggingface_hub import HfApi
-
-        api = HfApi(token=token)
-        try:
-            with tempfile.TemporaryDirectory() as tmp:
-                self.save_pretrained(tmp, training=getattr(self, "training_summary", None))
-                _copy_pretrained_extras(self, Path(tmp))
-                api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-                api.upload_folder(folder_path=tmp, repo_id=repo_id, repo_type="model", commit_message=commit_message)
-        except Exception as exc:  # network, auth: one clear line
-            raise CheckpointError(f"could not push to the hub repo {repo_id!r}: {first_line(exc)}") from exc
-        return f"https://huggingface.co/{repo_id}"
-
-
-def _copy_pretrained_extras(model, folder: Path) -> None:
-    """A pretrained model travels with its model card and the files fitted on it (priors, directions: every
-    ``*.safetensors`` beside the weights, each tagged with the model's fingerprint), as its package ships them."""
-    import shutil
-
-    from .pretrained import get_pretrained
-
-    name = getattr(model, "pretrained_name", None)
-    if not name:
-        return  # a run folder may hold anything: only the model itself leaves it
-    shipped = get_pretrained(name)
-    for file_name in shipped.sha256:
-        if file_name == "README.md" or (file_name.endswith(".safetensors") and file_name != WEIGHTS_NAME):
-            shutil.copyfile(shipped.directory / file_name, folder / file_name)
 
 
 def architecture_name(model) -> str:
@@ -92,15 +49,11 @@ def architecture_name(model) -> str:
 
 def save_model(model, directory, training: dict | None = None, architecture: str | None = None) -> Path:
     """Save weights then config; each file atomic, config last so a complete config means complete weights."""
-    from safetensors.torch import save_file
-
-    from . import __version__
-
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     with io.atomic_path(directory / WEIGHTS_NAME) as tmp:
-        save_file(state, str(tmp), metadata={"format": "pt"})
+        safetensors.torch.save_file(state, str(tmp), metadata={"format": "pt"})
     config = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -116,9 +69,7 @@ def save_model(model, directory, training: dict | None = None, architecture: str
 
 def read_config(directory) -> dict:
     """Parse and check a checkpoint's config.json: its format and version, and the types of what it records
-    (the model's own config fields are checked against the architecture's dataclass by `load`)."""
-    from .run_config import TrainConfig
-
+    (the model's own config fields are checked against the architecture's dataclass by `load_checkpoint`)."""
     path = Path(directory) / CONFIG_NAME
     if not path.is_file():
         raise CheckpointError(f"{directory}: not an aekit checkpoint (no {CONFIG_NAME})")
@@ -158,23 +109,10 @@ def _refuse_pickle(path: Path):
     )
 
 
-def resolve_checkpoint_dir(path_or_hub_id) -> Path:
-    """A local checkpoint folder for a path, an installed pretrained model's name, ``latest`` or a hub id.
-
-    Read by `aekit.pretrained.read_spec`: a bare pretrained name (or ``latest``) is never a folder of that name
-    in the current directory (``./NAME`` is); a hub id is downloaded when it is not cached.
-    """
-    from .pretrained import read_spec
-
-    text = str(path_or_hub_id)
-    kind, found = read_spec(path_or_hub_id)
-    if kind == "pretrained":
-        return found.verified_dir()
-    if kind == "latest":
-        return latest_run()
-    if kind == "hub":
-        return _download(found)
-    path = found
+def checkpoint_folder(path) -> Path:
+    """The checkpoint folder a local path names: the folder itself, or the folder of a file in it
+    (``model.safetensors``, ``config.json``); a pickle-based file is refused."""
+    path = Path(path)
     if path.is_file():
         if path.suffix.lower() in PICKLE_SUFFIXES:
             _refuse_pickle(path)
@@ -183,37 +121,15 @@ def resolve_checkpoint_dir(path_or_hub_id) -> Path:
         raise CheckpointError(f"{path}: not a checkpoint; give the folder holding {WEIGHTS_NAME} and {CONFIG_NAME}")
     if path.is_dir():
         return path
-    raise CheckpointError(f"{text}: no such checkpoint folder (and not a hub id like 'user/model')")
+    raise CheckpointError(f"{path}: no such checkpoint folder")
 
 
-def _download(repo_id: str) -> Path:
-    try:
-        from huggingface_hub import snapshot_download
+def load_checkpoint(path, device="cpu"):
+    """Load a model strictly from a checkpoint folder (or a file in one); refuses pickles and mismatched weights.
 
-        return Path(snapshot_download(repo_id, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, "*.md"]))
-    except Exception as exc:
-        raise CheckpointError(
-            f"could not fetch model {repo_id!r} from the Hugging Face hub ({first_line(exc)}); "
-            "offline, pass a local checkpoint folder instead"
-        ) from None
-
-
-def load(path_or_hub_id=None, device="cpu", task: str = "codec"):
-    """Load a model strictly from a checkpoint folder, a pretrained model's name (``"faces-64"``) or a hub id.
-
-    ``None`` loads the default model for `task` (``"codec"`` or ``"denoise"``): the user's default
-    (``aekit models default``), else the installed pretrained model for the task, else the latest
-    ``aekit train`` run; see ``aekit.pretrained``.
+    A path only: ``aekit.load`` (``aekit.loading``) also takes a pretrained model's name, ``latest`` or a hub id.
     """
-    from safetensors import SafetensorError, safe_open
-    from safetensors.torch import load_file
-
-    from .plugins import get_registry
-    from .pretrained import named_model, resolve_model
-
-    if path_or_hub_id is None:
-        path_or_hub_id = resolve_model(None, task).spec
-    directory = resolve_checkpoint_dir(path_or_hub_id)
+    directory = checkpoint_folder(path)
     weights = directory / WEIGHTS_NAME
     if not weights.is_file():
         pickles = [p for p in sorted(directory.iterdir()) if p.suffix.lower() in PICKLE_SUFFIXES]
@@ -239,10 +155,10 @@ def load(path_or_hub_id=None, device="cpu", task: str = "codec"):
     upgrade = getattr(model_class, "upgrade_state_dict", lambda state: state)
     _check_header_size(weights)
     try:
-        with safe_open(str(weights), framework="pt") as fh:  # the header only: names and shapes
+        with safetensors.safe_open(str(weights), framework="pt") as fh:  # the header only: names and shapes
             stored_shapes = {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}
         stored_shapes = upgrade(stored_shapes)
-    except (SafetensorError, OSError, ValueError) as exc:
+    except (safetensors.SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{weights}: unreadable safetensors file ({first_line(exc)})") from None
     try:
         config = model_config(meta["architecture"], **fields)
@@ -273,15 +189,13 @@ def load(path_or_hub_id=None, device="cpu", task: str = "codec"):
         except CheckpointError as exc:
             raise CheckpointError(f"{directory / CONFIG_NAME}: {exc}") from None
     try:
-        state = upgrade(load_file(str(weights)))
-    except (SafetensorError, OSError, ValueError) as exc:
+        state = upgrade(safetensors.torch.load_file(str(weights)))
+    except (safetensors.SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{weights}: unreadable safetensors file ({first_line(exc)})") from None
     _load_state_strict(model, state, weights)
     _check_values(model, state, weights)
     model.training_summary = meta.get("training") or {}
     model.checkpoint_dir = directory
-    named = named_model(path_or_hub_id)
-    model.pretrained_name = named.name if named is not None else None
     model.eval()
     return model.to(device)
 
@@ -368,8 +282,6 @@ def model_fingerprint(model) -> str:
 
 def save_training_state(directory, model, optimizer, scheduler, info: dict) -> None:
     """Everything `--resume` needs, in one safetensors file written atomically."""
-    from safetensors.torch import save_file
-
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     opt = optimizer.state_dict()
     for index, slots in opt["state"].items():
@@ -386,22 +298,20 @@ def save_training_state(directory, model, optimizer, scheduler, info: dict) -> N
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
     }
     with io.atomic_path(Path(directory) / STATE_NAME) as tmp:
-        save_file(tensors, str(tmp), metadata={"aekit": json.dumps(meta, default=io.json_default)})
+        safetensors.torch.save_file(tensors, str(tmp), metadata={"aekit": json.dumps(meta, default=io.json_default)})
 
 
 def load_training_state(directory, model, optimizer, scheduler) -> dict:
     """Restore weights, optimizer, scheduler and RNG from `save_training_state`; return its info."""
-    from safetensors import SafetensorError, safe_open
-
     path = Path(directory) / STATE_NAME
     if not path.is_file():
         raise CheckpointError(f"{directory}: nothing to resume (no {STATE_NAME})")
     _check_header_size(path)  # as for model.safetensors: a header of millions of entries is refused unread
     try:
-        with safe_open(str(path), framework="pt") as fh:
+        with safetensors.safe_open(str(path), framework="pt") as fh:
             text = (fh.metadata() or {})["aekit"]
             tensors = {k: fh.get_tensor(k) for k in fh.keys()}
-    except (SafetensorError, OSError, KeyError, ValueError) as exc:
+    except (safetensors.SafetensorError, OSError, KeyError, ValueError) as exc:
         raise CheckpointError(f"{path}: unreadable training state ({first_line(exc)})") from None
     meta = parse_json(text, f"{path}: metadata", CheckpointError, allow_nan=True)  # aekit's own record, as written
     if not isinstance(meta, dict) or not isinstance(meta.get("info"), dict) or "rng.torch" not in tensors:

@@ -13,8 +13,20 @@ from pathlib import Path
 
 import click
 
-from .errors import AekitError, DeviceError, first_line
-from .run_config import SCHEDULES, TrainConfig
+from .checkpoint import read_config
+from .command_tools import check_output_folder
+from .data import split_slice
+from .devices import distributed_context
+from .errors import AekitError, first_line
+from .io import check_writable
+from .loading import load, resolve_checkpoint_dir
+from .locks import folder_lock
+from .notes import collecting
+from .plugins import describe_plugins, get_registry
+from .pretrained import resolve_model
+from .run_config import SCHEDULES, TrainConfig, read_run_config, training_record
+from .text import printable
+from .validate import parse_json
 
 DEBUG_ENV = "AEKIT_DEBUG"
 
@@ -23,19 +35,13 @@ class AekitGroup(click.Group):
     """Looks commands up in the registry and turns every error into one line (unless --debug)."""
 
     def list_commands(self, ctx):
-        from .plugins import get_registry
-
         return get_registry().names("command")
 
     def get_command(self, ctx, name):
-        from .plugins import get_registry
-
         registry = get_registry()
         return registry.get("command", name) if name in registry.names("command") else None
 
     def invoke(self, ctx):
-        from .notes import collecting
-
         # notes on inputs used only in part (an animated GIF's first frame) are listed once, after a command that worked
         with collecting() as notes:
             result = self._invoke(ctx)
@@ -44,8 +50,6 @@ class AekitGroup(click.Group):
         return result
 
     def _invoke(self, ctx):
-        from .text import printable
-
         try:
             return super().invoke(ctx)
         except click.exceptions.ClickException as exc:
@@ -98,130 +102,6 @@ def cli(ctx, debug):
 def main():
     """Console-script entry point."""
     cli(prog_name="aekit")
-
-
-# --- options shared with plugins ---------------------------------------------------------------------
-
-
-def model_option(function=None, *, task: str = "codec"):
-    """``--model NAME_OR_DIR`` for commands; ``@model_option`` or ``@model_option(task="denoise")``."""
-    default = "the pretrained denoiser" if task == "denoise" else "the pretrained faces codec"
-
-    def decorate(command_function):
-        return click.option("--model", "-m", "model_path", metavar="NAME_OR_DIR", default=None,
-                            help=f"A pretrained model's name (`aekit models`), checkpoint folder, Hugging Face hub id "
-                                 f"(USER/REPO, or hf:USER/REPO) or `latest` (the most recent `aekit train` run); a "
-                                 f"name means the pretrained model even beside a folder of that name: write such a "
-                                 f"folder as ./NAME. Default: your `aekit models default`, else {default}.")(command_function)
-
-    return decorate(function) if function is not None else decorate
-
-
-def load_model_arg(model_path, device: str = "cpu", task: str = "codec"):
-    """Load the model a command was given (or the default for its task), saying on stderr which one."""
-    from .checkpoint import load
-    from .pretrained import resolve_model
-
-    choice = resolve_model(model_path, task)
-    click.echo(choice.describe(), err=True)
-    if choice.note:
-        click.echo(choice.note, err=True)
-    return load(choice.spec, device=device)
-
-
-def cli_device(name: str):
-    """``--device`` resolved by the one core rule; a bad value is a usage error (exit status 2)."""
-    from .devices import resolve_device
-
-    try:
-        return resolve_device(name)
-    except DeviceError as exc:
-        raise click.UsageError(str(exc)) from None
-
-
-def check_output_path(path, option: str = "--out", suffixes: tuple[str, ...] = ()) -> Path:
-    """An output file path whose folder exists, which is not a folder itself, and which can be written (and, given
-    `suffixes`, ends in one of them): checked before any work, so that a bad output never costs a run or leaves
-    half the outputs behind."""
-    from .io import check_writable
-
-    path = Path(path)
-    if suffixes and path.suffix.lower() not in suffixes:
-        raise click.BadParameter(f"{path}: must end in {' or '.join(suffixes)}", param_hint=option)
-    if path.is_dir():
-        raise click.UsageError(f"{option} {path}: is a folder; give a file name")
-    _refuse_a_file_above(path, option)
-    if not path.parent.is_dir():
-        raise AekitError(f"{option} {path}: folder {path.parent} does not exist")
-    check_writable(path)
-    return path
-
-
-def check_output_folder(path, option: str = "--out") -> Path:
-    """An output folder (made later when missing) that is no file and lies in no file: checked before any work."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise click.BadParameter(f"{path}: is a file; give a folder", param_hint=option)
-    _refuse_a_file_above(path, option)
-    return path
-
-
-def file_above(path) -> Path | None:
-    """The nearest existing one of `path`'s parents when it is a file (so no folder can be there), else None."""
-    for parent in Path(path).parents:
-        if parent.is_dir():
-            return None
-        if parent.exists():
-            return parent
-    return None
-
-
-def refuse_existing_output(path, overwrite: bool, option: str = "--out") -> None:
-    """AekitError before any work when an output file exists and --overwrite was not given."""
-    if not overwrite and os.path.lexists(path):  # lexists: a link is replaced too
-        raise AekitError(f"{path}: already exists; add --overwrite to replace it or choose another {option}")
-
-
-def _refuse_a_file_above(path: Path, option: str) -> None:
-    # else the error would be "folder does not exist" or, after the work, "Not a directory"
-    blocking = file_above(path)
-    if blocking is not None:
-        raise AekitError(f"{option} {path}: {blocking} is a file, not a folder; choose another {option}")
-
-
-def skipped_lines(skipped: list[str], shown: int = 20) -> list[str]:
-    """The listing of skipped inputs: one ``skipped:`` line each (the first `shown`), then a count; control
-    characters in the messages (file names) are escaped, so a name cannot forge a line."""
-    from .text import printable
-
-    lines = [f"skipped: {printable(message)}" for message in skipped[:shown]]
-    if len(skipped) > shown:
-        lines.append(f"skipped: ... and {len(skipped) - shown} more")
-    if skipped:
-        lines.append(f"{len(skipped)} file(s) skipped")
-    return lines
-
-
-def echo_skipped(skipped: list[str], shown: int = 20) -> None:
-    """List skipped inputs on stderr (``skipped_lines``)."""
-    for line in skipped_lines(skipped, shown):
-        click.echo(line, err=True)
-
-
-def nothing_read(skipped: list[str]) -> AekitError:
-    """The error of a batch command none of whose inputs could be read, naming the first problem."""
-    first = f" (first problem: {skipped[0]})" if skipped else ""
-    return AekitError(f"none of the {len(skipped)} input image(s) could be read{first}; nothing written")
-
-
-def finish_skipped(skipped: list[str], done: int) -> None:
-    """After a batch: list the skipped inputs, or, when none was done, fail saying why (a single bad
-    input's reason once, in the error line alone)."""
-    if done == 0:
-        if len(skipped) > 1:
-            echo_skipped(skipped)
-        raise nothing_read(skipped)
-    echo_skipped(skipped)
 
 
 # --- core commands -----------------------------------------------------------------------------------
@@ -287,8 +167,7 @@ def train(ctx, resume, out, push_to_hub, quiet, **settings):
       aekit train --resume runs/synth                          # after Ctrl-C or a crash
       aekit train --init runs/synth --noise gaussian:0.1 --epochs 3 --out runs/denoiser
     """
-    from .locks import folder_lock
-    from .train import Trainer, TrainConfig, distributed_context, read_run_config
+    from .train import Trainer  # deferred: the trainer is heavy, and `aekit embed` never enters it (tests/test_embed.py)
 
     if resume:
         explicit = [k for k in settings if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE and k != "device"]
@@ -326,9 +205,6 @@ def train(ctx, resume, out, push_to_hub, quiet, **settings):
 
 def _check_run_folder(out: Path, config) -> None:
     """A run folder must be loadable later, not overwrite the --init checkpoint, nor sit in its data folder."""
-    from .data import split_slice
-    from .io import check_writable
-
     target = out.resolve()
     try:
         str(target).encode("utf-8")
@@ -384,10 +260,6 @@ def info(model_path, as_json):
       aekit info runs/synth
       aekit info faces-64
     """
-    from .checkpoint import load, read_config, resolve_checkpoint_dir
-    from .pretrained import resolve_model
-    from .text import printable
-
     choice = resolve_model(model_path, "codec")
     if not model_path:
         click.echo(choice.describe(), err=True)
@@ -399,8 +271,6 @@ def info(model_path, as_json):
     metrics_path = Path(directory) / "metrics.jsonl"
     metrics = []
     if metrics_path.is_file():
-        from .validate import parse_json
-
         text = metrics_path.read_text(encoding="utf-8", errors="replace")
         metrics = [parse_json(line, f"{metrics_path}, line {number}", allow_nan=True, hint="fix or delete that line")
                    for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
@@ -418,12 +288,13 @@ def info(model_path, as_json):
         lines.append("parameters:   " + ", ".join(f"{part} {params[part]:,}" for part in ("encoder", "decoder", "total")
                                                   if isinstance(params.get(part), int)))
     if training:
-        settings = training.get("settings", {})
-        lines.append(f"trained on:   {training.get('data')} ({training.get('images')} images, {training.get('skipped', 0)} skipped)")
+        record = training_record(training, require_data=False)  # the recorded settings, every layout aekit wrote
+        settings = record.settings
+        lines.append(f"trained on:   {record.data} ({training.get('images')} images, {training.get('skipped', 0)} skipped)")
         lines.append(f"training:     {training.get('epochs_done')}/{training.get('epochs')} epochs, batch {settings.get('batch_size')}, "
                      f"lr {settings.get('lr')}, {training.get('device')} {training.get('precision')}, {training.get('elapsed_s')} s")
-        if settings.get("noise"):
-            lines.append(f"denoiser:     trained on noisy inputs: {settings['noise']}")
+        if record.noise:
+            lines.append(f"denoiser:     trained on noisy inputs: {record.noise}")
         for key, value in (training.get("final") or {}).items():
             lines.append(f"  {key + ':':<14}{value:.4f}" if isinstance(value, float) else f"  {key}: {value}")
         for key, value in training.items():
@@ -450,8 +321,6 @@ def plugins(as_json):
     Example:
       aekit plugins --json
     """
-    from .plugins import describe_plugins
-
     rows = describe_plugins()
     if as_json:
         click.echo(json.dumps(rows, indent=2))

@@ -9,8 +9,11 @@ run (or epoch) does no decoding at all.
 from __future__ import annotations
 
 import hashlib
-import re
+import inspect
 import os
+import queue
+import re
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
@@ -25,6 +28,7 @@ from .paths import why_missing, why_not_regular
 from .errors import DataSourceError, ImageReadError
 from .images import resize_rgb
 from .pixels import to_signed
+from .registry import get_registry
 
 RESIZE_METHOD = "pil-bicubic"
 
@@ -45,8 +49,6 @@ def decode_workers() -> int:
 
 def supports_reduced(source) -> bool:
     """True when `source.iter_images` takes ``reduced`` (sources that override it may not)."""
-    import inspect
-
     try:
         return "reduced" in inspect.signature(source.iter_images).parameters
     except (TypeError, ValueError):
@@ -261,9 +263,6 @@ def iter_batches(source: ImageSource, size: int, batch_size: int = 256, skipped:
 
 def prefetch(iterator, depth: int = 2):
     """Run `iterator` in a background thread, `depth` items ahead (decoding overlaps the model's work)."""
-    import queue
-    import threading
-
     items: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
     done = object()
@@ -334,8 +333,6 @@ def split_slice(spec: str) -> tuple[str, slice | None]:
 
 def open_source(spec: str) -> ImageSource:
     """Resolve ``--data`` text to an ImageSource through the registered data sources."""
-    from .plugins import get_registry
-
     registry = get_registry()
     spec = str(spec)
     name, _, argument = spec.partition(":")

@@ -38,10 +38,19 @@ from typing import Callable
 
 import click
 
+from . import io
+from ._version import __version__
+from .checkpoint import record_latest
+from .command_tools import check_output_folder
+from .data import open_source, prepare
+from .errors import AekitError
+from .loading import load
+from .noise import parse_noise
 # the page is rendered there; callers and tests import render_page from here too
 from .demo_page import render_page
 # what a plugin's demo part uses: ``from aekit.demo import DemoSection`` (defined in demo_parts)
 from .demo_parts import DemoContext, DemoSection, PartResult, demo_parts, one_line, run_parts  # noqa: F401
+from .run_config import TrainConfig, training_record
 
 MARKER = ".aekit-demo"  # marks a folder `aekit demo` wrote, so a second run may replace it
 SUMMARY_FORMAT = "aekit-demo"
@@ -72,13 +81,9 @@ QUICK = DemoSizes(train=96, held_out=48, epochs=1, denoise_epochs=1, batch_size=
 
 def noise_supported() -> tuple[bool, str]:
     """(True, "") when the trainer can train a denoiser (TrainConfig.noise and the noise model exist)."""
-    from .train import TrainConfig
-
     if "noise" not in {f.name for f in dataclasses.fields(TrainConfig)}:
         return False, "this aekit's trainer has no noise option (TrainConfig.noise)"
     try:
-        from .noise import parse_noise
-
         parse_noise(DENOISE_NOISE)
     except Exception as exc:
         return False, f"noise {DENOISE_NOISE!r} is not available ({one_line(exc)})"
@@ -109,10 +114,6 @@ def _training_section(name: str, title: str, model_dir: Path, root: Path, text: 
 
 def _check_out_folder(out: Path) -> None:
     """`out` must be new, empty, or a folder an earlier `aekit demo` wrote (which is then replaced)."""
-    from .errors import AekitError
-
-    from .cli import check_output_folder
-
     check_output_folder(out)  # the one check: not a file, inside no file
     if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
         raise AekitError(f"{out}: folder is not empty and was not written by `aekit demo`; choose another --out "
@@ -131,7 +132,7 @@ def _clear_previous(out: Path, keep: set[str]) -> None:
 
 
 def _train(config, out: Path, progress: bool, log, run_hooks: bool = True):
-    from .train import Trainer
+    from .train import Trainer  # deferred: the core plugin imports this module, and `aekit embed` must not load the trainer
 
     if out.exists():
         shutil.rmtree(out)
@@ -142,11 +143,6 @@ def run_demo(out, quick: bool = False, seed: int = 0, parts: list[str] | None = 
              denoiser_dir=None, device: str = "auto", progress: bool = True, log: Callable[[str], None] | None = None,
              sizes: DemoSizes | None = None) -> dict:
     """Everything `aekit demo` does; returns the summary (also written to `out/summary.json`)."""
-    from . import __version__, io
-    from .checkpoint import load, record_latest
-    from .data import open_source, prepare
-    from .train import TrainConfig
-
     log = log or (lambda m: print(m, file=sys.stderr))
     sizes = sizes or (QUICK if quick else FULL)
     out = Path(out)
@@ -222,7 +218,7 @@ def run_demo(out, quick: bool = False, seed: int = 0, parts: list[str] | None = 
         denoiser = given_denoiser if given_denoiser is not None else load(denoiser_dir, device="cpu")
         denoiser.eval()
         if noise_spec is None:  # a given --denoiser: the noise it was trained on, as its checkpoint records it
-            noise_spec = ((getattr(denoiser, "training_summary", None) or {}).get("settings") or {}).get("noise")
+            noise_spec = training_record(denoiser, require_data=False).noise
     size = model.config.image_size
     train = prepare(train_spec, size, progress=progress)
     held = prepare(held_spec, size, progress=progress)

@@ -16,6 +16,8 @@ from string import Template
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+import numpy as np
+
 if TYPE_CHECKING:  # only for the annotations
     from .demo_parts import PartResult
 
@@ -56,13 +58,8 @@ def _cell(value) -> str:
         return html.escape(str(value if value is not None else ""))
     if isinstance(value, float):
         return html.escape(f"{value:.4g}")
-    try:
-        import numpy as np
-
-        if isinstance(value, np.floating):
-            return html.escape(f"{float(value):.4g}")
-    except ImportError:  # pragma: no cover
-        pass
+    if isinstance(value, np.floating):
+        return html.escape(f"{float(value):.4g}")
     return html.escape(str(value))
 
 

@@ -3,16 +3,25 @@ running the registered parts one by one, a failing part shown as a failed sectio
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import click
+import numpy as np
+import torch
+from PIL import Image
 
-from .errors import first_line
+from . import io
+from .errors import AekitError, first_line
+from .images import image_grid, to_uint8_hwc
+from .pixels import to_signed
+from .registry import get_registry
 
 DEFAULT_ORDER = 100
 PAGE_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".svg")
@@ -55,29 +64,19 @@ class DemoContext:
 
     def hwc(self, images) -> Any:
         """uint8 (N, 3, S, S) images -> (N, S, S, 3), as pictures and `image_grid` want them."""
-        import numpy as np
-
         return np.ascontiguousarray(np.asarray(images).transpose(0, 2, 3, 1))
 
     def encode(self, images, batch_size: int = 256):
         """float32 (N, latent_dim) numpy latents of uint8 (N, 3, S, S) images."""
-        from .pixels import to_signed  # copies: the images may be read-only
-
+        # to_signed copies: the images may be read-only
         return self.model.encode(to_signed(images), batch_size=batch_size).float().numpy()
 
     def decode(self, latents):
         """uint8 (N, S, S, 3) pictures of latents."""
-        from .images import to_uint8_hwc
-
         return to_uint8_hwc(self.model.decode(latents))
 
     def save_picture(self, name: str, picture) -> str:
         """Save a PIL image (or an (H, W, 3) uint8 array) as `name` in the part's folder; returns `name`."""
-        import numpy as np
-        from PIL import Image
-
-        from . import io
-
         if isinstance(picture, np.ndarray):
             picture = Image.fromarray(picture)
         path = self.out / name
@@ -87,14 +86,10 @@ class DemoContext:
 
     def save_grid(self, name: str, rows, row_labels=None, title: str | None = None, scale: int = 2) -> str:
         """`aekit.images.image_grid` of rows of (N, S, S, 3) uint8 pictures, saved as `name`; returns `name`."""
-        from .images import image_grid
-
         return self.save_picture(name, image_grid(list(rows), row_labels, title=title, scale=scale))
 
     def save_figure(self, name: str, figure, **params) -> str:
         """Save a matplotlib Figure as `name` in the part's folder; returns `name`."""
-        from . import io
-
         path = self.out / name
         path.parent.mkdir(parents=True, exist_ok=True)
         io.save_figure(path, figure, **params)
@@ -120,9 +115,6 @@ class PartResult:
 
 def demo_parts(registry=None, only: list[str] | None = None):
     """The registered demo parts, in order (then name); `only` keeps those names (unknown: an error)."""
-    from .errors import AekitError
-    from .plugins import get_registry
-
     registry = registry or get_registry()
     entries = registry.entries("demo")
     if only:
@@ -188,9 +180,6 @@ def _check_section(section: DemoSection, part_dir: Path, root: Path) -> list[tup
 def run_parts(entries, make_context: Callable[[Path], DemoContext], root: Path, seed: int,
               log: Callable[[str], None] = print) -> list[PartResult]:
     """Run each part into its own folder; a failing part becomes a failed PartResult."""
-    import numpy as np
-    import torch
-
     results = []
     for number, entry in enumerate(entries, 1):
         result = PartResult(entry.name, entry.plugin, folder_name(entry.name), _order(entry))
@@ -210,8 +199,6 @@ def run_parts(entries, make_context: Callable[[Path], DemoContext], root: Path, 
         except Exception as exc:  # a broken part must never take the demo down
             result.error = one_line(exc)
             if _debug():
-                import traceback
-
                 traceback.print_exc()
         result.elapsed_s = round(time.perf_counter() - t0, 2)
         status = f"FAILED: {result.error}" if result.error else "done"
@@ -222,7 +209,5 @@ def run_parts(entries, make_context: Callable[[Path], DemoContext], root: Path, 
 
 def _debug() -> bool:
     """--debug or AEKIT_DEBUG: print a failing part's traceback too."""
-    import os
-
     ctx = click.get_current_context(silent=True)
     return bool(os.environ.get("AEKIT_DEBUG")) or bool(ctx is not None and (ctx.find_root().obj or {}).get("debug"))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 
 import torch
+import torch.distributed as dist
 
 from .errors import DeviceError
 
@@ -31,27 +33,19 @@ def resolve_device(name) -> torch.device:
 
 def distributed_context() -> tuple[int, int]:
     """(rank, world size): (0, 1) normally; under torchrun, joins the process group (NCCL on GPUs, gloo on CPUs)."""
-    import os
-
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return 0, 1
-    import torch.distributed as dist
-
     if not dist.is_initialized():
         if torch.cuda.is_available():  # NCCL's collectives (gather_object, barrier) use the current device
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
         # left to the interpreter's shutdown, a gloo group's threads can abort the process ("terminate called
         # without an active exception") on a rank that finishes before the others
-        import atexit
-
         atexit.register(_destroy_process_group)
     return dist.get_rank(), dist.get_world_size()
 
 
 def _destroy_process_group() -> None:
-    import torch.distributed as dist
-
     if dist.is_initialized():
         dist.destroy_process_group()

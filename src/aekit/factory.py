@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from .errors import CheckpointError, first_line
+from .registry import get_registry
 
 # what a config the model cannot be built from raises (a RuntimeError is not one: `load` builds on the meta
 # device first, where some models cannot be built); torch's messages for a size past int64 hold a 13-line C++
@@ -14,8 +15,6 @@ _BAD_CONFIG = (TypeError, ValueError, OverflowError)
 
 def model_config(name: str = "article", **overrides):
     """The config dataclass of a registered model preset with `overrides` applied, the model not built."""
-    from .plugins import get_registry
-
     base = get_registry().entry("model", name).extra["config"]
     fields = {f.name for f in dataclasses.fields(base)}
     unknown = sorted(set(overrides) - fields)
@@ -29,8 +28,6 @@ def model_config(name: str = "article", **overrides):
 
 def create_model(name: str = "article", **overrides):
     """Build a registered model preset, optionally overriding config fields (timm's create_model)."""
-    from .plugins import get_registry
-
     config = model_config(name, **overrides)
     try:
         model = get_registry().entry("model", name).obj(config)
@@ -42,6 +39,4 @@ def create_model(name: str = "article", **overrides):
 
 def list_models() -> list[str]:
     """Names of the registered model presets."""
-    from .plugins import get_registry
-
     return get_registry().names("model")

@@ -18,6 +18,9 @@ A plugin adds one with the ``register_feature_sets`` hook: ``register(name, func
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
+
+from .registry import get_registry
 
 # What `aekit embed` and AutoencoderEmbedder use. On celeba-10k with faces-64 every set has the same
 # linear-probe mean (0.858-0.859, benchmarks/feature_sets.py), and multiscale finds a mirrored face twice
@@ -56,8 +59,6 @@ def multiscale_features(maps, latent):
 
 def grid_features(maps, latent, cells: int = 2, stages: int = 3):
     """The last `stages` maps average-pooled on a cells x cells grid, every map's global average, the latent."""
-    import torch.nn.functional as F
-
     local = [F.adaptive_avg_pool2d(m, cells).flatten(1) for m in maps[-stages:]]
     return torch.cat([*local, *(m.mean(dim=(2, 3)) for m in maps), latent], dim=1)
 
@@ -71,14 +72,10 @@ BUILT_IN = {
 
 def get(name: str):
     """The registered feature set `name` (a RegistryError listing the known ones otherwise)."""
-    from .plugins import get_registry
-
     return get_registry().get("feature_set", name)
 
 
 def names() -> list[str]:
-    from .plugins import get_registry
-
     return get_registry().names("feature_set")
 
 

@@ -42,6 +42,10 @@ from pathlib import Path
 
 import numpy as np
 
+from . import io
+from ._version import __version__
+from .arrays import read_npz
+from .checkpoint import architecture_name, model_fingerprint
 from .errors import AekitError
 from .validate import parse_json
 
@@ -123,7 +127,7 @@ class Features:
 
     def to_frame(self):
         """A pandas DataFrame: the features as ``ae0..`` columns, then the labels, indexed by path."""
-        import pandas as pd
+        import pandas as pd  # deferred: pandas is optional here and slow to import (0.4 s)
 
         frame = pd.DataFrame(self.X, columns=[f"ae{i}" for i in range(self.X.shape[1])], index=pd.Index(self.paths, name="path"))
         for name in self.label_names:
@@ -133,8 +137,6 @@ class Features:
 
 def load_features(path) -> Features:
     """Read a features ``.npz`` written by ``aekit embed`` (never unpickling anything)."""
-    from .arrays import read_npz
-
     path = Path(path)
     arrays = read_npz(path, "features .npz", FeatureFileError)
     missing = [k for k in ("features", "paths", "model_id", "meta") if k not in arrays]
@@ -196,9 +198,6 @@ def save_features(path, features: np.ndarray, paths, model, labels: dict[str, np
     `placements` (``aekit.alignment.placement_columns``: ``photo``, ``face``, ``box``) says where
     each row came from; without it the file has no such columns (each row is read as a whole image).
     """
-    from . import __version__, io
-    from .checkpoint import architecture_name, model_fingerprint
-
     features = np.asarray(features, dtype=np.float32)
     paths = [str(p) for p in paths]
     if features.ndim != 2 or len(features) != len(paths):

@@ -45,7 +45,7 @@ def entry_paths(key: str) -> tuple[Path, Path]:
 
 def checksum(images: np.ndarray, names, skipped, attributes: dict) -> str:
     """xxh3-64 of the images' bytes (in chunks, so a memory map is read once) and of the metadata."""
-    import xxhash
+    import xxhash  # deferred: only hashing a decoded folder needs it (it comes with `datasets`, not pinned by aekit)
 
     digest = xxhash.xxh3_64()
     flat = np.ascontiguousarray(images).reshape(-1).view(np.uint8)

@@ -12,10 +12,15 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image, ImageDraw, ImageFile, ImageOps, UnidentifiedImageError
+from PIL.PngImagePlugin import PngInfo
 
+from ._version import __version__
 from .errors import ImageReadError, first_line
+from .notes import note
 from .paths import refuse_special_file
+from .pixels import to_uint8
 
 # The image formats aekit reads, by Pillow's names: the only decoders Pillow may pick. Pillow picks one from
 # a file's content, not its name, and some run a program: EPS (and PostScript) hands the file to Ghostscript,
@@ -178,8 +183,6 @@ def _note_frames(img: Image.Image, path) -> None:
         img.seek(0)
     if not animated:
         return
-    from .notes import note
-
     pages = img.format == "TIFF"
     unit = "pages" if pages else "frames"
     note(f"{path}: {'multi-page' if pages else 'animated'} ({count or 'several'} {unit}): only the first is used")
@@ -216,10 +219,6 @@ def resize_rgb(image, size: int) -> np.ndarray:
 
 def to_uint8_hwc(images) -> np.ndarray:
     """(N, 3, H, W) tensors/arrays in [-1, 1] to (N, H, W, 3) uint8."""
-    import torch
-
-    from .pixels import to_uint8
-
     images = images.detach().cpu() if torch.is_tensor(images) else torch.from_numpy(np.asarray(images, dtype=np.float32))
     return to_uint8(images).permute(0, 2, 3, 1).numpy()
 
@@ -267,10 +266,6 @@ def caption_row(picture: Image.Image, captions: list, tile: int, pad: int) -> Im
 
 def png_text(fields: dict):
     """PNG text chunks recording how a picture was made: ``Software`` (aekit's version) plus `fields`."""
-    from PIL.PngImagePlugin import PngInfo
-
-    from . import __version__
-
     info = PngInfo()
     info.add_text("Software", f"aekit {__version__}")
     for key, value in fields.items():  # file names that are not UTF-8 would make the PNG unwritable

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import copy
 
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
 
 def fold_batchnorm(module) -> int:
     """Fold every BatchNorm2d that directly follows a Conv2d in an nn.Sequential into that conv, in place.
@@ -15,9 +18,6 @@ def fold_batchnorm(module) -> int:
     Only for inference (eval mode; the running statistics become part of the conv's weights), so call
     it on a copy. The output is the same up to float rounding. Returns how many were folded.
     """
-    from torch import nn
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-
     folded = 0
     for seq in [m for m in module.modules() if isinstance(m, nn.Sequential)]:
         names = list(seq._modules)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from .data import ImageSource, SubsetSource, files_fingerprint, open_source, split_slice
 from .errors import DataSourceError
+from .images import IMAGE_EXTENSIONS, open_image
 from .paths import refuse_special_file, why_not_regular
 
 
@@ -23,14 +24,10 @@ class FileListSource(ImageSource):
         return "files:" + files_fingerprint(self.paths)
 
     def read(self, index):
-        from .images import open_image
-
         refuse_special_file(self.paths[index])  # a FIFO named like an image would block the reader forever
         return open_image(self.paths[index])
 
     def read_reduced(self, index, size):
-        from .images import open_image
-
         refuse_special_file(self.paths[index])
         return open_image(self.paths[index], draft_size=size)
 
@@ -89,8 +86,6 @@ def open_inputs(inputs, skip_missing_images: bool = False) -> ImageSource:
     link loop) become images that fail to read, so a batch command skips and lists them. A FIFO, socket
     or device is an image file that fails to read ("not a regular file"), never opened.
     """
-    from .images import IMAGE_EXTENSIONS
-
     inputs = [str(i) for i in inputs]
     if not inputs:
         raise DataSourceError("no input given: name image files, a folder, an array file or a data source")

@@ -8,6 +8,9 @@ import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
 from .errors import AekitError
 from .paths import cut_to_bytes
 
@@ -123,8 +126,6 @@ def save_figure(path, figure, **params) -> None:
 
 
 def _format_for(path) -> str:
-    from PIL import Image
-
     Image.init()
     ext = Path(path).suffix.lower()
     if ext not in Image.EXTENSION:
@@ -134,8 +135,6 @@ def _format_for(path) -> str:
 
 def json_default(obj):
     """``json.dumps(default=...)`` for numpy scalars and arrays and paths: what aekit's JSON files hold."""
-    import numpy as np
-
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, np.ndarray):

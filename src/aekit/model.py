@@ -14,9 +14,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import nn
 
-from .checkpoint import CheckpointMixin
+from . import feature_sets
+from .denoising import denoise_any
+from .errors import AekitError
+from .loading import CheckpointMixin
 from .pixels import images_to_tensor
 
 
@@ -179,8 +183,6 @@ class Autoencoder(CheckpointMixin, nn.Module):
         ``"latent"`` is ``encode``'s latent; ``"multiscale"`` and ``"grid"`` pool the encoder's
         intermediate maps (``aekit.feature_sets``); plugins may register more.
         """
-        from . import feature_sets
-
         feature_sets.get(kind)  # an unknown kind fails before any work
         x = as_model_input(images, self.config.image_size)
         return self._batched(lambda batch: feature_sets.compute(self, batch, kind), x, batch_size)
@@ -201,8 +203,6 @@ class Autoencoder(CheckpointMixin, nn.Module):
         latents, decoded by the same ``decode``; costs about `steps` decoder forward + backward passes.
         """
         if not self.decodes_latents:
-            from .errors import AekitError
-
             raise AekitError("this model has skip connections (a denoiser): its latents are not decoded alone")
         if steps < 0 or not lr > 0:
             raise ValueError(f"need steps >= 0 and lr > 0, got steps={steps}, lr={lr}")
@@ -241,7 +241,7 @@ class Autoencoder(CheckpointMixin, nn.Module):
         return self._batched(self, x, batch_size)
 
     @torch.inference_mode()
-    def denoise(self, images, method: str = "auto", batch_size: int = 256):
+    def denoise(self, images, method: str = "auto", batch_size: int = 256, sigma=None):
         """Denoise images of any size; returns the same type and size as given.
 
         Accepts a float tensor (N, 3, H, W) in [-1, 1], a uint8 array (H, W, 3) or (N, H, W, 3), a PIL
@@ -250,11 +250,10 @@ class Autoencoder(CheckpointMixin, nn.Module):
         back to the full-size image (noise finer than 64x64 can resolve stays); ``"tile"`` denoises
         overlapping 64x64 tiles at full resolution and blends them (right for local denoisers such as
         the ``unet`` architecture, wrong for face-level bottleneck models); ``"auto"`` picks tile for
-        models with skip connections and resize otherwise.
+        models with skip connections and resize otherwise. `sigma` (models that take a noise level,
+        such as ``drunet``): ``None``/``"auto"`` estimates each image's, a number in [0, 1] sets it.
         """
-        from .denoising import denoise_any
-
-        return denoise_any(self, images, method, batch_size)
+        return denoise_any(self, images, method, batch_size, sigma=sigma)
 
     def _batched(self, module, x, batch_size):
         was_training = self.training
@@ -275,8 +274,6 @@ class Autoencoder(CheckpointMixin, nn.Module):
 
 def as_model_input(images, image_size: int) -> torch.Tensor:
     """Convert images to a float tensor (N, 3, S, S) in [-1, 1], resizing with bicubic when needed."""
-    from PIL import Image
-
     if isinstance(images, Image.Image):
         images = [images]
     if isinstance(images, (list, tuple)) and images and isinstance(images[0], Image.Image):

@@ -6,7 +6,9 @@ import json
 
 import click
 
-from .pretrained import TASKS
+from .pretrained import (TASKS, clear_default, package_model, pretrained_models, read_defaults, resolve_model, set_default,
+                         shadowed_folder_note)
+from .registry import get_registry
 from .text import printable
 
 
@@ -15,8 +17,6 @@ def _metrics_text(metrics: dict) -> str:
 
 
 def _rows() -> list[dict]:
-    from .pretrained import pretrained_models, resolve_model
-
     chosen = {}
     for task in TASKS:
         try:
@@ -58,15 +58,11 @@ def models_command(ctx, as_json):
     """
     if ctx.invoked_subcommand is not None:
         return
-    from .pretrained import read_defaults, resolve_model
-
     rows = _rows()
     if as_json:
         click.echo(json.dumps({"models": rows, "defaults": read_defaults()}, indent=2))
         return
     if not rows:
-        from .plugins import get_registry
-
         click.echo("no pretrained models installed" + get_registry().missing_hint)
     for row in rows:
         mark = f"  [default for {', '.join(row['default_for'])}]" if row["default_for"] else ""
@@ -103,8 +99,6 @@ def default_command(model, task, clear):
       aekit models default latest
       aekit models default --clear
     """
-    from .pretrained import clear_default, resolve_model, set_default, shadowed_folder_note
-
     if clear:
         if model:
             raise click.UsageError("give either NAME_OR_DIR or --clear, not both")
@@ -145,8 +139,6 @@ def package_command(run_dir, name, tasks, out_dir, description, metrics, dtype):
       aekit models package runs/my-faces --name my-faces --task codec --out my_pkg/my-faces \\
           --description "a codec for my faces" --metric "PSNR dB=24.1"
     """
-    from .pretrained import package_model
-
     parsed = {}
     for item in metrics:
         key, sep, value = item.partition("=")

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from .errors import NoiseSpecError, RegistryError
+from .registry import get_registry
 
 
 class Noise:
@@ -55,8 +56,6 @@ class Noise:
 
 def parse_noise(spec: str) -> Noise:
     """Parse a noise spec against the registered noise models; NoiseSpecError names what is wrong."""
-    from .plugins import get_registry
-
     if not isinstance(spec, str) or not spec.strip():
         raise NoiseSpecError("empty noise spec; expected NAME:ARG, e.g. gaussian:0.1")
     registry = get_registry()

@@ -12,6 +12,8 @@ import contextlib
 import threading
 import warnings
 
+from .text import printable
+
 KEPT = 1000  # distinct notes remembered by one collection: bounded, for long runs such as a server
 
 
@@ -40,8 +42,6 @@ class Notes:
     def lines(self, shown: int = 20) -> list[str]:
         """One ``note:`` line each (the first `shown`, sorted: decoding threads give them in any order), then a
         count of the rest."""
-        from .text import printable
-
         messages = sorted(self.messages)
         lines = [f"note: {printable(message)}" for message in messages[:shown]]  # a file name must not forge a line
         rest = len(self) - len(lines)

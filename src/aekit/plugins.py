@@ -1,5 +1,8 @@
 """The plugin manager: finds plugins through the ``aekit.plugins`` entry points and fills the registry.
 
+The registry itself lives on the ground floor (``aekit.registry``); this module fills it, and installs
+`load_plugins` there as the loader ``aekit.registry.get_registry`` runs on first use.
+
 Built-in plugins are ordinary entry points of the ``aekit`` distribution, so they load (and can be
 switched off) exactly like third-party ones. ``AEKIT_LOAD_PLUGINS`` restricts loading to a
 comma-separated list of entry-point names (an empty value loads none).
@@ -12,12 +15,15 @@ import os
 import sys
 from dataclasses import dataclass, field
 from importlib import metadata
+from pathlib import Path
 
 import pluggy
 
 from . import hookspecs
+from ._version import __version__
 from .errors import AekitError, PluginError, RegistryError, first_line
-from .registry import KINDS, Registry
+from .pretrained import TASKS, PretrainedModel
+from .registry import KINDS, Registry, current_registry, get_registry, set_loader
 
 ENTRY_POINT_GROUP = "aekit.plugins"
 LOAD_ENV = "AEKIT_LOAD_PLUGINS"
@@ -53,7 +59,7 @@ class PluginInfo:
 
 pm = pluggy.PluginManager("aekit")
 pm.add_hookspecs(hookspecs)
-registry = Registry()
+registry = current_registry()  # the one registry (aekit.registry owns it): this module fills it
 plugin_infos: dict[str, PluginInfo] = {}
 _loaded = False
 
@@ -89,10 +95,6 @@ def _make_register(kind: str, plugin: str):
     if kind == "pretrained":
 
         def register_pretrained(name, directory, tasks=("codec",), help: str = "", metrics=None, sha256=None):
-            from pathlib import Path
-
-            from .pretrained import TASKS, PretrainedModel
-
             if isinstance(tasks, str):
                 tasks = (tasks,)
             unknown = sorted(set(tasks) - set(TASKS))
@@ -166,8 +168,6 @@ def load_plugins() -> Registry:
     if _loaded:
         return registry
     _loaded = True
-    from . import __version__
-
     _load_one(CORE_NAME, __version__, CORE_MODULE, lambda: importlib.import_module(CORE_MODULE), distribution=CORE_NAME)
     allowed = _allowed_names()
     seen: dict[str, str] = {}
@@ -202,9 +202,7 @@ def reset() -> None:
     _loaded = False
 
 
-def get_registry() -> Registry:
-    """The registry, with plugins loaded."""
-    return load_plugins()
+set_loader(load_plugins)  # aekit.registry.get_registry() loads the plugins on first use (get_registry: re-exported)
 
 
 def describe_plugins() -> list[dict]:

@@ -37,10 +37,19 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import safetensors.torch  # called as safetensors.torch.save_file: looked up at each call, as in aekit.checkpoint
+import torch
+
+from . import io
+from .checkpoint import CONFIG_NAME, WEIGHTS_NAME, latest_run, load_checkpoint
 from .errors import CheckpointError
+from .paths import aekit_home
+from .registry import get_registry
+from .text import printable
 from .validate import read_json
 
 TASKS = {
@@ -53,6 +62,7 @@ DEFAULTS_NAME = "default-model.json"
 LATEST = "latest"
 HUB_PREFIX = "hf:"  # `hf:user/repo`: always the hub, never a folder (no registered name holds ':')
 ALL_TASKS = ""  # the key of the default that applies to every task
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 @dataclass(frozen=True)
@@ -102,21 +112,15 @@ def file_sha256(path) -> str:
 
 def pretrained_models() -> list[PretrainedModel]:
     """Every registered pretrained model, in registration order."""
-    from .plugins import get_registry
-
     return [entry.obj for entry in get_registry().entries("pretrained")]
 
 
 def get_pretrained(name: str) -> PretrainedModel:
     """The registered pretrained model `name`; RegistryError listing the known names."""
-    from .plugins import get_registry
-
     return get_registry().get("pretrained", name)
 
 
 def is_pretrained_name(text) -> bool:
-    from .plugins import get_registry
-
     return isinstance(text, str) and text in get_registry().names("pretrained")
 
 
@@ -138,8 +142,6 @@ def written_as_path(text: str) -> bool:
 def read_spec(spec) -> tuple[str, object]:
     """How a model spec is read, by the rule in this module's docstring: ("pretrained", PretrainedModel),
     ("latest", None), ("hub", repo id) or ("path", Path) (a path that may not exist)."""
-    from .checkpoint import HUB_ID
-
     if isinstance(spec, os.PathLike):
         return "path", Path(spec).expanduser()
     text = str(spec)
@@ -184,8 +186,6 @@ def shadowed_folder_note(spec) -> str | None:
         meant = "the latest `aekit train` run"
     else:
         return None
-    from .text import printable
-
     return (f"note: {printable(text)} means {meant}, not the folder {printable(text)} here; to use the folder, "
             f"write it as a path: ./{printable(text)}")
 
@@ -218,12 +218,6 @@ def package_model(run_dir, out_dir, name: str, tasks, help: str = "", metrics: d
     ``config.json``, and every other ``*.safetensors`` and ``README.md`` already in `out_dir` (fit
     priors and directions on the packaged model: their fingerprint is of the weights as shipped). Returns the entry.
     """
-    import torch
-    from safetensors.torch import save_file
-
-    from . import io
-    from .checkpoint import CONFIG_NAME, WEIGHTS_NAME, load
-
     unknown = sorted(set(tasks) - set(TASKS))
     if unknown or not tasks:
         raise CheckpointError(f"tasks must be some of {', '.join(TASKS)} (got {', '.join(tasks) or 'none'})")
@@ -231,12 +225,12 @@ def package_model(run_dir, out_dir, name: str, tasks, help: str = "", metrics: d
     if out_dir.resolve() == Path(run_dir).resolve():
         raise CheckpointError(f"--out {out_dir}: is the run folder itself; packaging would overwrite its weights "
                               "(give a folder inside your package)")
-    model = load(run_dir)
+    model = load_checkpoint(run_dir)  # a run folder: RUN_DIR is a path, never a name
     out_dir.mkdir(parents=True, exist_ok=True)
     cast = getattr(torch, dtype)
     state = {k: (v.to(cast) if v.is_floating_point() else v).detach().cpu().contiguous() for k, v in model.state_dict().items()}
     with io.atomic_path(out_dir / WEIGHTS_NAME) as tmp:
-        save_file(state, str(tmp), metadata={"format": "pt", "dtype": dtype})
+        safetensors.torch.save_file(state, str(tmp), metadata={"format": "pt", "dtype": dtype})
     config = read_json(Path(run_dir) / CONFIG_NAME, CheckpointError)
     io.write_json(out_dir / CONFIG_NAME, config)
     return record_in_manifest(out_dir, name, tasks, help=help, metrics=metrics)
@@ -244,8 +238,6 @@ def package_model(run_dir, out_dir, name: str, tasks, help: str = "", metrics: d
 
 def record_in_manifest(model_dir, name: str, tasks, help: str = "", metrics: dict | None = None) -> dict:
     """(Re)write `name`'s entry in the ``pretrained.json`` beside `model_dir`, with fresh SHA-256 sums."""
-    from . import io
-
     model_dir = Path(model_dir)
     manifest_path = model_dir.parent / MANIFEST_NAME
     models = read_manifest(manifest_path) if manifest_path.is_file() else {}
@@ -267,8 +259,6 @@ def record_in_manifest(model_dir, name: str, tasks, help: str = "", metrics: dic
 
 
 def _defaults_path() -> Path:
-    from .paths import aekit_home
-
     return aekit_home() / DEFAULTS_NAME
 
 
@@ -295,9 +285,6 @@ def set_default(model: str, task: str | None = None) -> str:
 
     `model` is read by `read_spec`; what is stored never depends on the current directory again: a name as
     itself, a folder as its absolute path, a hub id as ``hf:USER/REPO``."""
-    from . import io
-    from .checkpoint import load
-
     key = _check_task(task)
     text = str(model).strip()
     kind, found = read_spec(model if isinstance(model, os.PathLike) else text)
@@ -308,7 +295,7 @@ def set_default(model: str, task: str | None = None) -> str:
     elif kind == "hub":
         value = HUB_PREFIX + found
     elif found.exists():
-        load(found)  # refuse what is no loadable checkpoint now, not at the next command
+        load_checkpoint(found)  # refuse what is no loadable checkpoint now, not at the next command
         value = str(found.resolve())
     else:
         raise CheckpointError(f"{text}: no such checkpoint folder, and not an installed pretrained model, `latest` "
@@ -323,8 +310,6 @@ def set_default(model: str, task: str | None = None) -> str:
 
 def clear_default(task: str | None = None) -> bool:
     """Forget the default for `task` (None: every default); True when there was one."""
-    from . import io
-
     defaults = read_defaults()
     if task is None:
         removed = bool(defaults)
@@ -349,15 +334,11 @@ class ModelChoice:
     note: str = ""
 
     def describe(self) -> str:
-        from .text import printable
-
         return printable(f"Using model {self.spec} ({self.reason})")  # a folder's name may hold anything
 
 
 def resolve_model(model_path=None, task: str = "codec") -> ModelChoice:
     """The model for `task` by the rules in this module's docstring; CheckpointError when there is none."""
-    from .checkpoint import HUB_ID, latest_run
-
     _check_task(task)
     if model_path is not None and str(model_path).strip():
         note = shadowed_folder_note(model_path) or ""

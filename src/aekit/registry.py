@@ -1,9 +1,15 @@
-"""One registry for everything plugins contribute, in the style of timm/torchvision's model registry."""
+"""One registry for everything plugins contribute, in the style of timm/torchvision's model registry.
+
+The ground floor: this module imports nothing of aekit but ``errors``. It owns the one registry; the plugin
+manager (``aekit.plugins``) fills it and installs, at import, the loader that `get_registry` runs first, so
+every module below the plugin manager (the factory, the checkpoint reader, the data sources) reads the
+registry from here without importing it.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from .errors import RegistryError
 
@@ -83,3 +89,26 @@ class Registry:
         for kind in KINDS:
             for name in [n for n, e in self._entries[kind].items() if e.plugin == plugin]:
                 del self._entries[kind][name]
+
+
+_REGISTRY = Registry()
+_loader: Callable[[], object] | None = None
+
+
+def set_loader(loader: Callable[[], object] | None) -> None:
+    """Install what `get_registry` calls before answering: the plugin manager's ``load_plugins``, which
+    fills the registry once (and returns at once after that)."""
+    global _loader
+    _loader = loader
+
+
+def current_registry() -> Registry:
+    """The registry as it stands, loading nothing (what the plugin manager fills)."""
+    return _REGISTRY
+
+
+def get_registry() -> Registry:
+    """The registry, with plugins loaded (by the loader ``aekit.plugins`` installs when it is imported)."""
+    if _loader is not None:
+        _loader()
+    return _REGISTRY

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .errors import AekitError
 from .model import Autoencoder
 from .pixels import to_signed
 
@@ -293,8 +294,6 @@ class ResNetAutoencoder(Autoencoder):
     def decode(self, latents, batch_size: int = 256) -> torch.Tensor:
         """Images in [-1, 1] from latents; refused for a skip-connection model (its output needs the image)."""
         if not self.decodes_latents:
-            from .errors import AekitError
-
             raise AekitError("this model has skip connections (a denoiser): its output is not a function of the latent alone, "
                              "so it cannot decode latents; use a bottleneck model (article, small, improved)")
         return super().decode(latents, batch_size)

@@ -11,7 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import TrainingError, first_line
+from .data import prepare
+from .errors import AekitError, DataSourceError, TrainingError, first_line
+from .factory import model_config
+from .noise import parse_noise
+from .validate import MODEL_SIZE_LIMITS, check_fields, read_json
 
 SCHEDULES = ("linear", "onecycle", "constant")
 
@@ -53,8 +57,6 @@ class TrainConfig:
         """A TrainConfig from recorded settings, lenient: fields this aekit does not know are dropped (a later
         aekit resumes and reads an earlier or later run), missing ones take their defaults; known ones must have
         their declared JSON type (TrainingError otherwise)."""
-        from .validate import check_fields
-
         if not isinstance(settings, dict):
             raise TrainingError(f"training settings must be a JSON object, got {type(settings).__name__}")
         check_fields(cls, settings, "training setting", TrainingError)  # "10" for epochs would fail mid-run
@@ -93,8 +95,6 @@ class TrainConfig:
         if problems:
             raise TrainingError("; ".join(problems))
         if self.noise:
-            from .noise import parse_noise
-
             parse_noise(self.noise)  # NoiseSpecError names the unknown model or bad argument now, not mid-run
 
 
@@ -108,8 +108,6 @@ def split_train_val(count: int, val_fraction: float, seed: int) -> tuple[np.ndar
 
 def read_run_config(out) -> TrainConfig:
     """The TrainConfig a run was started with (for --resume), from its run.json."""
-    from .validate import read_json
-
     path = Path(out) / "run.json"
     if not path.is_file():
         raise TrainingError(f"{out}: not a training run (no run.json); nothing to resume")
@@ -125,10 +123,6 @@ def read_run_config(out) -> TrainConfig:
 def _check_model_sizes(config: TrainConfig, path: Path) -> None:
     """TrainingError when run.json's model settings are out of the bounds a checkpoint's config.json is held to
     (a stranger's run folder must not build a model of millions of blocks on --resume)."""
-    from .errors import AekitError
-    from .factory import model_config
-    from .validate import MODEL_SIZE_LIMITS, check_fields
-
     if not isinstance(config.model_config, dict) or not config.model_config:
         return
     try:
@@ -168,27 +162,43 @@ class TrainingImages:
 
 @dataclass(frozen=True)
 class TrainingRecord:
-    """What a checkpoint records of the run that trained it (``config.json``'s "training")."""
+    """What a checkpoint records of the run that trained it (``config.json``'s "training"): its settings, typed.
+
+    Read a model's recorded settings through this (``training_record``), never from the dict by hand: it reads
+    every layout aekit has written (see ``training_record``) and tells a recorded setting from a default."""
 
     config: TrainConfig
+    recorded: frozenset[str] | None = None  # the settings the checkpoint recorded (the rest are defaults); None: all
 
     @property
-    def data(self) -> str:
-        return self.config.data
+    def settings(self) -> dict:
+        """The recorded settings as plain JSON values (for display): what was recorded, no defaults filled in."""
+        values = self.config.to_dict()
+        return values if self.recorded is None else {k: v for k, v in values.items() if k in self.recorded}
+
+    @property
+    def data(self) -> str | None:
+        """The --data source the run trained on; None when the checkpoint records none."""
+        return self.config.data if self.recorded is None or "data" in self.recorded else None
+
+    @property
+    def noise(self) -> str | None:
+        """The --noise spec of a denoiser's run (noisy-input training); None for a plain autoencoder."""
+        return self.config.noise or None
 
     def describe(self) -> str:
         """`data` with the selection options that narrowed it, e.g. ``faces/ (--limit 9000)``."""
         cfg = self.config
         selection = [f"--skip {cfg.skip}" if cfg.skip else "", f"--limit {cfg.limit}" if cfg.limit else "",
                      f"--files {cfg.files}" if cfg.files else ""]
-        text = cfg.data + (f" ({' '.join(s for s in selection if s)})" if any(selection) else "")
+        text = (self.data or "no recorded data") + (f" ({' '.join(s for s in selection if s)})" if any(selection) else "")
         return text + (f", less its {cfg.val_fraction:g} validation share" if cfg.val_fraction else "")
 
     def load(self, image_size: int, progress: bool = True) -> TrainingImages:
         """Prepare the recorded source at `image_size` and keep the training rows (DataSourceError when it is gone)."""
-        from .data import prepare
-
         cfg = self.config
+        if self.data is None:
+            raise DataSourceError("the checkpoint records no training data")
         data = prepare(cfg.data, image_size, cfg.skip, cfg.limit, cfg.files, progress=progress)
         if not cfg.val_fraction:
             return TrainingImages(data, None)
@@ -196,15 +206,27 @@ class TrainingRecord:
         return TrainingImages(data, train_idx)
 
 
-def training_record(source) -> TrainingRecord | None:
-    """The training record of a model (or of a ``config.json`` "training" dict); None when it records no data."""
+def training_record(source, require_data: bool = True) -> TrainingRecord | None:
+    """The training record of a model (or of a ``config.json`` "training" dict); None when it records no data
+    (with ``require_data=False``, a record all the same, ``data`` None, for the settings it does record).
+
+    Layouts read: the settings under "settings" (written by `aekit train`); the data source and the noise spec
+    beside them, as earlier aekit also wrote them (the shipped pretrained models) and as hand-written records
+    (``save_pretrained(training={"data": ...})``) still give them. A setting under "settings" wins.
+    """
     training = source if isinstance(source, dict) else (getattr(source, "training_summary", None) or {})
-    settings = dict(training.get("settings") or {})
-    data = training.get("data") or settings.get("data")
-    if not data:
-        return None
-    settings["data"] = data
-    return TrainingRecord(TrainConfig.from_dict(settings))
+    training = training if isinstance(training, dict) else {}
+    settings = training.get("settings")
+    settings = dict(settings) if isinstance(settings, dict) else {}
+    for key in ("data", "noise"):  # the older layout: beside the settings
+        if not settings.get(key) and isinstance(training.get(key), str) and training[key]:
+            settings[key] = training[key]
+    if not settings.get("data"):
+        if require_data:
+            return None
+        settings.pop("data", None)
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    return TrainingRecord(TrainConfig.from_dict(settings), frozenset(settings) & known)
 
 
 def training_images(settings: dict, image_size: int, progress: bool = True) -> np.ndarray:

@@ -7,25 +7,35 @@ for ``--resume``, ``metrics.jsonl`` (one line per epoch) and ``samples/epoch_NNN
 from __future__ import annotations
 
 import contextlib
+import errno as errno_codes  # `errno` is the name of a parameter below
 import json
 import math
 import os
 import re
+import signal
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
+from safetensors import SafetensorError
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from . import checkpoint, io
+from .command_tools import skipped_lines
 from .devices import distributed_context, resolve_device  # noqa: F401  (also aekit.train.*)
 from .data import ImageTensorSet, PreparedImages, prepare, to_float
 from .run_config import (  # noqa: F401  (also importable as aekit.train.*)
     SCHEDULES, TrainConfig, TrainingRecord, read_run_config, split_train_val, training_images, training_record)
 from .errors import TrainingError, first_line
 from .images import image_grid, to_uint8_hwc
+from .loading import load
 from .metrics import psnr
+from .noise import parse_noise
+from .plugins import call_isolated
 from .validate import parse_json
 
 
@@ -66,8 +76,6 @@ class Trainer:
         self.config, self.out, self.progress, self.log = config, Path(out), progress, log
         self.noise = None  # noisy-input training: the parsed --noise spec
         if config.noise:
-            from .noise import parse_noise
-
             self.noise = parse_noise(config.noise)
         self.rank, self.world_size = distributed_context()
         if self.world_size > 1:
@@ -92,12 +100,8 @@ class Trainer:
             _barrier()
         if data.skipped:
             self.log(f"skipped {len(data.skipped)} unreadable image(s):")
-            from .text import printable
-
-            for message in data.skipped[:20]:
-                self.log(f"skipped: {printable(message)}")  # a file name must not forge a line
-            if len(data.skipped) > 20:
-                self.log(f"skipped: ... and {len(data.skipped) - 20} more")
+            for line in skipped_lines(data.skipped, count=False):  # the listing every command prints, names escaped
+                self.log(line)
         train_idx, val_idx = split_train_val(len(data), cfg.val_fraction, cfg.seed)
         train_images = data.images if len(val_idx) == 0 else np.asarray(data.images[train_idx])
         val_images = np.asarray(data.images[val_idx]) if len(val_idx) else None
@@ -112,7 +116,7 @@ class Trainer:
         cfg = self.config
         torch.manual_seed(cfg.seed)
         if cfg.init:
-            model = checkpoint.load(cfg.init)
+            model = load(cfg.init)
             model.train()
         else:
             model = checkpoint.create_model(cfg.arch, **cfg.model_config)
@@ -152,8 +156,6 @@ class Trainer:
         model = self.training_model(model)
         net = model
         if self.world_size > 1:  # gradients are averaged across processes; BatchNorm statistics come from rank 0
-            from torch.nn.parallel import DistributedDataParallel
-
             net = DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         if lead:
             checkpoint.record_latest(self.out)
@@ -225,16 +227,12 @@ class Trainer:
         finally:
             restore_sigterm()
         if self.world_size > 1:  # every rank ends with rank 0's model, BatchNorm statistics included
-            import torch.distributed as dist
-
             for buffer in model.buffers():
                 dist.broadcast(buffer, src=0)
             _barrier()
         model.eval()
         self.layout.remove()
         if self.run_hooks and lead:
-            from .plugins import call_isolated
-
             call_isolated("on_train_end", model=model, run_dir=self.out, train_images=train_images)
             model.eval()
         return model
@@ -321,8 +319,6 @@ class Trainer:
     def _writing(self, path: Path):
         """A failed write as a TrainingError naming the file, why, and how to go on. safetensors reports a
         full disk as "SafetensorError: ... (os error 28)", without the file's name."""
-        from safetensors import SafetensorError
-
         try:
             yield
         except OSError as exc:  # aekit.io names the file the user sees, not its temporary
@@ -334,10 +330,8 @@ class Trainer:
             raise self._write_failed(path, os.strerror(number) if number else first_line(exc), number) from None
 
     def _write_failed(self, path: Path, reason: str, errno: int | None) -> TrainingError:
-        import errno as codes
-
         message = f"{path}: could not write it ({reason})"
-        if errno in (codes.ENOSPC, getattr(codes, "EDQUOT", codes.ENOSPC)):
+        if errno in (errno_codes.ENOSPC, getattr(errno_codes, "EDQUOT", errno_codes.ENOSPC)):
             again = (f"continue with `aekit train --resume {self.out}`" if (self.out / "run.json").is_file()
                      and path.name != "run.json" else "run the command again")
             message += f"; nothing written before is damaged (writes are atomic): free some space, then {again}"
@@ -348,7 +342,7 @@ class Trainer:
         plain = model.to(memory_format=torch.contiguous_format)
         with self._writing(self.out / checkpoint.STATE_NAME):
             checkpoint.save_training_state(self.out, plain, optimizer, scheduler,
-                                           {"epoch": epoch, "batch": batch, "elapsed_s": elapsed, "config": self.config.to_dict()})
+                                           {"epoch": epoch, "batch": batch, "elapsed_s": elapsed})
         with self._writing(self.out / checkpoint.WEIGHTS_NAME):  # config.json's own OSError names it
             checkpoint.save_model(plain, self.out, training=summary)
         self.layout.apply_formats()
@@ -357,15 +351,15 @@ class Trainer:
     def _summary(self, epoch, batch, elapsed, row, data) -> dict:
         last = row or self._last_metrics() or {}
         return {
-            "data": self.config.data, "images": len(data), "skipped": len(data.skipped),
+            "images": len(data), "skipped": len(data.skipped),
             "epochs_done": epoch, "epochs": self.config.epochs, "batch_in_epoch": batch,
             "elapsed_s": round(elapsed, 1), "device": str(self.device), "precision": self.precision,
-            "settings": self.config.to_dict(),
+            "settings": self.config.to_dict(),  # the one copy a checkpoint carries: read it with training_record()
             "final": {k: v for k, v in last.items() if k in ("loss", "val_loss", "val_psnr", "val_noisy_psnr", "images_per_s")},
-            "noise": self.config.noise,
         }
 
     def _write_run_file(self, data, n_train, n_val):
+        # the settings `--resume` reads (read_run_config): written at the start, before any checkpoint exists
         with self._writing(self.out / "run.json"):
             io.write_json(self.out / "run.json", {"config": self.config.to_dict(), "data": data.source,
                                                   "train_images": n_train, "val_images": n_val})
@@ -479,17 +473,12 @@ def _channels_last_output(module, inputs, output):
 
 def _barrier() -> None:
     """Wait for every process (a no-op when not distributed)."""
-    import torch.distributed as dist
-
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
 
 
 def _stop_cleanly_on_sigterm():
     """Treat SIGTERM (schedulers, `kill`) like Ctrl-C while training; returns a function that undoes it."""
-    import signal
-    import threading
-
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
 

@@ -14,7 +14,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import types
+from pathlib import Path
 import typing
 
 from .errors import AekitError
@@ -101,9 +103,6 @@ def parse_json(text, where: str, error: type[Exception] = AekitError, allow_nan:
 def read_json(path, error: type[Exception] = AekitError, allow_nan: bool = False, hint: str = "",
               max_bytes: int | None = None):
     """The JSON file `path`, parsed by `parse_json` (errors name the file); longer than `max_bytes`, refused unread."""
-    import os
-    from pathlib import Path
-
     path = Path(path)
     try:
         with open(path, "rb") as fh:

@@ -4,7 +4,7 @@ import click
 import numpy as np
 
 import aekit
-from aekit.cli import finish_skipped, load_model_arg, model_option
+from aekit.command_tools import finish_skipped, load_model_arg, model_option
 from aekit.text import tsv_line
 
 

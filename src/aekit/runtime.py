@@ -5,32 +5,61 @@
 ``benchmarks/cpu_jobs.py``), PyTorch otherwise and on CUDA. Each exported graph (``features-<set>``, ``encoder``, ``decoder``, ``denoiser``: the whole
 model) is kept in ``$AEKIT_HOME/onnx/<model id>/<name>.onnx`` and is checked against PyTorch (within
 1e-4 of the outputs' scale) when it is made; a graph that disagrees is never used. ``runtime="onnx-int8"``
-(never chosen by auto) runs ``<name>-int8w7.onnx``, quantised from it (``int8``: 7-bit weights, calibrated
+(never chosen by auto) runs ``<name>-int8w7.onnx``, quantised from it (``aekit.onnx_int8``: 7-bit weights, calibrated
 on synthetic faces, checked on others on the CPU at hand; a graph that fails the check is refused in one
 line, and the refusal is remembered in ``<name>-int8w7.refused`` for that CPU and ONNX Runtime). When the
 cache cannot be written (a read-only or full ``$AEKIT_HOME``), the graphs are made in a temporary folder
 for this process instead, with one warning line. ``ModelOnRuntime`` gives a model's ``encode``, ``decode``, ``reconstruct`` and
-``denoise`` on the runtime chosen.
+``denoise`` on the runtime chosen; ``runtime_option`` is the ``--runtime`` option of the commands that run a model.
+
+The graphs are exported by ``aekit.onnx_export`` and quantised by ``aekit.onnx_int8``; onnx and onnxruntime
+(the optional ``aekit[onnx]`` extra) are imported only inside the functions that use them.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import errno
+import fcntl
 import hashlib
 import json
+import os
 import platform
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
+import click
 import numpy as np
 import torch
 
-from aekit.errors import AekitError
+from . import feature_sets, io, onnx_export, onnx_int8
+from .checkpoint import model_fingerprint
+from .denoising import denoise_any
+from .errors import AekitError
+from .inference import inference_copy
+from .model import as_model_input
+from .onnx_export import ExportError
+from .paths import aekit_home
+from .pixels import images_to_tensor, to_signed
+from .synthetic import make_faces
 
-from .options import ONNX_RUNTIMES, RUNTIMES, runtime_option  # noqa: F401  (re-exported)
+RUNTIMES = ("auto", "torch", "onnx", "onnx-int8")
+ONNX_RUNTIMES = ("onnx", "onnx-int8")  # the runtimes ONNX Runtime runs
+
+INT8_GAIN = ("faces-64's encoder about 1.9x and its decoder 2x as fast as onnx on a CPU with VNNI, 0.01 dB PSNR lost; "
+             "7-bit weights, right on any x86 CPU")
+
+
+def runtime_option(what: str, int8_gain: str = INT8_GAIN):
+    """``--runtime auto|torch|onnx|onnx-int8`` for a command; `what` names what it runs (e.g. "the encoder"),
+    `int8_gain` what onnx-int8 buys there (measured: benchmarks/int8_runtime.py, benchmarks/cpu_jobs.py)."""
+    return click.option("--runtime", type=click.Choice(RUNTIMES), default="auto", show_default=True,
+                        help=f"What runs {what}: ONNX Runtime (auto: on a CPU when `aekit[onnx]` is installed; "
+                             f"the same outputs within 1e-4), its int8-quantised graphs (onnx-int8: {int8_gain}) "
+                             "or PyTorch.")
 
 
 class FeatureModule(torch.nn.Module):
@@ -38,14 +67,10 @@ class FeatureModule(torch.nn.Module):
 
     def __init__(self, model, kind: str):
         super().__init__()
-        from aekit import feature_sets
-
         self.model, self.function = model, feature_sets.get(kind)
 
     def forward(self, x):
-        from aekit.feature_sets import encoder_maps
-
-        maps, latent = encoder_maps(self.model, x)
+        maps, latent = feature_sets.encoder_maps(self.model, x)
         return self.function(maps, latent)
 
 
@@ -60,8 +85,9 @@ def encoder_for(model, runtime: str):
 
 
 def onnx_available() -> bool:
+    """Whether the onnx extra (onnx and onnxruntime, optional) is installed."""
     try:
-        import onnx  # noqa: F401
+        import onnx  # noqa: F401  (optional: the onnx extra)
         import onnxruntime  # noqa: F401
     except ImportError:
         return False
@@ -86,12 +112,9 @@ def resolve_runtime(runtime: str, device) -> str:
 class _CachedGraph:
     """A module of `model` run by ONNX Runtime from ``$AEKIT_HOME/onnx/<model id>/<name>.onnx``, exported on
     first use (never before: a run that computes nothing exports nothing) and checked against PyTorch;
-    with `int8`, from ``<name>-int8.onnx``, quantised from that graph (``int8.quantise``) and checked too."""
+    with `int8`, from ``<name>-int8w7.onnx``, quantised from that graph (``onnx_int8.quantise``) and checked too."""
 
     def __init__(self, model, name: str, int8: bool = False):
-        from aekit import model_fingerprint
-        from aekit.paths import aekit_home
-
         self.model, self.name, self.int8 = model, name, int8
         self._place(aekit_home() / "onnx" / model_fingerprint(model))
         self.session = None
@@ -115,9 +138,6 @@ class _CachedGraph:
 
     def face_inputs(self, count: int, seed: int) -> torch.Tensor:
         """The graph's input for `count` synthetic faces (what int8 graphs are calibrated and checked on)."""
-        from aekit.pixels import images_to_tensor
-        from aekit.synthetic import make_faces
-
         return images_to_tensor(make_faces(count, seed=seed, size=self.model.config.image_size)[0])
 
     def run(self, x: np.ndarray) -> np.ndarray:
@@ -134,7 +154,7 @@ class _CachedGraph:
             self._start()
 
     def _start(self):
-        import onnxruntime
+        import onnxruntime  # optional (the onnx extra): only when a graph is run
 
         try:
             graph = self._load_or_make()
@@ -162,8 +182,6 @@ class _CachedGraph:
                 self._make()
                 graph = _verified(self.path, warn=False)
             if graph is None:
-                from .exporting import ExportError
-
                 raise ExportError(f"{self.path}: changed while it was being made; try again")
             return graph
 
@@ -176,16 +194,12 @@ class OnnxFeatures(_CachedGraph):
         self.kind = kind
 
     def modules(self):
-        from aekit.inference import inference_copy
-
         size, g = self.model.config.image_size, torch.Generator().manual_seed(0)
         inputs = [torch.rand(n, 3, size, size, generator=g) * 2 - 1 for n in (3, 1)]
         return FeatureModule(inference_copy(self.model.cpu()), self.kind).eval(), FeatureModule(self.model, self.kind).eval(), inputs
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         """Features of uint8 (N, S, S, 3) images."""
-        from aekit.pixels import to_signed
-
         return self.run(to_signed(np.ascontiguousarray(np.asarray(images).transpose(0, 3, 1, 2))).numpy())
 
 
@@ -196,8 +210,6 @@ class OnnxDecoder(_CachedGraph):
         super().__init__(model, "decoder", int8)
 
     def modules(self):
-        from aekit.inference import inference_copy
-
         g = torch.Generator().manual_seed(0)
         inputs = [torch.randn(n, self.model.config.latent_dim, generator=g) for n in (3, 1)]
         return inference_copy(self.model.cpu()).decoder.eval(), self.model.decoder, inputs
@@ -218,8 +230,6 @@ class OnnxEncoder(_CachedGraph):
         super().__init__(model, "encoder", int8)
 
     def modules(self):
-        from aekit.inference import inference_copy
-
         return inference_copy(self.model.cpu()).encoder.eval(), self.model.encoder, _random_images(self.model)
 
 
@@ -230,8 +240,6 @@ class OnnxDenoiser(_CachedGraph):
         super().__init__(model, "denoiser", int8)
 
     def modules(self):
-        from aekit.inference import inference_copy
-
         return inference_copy(self.model.cpu()).eval(), self.model, _random_images(self.model)
 
     def face_inputs(self, count: int, seed: int) -> torch.Tensor:
@@ -280,8 +288,6 @@ class ModelOnRuntime:
 
     def encode(self, images, batch_size: int = 256) -> torch.Tensor:
         """Latents of images (as ``model.encode`` takes them)."""
-        from aekit.model import as_model_input
-
         if self.name == "torch":
             return self.model.encode(images, batch_size=batch_size)
         return self._batched("encoder", as_model_input(images, self.model.config.image_size), batch_size)
@@ -297,16 +303,12 @@ class ModelOnRuntime:
 
     def reconstruct(self, images, batch_size: int = 256) -> torch.Tensor:
         """The model's output for images at its own size."""
-        from aekit.model import as_model_input
-
         if self.name == "torch":
             return self.model.reconstruct(images, batch_size=batch_size)
         return self._batched("denoiser", as_model_input(images, self.model.config.image_size), batch_size)
 
     def denoise(self, images, method: str = "auto", batch_size: int = 256):
         """``model.denoise``: images of any size and type, denoised by the whole model's graph."""
-        from aekit.denoising import denoise_any
-
         if self.name == "torch":
             return self.model.denoise(images, method=method, batch_size=batch_size)
 
@@ -328,8 +330,6 @@ def _digest_path(path: Path) -> Path:
 
 
 def _record_digest(path: Path) -> None:
-    from aekit import io
-
     io.write_text(_digest_path(path), hashlib.sha256(path.read_bytes()).hexdigest() + "\n")
 
 
@@ -356,10 +356,6 @@ def _verified(path: Path, warn: bool = True) -> bytes | None:
 def _making(folder: Path):
     """An exclusive lock on a model's folder of graphs while one is made (another process making the same graph
     waits, then uses it); the temporary files of makers that were killed are removed under it."""
-    import fcntl
-
-    from aekit import io
-
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder.with_name(folder.name + ".lock"), "a+") as lock:  # beside the folder, which holds graphs only
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -372,9 +368,6 @@ def _making(folder: Path):
 
 def _is_cache_failure(exc: OSError, folder: Path) -> bool:
     """Whether `exc` is the cache folder refusing a file (read-only, full, a file in the way), not a fault of the model."""
-    import errno
-    import os
-
     refusals = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR, errno.EEXIST}
     if exc.errno in refusals:
         return True
@@ -385,8 +378,6 @@ def _is_cache_failure(exc: OSError, folder: Path) -> bool:
 
 def _fallback_folder(exc: OSError) -> Path:
     """A temporary folder for this process's graphs (removed at exit), with one warning line the first time."""
-    from aekit.paths import aekit_home
-
     if not _FALLBACK_FOLDER:
         _FALLBACK_FOLDER.append(Path(tempfile.mkdtemp(prefix="aekit-onnx-")))
         atexit.register(shutil.rmtree, _FALLBACK_FOLDER[0], True)
@@ -398,7 +389,7 @@ def _fallback_folder(exc: OSError) -> Path:
 
 def _cpu_signature() -> dict:
     """What an int8 graph's check depends on besides the model: the CPU's int8 instructions and ONNX Runtime."""
-    import onnxruntime
+    import onnxruntime  # optional (the onnx extra)
 
     flags = ""
     try:
@@ -412,8 +403,6 @@ def _cpu_signature() -> dict:
 
 def _refuse_if_refused_before(graph: _CachedGraph) -> None:
     """Refuse at once (not after another 10 s of quantising) an int8 graph that failed its check on this CPU."""
-    from .exporting import ExportError
-
     try:
         record = json.loads(graph.refusal_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -424,34 +413,25 @@ def _refuse_if_refused_before(graph: _CachedGraph) -> None:
 
 def _export_checked(module, reference, inputs, model, name: str, path) -> None:
     """Export `module` to `path` (atomically) after checking it against `reference` on `inputs`."""
-    from aekit import io
-
-    from .exporting import OPSET, PARTS, TOLERANCE, ExportError, _export_onnx, _metadata, _run_onnx, difference_from
-
     path.parent.mkdir(parents=True, exist_ok=True)
-    part = name if name in PARTS else "encoder"  # a feature set reads images as the encoder does
-    meta = {**_metadata(model, part, "onnx"), "part": name, "opset": str(OPSET)}
+    part = name if name in onnx_export.PARTS else "encoder"  # a feature set reads images as the encoder does
+    meta = {**onnx_export.graph_metadata(model, part, "onnx"), "part": name, "opset": str(onnx_export.OPSET)}
     with io.atomic_path(path) as tmp:
-        _export_onnx(module, inputs[0], tmp, part, meta)
-        worst = difference_from(reference, lambda x: _run_onnx(tmp, x), inputs)
-        if not worst <= TOLERANCE:
+        onnx_export.export_onnx(module, inputs[0], tmp, part, meta)
+        worst = onnx_export.difference_from(reference, lambda x: onnx_export.run_onnx(tmp, x), inputs)
+        if not worst <= onnx_export.TOLERANCE:
             raise ExportError(f"{name}: the ONNX graph differs from PyTorch by {worst:.2e}; use --runtime torch")
 
 
 def _quantise_checked(graph: _CachedGraph, reference) -> None:
     """Write `graph`'s int8 file (atomically) from its fp32 one, after checking it against `reference` on other faces."""
-    from aekit import io
-
-    from . import int8
-    from .exporting import ExportError, _run_onnx
-
-    calibration, check = graph.face_inputs(int8.CALIBRATION_FACES, seed=0), graph.face_inputs(int8.CHECK_FACES, seed=1)
+    calibration, check = graph.face_inputs(onnx_int8.CALIBRATION_FACES, seed=0), graph.face_inputs(onnx_int8.CHECK_FACES, seed=1)
     with io.atomic_path(graph.path) as tmp:
-        int8.quantise(graph.fp32_path, tmp, calibration.numpy())
-        error = int8.relative_error(lambda x: _run_onnx(tmp, x), reference, check)
-        if not int8.within_tolerance(error):
+        onnx_int8.quantise(graph.fp32_path, tmp, calibration.numpy())
+        error = onnx_int8.relative_error(lambda x: onnx_export.run_onnx(tmp, x), reference, check)
+        if not onnx_int8.within_tolerance(error):
             message = (f"{graph.name}: the int8 graph is {error[0]:.1%} off PyTorch on this CPU ({error[1]:.1%} on its "
-                       f"worst face; allowed {int8.TOLERANCE:.0%} and {int8.FACE_TOLERANCE:.0%}); use --runtime onnx")
+                       f"worst face; allowed {onnx_int8.TOLERANCE:.0%} and {onnx_int8.FACE_TOLERANCE:.0%}); use --runtime onnx")
             try:  # a later run refuses at once instead of quantising again
                 io.write_json(graph.refusal_path, {"error": message, "cpu": _cpu_signature()})
             except (OSError, AekitError):

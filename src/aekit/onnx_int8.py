@@ -28,6 +28,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import torch
 
 CALIBRATION_FACES = 256
 CHECK_FACES = 32
@@ -44,7 +45,7 @@ def quantise(fp32_path, out_path, calibration: np.ndarray, weight_bits: int = 7)
     (`weight_bits` 8 only for benchmarks: such a graph is wrong on CPUs without VNNI)."""
     if weight_bits not in (7, 8):
         raise ValueError(f"weight_bits must be 7 or 8, got {weight_bits}")
-    import onnx
+    import onnx  # optional (the onnx extra) and slow to import: only when a graph is quantised
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -85,8 +86,6 @@ def relative_error(run, reference, x) -> tuple[float, float]:
     """How far ``run(x)`` is from ``reference(x)``, relative to the reference's own size: (over all of `x`, on its
     worst item), each ``||run - reference|| / ||reference||``. Unlike an error measured against the output's
     largest value, a 26% error on features of small values cannot hide under it."""
-    import torch
-
     with torch.inference_mode():
         expected = reference(x).numpy().astype(np.float64)
     got = np.asarray(run(x), dtype=np.float64)
