@@ -36,7 +36,6 @@ import os
 import platform
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -190,7 +189,7 @@ def main():
     if not folder.is_dir():
         sys.exit(f"no folder {folder}: pass --images")
     paths = sorted(str(p) for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[args.start : args.start + args.count]
-    lines = [f"# CPU jobs: aekit against naive loops\n",
+    lines = ["# CPU jobs: aekit against naive loops\n",
              f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; command: "
              f"`{' '.join(['python benchmarks/cpu_jobs.py', *sys.argv[1:]])}`",
              f"- {len(paths)} images from celeba-10k [{args.start}:{args.start + len(paths)}]; torch {torch.__version__}, "
@@ -221,7 +220,7 @@ def main():
                 else:
                     model_dir, label = name, f"{name} (pretrained)"
                 model = aekit.load(model_dir).eval()
-                methods = [(f"naive loop (fp32 eager, batch 64)", lambda: NAIVE[job](model, job_paths, tmp / f"naive-{job}.npz" if job != "denoise" else tmp / "naive-out"))]
+                methods = [("naive loop (fp32 eager, batch 64)", lambda: NAIVE[job](model, job_paths, tmp / f"naive-{job}.npz" if job != "denoise" else tmp / "naive-out"))]
                 for runtime in runtimes:
                     aekit_command(job, model_dir, warm_spec, tmp / f"warm-{job}{'' if job == 'denoise' else '.npz'}", runtime)
                     methods.append((f"aekit {job} --runtime {runtime}",

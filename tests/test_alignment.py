@@ -270,7 +270,9 @@ def test_without_an_aligner_align_on_is_one_clear_error(monkeypatch):
 
         with collecting() as notes:  # auto without one: every image as it is, said once
             source = ListSource([blank()])
-            assert aligned_source(source, "auto", 16) is source
+            whole = aligned_source(source, "auto", 16, progress=False)  # placements still there: every image whole
+            assert whole.keys() == source.keys() and [p.face_index for p in whole.placements()] == [-1]
+            assert np.array_equal(whole.read(0), source.read(0))
             crops, placements = model_inputs(blank(), "auto", 16)
         assert placements[0].face_index == -1 and notes.lines() == [
             "note: --align auto: no face aligner is installed (see `aekit plugins`), so every image is used as it is"]

@@ -153,6 +153,9 @@ def test_cli_sigma_auto_and_numbers(drunet_dir, noisy_png, tmp_path):
     invoke("denoise", noisy_png, "--model", drunet_dir, "--sigma", "0.3", "-o", tmp_path / "high.png")
     low, high = (np.asarray(Image.open(tmp_path / name)) for name in ("low.png", "high.png"))
     assert not np.array_equal(low, high)
+    # --runtime auto runs a noise-level model on PyTorch: the photo's tiles share its one estimated level
+    invoke("denoise", noisy_png, "--model", drunet_dir, "-o", tmp_path / "default.png")
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "default.png")), np.asarray(Image.open(tmp_path / "auto.png")))
 
 
 @pytest.mark.parametrize("bad", ["abc", "2", "-0.1", "nan", "inf", ""])

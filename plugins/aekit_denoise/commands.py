@@ -344,7 +344,10 @@ def denoise(inputs, model_path, out, method, overwrite, device, runtime, sigma, 
                                  "or use a noise-level-conditioned model (drunet)", param_hint="--sigma")
     if sigma != "auto" and runtime not in ("auto", "torch"):
         raise click.BadParameter(f"a fixed noise level runs on PyTorch, not --runtime {runtime}", param_hint="--sigma")
-    denoiser = model if sigma != "auto" else _on_runtime(model, runtime)
+    # a noise-level model under --runtime auto runs on PyTorch, where each photo's tiles share the photo's
+    # estimated level (an ONNX graph estimates it per tile)
+    level_on_torch = sigma != "auto" or (runtime == "auto" and getattr(model, "takes_noise_level", False))
+    denoiser = model if level_on_torch else _on_runtime(model, runtime)
     noise = training_noise(model)
     if noise:
         click.echo(f"model trained for noise: {noise}", err=True)

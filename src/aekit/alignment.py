@@ -213,7 +213,7 @@ class AlignedSource(ImageSource):
         self._errors.append(error)
 
     def _one(self, index: int, key: str):
-        if self.mode == "auto" and not self.source.is_photo(index):
+        if self.mode == "off" or (self.mode == "auto" and not self.source.is_photo(index)):
             return index, [(_whole(key), None)], None  # a data set in the model's framing: as it is, unsearched
         try:
             picture = self.source.read(index)
@@ -301,8 +301,9 @@ class AlignedSource(ImageSource):
 
 
 def aligned_source(source: ImageSource, mode: str, size: int, **options) -> ImageSource:
-    """`source` as model inputs under `mode`: `source` itself with ``off``, else an `AlignedSource`."""
-    if check_mode(mode) == "off" or (options.get("aligner") is None and aligner_for(mode) is None):
+    """`source` as model inputs under `mode`: `source` itself with ``off``, else an `AlignedSource` (which, with
+    no aligner installed, holds each image whole, so callers still get its placements)."""
+    if check_mode(mode) == "off":
         return source
     return AlignedSource(source, mode, size, **options)
 
