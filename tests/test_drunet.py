@@ -60,7 +60,7 @@ def test_the_noise_estimate_grows_with_the_noise():
     assert means == sorted(means) and means[0] < means[2] < means[3]
 
 
-@pytest.mark.skipif(not CELEBA.is_dir(), reason="celeba-10k is not in ../shared/data (the calibration: aekit/drunet.py)")
+@pytest.mark.skipif(not CELEBA.is_dir(), reason="celeba-10k is not in ../shared/data (the calibration: aekit/denoising.py)")
 def test_the_noise_estimate_on_real_faces():
     files = sorted(CELEBA.iterdir())[9000:9100]  # test faces, never used to calibrate
     clean = np.stack([np.asarray(Image.open(f).convert("RGB").resize((64, 64), Image.BICUBIC)) for f in files])
