@@ -182,3 +182,19 @@ def write_face_photos(folder, pair: bool = False) -> Path:
         Image.fromarray(photo_with_faces([(faces[6], face_placed((120, 190), 0.8)),
                                           (faces[11], face_placed((350, 210), 1.0, 8))])).save(folder / "pair.png")
     return folder
+
+
+def interrupt_training_after(monkeypatch, steps: int) -> None:
+    """Make ``aekit train`` stop as on Ctrl-C after `steps` optimisation steps (it then saves and can resume)."""
+    from aekit.train import Trainer
+
+    calls = {"n": 0}
+    real_step = Trainer._step
+
+    def step(self, *args):
+        if calls["n"] == steps:
+            raise KeyboardInterrupt
+        calls["n"] += 1
+        return real_step(self, *args)
+
+    monkeypatch.setattr(Trainer, "_step", step)

@@ -27,7 +27,8 @@ def tiny_model_dir(tmp_path):
 def test_it_is_discovered_through_its_entry_point():
     row = {r["name"]: r for r in describe_plugins()}["example"]
     assert row["error"] is None and row["version"] == "0.1.0"
-    assert row["registered"] == {"noise_model": ["poisson"], "sampler": ["box"], "command": ["latent-stats"], "demo": ["example"]}
+    assert row["registered"] == {"noise_model": ["poisson"], "sampler": ["box"], "command": ["latent-stats"], "demo": ["example"],
+                                 "objective": ["latent-l2"]}
     assert "example" in CliRunner().invoke(cli, ["plugins"]).output
 
 

@@ -10,7 +10,7 @@ import torch
 
 import aekit
 from aekit.train import Trainer, TrainConfig, read_run_config, shift_and_jitter, training_record
-from helpers import TINY
+from helpers import TINY, interrupt_training_after
 
 
 def _config(**overrides):
@@ -19,17 +19,6 @@ def _config(**overrides):
     return TrainConfig(**settings)
 
 
-def _interrupt_after(monkeypatch, steps):
-    calls = {"n": 0}
-    real_step = Trainer._step
-
-    def step(self, *args):
-        if calls["n"] == steps:
-            raise KeyboardInterrupt
-        calls["n"] += 1
-        return real_step(self, *args)
-
-    monkeypatch.setattr(Trainer, "_step", step)
 
 
 def test_short_run_loss_falls_and_writes_its_files(tmp_path):
@@ -58,20 +47,28 @@ def test_both_halves_are_trained(tmp_path):
     assert not torch.equal(before["decoder.0.weight"], after["decoder.0.weight"])
 
 
+@pytest.mark.parametrize("objectives", [(), ("vicreg=0.05", "masked:0.5=0.5")], ids=["mse", "objectives"])
 @pytest.mark.parametrize("stop_after", [3, 4])  # after epoch 1 (3 batches an epoch), and mid-epoch 2
-def test_interrupted_then_resumed_run_equals_uninterrupted_run(tmp_path, monkeypatch, stop_after):
-    full = Trainer(_config(), tmp_path / "full", progress=False, log=lambda m: None).run()
+def test_interrupted_then_resumed_run_equals_uninterrupted_run(tmp_path, monkeypatch, stop_after, objectives):
+    full_trainer = Trainer(_config(objectives=objectives), tmp_path / "full", progress=False, log=lambda m: None)
+    full = full_trainer.run()
 
     with monkeypatch.context() as patch:
-        _interrupt_after(patch, stop_after)
+        interrupt_training_after(patch, stop_after)
         with pytest.raises(KeyboardInterrupt):
-            Trainer(_config(), tmp_path / "split", progress=False, log=lambda m: None).run()
+            Trainer(_config(objectives=objectives), tmp_path / "split", progress=False, log=lambda m: None).run()
     state = aekit.load(tmp_path / "split").training_summary
     assert (state["epochs_done"], state["batch_in_epoch"]) == divmod(stop_after, 3)
 
-    resumed = Trainer(read_run_config(tmp_path / "split"), tmp_path / "split", progress=False, log=lambda m: None).run(resume=True)
+    config = read_run_config(tmp_path / "split")
+    assert config.objectives == objectives
+    trainer = Trainer(config, tmp_path / "split", progress=False, log=lambda m: None)
+    resumed = trainer.run(resume=True)
     for key, value in full.state_dict().items():
         assert torch.equal(value, resumed.state_dict()[key]), key
+    assert set(trainer.objectives) == {o.split(":")[0].split("=")[0] for o in objectives}
+    for key, value in full_trainer.objectives.state_dict().items():  # the projector trained and resumed exactly too
+        assert torch.equal(value, trainer.objectives.state_dict()[key]), key
     full_rows = (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()
     split_rows = (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()
     assert len(split_rows) == len(full_rows) == 2
@@ -340,7 +337,7 @@ def test_resume_with_noise_and_flips_equals_uninterrupted_run(tmp_path, monkeypa
     settings = dict(noise="testgauss:0.1", flip=True, shift=2, color_jitter=0.1, schedule="onecycle")
     full = Trainer(_config(**settings), tmp_path / "full", progress=False, log=lambda m: None).run()
     with monkeypatch.context() as patch:
-        _interrupt_after(patch, 4)
+        interrupt_training_after(patch, 4)
         with pytest.raises(KeyboardInterrupt):
             Trainer(_config(**settings), tmp_path / "split", progress=False, log=lambda m: None).run()
     resumed = Trainer(read_run_config(tmp_path / "split"), tmp_path / "split", progress=False, log=lambda m: None).run(resume=True)
@@ -467,3 +464,32 @@ def test_bf16_training_on_a_cpu_learns_and_saves_float32_weights(tmp_path):
     assert np.isfinite(rows[-1]["loss"]) and rows[-1]["loss"] < rows[0]["loss"]
     with safe_open(out / "model.safetensors", "pt") as f:
         assert {t.dtype for t in map(f.get_tensor, f.keys()) if t.is_floating_point()} == {torch.float32}
+
+
+def test_the_psnr_loss_is_minus_the_mean_per_image_psnr_up_to_scale():
+    from aekit.train import reconstruction_loss
+
+    target = torch.zeros(3, 3, 8, 8)
+    pred = torch.stack([torch.full((3, 8, 8), v) for v in (0.01, 0.1, 0.5)])
+    psnr = torch.tensor([10 * np.log10(4 / v**2) for v in (0.01, 0.1, 0.5)], dtype=torch.float32)  # [-1, 1]: peak-to-peak 2
+    loss = reconstruction_loss(pred, target, "psnr")
+    expected = -(psnr.mean() - 10 * np.log10(4)) * np.log(10) / 10
+    assert torch.isclose(loss, expected.float(), atol=1e-4)
+    assert torch.isclose(reconstruction_loss(pred, target, "mse"), torch.nn.functional.mse_loss(pred, target))
+    # each image's relative error counts alike: halving the faintest image's error moves it as much as the worst's
+    faint, loud = pred.clone(), pred.clone()
+    faint[0] /= 2
+    loud[2] /= 2
+    assert torch.isclose(reconstruction_loss(faint, target, "psnr"), reconstruction_loss(loud, target, "psnr"))
+
+
+def test_train_with_the_psnr_loss_records_it_and_learns(tmp_path):
+    from helpers import TINY_CLI, invoke, fails
+
+    out = tmp_path / "run"
+    invoke("train", "--data", "synthetic:64", *TINY_CLI, "--epochs", "2", "--batch-size", "16", "--lr", "2e-3",
+           "--loss", "psnr", "--noise", "gaussian:0.02-0.2", "--out", out, "-q")
+    assert training_record(aekit.load(out)).config.loss == "psnr"
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["loss"] < rows[0]["loss"]
+    fails("train", "--data", "synthetic:8", "--loss", "ssim", "--out", tmp_path / "bad", message="--loss")

@@ -1,7 +1,7 @@
 """aekit: residual convolutional autoencoders for 64x64 faces, with plugins for everything they are good for."""
 
 from ._version import __version__
-from .errors import AekitError, CheckpointError, DataSourceError, ImageReadError, NoiseSpecError, PluginError, RegistryError, TrainingError
+from .errors import AekitError, CheckpointError, DataSourceError, ImageReadError, NoiseSpecError, ObjectiveSpecError, PluginError, RegistryError, TrainingError
 from .hookspecs import hookimpl
 from . import plugins  # noqa: F401  (installs the loader behind aekit.registry.get_registry: plugins load on first use)
 from .checkpoint import model_fingerprint
@@ -20,6 +20,7 @@ __all__ = [
     "Features",
     "ImageReadError",
     "NoiseSpecError",
+    "ObjectiveSpecError",
     "PluginError",
     "RegistryError",
     "TrainingError",

@@ -280,9 +280,20 @@ def model_fingerprint(model) -> str:
 # --- training state -----------------------------------------------------------------------------
 
 
-def save_training_state(directory, model, optimizer, scheduler, info: dict) -> None:
-    """Everything `--resume` needs, in one safetensors file written atomically."""
+OBJECTIVE_PREFIX = "objective."  # a training objective's tensors in the training state: objective.NAME.PARAM
+
+
+def save_training_state(directory, model, optimizer, scheduler, info: dict, objectives=None,
+                        objective_specs=()) -> None:
+    """Everything `--resume` needs, in one safetensors file written atomically.
+
+    `objectives` (a module keyed by objective name, e.g. the trainer's ``nn.ModuleDict``) adds its tensors as
+    ``objective.NAME.PARAM``, and `objective_specs` (the ``--objective`` values) are recorded beside them, so
+    that `load_training_state` refuses a state of other objectives than the run's. Without objectives the
+    file is what it always was."""
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if objectives is not None:
+        tensors.update({f"{OBJECTIVE_PREFIX}{k}": v.detach().cpu().contiguous() for k, v in objectives.state_dict().items()})
     opt = optimizer.state_dict()
     for index, slots in opt["state"].items():
         for key, value in slots.items():
@@ -297,12 +308,17 @@ def save_training_state(directory, model, optimizer, scheduler, info: dict) -> N
         "param_groups": opt["param_groups"],
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
     }
+    if objective_specs:
+        meta["objectives"] = list(objective_specs)
     with io.atomic_path(Path(directory) / STATE_NAME) as tmp:
         safetensors.torch.save_file(tensors, str(tmp), metadata={"aekit": json.dumps(meta, default=io.json_default)})
 
 
-def load_training_state(directory, model, optimizer, scheduler) -> dict:
-    """Restore weights, optimizer, scheduler and RNG from `save_training_state`; return its info."""
+def load_training_state(directory, model, optimizer, scheduler, objectives=None, objective_specs=()) -> dict:
+    """Restore weights, optimizer, scheduler and RNG from `save_training_state`; return its info.
+
+    Strict about objectives too: the state must record exactly the run's `objective_specs` and hold exactly
+    the tensors of `objectives` (a state of a run with other objectives, or none, is refused)."""
     path = Path(directory) / STATE_NAME
     if not path.is_file():
         raise CheckpointError(f"{directory}: nothing to resume (no {STATE_NAME})")
@@ -320,6 +336,7 @@ def load_training_state(directory, model, optimizer, scheduler) -> dict:
     own = model.upgrade_state_dict(own) if hasattr(model, "upgrade_state_dict") else own
     _load_state_strict(model, own, path)
     _check_values(model, own, path)
+    _load_objective_state(objectives, objective_specs, meta, tensors, path)
     slots: dict[int, dict] = {}
     for key, value in tensors.items():
         if key.startswith("optim."):
@@ -338,6 +355,37 @@ def load_training_state(directory, model, optimizer, scheduler) -> dict:
     if cuda_states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(cuda_states[: torch.cuda.device_count()])
     return meta["info"]
+
+
+def _load_objective_state(objectives, specs, meta: dict, tensors: dict, path: Path) -> None:
+    """Restore the training objectives' tensors; CheckpointError unless the state is of the same objectives."""
+    recorded = meta.get("objectives", [])
+    if not isinstance(recorded, list) or not all(isinstance(s, str) for s in recorded):
+        raise CheckpointError(f"{path}: damaged training state (\"objectives\" must be a list of texts)")
+    stored = {k[len(OBJECTIVE_PREFIX):]: v for k, v in tensors.items() if k.startswith(OBJECTIVE_PREFIX)}
+    own = objectives.state_dict() if objectives is not None else {}
+    stored_names = sorted({k.split(".", 1)[0] for k in stored})
+    if list(specs) != recorded or set(stored_names) - set(objectives.keys() if objectives is not None else ()):
+        def listed(values):
+            return ", ".join(printable(v) for v in values) or "none"
+        raise CheckpointError(f"{path}: this training state is of a run with the objective(s) "
+                              f"{listed(recorded or stored_names)}, this run has {listed(specs)}; "
+                              "resume a run with its own settings (run.json)")
+    missing, unexpected = sorted(set(own) - set(stored)), sorted(set(stored) - set(own))
+    shapes = [k for k in own if k in stored and tuple(own[k].shape) != tuple(stored[k].shape)]
+    if missing or unexpected or shapes:
+        parts = [f"{len(missing)} missing (e.g. {OBJECTIVE_PREFIX}{missing[0]})" if missing else "",
+                 f"{len(unexpected)} unexpected (e.g. {OBJECTIVE_PREFIX}{printable(unexpected[0])})" if unexpected else "",
+                 f"{len(shapes)} of the wrong shape (e.g. {OBJECTIVE_PREFIX}{shapes[0]}: "
+                 f"{tuple(stored[shapes[0]].shape)} vs {tuple(own[shapes[0]].shape)})" if shapes else ""]
+        raise CheckpointError(f"{path}: the objectives' tensors do not match this run's objectives: "
+                              f"{'; '.join(p for p in parts if p)} tensors")
+    broken = [k for k, v in stored.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if broken:
+        raise CheckpointError(f"{path}: {len(broken)} objective tensor(s) hold NaN or infinite values "
+                              f"(e.g. {OBJECTIVE_PREFIX}{broken[0]})")
+    if objectives is not None and own:
+        objectives.load_state_dict(stored, strict=True)
 
 
 # --- the latest run -------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from .locks import folder_lock
 from .notes import collecting
 from .plugins import describe_plugins, get_registry
 from .pretrained import resolve_model
-from .run_config import SCHEDULES, TrainConfig, read_run_config, training_record
+from .run_config import LOSSES, SCHEDULES, TrainConfig, read_run_config, training_record
 from .text import printable
 from .validate import parse_json
 
@@ -138,6 +138,10 @@ _TRAIN = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.defaul
               help="Train a denoiser: noisy input -> clean target, fresh noise every batch. SPEC is NAME:ARG with sigma on "
                    "the [0, 1] pixel scale, e.g. gaussian:0.1, saltpepper:0.05; A+B applies both, A|B picks one per "
                    "image. `aekit plugins` lists the noise models.")
+@click.option("--objective", "objectives", multiple=True, default=_TRAIN["objectives"], metavar="NAME[:ARG][=WEIGHT]",
+              help="Add a training objective to the reconstruction loss, times WEIGHT (default 1); repeatable. Built in: "
+                   "vicreg[:latent|pooled], infonce[:TEMPERATURE], masked[:FRACTION], e.g. --objective vicreg=0.05. "
+                   "`aekit plugins` lists the objectives.")
 @click.option("--seed", type=int, default=_TRAIN["seed"], show_default=True)
 @click.option("--skip", type=int, default=_TRAIN["skip"], help="Skip the first N images of the source.")
 @click.option("--limit", type=int, default=_TRAIN["limit"], help="Use at most N images (the article uses 3000 of CelebA).")
@@ -151,6 +155,9 @@ _TRAIN = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.defaul
 @click.option("--init", "init", metavar="MODEL", default=_TRAIN["init"], help="Start from this checkpoint's weights (fine-tuning).")
 @click.option("--on-nan", "on_nan", type=click.Choice(["stop", "skip"]), default=_TRAIN["on_nan"], show_default=True,
               help="A non-finite loss: stop (keeping the last checkpoint), or skip that step and count it in metrics.jsonl.")
+@click.option("--loss", type=click.Choice(LOSSES), default=_TRAIN["loss"], show_default=True,
+              help="mse: mean squared error over the batch (the article's); psnr: the mean of each image's log MSE, so "
+                   "every image's relative error counts alike (denoisers trained on a mix of noise levels).")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Run folder (default: runs/run-DATE-TIME).")
 @click.option("--resume", type=click.Path(file_okay=False), default=None, help="Continue a stopped run in this folder with its own settings.")
 @click.option("--push-to-hub", "push_to_hub", metavar="REPO", default=None, help="Upload the final model to this hub repo (opt-in).")
@@ -166,6 +173,7 @@ def train(ctx, resume, out, push_to_hub, quiet, **settings):
       aekit train --data celeba --limit 3000 --epochs 100      # the article's run
       aekit train --resume runs/synth                          # after Ctrl-C or a crash
       aekit train --init runs/synth --noise gaussian:0.1 --epochs 3 --out runs/denoiser
+      aekit train --data synthetic --objective vicreg=0.05 --objective masked:0.6=0.5 --out runs/ssl
     """
     from .train import Trainer  # deferred: the trainer is heavy, and `aekit embed` never enters it (tests/test_embed.py)
 
@@ -295,6 +303,8 @@ def info(model_path, as_json):
                      f"lr {settings.get('lr')}, {training.get('device')} {training.get('precision')}, {training.get('elapsed_s')} s")
         if record.noise:
             lines.append(f"denoiser:     trained on noisy inputs: {record.noise}")
+        if record.objectives:
+            lines.append(f"objectives:   reconstruction + {', '.join(record.objectives)}")
         for key, value in (training.get("final") or {}).items():
             lines.append(f"  {key + ':':<14}{value:.4f}" if isinstance(value, float) else f"  {key}: {value}")
         for key, value in training.items():

@@ -7,6 +7,7 @@ from .feature_sets import BUILT_IN
 from .hookspecs import hookimpl
 from .model import ARTICLE, SMALL, Autoencoder
 from .models_command import models_command
+from .objectives import BUILT_IN as BUILT_IN_OBJECTIVES
 from .resnet import IMPROVED, UNET, ResNetAutoencoder
 
 
@@ -26,6 +27,12 @@ def register_models(register):
 def register_feature_sets(register):
     for name, (function, help_text) in BUILT_IN.items():
         register(name, function, help=help_text)
+
+
+@hookimpl
+def register_objectives(register):
+    for name, (factory, help_text) in BUILT_IN_OBJECTIVES.items():
+        register(name, factory, help=help_text)
 
 
 @hookimpl

@@ -33,6 +33,10 @@ class NoiseSpecError(AekitError, ValueError):
     """A --noise spec that names no registered noise model or has a bad argument."""
 
 
+class ObjectiveSpecError(TrainingError, ValueError):
+    """An --objective value that names no registered training objective, or has a bad weight or argument."""
+
+
 class DeviceError(TrainingError, ValueError):
     """A --device / device= that names no device, or CUDA asked for where there is none."""
 

@@ -92,11 +92,18 @@ def compute(model, x: torch.Tensor, kind: str = "latent") -> torch.Tensor:
 
 def dimension(model, kind: str) -> int:
     """How many values feature set `kind` gives per image for this model."""
+    return output_width(model, lambda x: compute(model, x, kind))
+
+
+@torch.no_grad()
+def output_width(model, function, count: int = 1) -> int:
+    """How many values `function` (a batch in [-1, 1] -> (N, D)) gives per image: run on `count` images of zeros
+    at the model's size, in eval mode (restored after)."""
     size = model.config.image_size
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     try:
-        return int(compute(model, torch.zeros(1, model.config.channels, size, size, device=device), kind).shape[1])
+        return int(function(torch.zeros(count, model.config.channels, size, size, device=device)).shape[1])
     finally:
         model.train(was_training)

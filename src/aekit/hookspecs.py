@@ -70,6 +70,19 @@ def register_aligners(register):
 
 
 @hookspec
+def register_objectives(register):
+    """Register training objectives for ``aekit train --objective NAME[:ARG][=WEIGHT]``: ``register(name, factory, help="")``.
+
+    ``factory(argument, model)`` gets the text after ``NAME:`` (or ``""``) and the model about to be trained, and
+    returns an ``aekit.objectives.Objective``: a ``torch.nn.Module`` (it may own parameters, e.g. a projector)
+    whose ``loss(model, x, rng)`` maps the clean batch ``x`` (N, 3, S, S) in [-1, 1] and a seeded
+    ``numpy.random.Generator`` (for its own augmentations: ``aekit.objectives.two_views``) to a scalar tensor,
+    added to the reconstruction loss times WEIGHT. Its parameters train with the model and are saved in the
+    training state, not in ``model.safetensors``. A bad argument raises ``ValueError`` (shown as one line).
+    """
+
+
+@hookspec
 def register_commands(register):
     """Register CLI commands: ``register(click_command)``; the command's name is its CLI name."""
 

@@ -41,6 +41,7 @@ HOOKS = {
     "register_pretrained": "pretrained",
     "register_feature_sets": "feature_set",
     "register_aligners": "aligner",
+    "register_objectives": "objective",
 }
 
 

@@ -13,7 +13,8 @@ from typing import Any, Callable
 
 from .errors import RegistryError
 
-KINDS = ("model", "data_source", "noise_model", "sampler", "command", "demo", "pretrained", "feature_set", "aligner")
+KINDS = ("model", "data_source", "noise_model", "sampler", "command", "demo", "pretrained", "feature_set", "aligner",
+         "objective")
 KIND_LABELS = {
     "model": "model",
     "data_source": "data source",
@@ -24,6 +25,7 @@ KIND_LABELS = {
     "pretrained": "pretrained model",
     "feature_set": "feature set",
     "aligner": "face aligner",
+    "objective": "training objective",
 }
 
 

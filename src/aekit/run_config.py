@@ -15,10 +15,13 @@ from .data import prepare
 from .errors import AekitError, DataSourceError, TrainingError, first_line
 from .factory import model_config
 from .noise import parse_noise
+from .objectives import parse_objectives
 from .validate import MODEL_SIZE_LIMITS, check_fields, read_json
 
 SCHEDULES = ("linear", "onecycle", "constant")
 
+
+LOSSES = ("mse", "psnr")  # --loss: see TrainConfig.loss
 
 @dataclass
 class TrainConfig:
@@ -47,6 +50,15 @@ class TrainConfig:
     shift: int = 0  # random translations of up to this many pixels, edges reflected
     color_jitter: float = 0.0  # random brightness, contrast and saturation changes of up to this fraction
     noise: str | None = None  # noisy-input training (a denoiser): e.g. "gaussian:0.1", fresh noise every batch
+    # the reconstruction loss: "mse" over the batch, or "psnr" (the mean of each image's log MSE: every image's
+    # relative error counts alike, so faint noise is not drowned by strong noise; what PSNR per image averages)
+    loss: str = "mse"
+    # training objectives added to the reconstruction loss, each NAME[:ARG][=WEIGHT], e.g. ("vicreg=0.5",)
+    objectives: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        # run.json gives a list; a single text (the Python API) is one objective
+        self.objectives = (self.objectives,) if isinstance(self.objectives, str) else tuple(self.objectives or ())
 
     def to_dict(self) -> dict:
         """The run's settings as plain JSON values: what run.json, the training state and config.json record."""
@@ -90,12 +102,15 @@ class TrainConfig:
             problems.append(f"--color-jitter must be in [0, 1) (got {self.color_jitter})")
         if self.on_nan not in ("stop", "skip"):
             problems.append(f"--on-nan must be stop or skip (got {self.on_nan})")
+        if self.loss not in LOSSES:
+            problems.append(f"--loss must be one of {', '.join(LOSSES)} (got {self.loss})")
         if self.schedule not in SCHEDULES:
             problems.append(f"--schedule must be one of {', '.join(SCHEDULES)} (got {self.schedule})")
         if problems:
             raise TrainingError("; ".join(problems))
         if self.noise:
             parse_noise(self.noise)  # NoiseSpecError names the unknown model or bad argument now, not mid-run
+        parse_objectives(self.objectives)  # ObjectiveSpecError: an unknown name, a bad weight, one given twice
 
 
 
@@ -185,6 +200,11 @@ class TrainingRecord:
     def noise(self) -> str | None:
         """The --noise spec of a denoiser's run (noisy-input training); None for a plain autoencoder."""
         return self.config.noise or None
+
+    @property
+    def objectives(self) -> tuple[str, ...]:
+        """The --objective values the run trained with (NAME[:ARG][=WEIGHT]); () for reconstruction alone."""
+        return tuple(self.config.objectives)
 
     def describe(self) -> str:
         """`data` with the selection options that narrowed it, e.g. ``faces/ (--limit 9000)``."""

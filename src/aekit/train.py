@@ -35,6 +35,7 @@ from .images import image_grid, to_uint8_hwc
 from .loading import load
 from .metrics import psnr
 from .noise import parse_noise
+from .objectives import build_objectives, parse_objectives
 from .plugins import call_isolated
 from .validate import parse_json
 
@@ -77,7 +78,14 @@ class Trainer:
         self.noise = None  # noisy-input training: the parsed --noise spec
         if config.noise:
             self.noise = parse_noise(config.noise)
+        # --objective: the specs now (names and weights checked by config.check), the modules once the model exists
+        self.objective_specs = {spec.name: spec for spec in parse_objectives(config.objectives)}
+        self.objectives = torch.nn.ModuleDict()
+        self.step_objective_losses: dict[str, float] = {}  # the last step's unweighted objective losses
         self.rank, self.world_size = distributed_context()
+        if self.world_size > 1 and self.objective_specs:
+            raise TrainingError("--objective is not supported with several processes yet (the objectives' own "
+                                "parameters would not be averaged across them); train in one process")
         if self.world_size > 1:
             if config.on_nan == "skip":
                 raise TrainingError("--on-nan skip is not supported with several processes (a skip on one rank "
@@ -122,11 +130,23 @@ class Trainer:
             model = checkpoint.create_model(cfg.arch, **cfg.model_config)
         return model.to(self.device)
 
+    def _build_objectives(self, model) -> torch.nn.ModuleDict:
+        """The --objective modules for `model`, on the device. Their initial weights come from their own seeds
+        (the run's seed, their place): the global random stream, and so the model's training, is as without them."""
+        objectives = torch.nn.ModuleDict()
+        for index, spec in enumerate(self.objective_specs.values()):
+            seed = int(np.random.SeedSequence([self.config.seed, 6, index]).generate_state(1)[0])
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                objectives.update(build_objectives([spec], model))
+        return objectives.to(self.device)
+
     # -- the loop -----------------------------------------------------------------------------------
 
     def run(self, resume: bool = False):
         cfg = self.config
         model = self._build_model()
+        self.objectives = self._build_objectives(model)  # before the data: a bad argument fails at once
         data, train_images, val_images = self._prepare_data(model.config.image_size)
         if self.rank == 0:
             self.out.mkdir(parents=True, exist_ok=True)
@@ -146,7 +166,8 @@ class Trainer:
             if lead:
                 io.remove_temporaries(self.out)  # left by a killed process; the files they were for are intact
             if (self.out / checkpoint.STATE_NAME).exists():
-                info = checkpoint.load_training_state(self.out, model, optimizer, scheduler)
+                info = checkpoint.load_training_state(self.out, model, optimizer, scheduler, self.objectives,
+                                                      self.config.objectives)
                 start_epoch, start_batch, elapsed = info["epoch"], info["batch"], info.get("elapsed_s", 0.0)
                 self.log(f"resuming {self.out} at epoch {start_epoch + 1}, batch {start_batch}")
             else:  # stopped before its first checkpoint: nothing to keep, start over
@@ -168,6 +189,7 @@ class Trainer:
             for epoch in range(start_epoch, cfg.epochs):
                 first = completed = start_batch if epoch == start_epoch else 0
                 t0, seen, loss_sum, nb, skipped = time.perf_counter(), 0, 0.0, 0, 0
+                objective_sums = dict.fromkeys(self.objectives, 0.0)
                 model.train()
                 batches = loader.batches(cfg.seed, epoch, start=first)
                 bar = tqdm(batches, total=len(loader), initial=first, desc=f"epoch {epoch + 1}/{cfg.epochs}",
@@ -181,6 +203,8 @@ class Trainer:
                         continue
                     scheduler.step()
                     loss_sum += loss
+                    for name, value in self.step_objective_losses.items():
+                        objective_sums[name] += value
                     nb += 1
                     rate = seen / max(time.perf_counter() - t0, 1e-9)
                     bar.set_postfix(loss=f"{loss:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}", img_s=f"{rate:.0f}")
@@ -192,7 +216,7 @@ class Trainer:
                 elapsed += epoch_time
                 row = {"epoch": epoch + 1, "step": (epoch + 1) * len(loader), "loss": loss_sum / max(nb, 1),
                        "lr": scheduler.get_last_lr()[0], "time_s": round(epoch_time, 3),
-                       "images_per_s": round(seen / max(epoch_time, 1e-9), 1)}
+                       "images_per_s": round(seen / max(epoch_time, 1e-9), 1), **_objective_columns(objective_sums, nb)}
                 if cfg.on_nan == "skip":
                     row["skipped_steps"] = skipped
                 if self.world_size > 1:
@@ -218,7 +242,8 @@ class Trainer:
                     self._append_metrics({"epoch": epoch + 1, "step": (epoch + 1) * len(loader),
                                           "loss": loss_sum / max(nb, 1), "lr": scheduler.get_last_lr()[0],
                                           "time_s": round(epoch_time, 3),
-                                          "images_per_s": round(seen / max(epoch_time, 1e-9), 1)})
+                                          "images_per_s": round(seen / max(epoch_time, 1e-9), 1),
+                                          **_objective_columns(objective_sums, nb)})
                 epoch, completed = epoch + 1, 0
             self._save(model, optimizer, scheduler, epoch, completed, elapsed, None, data)
             self.log(f"interrupted: saved a checkpoint at epoch {epoch + 1}, batch {completed}; "
@@ -244,9 +269,13 @@ class Trainer:
         return model
 
     def make_optimizer(self, model) -> torch.optim.Optimizer:
-        """Adam over the model's parameter groups at the run's learning rate and weight decay."""
+        """Adam over the model's parameter groups at the run's learning rate and weight decay, then one group
+        per training objective that has parameters (after the model's: the model's state indices stay put)."""
         cfg = self.config
-        return torch.optim.Adam(model.optimizer_groups(cfg.lr), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        groups = model.optimizer_groups(cfg.lr)
+        groups += [{"params": params, "lr": cfg.lr} for objective in self.objectives.values()
+                   if (params := list(objective.parameters()))]
+        return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
     def model_input(self, batch: torch.Tensor) -> torch.Tensor:
         """A uint8 batch as the model's input: float [-1, 1] on the device, in the training layout."""
@@ -271,24 +300,50 @@ class Trainer:
         x, source = self._laid_out(x), self._laid_out(source)
         skip = self.config.on_nan == "skip"
         # BatchNorm's running statistics change in the forward pass: keep them to undo a skipped step
-        buffers = {k: v.clone() for k, v in model.named_buffers()} if skip else None
+        holders = [model, self.objectives] if self.objectives else [model]
+        buffers = [{k: v.clone() for k, v in m.named_buffers()} for m in holders] if skip else None
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
             pred = model(source)
-        loss = torch.nn.functional.mse_loss(pred.float(), x)
+        loss = reconstruction_loss(pred.float(), x, self.config.loss)
+        total = loss
+        if self.objectives:  # a run without --objective takes none of this: same draws, same loss as ever
+            total, values = self._add_objectives(model, x, loss, position)
         value = loss.item()
-        if not math.isfinite(value):
+        total_value = value if total is loss else total.item()
+        if not math.isfinite(total_value):
             if skip:
                 optimizer.zero_grad(set_to_none=True)
                 with torch.no_grad():
-                    for name, buffer in model.named_buffers():
-                        buffer.copy_(buffers[name])
+                    for holder, saved in zip(holders, buffers):
+                        for name, buffer in holder.named_buffers():
+                            buffer.copy_(saved[name])
                 return None
-            raise TrainingError(f"the loss became {value}; the last good checkpoint in {self.out} is kept "
+            raise TrainingError(f"the loss became {total_value}; the last good checkpoint in {self.out} is kept "
                                 "(try a lower --lr, or --on-nan skip)")
-        loss.backward()
+        if self.objectives:
+            self.step_objective_losses = dict(zip(self.objectives, values.tolist()))
+        total.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         return value
+
+    def _add_objectives(self, model, x, loss, position):
+        """(the reconstruction `loss` plus each objective's loss times its weight; the unweighted losses, detached).
+
+        Objective i draws its random choices from ``default_rng([seed, epoch, batch, 5, i])``; it gets the plain
+        model (not a DistributedDataParallel wrapper) and the clean batch `x`, under the run's autocast."""
+        plain = getattr(model, "module", model)
+        total, values = loss, []
+        for index, (name, objective) in enumerate(self.objectives.items()):
+            rng = np.random.default_rng([*position, 5, index])
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+                term = objective.loss(plain, x, rng)
+            term = term.float()
+            if term.numel() != 1:
+                raise TrainingError(f"objective {name!r} returned a loss of shape {tuple(term.shape)}, not a scalar")
+            total = total + self.objective_specs[name].weight * term.reshape(())
+            values.append(term.detach().reshape(()))
+        return total, torch.stack(values).cpu()
 
     @torch.no_grad()
     def evaluate(self, model, images: np.ndarray, batch_size: int = 256) -> dict:
@@ -342,7 +397,8 @@ class Trainer:
         plain = model.to(memory_format=torch.contiguous_format)
         with self._writing(self.out / checkpoint.STATE_NAME):
             checkpoint.save_training_state(self.out, plain, optimizer, scheduler,
-                                           {"epoch": epoch, "batch": batch, "elapsed_s": elapsed})
+                                           {"epoch": epoch, "batch": batch, "elapsed_s": elapsed},
+                                           self.objectives, self.config.objectives)
         with self._writing(self.out / checkpoint.WEIGHTS_NAME):  # config.json's own OSError names it
             checkpoint.save_model(plain, self.out, training=summary)
         self.layout.apply_formats()
@@ -477,6 +533,18 @@ def _barrier() -> None:
         dist.barrier()
 
 
+PSNR_LOSS_FLOOR = 1e-10  # keeps log(MSE) finite for an image reproduced exactly ([-1, 1] scale: about 106 dB)
+
+
+def reconstruction_loss(pred: torch.Tensor, target: torch.Tensor, kind: str = "mse") -> torch.Tensor:
+    """``mse``: the batch's mean squared error; ``psnr``: the mean over images of log(MSE of the image), which is
+    minus the mean per-image PSNR up to a constant factor (10 / ln 10) and offset."""
+    if kind == "mse":
+        return torch.nn.functional.mse_loss(pred, target)
+    per_image = (pred - target).pow(2).flatten(1).mean(dim=1)  # (N,)
+    return torch.log(per_image + PSNR_LOSS_FLOOR).mean()
+
+
 def _stop_cleanly_on_sigterm():
     """Treat SIGTERM (schedulers, `kill`) like Ctrl-C while training; returns a function that undoes it."""
     if threading.current_thread() is not threading.main_thread():
@@ -489,8 +557,16 @@ def _stop_cleanly_on_sigterm():
     return lambda: signal.signal(signal.SIGTERM, previous)
 
 
+def _objective_columns(sums: dict, steps: int) -> dict:
+    """The metrics row's mean unweighted loss of each training objective over the epoch: ``loss_NAME``."""
+    return {f"loss_{name}": total / max(steps, 1) for name, total in sums.items()}
+
+
 def _format_row(row: dict, epochs: int) -> str:
     text = f"epoch {row['epoch']}/{epochs}: loss {row['loss']:.4f}"
+    for key, value in row.items():
+        if key.startswith("loss_"):
+            text += f", {key[5:]} {value:.4f}"
     if "val_loss" in row:
         text += f", val loss {row['val_loss']:.4f}, val PSNR {row['val_psnr']:.2f} dB"
     if "val_noisy_psnr" in row:

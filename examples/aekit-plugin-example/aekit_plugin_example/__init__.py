@@ -1,10 +1,12 @@
-"""An example third-party aekit plugin: one command, one noise model, one latent sampler and a part of `aekit demo`."""
+"""An example third-party aekit plugin: one command, one noise model, one latent sampler, a training objective and a
+part of `aekit demo`."""
 
 import click
 import numpy as np
 
 import aekit
 from aekit.command_tools import finish_skipped, load_model_arg, model_option
+from aekit.objectives import Objective, embedding
 from aekit.text import tsv_line
 
 
@@ -51,6 +53,25 @@ def make_poisson_noise(argument: str = "30"):
 @aekit.hookimpl
 def register_noise_models(register):
     register("poisson", make_poisson_noise, help="photon noise; argument: photons at full brightness (default 30)")
+
+
+class LatentL2(Objective):
+    """`aekit train --objective latent-l2=WEIGHT`: weight decay on the latents, the mean of their squared norms
+    (keeps the latent cloud near the origin, where samplers draw)."""
+
+    def loss(self, model, x, rng):
+        return embedding(model, x).pow(2).sum(1).mean()
+
+
+def make_latent_l2(argument, model):
+    if argument:
+        raise ValueError(f"latent-l2 takes no argument (got {argument!r}); give its weight as latent-l2=WEIGHT")
+    return LatentL2()
+
+
+@aekit.hookimpl
+def register_objectives(register):
+    register("latent-l2", make_latent_l2, help="the latents' mean squared norm (weight decay on the latent)")
 
 
 class BoxSampler:
