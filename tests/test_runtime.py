@@ -130,7 +130,9 @@ def test_a_model_on_onnx_runtime_encodes_decodes_reconstructs_and_denoises_as_py
         assert by_onnx.shape == by_torch.shape == larger.shape and by_onnx.dtype == np.uint8
         assert np.abs(by_onnx.astype(int) - by_torch.astype(int)).max() <= 1  # a rounding step at most
     exported = sorted(p.name for p in (Path(os.environ["AEKIT_HOME"]) / "onnx").rglob("*.onnx"))
-    assert exported == (["decoder.onnx"] if model.decodes_latents else []) + ["denoiser.onnx", "encoder.onnx"]
+    # a noise-level model's whole graph is told the level (a fourth channel), so all tiles of a photo share it
+    denoiser = "denoiser-level.onnx" if getattr(model, "takes_noise_level", False) else "denoiser.onnx"
+    assert exported == sorted((["decoder.onnx"] if model.decodes_latents else []) + [denoiser, "encoder.onnx"])
 
 
 def _compress_with_report(images, model_dir, runtime: str, out) -> float:
@@ -233,7 +235,8 @@ def test_onnx_int8_runs_quantised_graphs_close_to_pytorch(arch):
     denoised = on_int8.denoise(make_faces(2, seed=4, size=45)[0])
     assert denoised.shape == (2, 45, 45, 3) and denoised.dtype == np.uint8
     folder = _graph_folder()
-    parts = (["decoder"] if model.decodes_latents else []) + ["denoiser"] + (["encoder"] if encodes else [])
+    denoiser = "denoiser" if encodes else "denoiser-level"  # a noise-level model is told the level as a fourth channel
+    parts = (["decoder"] if model.decodes_latents else []) + [denoiser] + (["encoder"] if encodes else [])
     assert sorted(p.name for p in folder.glob("*.onnx")) == sorted([f"{p}.onnx" for p in parts] + [f"{p}-int8w7.onnx" for p in parts])
     for part in parts:  # convolutions in int8, fully connected layers left in float
         assert "QLinearConv" in _graph_ops(folder / f"{part}-int8w7.onnx") and "Conv" not in _graph_ops(folder / f"{part}-int8w7.onnx")

@@ -342,12 +342,7 @@ def denoise(inputs, model_path, out, method, overwrite, device, runtime, sigma, 
     if sigma != "auto" and not getattr(model, "takes_noise_level", False):
         raise click.BadParameter(f"this model ({type(model).__name__}) takes no noise level; leave it at auto "
                                  "or use a noise-level-conditioned model (drunet)", param_hint="--sigma")
-    if sigma != "auto" and runtime not in ("auto", "torch"):
-        raise click.BadParameter(f"a fixed noise level runs on PyTorch, not --runtime {runtime}", param_hint="--sigma")
-    # a noise-level model under --runtime auto runs on PyTorch, where each photo's tiles share the photo's
-    # estimated level (an ONNX graph estimates it per tile)
-    level_on_torch = sigma != "auto" or (runtime == "auto" and getattr(model, "takes_noise_level", False))
-    denoiser = model if level_on_torch else _on_runtime(model, runtime)
+    denoiser = _on_runtime(model, runtime)
     noise = training_noise(model)
     if noise:
         click.echo(f"model trained for noise: {noise}", err=True)

@@ -35,13 +35,15 @@ def denoise_any(model, images, method: str = "auto", batch_size: int = 256, forw
 
     `forward` computes the model's output for float images (N, 3, S, S) in [-1, 1] at its own size
     (default: the model in eval mode; ``aekit.runtime`` passes ONNX Runtime's graph of it); it
-    is never given more than `batch_size` images at once, nor more than ``TILE_BATCH`` tiles.
+    is never given more than `batch_size` images at once, nor more than ``TILE_BATCH`` tiles. For a
+    model that takes a noise level it is called as ``forward(batch, level)``, `level` None (each
+    image's own estimate) or one number for the whole batch.
 
     `sigma` is for models that take a noise level (``model.takes_noise_level``): None or ``"auto"``
     estimates each image's level from the whole image (``estimate_noise_sigma``), so all
     its tiles share it; a number in [0, 1] sets it for every image. Other models refuse a number.
     """
-    sigma = _check_sigma(model, sigma, forward)
+    sigma = _check_sigma(model, sigma)
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     if method == "auto":
@@ -91,29 +93,32 @@ def denoise_tensor(model, x: torch.Tensor, method: str, batch_size: int = 256, f
 def _denoise_into(model, images, out, method: str, batch_size: int, forward, sigma=None) -> None:
     """Denoise `images` (uint8 (N, H, W, 3) or float (N, 3, H, W)) into `out` of the same shape and type."""
     size = model.config.image_size
-    own_forward = forward is None
-    if own_forward:
-        def forward(batch, level=sigma):
+    takes_level = getattr(model, "takes_noise_level", False)
+    if forward is None:
+        def forward(batch, level=None):
             return _forward(model, batch, batch_size, level)
+
+    def run(batch, level=sigma):  # the model's output at `level` (None: each image's own estimate)
+        return forward(batch, level) if takes_level else forward(batch)
+
     sources, targets = [_Plane(image) for image in images], [_Plane(image) for image in out]
     if not sources:
         return
     if (sources[0].height, sources[0].width) == (size, size):  # the model's own size: batches of whole images
         for start in range(0, len(sources), batch_size):
             chunk = slice(start, start + batch_size)
-            denoised = forward(torch.stack([source.read(0, size) for source in sources[chunk]]))
+            denoised = run(torch.stack([source.read(0, size) for source in sources[chunk]]))
             for target, image in zip(targets[chunk], denoised):
                 target.write(0, size, image)
     elif method == "tile":
-        per_image = own_forward and sigma is None and getattr(model, "takes_noise_level", False)
         for source, target in zip(sources, targets):
-            tile_forward = forward
-            if per_image:  # one level for the whole image, so its tiles agree
+            tile_run = run
+            if takes_level and sigma is None:  # one level for the whole image, so its tiles agree
                 level = float(_image_noise_sigma(source))
-                tile_forward = lambda batch, level=level: forward(batch, level)  # noqa: E731
-            _tile(tile_forward, source, target, size, min(batch_size, TILE_BATCH))
+                tile_run = lambda batch, level=level: run(batch, level)  # noqa: E731
+            _tile(tile_run, source, target, size, min(batch_size, TILE_BATCH))
     else:
-        _resize(forward, sources, targets, size, batch_size)
+        _resize(run, sources, targets, size, batch_size)
 
 
 def _forward(model, x, batch_size, sigma=None):
@@ -181,7 +186,7 @@ def _image_noise_sigma(source: "_Plane") -> float:
     return float(estimate_noise_sigma(rows[None])[0])
 
 
-def _check_sigma(model, sigma, forward):
+def _check_sigma(model, sigma):
     """None for "estimate it" (None or "auto"), else the number; AekitError / ValueError for what cannot be used."""
     if sigma is None or (isinstance(sigma, str) and sigma == "auto"):
         return None
@@ -190,8 +195,6 @@ def _check_sigma(model, sigma, forward):
                          "the drunet architecture do")
     if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not (0 <= sigma <= 1):
         raise ValueError(f"sigma must be 'auto' or a number in [0, 1] (the [0, 1] pixel scale), got {sigma!r}")
-    if forward is not None:
-        raise AekitError("a fixed noise level needs the PyTorch runtime (--runtime torch)")
     return float(sigma)
 
 

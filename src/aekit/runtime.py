@@ -3,7 +3,7 @@
 ``runtime="auto"`` picks ONNX Runtime on a CPU when onnxruntime is installed (with faces-64 on 2 cores,
 ``aekit embed`` ran 1.07x, ``compress`` 1.41x and ``denoise`` 2.05x as fast as with PyTorch,
 ``benchmarks/cpu_jobs.py``), PyTorch otherwise and on CUDA. Each exported graph (``features-<set>``, ``encoder``, ``decoder``, ``denoiser``: the whole
-model) is kept in ``$AEKIT_HOME/onnx/<model id>/<name>.onnx`` and is checked against PyTorch (within
+model, or ``denoiser-level`` for a model told the noise level, which takes it as a fourth channel) is kept in ``$AEKIT_HOME/onnx/<model id>/<name>.onnx`` and is checked against PyTorch (within
 1e-4 of the outputs' scale) when it is made; a graph that disagrees is never used. ``runtime="onnx-int8"``
 (never chosen by auto) runs ``<name>-int8w7.onnx``, quantised from it (``aekit.onnx_int8``: 7-bit weights, calibrated
 on synthetic faces, checked on others on the CPU at hand; a graph that fails the check is refused in one
@@ -37,7 +37,7 @@ import torch
 
 from . import feature_sets, io, onnx_export, onnx_int8
 from .checkpoint import model_fingerprint
-from .denoising import denoise_any
+from .denoising import denoise_any, estimate_noise_sigma
 from .errors import AekitError
 from .inference import inference_copy
 from .model import as_model_input
@@ -250,6 +250,44 @@ class OnnxDenoiser(_CachedGraph):
         return (faces + noise).clamp(-1, 1)
 
 
+class LevelDenoiser(torch.nn.Module):
+    """A noise-level model with the level as a fourth input channel, so that its graph has one input:
+    (N, 4, S, S), the images in [-1, 1] and a constant map of each image's sigma (the [0, 1] scale) -> (N, 3, S, S)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(x[:, :3], x[:, 3, 0, 0])
+
+
+def with_level(x: torch.Tensor, level=None) -> torch.Tensor:
+    """Images (N, 3, S, S) in [-1, 1] with a fourth channel holding `level` (None: each image's own estimate)."""
+    sigma = estimate_noise_sigma(x) if level is None else torch.as_tensor(level, dtype=torch.float32).expand(len(x))
+    return torch.cat([x, sigma.reshape(-1, 1, 1, 1).expand(-1, 1, *x.shape[2:]).to(x.dtype)], dim=1)
+
+
+class OnnxLevelDenoiser(OnnxDenoiser):
+    """A noise-level model (``takes_noise_level``): images with their level as a fourth channel (``with_level``)
+    -> the denoised images; the level comes from outside, so all tiles of a photo share the photo's."""
+
+    INPUT = "images (N, 4, S, S): 3 channels in [-1, 1], then a constant map of the noise sigma ([0, 1] scale)"
+
+    def __init__(self, model, int8: bool = False):
+        _CachedGraph.__init__(self, model, "denoiser-level", int8)
+
+    def modules(self):
+        g = torch.Generator().manual_seed(0)
+        inputs = [with_level(x, None) for x in _random_images(self.model)]
+        inputs[0][:, 3] = torch.rand(len(inputs[0]), 1, 1, generator=g) * 0.3  # levels other than the estimate too
+        return LevelDenoiser(inference_copy(self.model.cpu())).eval(), LevelDenoiser(self.model).eval(), inputs
+
+    def face_inputs(self, count: int, seed: int) -> torch.Tensor:
+        """`OnnxDenoiser`'s noisy and clean synthetic faces, each with its estimated level."""
+        return with_level(super().face_inputs(count, seed))
+
+
 def _random_images(model) -> list[torch.Tensor]:
     size, g = model.config.image_size, torch.Generator().manual_seed(0)
     return [torch.rand(n, 3, size, size, generator=g) * 2 - 1 for n in (3, 1)]
@@ -277,7 +315,8 @@ class ModelOnRuntime:
 
     def _graph(self, kind: str) -> _CachedGraph:
         if kind not in self._graphs:
-            graph = {"encoder": OnnxEncoder, "decoder": OnnxDecoder, "denoiser": OnnxDenoiser}[kind]
+            denoiser = OnnxLevelDenoiser if getattr(self.model, "takes_noise_level", False) else OnnxDenoiser
+            graph = {"encoder": OnnxEncoder, "decoder": OnnxDecoder, "denoiser": denoiser}[kind]
             self._graphs[kind] = graph(self.model, int8=self.name == "onnx-int8")
         return self._graphs[kind]
 
@@ -305,17 +344,23 @@ class ModelOnRuntime:
         """The model's output for images at its own size."""
         if self.name == "torch":
             return self.model.reconstruct(images, batch_size=batch_size)
-        return self._batched("denoiser", as_model_input(images, self.model.config.image_size), batch_size)
+        return self._whole_model(as_model_input(images, self.model.config.image_size), batch_size)
 
-    def denoise(self, images, method: str = "auto", batch_size: int = 256):
-        """``model.denoise``: images of any size and type, denoised by the whole model's graph."""
+    def denoise(self, images, method: str = "auto", batch_size: int = 256, sigma=None):
+        """``model.denoise``: images of any size and type, denoised by the whole model's graph (`sigma` as there)."""
         if self.name == "torch":
-            return self.model.denoise(images, method=method, batch_size=batch_size)
+            return self.model.denoise(images, method=method, batch_size=batch_size, sigma=sigma)
 
-        def forward(x):  # the whole model at its own size, as denoise_any's default runs it
-            return self._batched("denoiser", x, batch_size) if len(x) else x.clone()
+        def forward(x, level=None):  # the whole model at its own size, as denoise_any's default runs it
+            return self._whole_model(x, batch_size, level) if len(x) else x.clone()
 
-        return denoise_any(self.model, images, method, batch_size, forward=forward)
+        return denoise_any(self.model, images, method, batch_size, forward=forward, sigma=sigma)
+
+    def _whole_model(self, x: torch.Tensor, batch_size: int, level=None) -> torch.Tensor:
+        """The whole model's graph on images (N, 3, S, S); a noise-level model's at `level` (None: estimated)."""
+        if getattr(self.model, "takes_noise_level", False):
+            x = with_level(x, level)
+        return self._batched("denoiser", x, batch_size)
 
 
 INT8_TAG = "int8w7"  # int8 graphs' file names: 7-bit weights (files of 8-bit ones, wrong without VNNI, are never read)
@@ -414,8 +459,11 @@ def _refuse_if_refused_before(graph: _CachedGraph) -> None:
 def _export_checked(module, reference, inputs, model, name: str, path) -> None:
     """Export `module` to `path` (atomically) after checking it against `reference` on `inputs`."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    part = name if name in onnx_export.PARTS else "encoder"  # a feature set reads images as the encoder does
+    # a feature set reads images as the encoder does; denoiser-level is the denoiser told the level
+    part = name if name in onnx_export.PARTS else "denoiser" if name.startswith("denoiser") else "encoder"
     meta = {**onnx_export.graph_metadata(model, part, "onnx"), "part": name, "opset": str(onnx_export.OPSET)}
+    if name == "denoiser-level":
+        meta["input"] = OnnxLevelDenoiser.INPUT
     with io.atomic_path(path) as tmp:
         onnx_export.export_onnx(module, inputs[0], tmp, part, meta)
         worst = onnx_export.difference_from(reference, lambda x: onnx_export.run_onnx(tmp, x), inputs)
@@ -439,5 +487,6 @@ def _quantise_checked(graph: _CachedGraph, reference) -> None:
             raise ExportError(message)
 
 
-__all__ = ["FeatureModule", "ModelOnRuntime", "OnnxDecoder", "OnnxDenoiser", "OnnxEncoder", "OnnxFeatures", "RUNTIMES",
+__all__ = ["FeatureModule", "LevelDenoiser", "ModelOnRuntime", "OnnxDecoder", "OnnxDenoiser", "OnnxEncoder", "OnnxFeatures",
+           "OnnxLevelDenoiser", "RUNTIMES", "with_level",
            "decoder_for", "encoder_for", "onnx_available", "resolve_runtime", "runtime_option"]
