@@ -55,6 +55,20 @@ def third_party(tmp_path, install_plugin):
     return package / "tiny-faces"
 
 
+def test_a_packaged_config_names_no_folder_of_the_packagers_machine(tmp_path):
+    run = _tiny_run(tmp_path / "run")
+    config = json.loads((run / "config.json").read_text())
+    config["training"]["settings"] = {**config["training"].get("settings", {}), "init": str(tmp_path / "runs" / "stage-a"),
+                                      "data": "/srv/faces/images[:9000]", "val_data": None}
+    config["training"]["data"] = "../shared/faces/images[:9000]"  # relative: kept as it is
+    (run / "config.json").write_text(json.dumps(config))
+    pretrained.package_model(run, tmp_path / "pkg" / "tiny", "tiny", ["codec"])
+    shipped = json.loads((tmp_path / "pkg" / "tiny" / "config.json").read_text())["training"]
+    assert shipped["settings"]["init"] == "stage-a" and shipped["settings"]["data"] == "images[:9000]"
+    assert shipped["data"] == "../shared/faces/images[:9000]" and shipped["settings"]["val_data"] is None
+    assert str(tmp_path) not in (tmp_path / "pkg" / "tiny" / "config.json").read_text()
+
+
 # --- the bundled models ---------------------------------------------------------------------------
 
 

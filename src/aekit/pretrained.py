@@ -232,8 +232,26 @@ def package_model(run_dir, out_dir, name: str, tasks, help: str = "", metrics: d
     with io.atomic_path(out_dir / WEIGHTS_NAME) as tmp:
         safetensors.torch.save_file(state, str(tmp), metadata={"format": "pt", "dtype": dtype})
     config = read_json(Path(run_dir) / CONFIG_NAME, CheckpointError)
-    io.write_json(out_dir / CONFIG_NAME, config)
+    io.write_json(out_dir / CONFIG_NAME, _without_machine_paths(config))
     return record_in_manifest(out_dir, name, tasks, help=help, metrics=metrics)
+
+
+_PATH_SETTINGS = ("data", "val_data", "init")  # training settings that may name folders of the packager's machine
+
+
+def _without_machine_paths(config: dict) -> dict:
+    """`config` with each absolute path among the training settings cut to its last part (``/home/me/runs/a`` ->
+    ``a``, ``/data/faces[:9000]`` -> ``faces[:9000]``): a shipped file names no folder of the machine it came from."""
+    training = config.get("training")
+    if not isinstance(training, dict):
+        return config
+    for record in (training, training.get("settings")):
+        if isinstance(record, dict):
+            for key in _PATH_SETTINGS:
+                value = record.get(key)
+                if isinstance(value, str) and (value.startswith("/") or re.match(r"^[A-Za-z]:[\\/]", value)):
+                    record[key] = re.split(r"[\\/]", value.rstrip("/\\"))[-1]
+    return config
 
 
 def record_in_manifest(model_dir, name: str, tasks, help: str = "", metrics: dict | None = None) -> dict:
