@@ -166,6 +166,35 @@ def test_without_a_default_each_task_uses_its_pretrained_model():
         pretrained.resolve_model(None, "painting")
 
 
+def test_features_come_from_the_codec_until_a_feature_extractor_is_installed(tmp_path, install_plugin, face_folder):
+    choice = pretrained.resolve_model(None, "features")
+    assert choice.spec == "faces-64" and "no features model is installed" in choice.reason
+    package = tmp_path / "pkg"
+    pretrained.package_model(_tiny_run(tmp_path / "run", latent_dim=12), package / "tiny-features", "tiny-features",
+                             ["features"], help="a tiny feature extractor")
+    install_plugin("aekit-tinyfeatures", "tinyfeatures", "aekit_tinyfeatures",
+                   THIRD_PARTY.format(manifest=str(package / pretrained.MANIFEST_NAME)))
+    assert pretrained.resolve_model(None, "features").spec == "tiny-features"
+    assert pretrained.resolve_model(None, "codec").spec == "faces-64"  # compress, generate and edit keep the codec
+    fingerprint = aekit.model_fingerprint(aekit.load("tiny-features"))
+    # aekit embed and similar without --model use it, and the .npz records which model made it
+    result = runner.invoke(cli, ["embed", str(face_folder), "--out", str(tmp_path / "feats.npz"), "-q"])
+    assert result.exit_code == 0, result.output
+    assert "Using model tiny-features" in result.stderr
+    assert aekit.load_features(tmp_path / "feats.npz").model_id == fingerprint
+    query = sorted(face_folder.rglob("*.png"))[0]
+    result = runner.invoke(cli, ["similar", str(query), "--index", str(tmp_path / "feats.npz"), "--k", "2"])
+    assert result.exit_code == 0, result.output
+    # so does the scikit-learn transformer
+    from aekit_embed.sklearn import AutoencoderEmbedder
+
+    faces = make_faces(3, seed=1, size=64)[0]
+    embedder = AutoencoderEmbedder(features="latent").fit(faces)
+    assert aekit.model_fingerprint(embedder.model_) == fingerprint and embedder.transform(faces).shape == (3, 12)
+    listing = runner.invoke(cli, ["models"]).output
+    assert "tiny-features  [default for features]" in listing and "faces-64  [default for codec]" in listing
+
+
 def test_user_default_beats_pretrained_and_explicit_model_beats_both(tmp_path):
     run = _tiny_run(tmp_path / "mine")
     result = runner.invoke(cli, ["models", "default", str(run)])
@@ -211,7 +240,7 @@ def test_bad_and_stale_defaults_are_one_line_errors(tmp_path):
 def test_commands_say_which_model_they_use(face_folder, tmp_path):
     result = runner.invoke(cli, ["embed", str(face_folder), "--out", str(tmp_path / "f.npz"), "-q"])
     assert result.exit_code == 0, result.output
-    assert "Using model faces-64 (the pretrained codec model" in result.stderr
+    assert "Using model faces-64 (no features model is installed: the pretrained codec model" in result.stderr
     run = _tiny_run(tmp_path / "mine")
     result = runner.invoke(cli, ["embed", str(face_folder), "--model", str(run), "--out", str(tmp_path / "g.npz"), "-q"])
     assert result.exit_code == 0 and f"Using model {run} (--model)" in result.stderr

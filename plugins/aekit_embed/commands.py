@@ -36,7 +36,7 @@ __all__ = ["FastEncoder", "classify", "cluster", "embed", "similar", "encode_pro
 
 @click.command("embed")
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
-@model_option
+@model_option(task="features")
 @click.option("--out", "-o", required=True, type=click.Path(), help="The features .npz to write.")
 @click.option("--labels", "labels_csv", type=click.Path(), default=None, metavar="FILE.csv",
               help="Labels from a CSV keyed by file name (first column), like CelebA's attributes.csv.")
@@ -105,7 +105,7 @@ def embed(inputs, model_path, out, labels_csv, label_columns, labels_from_folder
         raise AekitError(f"{out}: would overwrite an input; choose another --out")
     columns, classes, origin, notes = labels_for_keys(source, keys, labels_csv, label_columns, labels_from_folders)
     rank, world = distributed_context()  # under torchrun: this process embeds one contiguous share
-    model = load_model_arg(model_path, device=cli_device(device))
+    model = load_model_arg(model_path, device=cli_device(device), task="features")
     if world > 1 and runtime == "auto":  # several processes: PyTorch, whose threads torchrun already shares out
         runtime = "torch"
     runtime = resolve_runtime(runtime, next(model.parameters()).device)
@@ -379,7 +379,7 @@ def cluster(features_file, k, out, sheet, method, per_cluster, images, standardi
 @click.argument("queries", nargs=-1, required=True, metavar="QUERY_IMAGE...")
 @click.option("--index", "index_file", required=True, type=click.Path(), metavar="FEATURES.npz",
               help="The faces to search: a features file from `aekit embed` (any feature set).")
-@model_option
+@model_option(task="features")
 @click.option("--k", type=click.IntRange(min=1, max=100), default=8, show_default=True, help="Neighbours per query.")
 @click.option("--out", "-o", type=click.Path(), default=None, help="Contact sheet PNG: each query, then its neighbours.")
 @click.option("--images", multiple=True, metavar="INPUT", help="Where the index's images are now (default: where `aekit embed` read them).")
@@ -475,7 +475,7 @@ def _index_model(model_path, device, feats, index_file):
     """The model that made the index (refused otherwise)."""
     from aekit import model_fingerprint
 
-    model = load_model_arg(model_path, device=cli_device(device))
+    model = load_model_arg(model_path, device=cli_device(device), task="features")
     if model_fingerprint(model) != feats.model_id:
         where = getattr(model, "checkpoint_dir", None) or "this model"
         raise AekitError(f"{index_file}: made by model {feats.model_id} ({feats.meta.get('model') or 'unknown'}), not by "

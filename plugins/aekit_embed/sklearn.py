@@ -51,7 +51,7 @@ class AutoencoderEmbedder(TransformerMixin, BaseEstimator):
     ----------
     model : str or None
         A pretrained model's name, a checkpoint folder or a Hugging Face hub id (None: the default
-        model, see ``aekit models``). A string, so the estimator clones, pickles and grid-searches
+        model for features, see ``aekit models``: the pretrained feature extractor, else the codec). A string, so the estimator clones, pickles and grid-searches
         cheaply: the weights are re-loaded from it.
     features : str
         The feature set (``aekit.feature_sets``): ``"multiscale"`` (the default: the encoder's
@@ -256,7 +256,7 @@ class AutoencoderEmbedder(TransformerMixin, BaseEstimator):
     def _load_model(self):
         import aekit
 
-        return aekit.load(str(self.model) if self.model is not None else None, device=self._device())
+        return aekit.load(str(self.model) if self.model is not None else None, device=self._device(), task="features")
 
     def _set_model(self, model, expect: str | None = None):
         import aekit

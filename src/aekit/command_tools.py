@@ -27,8 +27,10 @@ __all__ = ["check_output_folder", "check_output_path", "cli_device", "echo_skipp
 
 
 def model_option(function=None, *, task: str = "codec"):
-    """``--model NAME_OR_DIR`` for commands; ``@model_option`` or ``@model_option(task="denoise")``."""
-    default = "the pretrained denoiser" if task == "denoise" else "the pretrained faces codec"
+    """``--model NAME_OR_DIR`` for commands; ``@model_option`` or ``@model_option(task="denoise")`` (a task of
+    ``aekit.pretrained.TASKS``: which default model the command uses)."""
+    default = {"denoise": "the pretrained denoiser", "features": "the pretrained feature extractor (or the codec when "
+               "none is installed)"}.get(task, "the pretrained faces codec")
 
     def decorate(command_function):
         return click.option("--model", "-m", "model_path", metavar="NAME_OR_DIR", default=None,

@@ -93,7 +93,7 @@ def _download(repo_id: str) -> Path:
 def load(path_or_hub_id=None, device="cpu", task: str = "codec"):
     """Load a model strictly from a checkpoint folder, a pretrained model's name (``"faces-64"``) or a hub id.
 
-    ``None`` loads the default model for `task` (``"codec"`` or ``"denoise"``): the user's default
+    ``None`` loads the default model for `task` (``"codec"``, ``"denoise"`` or ``"features"``): the user's default
     (``aekit models default``), else the installed pretrained model for the task, else the latest
     ``aekit train`` run; see ``aekit.pretrained``.
     """

@@ -18,7 +18,9 @@ Which model a command uses (`resolve_model`):
 3. the user's default for every task (``aekit models default NAME_OR_DIR``);
 4. the first installed pretrained model that does the task (``faces-64`` codes, ``faces-64-denoise``
    denoises);
-5. only when no installed pretrained model does the task: the latest ``aekit train`` run.
+5. for ``features`` (what ``embed`` and ``similar`` use), when no installed model does it: the model
+   ``codec`` resolves to by rules 2-6 (every codec embeds);
+6. only when no installed pretrained model does the task: the latest ``aekit train`` run.
 
 How a model spec is read (`read_spec`; ``aekit.load`` and every ``--model`` follow it):
 
@@ -53,9 +55,12 @@ from .text import printable
 from .validate import read_json
 
 TASKS = {
-    "codec": "encode, decode and embed faces (compress, decompress, embed, classify, cluster, umap, generate, eval, info)",
+    "codec": "encode and decode faces (compress, decompress, generate, edit, eval, info)",
     "denoise": "remove noise from photos (denoise)",
+    "features": "embed faces as features (embed, similar, the scikit-learn transformer); a codec when no feature "
+                "extractor is installed",
 }
+FALLBACK_TASK = {"features": "codec"}  # a task no installed model does is done by this one's model
 MANIFEST_FORMAT = "aekit-pretrained"
 MANIFEST_NAME = "pretrained.json"
 DEFAULTS_NAME = "default-model.json"
@@ -385,6 +390,9 @@ def resolve_model(model_path=None, task: str = "codec") -> ModelChoice:
     pretrained = pretrained_for(task)
     if pretrained is not None:
         return ModelChoice(pretrained.name, f"the pretrained {task} model; pick another with --model")
+    if task in FALLBACK_TASK:
+        fallback = resolve_model(None, FALLBACK_TASK[task])
+        return ModelChoice(fallback.spec, f"no {task} model is installed: {fallback.reason}", fallback.note)
     try:
         return ModelChoice(str(latest_run()), f"no pretrained {task} model is installed: the latest `aekit train` run")
     except CheckpointError:
