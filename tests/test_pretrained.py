@@ -195,6 +195,41 @@ def test_features_come_from_the_codec_until_a_feature_extractor_is_installed(tmp
     assert "tiny-features  [default for features]" in listing and "faces-64  [default for codec]" in listing
 
 
+def test_an_encoder_alone_ships_as_a_feature_extractor(tmp_path, face_folder):
+    run = _tiny_run(tmp_path / "run")
+    result = runner.invoke(cli, ["models", "package", str(run), "--name", "tiny-enc", "--task", "features",
+                                 "--encoder-only", "--out", str(tmp_path / "pkg" / "tiny-enc")])
+    assert result.exit_code == 0, result.output
+    shipped, whole = aekit.load(tmp_path / "pkg" / "tiny-enc"), aekit.load(run)
+    assert (tmp_path / "pkg" / "tiny-enc" / "model.safetensors").stat().st_size < 0.8 * (run / "model.safetensors").stat().st_size
+    assert all(k.startswith("encoder.") for k in shipped.state_dict()) and not shipped.decodes_latents
+    faces = make_faces(4, seed=2, size=64)[0]
+    for kind in feature_sets.names():  # the same features as the whole model's (float16 storage aside)
+        np.testing.assert_allclose(shipped.features(faces, kind).numpy(), whole.features(faces, kind).numpy(), atol=0.05, rtol=0.02)
+    with pytest.raises(aekit.AekitError, match="encoder alone"):
+        shipped.decode(shipped.encode(faces))
+    with pytest.raises(aekit.AekitError, match="encoder alone"):
+        shipped.reconstruct(faces)
+    embedded = runner.invoke(cli, ["embed", str(face_folder), "--model", str(tmp_path / "pkg" / "tiny-enc"),
+                                   "--out", str(tmp_path / "f.npz"), "-q"])
+    assert embedded.exit_code == 0, embedded.output
+    refused = runner.invoke(cli, ["compress", str(face_folder), "--model", str(tmp_path / "pkg" / "tiny-enc"),
+                                  "--out", str(tmp_path / "c.npz"), "-q"])  # a codec's job: refused before any work
+    assert refused.exit_code == 1 and "encoder alone" in refused.output and "Traceback" not in refused.output
+    assert not (tmp_path / "c.npz").exists()
+    # a whole model's weights under an encoder-only config, or the reverse, are refused strictly
+    config = json.loads((tmp_path / "pkg" / "tiny-enc" / "config.json").read_text())
+    shutil.copy(run / "model.safetensors", tmp_path / "pkg" / "tiny-enc" / "model.safetensors")
+    with pytest.raises(aekit.CheckpointError, match="unexpected"):
+        aekit.load(tmp_path / "pkg" / "tiny-enc")
+    config["parts"] = ["decoder"]
+    (tmp_path / "pkg" / "tiny-enc" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(aekit.CheckpointError, match="parts"):
+        aekit.load(tmp_path / "pkg" / "tiny-enc")
+    with pytest.raises(aekit.CheckpointError, match="features task"):
+        pretrained.package_model(run, tmp_path / "pkg2" / "x", "x", ["codec"], encoder_only=True)
+
+
 def test_user_default_beats_pretrained_and_explicit_model_beats_both(tmp_path):
     run = _tiny_run(tmp_path / "mine")
     result = runner.invoke(cli, ["models", "default", str(run)])

@@ -16,12 +16,13 @@ import json
 from pathlib import Path
 
 import torch
+from torch import nn
 import safetensors  # called as safetensors.safe_open / safetensors.torch.save_file: looked up at each call
 import safetensors.torch  # (tests put faults in through those module attributes)
 
 from . import io
 from ._version import __version__
-from .errors import CheckpointError, first_line
+from .errors import ENCODER_ONLY_MESSAGE, CheckpointError, NoDecoderError, first_line
 from .factory import create_model, list_models, model_config  # noqa: F401  (re-exported: aekit.checkpoint.create_model)
 from .paths import aekit_home  # noqa: F401  (re-exported)
 from .registry import get_registry
@@ -164,7 +165,8 @@ def load_checkpoint(path, device="cpu"):
         config = model_config(meta["architecture"], **fields)
     except CheckpointError as exc:
         raise CheckpointError(f"{directory / CONFIG_NAME}: {exc}") from None
-    if "tensor_count" in vars(model_class):  # its own count: an inherited one may not fit a subclass's layout
+    encoder_only = _parts(meta, directory) == ENCODER_ONLY
+    if "tensor_count" in vars(model_class) and not encoder_only:  # its own count: an inherited one may not fit a subclass's
         expected = model_class.tensor_count(config)
         # before building: a config's model far larger than the file's is refused unbuilt; a near miss (a tensor
         # missing or extra) is built on the meta device, bounded by the size limits, to name the tensors
@@ -179,6 +181,8 @@ def load_checkpoint(path, device="cpu"):
     except Exception:  # an architecture that cannot be built on the meta device: checked once built
         skeleton = None
     if skeleton is not None:
+        if encoder_only:
+            without_decoder(skeleton)
         _check_shapes({k: tuple(v.shape) for k, v in skeleton.state_dict().items()}, stored_shapes, weights)
     if skeleton is not None and set(dict(skeleton.named_buffers())) <= set(skeleton.state_dict()):
         # every tensor comes from the file (strict load below): memory without a random initialisation
@@ -192,12 +196,47 @@ def load_checkpoint(path, device="cpu"):
         state = upgrade(safetensors.torch.load_file(str(weights)))
     except (safetensors.SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{weights}: unreadable safetensors file ({first_line(exc)})") from None
+    if encoder_only:
+        without_decoder(model)
     _load_state_strict(model, state, weights)
     _check_values(model, state, weights)
     model.training_summary = meta.get("training") or {}
     model.checkpoint_dir = directory
     model.eval()
     return model.to(device)
+
+
+ENCODER_ONLY = ["encoder"]  # config.json's "parts" of a feature extractor shipped without its decoder
+
+
+def _parts(meta: dict, directory) -> list[str]:
+    """config.json's ``parts``: absent for a whole model, ``["encoder"]`` for an encoder alone."""
+    parts = meta.get("parts", ["encoder", "decoder"])
+    if parts not in (ENCODER_ONLY, ["encoder", "decoder"]):
+        raise CheckpointError(f"{directory / CONFIG_NAME}: \"parts\" must be [\"encoder\"] or absent, got {parts!r}")
+    return parts
+
+
+class NoDecoder(nn.Module):
+    """Where the decoder of an encoder-only model (a feature extractor) would be: every use is a one-line error."""
+
+    def forward(self, *args, **kwargs):
+        raise NoDecoderError(ENCODER_ONLY_MESSAGE)
+
+    def __getattr__(self, name):  # decoder.head, decoder.trunk...: the same error
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            raise NoDecoderError(ENCODER_ONLY_MESSAGE) from None
+
+
+def without_decoder(model):
+    """`model` with its decoder dropped (an encoder-only checkpoint): ``decodes_latents`` False, ``encoder_only``
+    True, and every decoding use a one-line AekitError."""
+    model.decoder = NoDecoder()
+    model.decodes_latents = False
+    model.encoder_only = True
+    return model
 
 
 def _check_header_size(weights: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from .devices import resolve_device
-from .errors import AekitError, DeviceError
+from .errors import ENCODER_ONLY_MESSAGE, AekitError, DeviceError, NoDecoderError
 from .io import check_writable
 from .loading import load
 from .pretrained import resolve_model
@@ -48,7 +48,10 @@ def load_model_arg(model_path, device: str = "cpu", task: str = "codec"):
     click.echo(choice.describe(), err=True)
     if choice.note:
         click.echo(choice.note, err=True)
-    return load(choice.spec, device=device)
+    model = load(choice.spec, device=device)
+    if getattr(model, "encoder_only", False) and task != "features":
+        raise NoDecoderError(f"{choice.spec}: {ENCODER_ONLY_MESSAGE}")  # before any work, not at the first decode
+    return model
 
 
 def cli_device(name: str):

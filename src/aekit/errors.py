@@ -45,3 +45,12 @@ def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (its type's name when it has none): what one-line errors print."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+ENCODER_ONLY_MESSAGE = ("this model is an encoder alone (a feature extractor, shipped without its decoder): it embeds "
+                        "faces but cannot decode, reconstruct or denoise them; use a codec such as faces-64")
+
+
+class NoDecoderError(AekitError, AttributeError):
+    """A decoder asked of an encoder-only model: a one-line error on the CLI, and still an AttributeError
+    (``hasattr(model.decoder, "head")`` is False)."""

@@ -19,7 +19,7 @@ from torch import nn
 
 from . import feature_sets
 from .denoising import denoise_any
-from .errors import AekitError
+from .errors import ENCODER_ONLY_MESSAGE, AekitError, NoDecoderError
 from .loading import CheckpointMixin
 from .pixels import images_to_tensor
 
@@ -202,6 +202,8 @@ class Autoencoder(CheckpointMixin, nn.Module):
         the reconstruction's mean squared error, weights frozen. Same size and format as ``encode``'s
         latents, decoded by the same ``decode``; costs about `steps` decoder forward + backward passes.
         """
+        if getattr(self, "encoder_only", False):
+            raise NoDecoderError(ENCODER_ONLY_MESSAGE)
         if not self.decodes_latents:
             raise AekitError("this model has skip connections (a denoiser): its latents are not decoded alone")
         if steps < 0 or not lr > 0:

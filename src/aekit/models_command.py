@@ -127,7 +127,10 @@ def default_command(model, task, clear):
 @click.option("--metric", "metrics", multiple=True, metavar="NAME=VALUE", help="A headline metric (repeatable).")
 @click.option("--dtype", type=click.Choice(["float16", "bfloat16", "float32"]), default="float16", show_default=True,
               help="Storage type of the shipped weights (they load as float32).")
-def package_command(run_dir, name, tasks, out_dir, description, metrics, dtype):
+@click.option("--encoder-only", is_flag=True,
+              help="Ship the encoder alone: a feature extractor (--task features) at about half the size; it embeds "
+                   "faces but cannot decode them.")
+def package_command(run_dir, name, tasks, out_dir, description, metrics, dtype, encoder_only):
     """Write a trained run as a folder a package can ship, and record it in pretrained.json.
 
     Put a README.md model card and the files fitted on the packaged model (prior-*.safetensors from
@@ -138,6 +141,7 @@ def package_command(run_dir, name, tasks, out_dir, description, metrics, dtype):
     Example:
       aekit models package runs/my-faces --name my-faces --task codec --out my_pkg/my-faces \\
           --description "a codec for my faces" --metric "PSNR dB=24.1"
+      aekit models package runs/ssl --name my-features --task features --encoder-only --out my_pkg/my-features
     """
     parsed = {}
     for item in metrics:
@@ -148,5 +152,6 @@ def package_command(run_dir, name, tasks, out_dir, description, metrics, dtype):
             parsed[key.strip()] = float(value)
         except ValueError:
             parsed[key.strip()] = value.strip()
-    entry = package_model(run_dir, out_dir, name, tasks, help=description, metrics=parsed or None, dtype=dtype)
+    entry = package_model(run_dir, out_dir, name, tasks, help=description, metrics=parsed or None, dtype=dtype,
+                          encoder_only=encoder_only)
     click.echo(f"wrote {out_dir} ({', '.join(entry['sha256'])}) and its entry in pretrained.json")

@@ -47,7 +47,7 @@ import safetensors.torch  # called as safetensors.torch.save_file: looked up at 
 import torch
 
 from . import io
-from .checkpoint import CONFIG_NAME, WEIGHTS_NAME, latest_run, load_checkpoint
+from .checkpoint import CONFIG_NAME, ENCODER_ONLY, WEIGHTS_NAME, latest_run, load_checkpoint
 from .errors import CheckpointError
 from .paths import aekit_home
 from .registry import get_registry
@@ -216,12 +216,14 @@ def register_manifest(register, path) -> None:
 
 
 def package_model(run_dir, out_dir, name: str, tasks, help: str = "", metrics: dict | None = None,
-                  dtype: str = "float16") -> dict:
+                  dtype: str = "float16", encoder_only: bool = False) -> dict:
     """Write a trained run as a shippable folder and record it in ``out_dir``'s parent ``pretrained.json``.
 
     The folder gets ``model.safetensors`` (weights cast to `dtype`; loading casts them back to float32),
     ``config.json``, and every other ``*.safetensors`` and ``README.md`` already in `out_dir` (fit
     priors and directions on the packaged model: their fingerprint is of the weights as shipped). Returns the entry.
+    `encoder_only` ships the encoder alone (a feature extractor for the ``features`` task: ``"parts": ["encoder"]``
+    in config.json; it embeds but cannot decode).
     """
     unknown = sorted(set(tasks) - set(TASKS))
     if unknown or not tasks:
@@ -232,11 +234,18 @@ def package_model(run_dir, out_dir, name: str, tasks, help: str = "", metrics: d
                               "(give a folder inside your package)")
     model = load_checkpoint(run_dir)  # a run folder: RUN_DIR is a path, never a name
     out_dir.mkdir(parents=True, exist_ok=True)
+    if encoder_only and set(tasks) - {"features"}:
+        raise CheckpointError("an encoder alone can only do the features task (it cannot decode or denoise)")
     cast = getattr(torch, dtype)
-    state = {k: (v.to(cast) if v.is_floating_point() else v).detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    state = {k: (v.to(cast) if v.is_floating_point() else v).detach().cpu().contiguous() for k, v in model.state_dict().items()
+             if not encoder_only or k.startswith("encoder.")}
     with io.atomic_path(out_dir / WEIGHTS_NAME) as tmp:
         safetensors.torch.save_file(state, str(tmp), metadata={"format": "pt", "dtype": dtype})
     config = read_json(Path(run_dir) / CONFIG_NAME, CheckpointError)
+    if encoder_only:
+        config["parts"] = list(ENCODER_ONLY)
+        count = sum(v.numel() for v in state.values())
+        config["parameters"] = {"encoder": count, "total": count}
     io.write_json(out_dir / CONFIG_NAME, _without_machine_paths(config))
     return record_in_manifest(out_dir, name, tasks, help=help, metrics=metrics)
 

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import AekitError
+from .errors import ENCODER_ONLY_MESSAGE, AekitError, NoDecoderError
 from .model import Autoencoder
 from .pixels import to_signed
 
@@ -293,6 +293,8 @@ class ResNetAutoencoder(Autoencoder):
     @torch.inference_mode()
     def decode(self, latents, batch_size: int = 256) -> torch.Tensor:
         """Images in [-1, 1] from latents; refused for a skip-connection model (its output needs the image)."""
+        if getattr(self, "encoder_only", False):
+            raise NoDecoderError(ENCODER_ONLY_MESSAGE)
         if not self.decodes_latents:
             raise AekitError("this model has skip connections (a denoiser): its output is not a function of the latent alone, "
                              "so it cannot decode latents; use a bottleneck model (article, small, improved)")
