@@ -96,10 +96,14 @@ def main():
                 scores["noisy"].append(psnr(noisy, clean))
                 scores["aekit"].append(psnr(denoised, clean))
                 scores["nl"].append(psnr(nl_means(noisy, best_h), clean))
-                if index < n_bm3d:
-                    scores["bm3d"].append(psnr(bm3d(spec, noisy, clean), clean))
+                by_bm3d = bm3d(spec, noisy, clean) if index < n_bm3d else None
+                if by_bm3d is not None:
+                    scores["bm3d"].append(psnr(by_bm3d, clean))
                 if index == 0 and spec in ("gaussian:0.1", "saltpepper:0.1") and scale == 2:
-                    picture_rows.append((spec, noisy, denoised, clean, scores["noisy"][-1], scores["aekit"][-1]))
+                    panels = [(noisy, f"{spec} {scores['noisy'][-1]:.1f} dB"), (denoised, f"aekit {scores['aekit'][-1]:.1f} dB")]
+                    if by_bm3d is not None:
+                        panels.append((by_bm3d, f"BM3D {scores['bm3d'][-1]:.1f} dB"))
+                    picture_rows.append(panels + [(clean, "clean")])
             rows.append((size_name, spec, *(np.mean(scores[k]) for k in ("noisy", "aekit", "nl")), best_h,
                          *(np.mean(scores[k][:n_bm3d]) if n_bm3d else None for k in ("noisy", "aekit", "nl", "bm3d"))))
             print(f"{size_name:16s} {spec:15s} noisy {rows[-1][2]:6.2f}  aekit {rows[-1][3]:6.2f}  "
@@ -124,13 +128,13 @@ def main():
             print(f"| {size_name} | {spec} | {noisy:.2f} | {' | '.join(cells)} |")
 
     pad, label = 6, 18
-    width, height = picture_rows[0][1].shape[1], picture_rows[0][1].shape[0]
-    sheet = Image.new("RGB", (3 * width + 4 * pad, len(picture_rows) * (height + label + pad) + pad), "white")
+    height, width = picture_rows[0][0][0].shape[:2]
+    columns = max(len(panels) for panels in picture_rows)
+    sheet = Image.new("RGB", (columns * width + (columns + 1) * pad, len(picture_rows) * (height + label + pad) + pad), "white")
     draw = ImageDraw.Draw(sheet)
-    for r, (spec, noisy, denoised, clean, p_noisy, p_ours) in enumerate(picture_rows):
+    for r, panels in enumerate(picture_rows):  # noisy, aekit, BM3D (when run), clean
         top = pad + r * (height + label + pad)
-        for c, (image, text) in enumerate([(noisy, f"{spec} {p_noisy:.1f} dB"), (denoised, f"aekit {p_ours:.1f} dB"),
-                                           (clean, "clean")]):
+        for c, (image, text) in enumerate(panels):
             left = pad + c * (width + pad)
             sheet.paste(Image.fromarray(image), (left, top + label))
             draw.text((left, top + 3), text, fill="black")

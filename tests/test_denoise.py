@@ -848,3 +848,31 @@ def test_mode_conversions_a_block_of_rows_at_a_time_match_the_whole_picture(mode
         change = (denoised.astype(np.float32).mean(axis=-1) - whole.rgb[..., 0]) * 257.0
         reference = np.clip(np.asarray(image).astype(np.float64), 0, 65535)
         assert np.array_equal(expected, np.clip(np.rint(reference + change), 0, 65535).astype(np.uint16))
+
+
+# --- examples/denoiser_crops.py: the photo-scale training data of faces-64-denoise --------------------
+
+
+def test_denoiser_crops_writes_whole_faces_and_seeded_photo_scale_crops(tmp_path):
+    import subprocess
+    import sys
+
+    from aekit.synthetic import make_faces
+
+    source = tmp_path / "faces"
+    source.mkdir()
+    for i, face in enumerate(make_faces(6, seed=3, size=96)[0]):
+        Image.fromarray(face).resize((89, 109)).save(source / f"{i:06d}.png")
+    script = Path(__file__).resolve().parents[1] / "examples" / "denoiser_crops.py"
+    for out in ("a", "b"):
+        done = subprocess.run([sys.executable, str(script), str(source), str(tmp_path / out), "--count", "5"],
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    whole, crops = sorted((tmp_path / "a" / "whole").iterdir()), sorted((tmp_path / "a" / "crops").iterdir())
+    assert [p.name for p in whole] == [f"{i:06d}.png" for i in range(5)]  # the first --count only
+    assert all(p.is_symlink() and p.resolve() == (source / p.name).resolve() for p in whole)
+    assert len(crops) == 5 and all(Image.open(p).size == (64, 64) for p in crops)
+    assert {p.name.rsplit("-x", 1)[1] for p in crops} <= {"1.png", "1.5.png", "2.png"}
+    again = sorted((tmp_path / "b" / "crops").iterdir())  # seeded: the same crops again
+    assert [p.name for p in again] == [p.name for p in crops]
+    assert all(p.read_bytes() == q.read_bytes() for p, q in zip(crops, again))
