@@ -296,8 +296,8 @@ def training_noise(model) -> str | None:
 @click.option("--method", type=click.Choice(METHODS), default="auto", show_default=True, help=METHOD_HELP)
 @click.option("--overwrite", is_flag=True, help="Replace existing files, the inputs themselves included.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-@runtime_option("the model", int8_gain="faces-64-denoise about 1.6x as fast as onnx on a CPU with VNNI, 0.01 dB lost; "
-                                       "7-bit weights, right on any x86 CPU")
+@runtime_option("the model", int8_gain="faces-64-denoise about 2.5x as fast as onnx on a CPU with VNNI, but 0.1-2.5 dB "
+                                       "lost (benchmarks/denoise_table.py --runtime onnx-int8); 7-bit weights, right on any x86 CPU")
 @click.option("--sigma", type=NoiseLevel(), default="auto", show_default=True, metavar="auto|SIGMA",
               help="The noise level a noise-level-conditioned model (drunet) is told, on the [0, 1] pixel scale: "
                    "auto estimates each image's; a number sets it (lower keeps more detail, higher removes more).")

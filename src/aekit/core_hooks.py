@@ -18,9 +18,9 @@ def register_models(register):
     register("improved", ResNetAutoencoder, IMPROVED,
              help="same 128-d latent, starts at PCA-128, exact 64x64 decoder (no 79->64 crop) that refines the PCA image; the recipe's model and faces-64's")
     register("unet", ResNetAutoencoder, UNET,
-             help="the improved design with U-Net skip connections and a residual output: a denoiser, not a codec (faces-64-denoise)")
+             help="the improved design with U-Net skip connections and a residual output: a denoiser, not a codec")
     register("drunet", DRUNetDenoiser, DRUNET,
-             help="a DRUNet-style residual U-Net told the noise level (estimated, or --sigma): a denoiser, not a codec")
+             help="a DRUNet-style residual U-Net told the noise level (estimated, or --sigma): a denoiser, not a codec (faces-64-denoise)")
 
 
 @hookimpl

@@ -24,7 +24,7 @@ from .pixels import to_signed, to_uint8
 
 METHODS = ("auto", "resize", "tile")
 TILE_OVERLAP = 16  # pixels shared by neighbouring tiles
-# at most this many tiles (and `batch_size`) go through the model at once: on the CPU faces-64-denoise's activations
+# at most this many tiles (and `batch_size`) go through the model at once: on the CPU the unet preset's activations
 # take about 4 MB a tile (256 tiles: +0.75 GB with PyTorch, +1 GB with ONNX Runtime), and 64 run as fast as 256
 TILE_BATCH = 64
 BAND_PIXELS = 2**21  # "resize" reads the full-size image in slices of about this many pixels (24 MB as float)
