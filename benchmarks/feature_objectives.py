@@ -89,7 +89,7 @@ def main():
         model = aekit.load(name).eval()
         recon = None
         if model.decodes_latents:
-            signed = torch.from_numpy(test).float() / 127.5 - 1  # (N, 3, 64, 64) in [-1, 1]
+            signed = torch.from_numpy(np.array(test)).float() / 127.5 - 1  # (N, 3, 64, 64) in [-1, 1]
             recon = float(psnr(model.reconstruct(signed), signed).mean())
         for kind in args.sets or [feature_sets.DEFAULT]:
             train_X = model.features(nhwc(train), kind).numpy()
