@@ -19,7 +19,7 @@ from aekit.cli import cli
 from aekit.synthetic import make_faces
 from helpers import save_tiny_model
 
-BUNDLED = {"faces-64": "codec", "faces-64-denoise": "denoise"}
+BUNDLED = {"faces-64": "codec", "faces-64-denoise": "denoise", "faces-64-features": "features"}
 
 runner = CliRunner()
 
@@ -92,6 +92,11 @@ def test_bundled_model_loads_strictly_and_matches_its_sums(name):
     if BUNDLED[name] == "codec":
         assert tuple(model.decode(model.encode(np.zeros((1, 64, 64, 3), np.uint8))).shape) == (1, 3, 64, 64)
         assert aekit.checkpoint.read_config(model_info.directory)["training"]["settings"]["noise"] in (None, "")
+    elif BUNDLED[name] == "features":  # the encoder alone: features, and a one-line refusal to decode
+        assert model.encoder_only and not model.decodes_latents
+        faces = np.zeros((2, 64, 64, 3), np.uint8)
+        assert model.features(faces, feature_sets.DEFAULT).shape == (2, feature_sets.dimension(model, feature_sets.DEFAULT))
+        assert aekit.checkpoint.read_config(model_info.directory)["training"]["settings"]["objectives"]
     else:
         assert aekit.checkpoint.read_config(model_info.directory)["training"]["settings"]["noise"]
 
@@ -161,12 +166,22 @@ def test_registering_an_unknown_task_fails_that_plugin_only(install_plugin, tmp_
 def test_without_a_default_each_task_uses_its_pretrained_model():
     assert pretrained.resolve_model(None, "codec").spec == "faces-64"
     assert pretrained.resolve_model(None, "denoise").spec == "faces-64-denoise"
+    assert pretrained.resolve_model(None, "features").spec == "faces-64-features"
     assert pretrained.resolve_model("runs/x", "denoise") == pretrained.ModelChoice("runs/x", "--model")
     with pytest.raises(aekit.CheckpointError, match="unknown task"):
         pretrained.resolve_model(None, "painting")
 
 
-def test_features_come_from_the_codec_until_a_feature_extractor_is_installed(tmp_path, install_plugin, face_folder):
+@pytest.fixture
+def without_bundled_features(monkeypatch):
+    """The registered pretrained models less the bundled feature extractor, as if aekit shipped none."""
+    every = pretrained.pretrained_models
+    monkeypatch.setattr(pretrained, "pretrained_models",
+                        lambda: [m for m in every() if not (m.plugin == "pretrained" and "features" in m.tasks)])
+
+
+def test_features_come_from_the_codec_until_a_feature_extractor_is_installed(tmp_path, install_plugin, face_folder,
+                                                                             without_bundled_features):
     choice = pretrained.resolve_model(None, "features")
     assert choice.spec == "faces-64" and "no features model is installed" in choice.reason
     package = tmp_path / "pkg"
@@ -275,7 +290,7 @@ def test_bad_and_stale_defaults_are_one_line_errors(tmp_path):
 def test_commands_say_which_model_they_use(face_folder, tmp_path):
     result = runner.invoke(cli, ["embed", str(face_folder), "--out", str(tmp_path / "f.npz"), "-q"])
     assert result.exit_code == 0, result.output
-    assert "Using model faces-64 (no features model is installed: the pretrained codec model" in result.stderr
+    assert "Using model faces-64-features (the pretrained features model" in result.stderr
     run = _tiny_run(tmp_path / "mine")
     result = runner.invoke(cli, ["embed", str(face_folder), "--model", str(run), "--out", str(tmp_path / "g.npz"), "-q"])
     assert result.exit_code == 0 and f"Using model {run} (--model)" in result.stderr
@@ -300,7 +315,7 @@ def test_out_of_the_box_commands_use_the_pretrained_models(photos, tmp_path):
     noisy = tmp_path / "noisy.png"
     steps = [
         (["denoise", str(noisy), "--out", str(tmp_path / "clean.png"), "-q"], "faces-64-denoise"),
-        (["embed", str(photos), "--out", str(tmp_path / "f.npz"), "-q"], "faces-64"),
+        (["embed", str(photos), "--out", str(tmp_path / "f.npz"), "-q"], "faces-64-features"),
         (["compress", str(photos), "--out", str(tmp_path / "z.npz"), "-q"], "faces-64"),
         (["decompress", str(tmp_path / "z.npz"), "--out", str(tmp_path / "back")], "faces-64"),
         (["generate", "--n", "4", "--seed", "0", "--out", str(tmp_path / "g.png")], "faces-64"),
@@ -311,20 +326,24 @@ def test_out_of_the_box_commands_use_the_pretrained_models(photos, tmp_path):
         assert f"Using model {name} (" in result.stderr, args
     assert Image.open(tmp_path / "clean.png").size == (150, 120)
     feats = aekit.load_features(tmp_path / "f.npz")
-    assert feats.X.shape == (3, feature_sets.dimension(aekit.load("faces-64"), feature_sets.DEFAULT))
+    extractor = aekit.load("faces-64-features")
+    assert feats.X.shape == (3, feature_sets.dimension(extractor, feature_sets.DEFAULT))
+    assert feats.model_id == aekit.model_fingerprint(extractor)
     assert len(list((tmp_path / "back").glob("*.png"))) == 3
     assert Image.open(tmp_path / "g.png").text["sampler"] in ("gmm", "gaussian")
 
 
-def test_the_sklearn_transformer_uses_the_pretrained_codec(photos):
+def test_the_sklearn_transformer_uses_the_pretrained_feature_extractor(photos):
     from aekit_embed import AutoencoderEmbedder
 
     images = np.stack([np.asarray(Image.open(p)) for p in sorted(photos.glob("*.png"))])
-    features = AutoencoderEmbedder().fit(images).transform(images)
-    codec = aekit.load("faces-64")
-    assert features.shape == (3, feature_sets.dimension(codec, feature_sets.DEFAULT)) and np.isfinite(features).all()
+    embedder = AutoencoderEmbedder().fit(images)
+    features = embedder.transform(images)
+    extractor = aekit.load("faces-64-features")
+    assert aekit.model_fingerprint(embedder.model_) == aekit.model_fingerprint(extractor)
+    assert features.shape == (3, feature_sets.dimension(extractor, feature_sets.DEFAULT)) and np.isfinite(features).all()
     latents = AutoencoderEmbedder(features="latent").fit(images).transform(images)
-    np.testing.assert_allclose(latents, codec.encode(images).numpy(), atol=1e-4)
+    np.testing.assert_allclose(latents, extractor.encode(images).numpy(), atol=1e-4)
 
 
 def test_push_to_hub_sends_a_pretrained_model_with_its_card_priors_and_directions(fake_hub):

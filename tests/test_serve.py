@@ -675,6 +675,33 @@ def test_features_of_another_model_are_refused(setup):
     assert "feats.npz" in line and "made by model" in line and "give the --model that made it" in line
 
 
+def test_an_index_from_the_default_feature_extractor_is_searched_with_it(setup, tmp_path):
+    """`aekit embed` without --model uses the features task's model (faces-64-features), which cannot decode:
+    the page explores its codec and embeds queries with the model that made the index."""
+    pytest.importorskip("starlette")
+    from aekit import model_fingerprint
+    from aekit.features import load_features
+    from aekit_serve.app import build_app
+    from aekit_serve.command import index_model
+    from aekit_serve.explorer import Explorer
+    from helpers import invoke
+
+    invoke("embed", setup["faces"], "-o", tmp_path / "feats.npz", "--align", "off", "-q")
+    result = run_cli("serve", "-m", setup["model"], "--features", tmp_path / "feats.npz", "--denoiser", "none",
+                     "--port", "0", "--check")
+    assert result.exit_code == 0, result.output
+    assert "nearest faces: 10 faces" in result.stderr and "Using model faces-64-features" in result.stderr
+    features, codec = load_features(tmp_path / "feats.npz"), aekit.load(setup["model"])
+    extractor = index_model(features, codec)
+    assert model_fingerprint(extractor) == features.model_id != model_fingerprint(codec)
+    assert index_model(load_features(setup["feats"]), codec) is None  # the explored model's own index
+    explorer = Explorer(codec, features=features, feature_model=extractor)
+    with page_client(build_app(codec, explorer=explorer)) as client:
+        token = encode_face(client)["token"]
+        found = client.post("/api/neighbours", json={"token": token, "k": 3}).json()["neighbours"]
+        assert len(found) == 3 and all(f["name"].startswith("face") for f in found)
+
+
 def test_a_denoiser_as_the_model_is_refused(setup, tmp_path):
     pytest.importorskip("starlette")
     unet = aekit.create_model("unet", widths=(8, 16), image_size=16, latent_dim=8).save_pretrained(tmp_path / "unet")

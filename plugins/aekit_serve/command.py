@@ -89,6 +89,23 @@ def load_denoiser(denoiser: str | None):
         return None, f"no denoiser ({first_line(exc)})"
 
 
+def index_model(features, model):
+    """The model that embeds queries for a --features index: None when the explored model made it, else the
+    features task's model (`aekit embed`'s default, e.g. faces-64-features) when that one made it; otherwise
+    None, and the explorer refuses the index with a one-line error naming both."""
+    from aekit import model_fingerprint
+    from aekit.pretrained import resolve_model
+
+    if features is None or features.model_id == model_fingerprint(model):
+        return None
+    try:
+        choice = resolve_model(None, task="features")
+        extractor = load_model_arg(None, task="features") if choice.spec != getattr(model, "pretrained_name", None) else model
+    except AekitError:
+        return None
+    return extractor if model_fingerprint(extractor) == features.model_id else None
+
+
 @click.command("serve")
 @model_option
 @click.option("--denoiser", metavar="NAME_OR_DIR", default=None,
@@ -145,8 +162,10 @@ def serve(model_path, denoiser, features_file, gallery_dir, host, port, max_uplo
             sock.close()
         model = load_model_arg(model_path)
         features = load_features(features_file) if features_file else None
+        feature_model = index_model(features, model)
         denoiser_model, no_denoiser = load_denoiser(denoiser)
         explorer = Explorer(model, denoiser=denoiser_model, features=features, features_path=features_file,
+                            feature_model=feature_model,
                             gallery_dir=gallery_dir, log=lambda message: click.echo(message, err=True), align=align)
         info = explorer.info()
         attributes = sum(d["kind"] == "attribute" for d in info["directions"])

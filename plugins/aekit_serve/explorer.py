@@ -150,7 +150,8 @@ class Explorer:
     """The model work behind the page (thread-safe: one model call at a time)."""
 
     def __init__(self, model, denoiser=None, features=None, features_path=None, gallery_dir=None,
-                 max_faces: int = MAX_FACES, log=None, budget: DecodeBudget | None = None, align: str = "auto"):
+                 max_faces: int = MAX_FACES, log=None, budget: DecodeBudget | None = None, align: str = "auto",
+                 feature_model=None):
         from aekit import model_fingerprint
         from aekit.alignment import aligner_for, check_mode
 
@@ -162,6 +163,10 @@ class Explorer:
         self.size = int(model.config.image_size)
         self.latent_dim = int(model.config.latent_dim)
         self.fingerprint = model_fingerprint(model)
+        # what embeds a query for the nearest faces: the model that made the index (by default the feature
+        # extractor `aekit embed` uses), which need not be the codec the page explores
+        self.feature_model = feature_model.eval() if feature_model is not None else self.model
+        self.feature_fingerprint = model_fingerprint(self.feature_model) if feature_model is not None else self.fingerprint
         self.log = log or (lambda message: None)
         self.max_faces = max_faces
         self.budget = budget or DecodeBudget()  # the web app passes its own to encode_upload
@@ -219,10 +224,10 @@ class Explorer:
         from aekit_embed.search import FaceIndex
 
         where = features_path or "the features file"
-        if features.model_id != self.fingerprint:
+        if features.model_id != self.feature_fingerprint:
+            by = getattr(self.feature_model, "checkpoint_dir", None) or "this model"
             raise ExplorerError(f"{where}: made by model {features.model_id} ({features.meta.get('model') or 'unknown'}), "
-                                f"not by {getattr(self.model, 'checkpoint_dir', None) or 'this model'}; give the --model "
-                                "that made it, or embed the faces again")
+                                f"not by {by}; give the --model that made it, or embed the faces again")
         self.index = FaceIndex(features.X)
         try:
             source, why = images_for(features)
@@ -495,7 +500,7 @@ class Explorer:
         k = _integer(k, "k", 1, MAX_NEIGHBOURS)
         face = self.face(token)
         with self._lock:
-            query = self.model.features(face.pixels[None], kind=self.features.feature_set).float().numpy()
+            query = self.feature_model.features(face.pixels[None], kind=self.features.feature_set).float().numpy()
         rows, scores = self.index.search(query, k)
         rows, scores = rows[0].tolist(), scores[0].tolist()
         pictures = {}
