@@ -329,6 +329,12 @@ def test_out_of_the_box_commands_use_the_pretrained_models(photos, tmp_path):
     extractor = aekit.load("faces-64-features")
     assert feats.X.shape == (3, feature_sets.dimension(extractor, feature_sets.DEFAULT))
     assert feats.model_id == aekit.model_fingerprint(extractor)
+    # aekit similar embeds its queries with the extractor that made the index: each face finds itself first
+    queries = sorted(photos.glob("*.png"))
+    found = runner.invoke(cli, ["similar", *map(str, queries), "--index", str(tmp_path / "f.npz"), "--k", "1"])
+    assert found.exit_code == 0, found.output
+    firsts = [line.split("\t") for line in found.stdout.splitlines() if line.count("\t") == 3]
+    assert [Path(row[3]).name for row in firsts] == [q.name for q in queries]
     assert len(list((tmp_path / "back").glob("*.png"))) == 3
     assert Image.open(tmp_path / "g.png").text["sampler"] in ("gmm", "gaussian")
 
