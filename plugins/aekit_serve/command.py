@@ -91,19 +91,22 @@ def load_denoiser(denoiser: str | None):
 
 def index_model(features, model):
     """The model that embeds queries for a --features index: None when the explored model made it, else the
-    features task's model (`aekit embed`'s default, e.g. faces-64-features) when that one made it; otherwise
-    None, and the explorer refuses the index with a one-line error naming both."""
-    from aekit import model_fingerprint
+    features task's model (`aekit embed`'s default, e.g. faces-64-features) when that one made it, said on
+    stderr; otherwise None, and the explorer refuses the index with a one-line error naming both."""
+    from aekit import load, model_fingerprint
     from aekit.pretrained import resolve_model
 
     if features is None or features.model_id == model_fingerprint(model):
         return None
     try:
         choice = resolve_model(None, task="features")
-        extractor = load_model_arg(None, task="features") if choice.spec != getattr(model, "pretrained_name", None) else model
+        extractor = load(choice.spec)
     except AekitError:
         return None
-    return extractor if model_fingerprint(extractor) == features.model_id else None
+    if model_fingerprint(extractor) != features.model_id:
+        return None
+    click.echo(f"{choice.describe()}, for the nearest faces", err=True)
+    return extractor
 
 
 @click.command("serve")
