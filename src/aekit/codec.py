@@ -164,7 +164,7 @@ class FaceCodec(Autoencoder):
         self.register_buffer("table_offsets", torch.zeros(q, m, dtype=torch.int32))
         self.register_buffer("table_medians", torch.zeros(q, m, dtype=torch.float32))
         self._tables: dict[int, IntegerTables] = {}
-        self._analysis64 = None
+        self._float64: dict[str, nn.Module] = {}  # the float64 analysis, made once (a dict: not a submodule)
         self.last_bits = None  # the last forward's rate per image (bits), and its qualities
         self.last_quality = None
 
@@ -196,16 +196,18 @@ class FaceCodec(Autoencoder):
 
     def training_loss(self, pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         """The rate-distortion loss of the last ``forward`` (the trainer's model-provided loss): the mean over images
-        of ``lambda_q * 255^2 * MSE + bpp`` (MSE on the [0, 1] scale) plus the priors' quantile losses; and its parts
-        for metrics.jsonl (``rd``: the loss without the quantile term, ``bpp``, ``mse``, ``psnr``, ``quantile``)."""
+        of ``lambda_q * 255^2 * MSE + bpp`` (MSE on the [0, 1] scale), with the gradient of the priors' quantile losses
+        added (not their value); and its parts for metrics.jsonl (``bpp``, ``mse``, ``psnr``, ``quantile``)."""
         lambdas = torch.tensor(self.config.lambdas, device=pred.device)[self.last_quality - 1]
         mse = ((pred.float() - target.float()) / 2).pow(2).flatten(1).mean(1)
         bpp = self.last_bits / (target.shape[-1] * target.shape[-2])
         quantile = sum(prior.quantile_loss() for prior in self.priors)
         psnr = (-10 * torch.log10(mse.detach().clamp_min(1e-10))).mean()
         rd = (lambdas * 255**2 * mse + bpp).mean()
-        loss = rd + quantile
-        return loss, {"rd": rd.item(), "bpp": bpp.mean().item(), "mse": mse.mean().item(), "psnr": psnr.item(), "quantile": quantile.item()}
+        # the quantile loss trains only the coding ranges (its own gradient); its value, hundreds while the ranges
+        # settle, is left out of the loss the trainer records, which stays the rate-distortion loss
+        loss = rd + (quantile - quantile.detach())
+        return loss, {"bpp": bpp.mean().item(), "mse": mse.mean().item(), "psnr": psnr.item(), "quantile": quantile.item()}
 
     def optimizer_groups(self, lr: float) -> list[dict]:
         """Every parameter at `lr`, the priors' coding ranges (``quantiles``, trained only by the quantile loss) at
@@ -268,8 +270,12 @@ class FaceCodec(Autoencoder):
                 self.table_offsets[i].cpu().numpy(), self.table_medians[i].cpu().numpy().astype(np.float32))
         return self._tables[quality]
 
+    def train(self, mode: bool = True):
+        self._float64 = {}  # weights may change from here: the float64 analysis is copied again when next needed
+        return super().train(mode)
+
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        self._tables, self._analysis64 = {}, None  # new weights: new tables and a new float64 analysis
+        self._tables, self._float64 = {}, {}  # new weights: new tables and a new float64 analysis
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # -- coding -------------------------------------------------------------------------------------------------
@@ -277,12 +283,13 @@ class FaceCodec(Autoencoder):
     def coding_latents(self, images, batch_size: int = 256) -> torch.Tensor:
         """The analysis's latents (N, M, s, s) in float64 on the CPU: what is rounded into symbols (see the module)."""
         x = as_model_input(images, self.config.image_size)
-        if self._analysis64 is None:
-            self._analysis64 = copy.deepcopy(self.encoder).cpu().double().eval()
+        if "analysis" not in self._float64:
+            self._float64["analysis"] = copy.deepcopy(self.encoder).cpu().double().eval()
+        analysis = self._float64["analysis"]
         outs = []
         with torch.inference_mode():
             for i in range(0, len(x), batch_size):
-                outs.append(self._analysis64(x[i : i + batch_size].double()).reshape(-1, *self.config.latent_shape))
+                outs.append(analysis(x[i : i + batch_size].double()).reshape(-1, *self.config.latent_shape))
         return torch.cat(outs) if outs else torch.empty(0, *self.config.latent_shape, dtype=torch.float64)
 
     def symbols(self, latents: torch.Tensor, quality: int) -> np.ndarray:

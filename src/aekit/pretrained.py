@@ -219,7 +219,8 @@ def package_model(run_dir, out_dir, name: str, tasks, help: str = "", metrics: d
                   dtype: str = "float16", encoder_only: bool = False) -> dict:
     """Write a trained run as a shippable folder and record it in ``out_dir``'s parent ``pretrained.json``.
 
-    The folder gets ``model.safetensors`` (weights cast to `dtype`; loading casts them back to float32),
+    The folder gets ``model.safetensors`` (weights cast to `dtype`; loading casts them back to float32; a model with
+    ``prepare_to_ship()`` gets it called on the cast weights first: the codec fixes its integer tables there),
     ``config.json``, and every other ``*.safetensors`` and ``README.md`` already in `out_dir` (fit
     priors and directions on the packaged model: their fingerprint is of the weights as shipped). Returns the entry.
     `encoder_only` ships the encoder alone (a feature extractor for the ``features`` task: ``"parts": ["encoder"]``
@@ -237,11 +238,20 @@ def package_model(run_dir, out_dir, name: str, tasks, help: str = "", metrics: d
     if encoder_only and set(tasks) - {"features"}:
         raise CheckpointError("an encoder alone can only do the features task (it cannot decode or denoise)")
     cast = getattr(torch, dtype)
+    ships_prepared = hasattr(model, "prepare_to_ship") and not encoder_only
+    if ships_prepared:  # on the weights as shipped (e.g. the codec's integer entropy tables, fixed once here)
+        with torch.no_grad():
+            for tensor in [*model.parameters(), *model.buffers()]:
+                if tensor.is_floating_point():
+                    tensor.copy_(tensor.to(cast).float())
+        model.prepare_to_ship()
     state = {k: (v.to(cast) if v.is_floating_point() else v).detach().cpu().contiguous() for k, v in model.state_dict().items()
              if not encoder_only or k.startswith("encoder.")}
     with io.atomic_path(out_dir / WEIGHTS_NAME) as tmp:
         safetensors.torch.save_file(state, str(tmp), metadata={"format": "pt", "dtype": dtype})
     config = read_json(Path(run_dir) / CONFIG_NAME, CheckpointError)
+    if ships_prepared:  # preparing may set config fields (the codec's table_width)
+        config["config"] = model.config.to_dict()
     if encoder_only:
         config["parts"] = list(ENCODER_ONLY)
         count = sum(v.numel() for v in state.values())
