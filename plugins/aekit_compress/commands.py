@@ -20,7 +20,7 @@ from .bitstreams import is_bitstream_file, load_bitstreams
 
 @click.command()
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
-@model_option
+@model_option(task="compress")
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="The .npz to write.")
 @click.option("--dtype", type=click.Choice(DTYPES), default=None,
               help="Latent models: the storage, float16 (default) is 256 bytes a 128-d face; int8 is 128 bytes plus "
@@ -81,7 +81,7 @@ def compress(inputs, model_path, out, dtype, quality, target_bytes, batch_size, 
         raise AekitError(f"{out}: would overwrite an input; choose another --out")
     if quality is not None and target_bytes is not None:
         raise click.UsageError("give --quality or --bytes, not both")
-    model = load_model_arg(model_path)
+    model = load_model_arg(model_path, task="compress")
     coded = getattr(model, "entropy_coded", False)
     _check_codec_options(model, coded, dtype, quality, target_bytes, optimize_steps)
     dtype = dtype or "float16"
@@ -172,7 +172,7 @@ def _write_bitstreams(model, on_runtime, latents, pictures, names, out, quality,
         if not lowest <= target_bytes <= highest:
             click.echo(f"note: --bytes {target_bytes:g} is outside this codec's range for these faces ({lowest:.0f} to "
                        f"{highest:.0f} bytes a face); it comes as close as it can", err=True)
-    pretrained = named_model(resolve_model(model_path, "codec").spec)
+    pretrained = named_model(resolve_model(model_path, "compress").spec)
     extra = {"target_bytes": target_bytes} if target_bytes is not None else {}
     if placements is not None:
         extra["align"] = str(align)
@@ -300,7 +300,7 @@ def _model_for_bitstreams(coded, path, model_path):
     if coded.model_name:
         candidates.append((coded.model_name, "the model the file names"))
     try:
-        candidates.append((resolve_model(None, "codec").spec, "your default codec"))
+        candidates.append((resolve_model(None, "compress").spec, "your default codec"))
     except AekitError:
         pass
     candidates += [(m.name, "an installed codec") for m in pretrained_models() if "codec" in m.tasks]

@@ -19,7 +19,8 @@ Which model a command uses (`resolve_model`):
 4. the first installed pretrained model that does the task (``faces-64`` codes, ``faces-64-denoise``
    denoises);
 5. for ``features`` (what ``embed`` and ``similar`` use), when no installed model does it: the model
-   ``codec`` resolves to by rules 2-6 (every codec embeds);
+   ``codec`` resolves to by rules 2-6 (every codec embeds); likewise for ``compress`` (what ``aekit compress``
+   uses): a bitstream codec when one is installed for it, else the ``codec`` task's model (its latents);
 6. only when no installed pretrained model does the task: the latest ``aekit train`` run.
 
 How a model spec is read (`read_spec`; ``aekit.load`` and every ``--model`` follow it):
@@ -59,8 +60,12 @@ TASKS = {
     "denoise": "remove noise from photos (denoise)",
     "features": "embed faces as features (embed, similar, the scikit-learn transformer); a codec when no feature "
                 "extractor is installed",
+    "compress": "entropy-code faces to bitstreams (compress); the codec task's model (latents) when no such codec "
+                "is installed",
 }
-FALLBACK_TASK = {"features": "codec"}  # a task no installed model does is done by this one's model
+# a task no installed model does is done by this one's model: `aekit compress` stores faces-64's latents until a
+# bitstream codec (the `codec` architecture, packaged with --task compress) is installed, then uses that
+FALLBACK_TASK = {"features": "codec", "compress": "codec"}
 MANIFEST_FORMAT = "aekit-pretrained"
 MANIFEST_NAME = "pretrained.json"
 DEFAULTS_NAME = "default-model.json"
