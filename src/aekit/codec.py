@@ -214,7 +214,8 @@ class FaceCodec(Autoencoder):
         10x (CompressAI gives them an optimizer of their own at 1e-3)."""
         quantiles = [p for name, p in self.named_parameters() if name.endswith("quantiles")]
         others = [p for name, p in self.named_parameters() if not name.endswith("quantiles")]
-        return [{"params": others, "lr": lr}, {"params": quantiles, "lr": 10 * lr}]
+        # the ranges' quantile loss is not the rate-distortion loss: --clip-grad leaves its gradients alone
+        return [{"params": others, "lr": lr}, {"params": quantiles, "lr": 10 * lr, "clip": False}]
 
     def _qualities(self, quality, count: int) -> torch.Tensor:
         q = torch.as_tensor(np.asarray(quality) if not torch.is_tensor(quality) else quality).long().reshape(-1)

@@ -340,6 +340,9 @@ class Trainer:
         if self.objectives:
             self.step_objective_losses = dict(zip(self.objectives, values.tolist()))
         total.backward()
+        if self.config.clip_grad:  # a group marked "clip": False (a codec's coding ranges) has its own loss
+            torch.nn.utils.clip_grad_norm_([p for group in optimizer.param_groups if group.get("clip", True)
+                                            for p in group["params"]], self.config.clip_grad)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         return value
