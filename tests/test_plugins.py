@@ -95,7 +95,7 @@ def test_builtin_plugins_come_from_entry_points():
     assert {"aekit", "sources"} <= set(rows)
     core = rows["aekit"]
     assert core["version"] == aekit.__version__ and core["error"] is None
-    assert core["registered"]["model"] == ["article", "small", "improved", "unet", "drunet"]
+    assert core["registered"]["model"] == ["article", "small", "improved", "unet", "drunet", "codec"]
     assert {"train", "info", "plugins"} <= set(core["registered"]["command"])
     sources = rows["sources"]
     assert sources["module"] == "aekit_sources" and sources["error"] is None

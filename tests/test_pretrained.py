@@ -207,7 +207,7 @@ def test_features_come_from_the_codec_until_a_feature_extractor_is_installed(tmp
     embedder = AutoencoderEmbedder(features="latent").fit(faces)
     assert aekit.model_fingerprint(embedder.model_) == fingerprint and embedder.transform(faces).shape == (3, 12)
     listing = runner.invoke(cli, ["models"]).output
-    assert "tiny-features  [default for features]" in listing and "faces-64  [default for codec]" in listing
+    assert "tiny-features  [default for features]" in listing and "faces-64  [default for codec, compress]" in listing
 
 
 def test_an_encoder_alone_ships_as_a_feature_extractor(tmp_path, face_folder):

@@ -355,3 +355,8 @@ def register_demos(register):
     from . import demo  # light: numpy; its work imports what it needs
 
     register("compress", demo.run, help="the latent round trip against JPEG: a table and a grid", order=10)
+
+
+# the codec's bitstream .npz (a ``codec`` model's `aekit compress`): format and Python API in bitstreams.py
+from .bitstreams import (BitstreamFileError, CodedFaces, CodingResult, code_faces, is_bitstream_file,  # noqa: E402
+                         load_bitstreams, save_bitstreams)

@@ -155,6 +155,9 @@ _TRAIN = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.defaul
 @click.option("--init", "init", metavar="MODEL", default=_TRAIN["init"], help="Start from this checkpoint's weights (fine-tuning).")
 @click.option("--on-nan", "on_nan", type=click.Choice(["stop", "skip"]), default=_TRAIN["on_nan"], show_default=True,
               help="A non-finite loss: stop (keeping the last checkpoint), or skip that step and count it in metrics.jsonl.")
+@click.option("--clip-grad", "clip_grad", type=float, default=_TRAIN["clip_grad"], show_default=True, metavar="NORM",
+              help="Clip the gradients' total norm to NORM before each step (0: off). Rate-distortion codecs need it "
+                   "(CompressAI clips at 1.0): without it a GDN codec can diverge at a high learning rate.")
 @click.option("--loss", type=click.Choice(LOSSES), default=_TRAIN["loss"], show_default=True,
               help="mse: mean squared error over the batch (the article's); psnr: the mean of each image's log MSE, so "
                    "every image's relative error counts alike (denoisers trained on a mix of noise levels).")

@@ -30,7 +30,8 @@ def model_option(function=None, *, task: str = "codec"):
     """``--model NAME_OR_DIR`` for commands; ``@model_option`` or ``@model_option(task="denoise")`` (a task of
     ``aekit.pretrained.TASKS``: which default model the command uses)."""
     default = {"denoise": "the pretrained denoiser", "features": "the pretrained feature extractor (or the codec when "
-               "none is installed)"}.get(task, "the pretrained faces codec")
+               "none is installed)", "compress": "the pretrained bitstream codec (or the faces codec's latents when none is "
+               "installed)"}.get(task, "the pretrained faces codec")
 
     def decorate(command_function):
         return click.option("--model", "-m", "model_path", metavar="NAME_OR_DIR", default=None,

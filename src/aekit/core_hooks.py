@@ -1,6 +1,7 @@
 """The core's own contributions, registered through the same hooks as any plugin."""
 
 from . import cli
+from .codec import CODEC, FaceCodec
 from .demo import demo_command
 from .drunet import DRUNET, DRUNetDenoiser
 from .feature_sets import BUILT_IN
@@ -21,6 +22,9 @@ def register_models(register):
              help="the improved design with U-Net skip connections and a residual output: a denoiser, not a codec")
     register("drunet", DRUNetDenoiser, DRUNET,
              help="a DRUNet-style residual U-Net told the noise level (estimated, or --sigma): a denoiser, not a codec (faces-64-denoise)")
+    register("codec", FaceCodec, CODEC,
+             help="a face codec trained for rate and distortion (GDN, 4x4xM latent, 6 qualities, learned priors): "
+                  "entropy-coded bitstreams for `aekit compress`")
 
 
 @hookimpl

@@ -128,7 +128,10 @@ class Autoencoder(CheckpointMixin, nn.Module):
     Subclasses declare what they can do instead of callers probing their config:
     ``decodes_latents`` (False for a skip-connection denoiser, whose output needs the input image),
     ``initialize_from_data(images)`` (called once before training from scratch; default: nothing) and
-    ``optimizer_groups(lr)`` (the optimizer's parameter groups, nanoGPT's ``configure_optimizers``).
+    ``optimizer_groups(lr)`` (the optimizer's parameter groups, nanoGPT's ``configure_optimizers``). A model may
+    also define ``training_loss(pred, target)`` (the trainer then minimises it instead of the reconstruction loss:
+    the codec's rate-distortion loss) and ``prepare_to_ship()`` (``aekit models package`` calls it on the weights as
+    shipped: the codec fixes its integer entropy tables).
     """
 
     decodes_latents = True

@@ -19,7 +19,8 @@ Which model a command uses (`resolve_model`):
 4. the first installed pretrained model that does the task (``faces-64`` codes, ``faces-64-denoise``
    denoises);
 5. for ``features`` (what ``embed`` and ``similar`` use), when no installed model does it: the model
-   ``codec`` resolves to by rules 2-6 (every codec embeds);
+   ``codec`` resolves to by rules 2-6 (every codec embeds); likewise for ``compress`` (what ``aekit compress``
+   uses): a bitstream codec when one is installed for it, else the ``codec`` task's model (its latents);
 6. only when no installed pretrained model does the task: the latest ``aekit train`` run.
 
 How a model spec is read (`read_spec`; ``aekit.load`` and every ``--model`` follow it):
@@ -59,8 +60,12 @@ TASKS = {
     "denoise": "remove noise from photos (denoise)",
     "features": "embed faces as features (embed, similar, the scikit-learn transformer); a codec when no feature "
                 "extractor is installed",
+    "compress": "entropy-code faces to bitstreams (compress); the codec task's model (latents) when no such codec "
+                "is installed",
 }
-FALLBACK_TASK = {"features": "codec"}  # a task no installed model does is done by this one's model
+# a task no installed model does is done by this one's model: `aekit compress` stores faces-64's latents until a
+# bitstream codec (the `codec` architecture, packaged with --task compress) is installed, then uses that
+FALLBACK_TASK = {"features": "codec", "compress": "codec"}
 MANIFEST_FORMAT = "aekit-pretrained"
 MANIFEST_NAME = "pretrained.json"
 DEFAULTS_NAME = "default-model.json"
@@ -219,7 +224,8 @@ def package_model(run_dir, out_dir, name: str, tasks, help: str = "", metrics: d
                   dtype: str = "float16", encoder_only: bool = False) -> dict:
     """Write a trained run as a shippable folder and record it in ``out_dir``'s parent ``pretrained.json``.
 
-    The folder gets ``model.safetensors`` (weights cast to `dtype`; loading casts them back to float32),
+    The folder gets ``model.safetensors`` (weights cast to `dtype`; loading casts them back to float32; a model with
+    ``prepare_to_ship()`` gets it called on the cast weights first: the codec fixes its integer tables there),
     ``config.json``, and every other ``*.safetensors`` and ``README.md`` already in `out_dir` (fit
     priors and directions on the packaged model: their fingerprint is of the weights as shipped). Returns the entry.
     `encoder_only` ships the encoder alone (a feature extractor for the ``features`` task: ``"parts": ["encoder"]``
@@ -237,11 +243,20 @@ def package_model(run_dir, out_dir, name: str, tasks, help: str = "", metrics: d
     if encoder_only and set(tasks) - {"features"}:
         raise CheckpointError("an encoder alone can only do the features task (it cannot decode or denoise)")
     cast = getattr(torch, dtype)
+    ships_prepared = hasattr(model, "prepare_to_ship") and not encoder_only
+    if ships_prepared:  # on the weights as shipped (e.g. the codec's integer entropy tables, fixed once here)
+        with torch.no_grad():
+            for tensor in [*model.parameters(), *model.buffers()]:
+                if tensor.is_floating_point():
+                    tensor.copy_(tensor.to(cast).float())
+        model.prepare_to_ship()
     state = {k: (v.to(cast) if v.is_floating_point() else v).detach().cpu().contiguous() for k, v in model.state_dict().items()
              if not encoder_only or k.startswith("encoder.")}
     with io.atomic_path(out_dir / WEIGHTS_NAME) as tmp:
         safetensors.torch.save_file(state, str(tmp), metadata={"format": "pt", "dtype": dtype})
     config = read_json(Path(run_dir) / CONFIG_NAME, CheckpointError)
+    if ships_prepared:  # preparing may set config fields (the codec's table_width)
+        config["config"] = model.config.to_dict()
     if encoder_only:
         config["parts"] = list(ENCODER_ONLY)
         count = sum(v.numel() for v in state.values())

@@ -45,6 +45,7 @@ class TrainConfig:
     init: str | None = None
     model_config: dict = dataclasses.field(default_factory=dict)  # overrides of the preset's config fields
     on_nan: str = "stop"  # a non-finite loss: "stop" the run, or "skip" that step (counted in metrics.jsonl)
+    clip_grad: float = 0.0  # clip the gradients' total norm to this before each step (0: no clipping)
     schedule: str = "linear"  # the article's LinearLR 1 -> 0; "onecycle" warms up to --lr then anneals; "constant"
     flip: bool = False  # random horizontal flips (faces are roughly symmetric: twice the data for free)
     shift: int = 0  # random translations of up to this many pixels, edges reflected
@@ -100,6 +101,8 @@ class TrainConfig:
             problems.append(f"--shift must be zero or more pixels (got {self.shift})")
         if not 0 <= self.color_jitter < 1:
             problems.append(f"--color-jitter must be in [0, 1) (got {self.color_jitter})")
+        if not (self.clip_grad >= 0 and math.isfinite(self.clip_grad)):
+            problems.append(f"--clip-grad must be zero (off) or a positive norm (got {self.clip_grad})")
         if self.on_nan not in ("stop", "skip"):
             problems.append(f"--on-nan must be stop or skip (got {self.on_nan})")
         if self.loss not in LOSSES:

@@ -1,5 +1,9 @@
 """The trainer: the article's recipe (Adam 2e-4, batch 64, MSE, LinearLR 1 -> 0) with both halves trained.
 
+A model may bring its own loss: ``training_loss(pred, target) -> (loss, {name: float})``, called after each
+forward pass instead of the reconstruction loss (the ``codec`` preset's rate + lambda * distortion); its parts
+are averaged over the epoch into metrics.jsonl as ``train_NAME``, and ``evaluate`` adds ``val_bpp`` from it.
+
 A run directory holds the model (``model.safetensors`` + ``config.json``), ``training_state.safetensors``
 for ``--resume``, ``metrics.jsonl`` (one line per epoch) and ``samples/epoch_NNNN.png`` grids.
 """
@@ -82,6 +86,7 @@ class Trainer:
         self.objective_specs = {spec.name: spec for spec in parse_objectives(config.objectives)}
         self.objectives = torch.nn.ModuleDict()
         self.step_objective_losses: dict[str, float] = {}  # the last step's unweighted objective losses
+        self.step_model_losses: dict[str, float] = {}  # the last step's parts of a model's own loss (training_loss)
         self.rank, self.world_size = distributed_context()
         if self.world_size > 1 and self.objective_specs:
             raise TrainingError("--objective is not supported with several processes yet (the objectives' own "
@@ -147,6 +152,9 @@ class Trainer:
         cfg = self.config
         model = self._build_model()
         self.objectives = self._build_objectives(model)  # before the data: a bad argument fails at once
+        if hasattr(model, "training_loss") and cfg.loss != "mse":
+            raise TrainingError(f"--loss {cfg.loss} does not apply to a {checkpoint.architecture_name(model)} model: it "
+                                "trains on its own loss (rate + lambda * distortion); leave --loss out")
         data, train_images, val_images = self._prepare_data(model.config.image_size)
         if self.rank == 0:
             self.out.mkdir(parents=True, exist_ok=True)
@@ -190,6 +198,7 @@ class Trainer:
                 first = completed = start_batch if epoch == start_epoch else 0
                 t0, seen, loss_sum, nb, skipped = time.perf_counter(), 0, 0.0, 0, 0
                 objective_sums = dict.fromkeys(self.objectives, 0.0)
+                model_sums: dict[str, float] = {}  # the parts of a model's own loss (training_loss), summed
                 model.train()
                 batches = loader.batches(cfg.seed, epoch, start=first)
                 bar = tqdm(batches, total=len(loader), initial=first, desc=f"epoch {epoch + 1}/{cfg.epochs}",
@@ -205,6 +214,8 @@ class Trainer:
                     loss_sum += loss
                     for name, value in self.step_objective_losses.items():
                         objective_sums[name] += value
+                    for name, value in self.step_model_losses.items():
+                        model_sums[name] = model_sums.get(name, 0.0) + value
                     nb += 1
                     rate = seen / max(time.perf_counter() - t0, 1e-9)
                     bar.set_postfix(loss=f"{loss:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}", img_s=f"{rate:.0f}")
@@ -216,7 +227,8 @@ class Trainer:
                 elapsed += epoch_time
                 row = {"epoch": epoch + 1, "step": (epoch + 1) * len(loader), "loss": loss_sum / max(nb, 1),
                        "lr": scheduler.get_last_lr()[0], "time_s": round(epoch_time, 3),
-                       "images_per_s": round(seen / max(epoch_time, 1e-9), 1), **_objective_columns(objective_sums, nb)}
+                       "images_per_s": round(seen / max(epoch_time, 1e-9), 1), **_objective_columns(objective_sums, nb),
+                       **_model_loss_columns(model_sums, nb)}
                 if cfg.on_nan == "skip":
                     row["skipped_steps"] = skipped
                 if self.world_size > 1:
@@ -243,7 +255,8 @@ class Trainer:
                                           "loss": loss_sum / max(nb, 1), "lr": scheduler.get_last_lr()[0],
                                           "time_s": round(epoch_time, 3),
                                           "images_per_s": round(seen / max(epoch_time, 1e-9), 1),
-                                          **_objective_columns(objective_sums, nb)})
+                                          **_objective_columns(objective_sums, nb),
+                                          **_model_loss_columns(model_sums, nb)})
                 epoch, completed = epoch + 1, 0
             self._save(model, optimizer, scheduler, epoch, completed, elapsed, None, data)
             self.log(f"interrupted: saved a checkpoint at epoch {epoch + 1}, batch {completed}; "
@@ -304,7 +317,11 @@ class Trainer:
         buffers = [{k: v.clone() for k, v in m.named_buffers()} for m in holders] if skip else None
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
             pred = model(source)
-        loss = reconstruction_loss(pred.float(), x, self.config.loss)
+        plain = getattr(model, "module", model)
+        if hasattr(plain, "training_loss"):  # a model's own loss (the codec's rate + lambda * distortion)
+            loss, self.step_model_losses = plain.training_loss(pred.float(), x)
+        else:
+            loss = reconstruction_loss(pred.float(), x, self.config.loss)
         total = loss
         if self.objectives:  # a run without --objective takes none of this: same draws, same loss as ever
             total, values = self._add_objectives(model, x, loss, position)
@@ -323,6 +340,9 @@ class Trainer:
         if self.objectives:
             self.step_objective_losses = dict(zip(self.objectives, values.tolist()))
         total.backward()
+        if self.config.clip_grad:  # a group marked "clip": False (a codec's coding ranges) has its own loss
+            torch.nn.utils.clip_grad_norm_([p for group in optimizer.param_groups if group.get("clip", True)
+                                            for p in group["params"]], self.config.clip_grad)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         return value
@@ -352,18 +372,22 @@ class Trainer:
         The held-out noise is the same at every epoch (seeded by the run's seed), so epochs compare.
         """
         model.eval()
-        losses, psnrs, noisy_psnrs = [], [], []
+        losses, psnrs, noisy_psnrs, rates = [], [], [], []
         for i in range(0, len(images), batch_size):
             x = to_float(torch.from_numpy(np.array(images[i : i + batch_size])).to(self.device))
             source = x if getattr(self, "noise", None) is None else self.noise.apply_to_tensor(x, [self.config.seed, i, 3])
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
                 pred = model(source).float()
+            if hasattr(model, "training_loss"):  # the codec's rate at its default quality, rounded as coding rounds
+                rates.append(model.training_loss(pred, x)[1]["bpp"] * len(x))
             losses.append(((pred - x) ** 2).flatten(1).mean(1).cpu())
             psnrs.append(psnr(pred.cpu(), x.cpu()))
             if source is not x:
                 noisy_psnrs.append(psnr(source.cpu(), x.cpu()))
         model.train()
         row = {"val_loss": float(torch.cat(losses).mean()), "val_psnr": float(np.concatenate(psnrs).mean())}
+        if rates:
+            row["val_bpp"] = float(sum(rates) / len(images))
         if noisy_psnrs:
             row["val_noisy_psnr"] = float(np.concatenate(noisy_psnrs).mean())
         return row
@@ -411,7 +435,8 @@ class Trainer:
             "epochs_done": epoch, "epochs": self.config.epochs, "batch_in_epoch": batch,
             "elapsed_s": round(elapsed, 1), "device": str(self.device), "precision": self.precision,
             "settings": self.config.to_dict(),  # the one copy a checkpoint carries: read it with training_record()
-            "final": {k: v for k, v in last.items() if k in ("loss", "val_loss", "val_psnr", "val_noisy_psnr", "images_per_s")},
+            "final": {k: v for k, v in last.items() if k in ("loss", "val_loss", "val_psnr", "val_noisy_psnr", "val_bpp", "train_bpp",
+                                                                   "train_psnr", "images_per_s")},
         }
 
     def _write_run_file(self, data, n_train, n_val):
@@ -562,13 +587,26 @@ def _objective_columns(sums: dict, steps: int) -> dict:
     return {f"loss_{name}": total / max(steps, 1) for name, total in sums.items()}
 
 
+MODEL_LOSS_PREFIX = "train_"  # metrics.jsonl's columns for the parts of a model's own loss: train_bpp, train_psnr...
+
+
+def _model_loss_columns(sums: dict, steps: int) -> dict:
+    """The metrics row's mean of each part of a model's own loss (``training_loss``) over the epoch."""
+    return {f"{MODEL_LOSS_PREFIX}{name}": total / max(steps, 1) for name, total in sums.items()}
+
+
 def _format_row(row: dict, epochs: int) -> str:
     text = f"epoch {row['epoch']}/{epochs}: loss {row['loss']:.4f}"
     for key, value in row.items():
         if key.startswith("loss_"):
             text += f", {key[5:]} {value:.4f}"
+    for key, value in row.items():
+        if key.startswith(MODEL_LOSS_PREFIX) and key[len(MODEL_LOSS_PREFIX):] in ("bpp", "psnr"):
+            text += f", {key[len(MODEL_LOSS_PREFIX):]} {value:.3f}"
     if "val_loss" in row:
         text += f", val loss {row['val_loss']:.4f}, val PSNR {row['val_psnr']:.2f} dB"
+    if "val_bpp" in row:
+        text += f", val bpp {row['val_bpp']:.3f}"
     if "val_noisy_psnr" in row:
         text += f" (noisy input {row['val_noisy_psnr']:.2f} dB)"
     return text + f", {row['images_per_s']:.0f} img/s"
