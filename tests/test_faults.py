@@ -554,3 +554,54 @@ def test_a_plugin_failing_inside_a_registration_hook_is_dropped_whole(install_pl
     assert result.exit_code == 0, result.output
     warnings = [line for line in result.stderr.splitlines() if line.startswith("Warning")]
     assert len(warnings) == 1 and "'halfway' failed to load" in warnings[0]
+
+
+# --- gradient clipping -----------------------------------------------------------------------------------------
+
+class _NormRecordingAdam(torch.optim.Adam):
+    """Adam that records each group's gradient norm at the moment it steps (after any clipping)."""
+
+    def step(self, closure=None):
+        self.norms = [float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in g["params"] if p.grad is not None])))
+                      for g in self.param_groups]
+        return super().step(closure)
+
+
+def test_clip_grad_bounds_the_gradient_norm_of_each_step(tmp_path):
+    torch.manual_seed(0)
+    batch = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8)
+    norms = {}
+    for clip in (0.0, 1e-3):
+        torch.manual_seed(0)
+        model = aekit.create_model("article", **TINY).train()
+        optimizer = _NormRecordingAdam(model.parameters())
+        Trainer(_config(clip_grad=clip), tmp_path / f"run-{clip}", progress=False, log=_quiet)._step(model, optimizer, batch)
+        norms[clip] = optimizer.norms[0]
+    assert norms[0.0] > 1e-2  # unclipped, the gradient is far above the bound ...
+    assert norms[1e-3] == pytest.approx(1e-3, rel=1e-3)  # ... and clipping brings it down to the bound
+
+
+def test_clip_grad_leaves_a_codecs_coding_ranges_alone(tmp_path):
+    codec = dict(image_size=32, width=8, analysis_width=8, latent_channels=4, downsamplings=3, qualities=2,
+                 lambdas=(0.002, 0.01), default_quality=1)
+    batch = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+    torch.manual_seed(0)
+    model = aekit.create_model("codec", **codec).train()
+    optimizer = _NormRecordingAdam(model.optimizer_groups(1e-3))
+    assert [g.get("clip", True) for g in optimizer.param_groups] == [True, False]
+    config = _config(clip_grad=1e-3, model_config=codec, arch="codec")
+    Trainer(config, tmp_path / "run", progress=False, log=_quiet)._step(model, optimizer, batch)
+    assert optimizer.norms[0] <= 1e-3 * (1 + 1e-3)  # the rate-distortion gradient is clipped
+    assert optimizer.norms[1] > 1e-2  # the quantile loss's gradient on the ranges is not
+
+
+def test_clip_grad_on_the_cli(tmp_path, monkeypatch):
+    monkeypatch.setenv("AEKIT_LOAD_PLUGINS", "sources")
+    runner = CliRunner()
+    args = ["train", "--data", "synthetic:32", "--epochs", "1", "--batch-size", "16", "--quiet", "--sample-every", "0", *TINY_CLI]
+    refused = runner.invoke(cli, [*args, "--out", str(tmp_path / "a"), "--clip-grad", "-1"])
+    assert refused.exit_code != 0 and "--clip-grad must be zero (off) or a positive norm" in refused.output
+    assert "Traceback" not in refused.output and not (tmp_path / "a").exists()
+    clipped = runner.invoke(cli, [*args, "--out", str(tmp_path / "b"), "--clip-grad", "0.5"])
+    assert clipped.exit_code == 0, clipped.output
+    assert json.loads((tmp_path / "b" / "run.json").read_text())["config"]["clip_grad"] == 0.5
