@@ -457,3 +457,121 @@ def test_eval_align_off_is_as_before(tmp_path, untrained, face_photos):
     expected = prepare(str(face_photos), 64, progress=False)
     np.testing.assert_array_equal(evaluation.images, expected.images.transpose(0, 2, 3, 1))
     assert evaluation.names == ["empty.png", "group.png", "solo.jpg"] and evaluation.placements is None
+
+
+# --- a codec model: the rate-distortion section ---------------------------------------------------------------
+
+TINY_CODEC = dict(image_size=32, width=16, analysis_width=12, latent_channels=8, downsamplings=3, qualities=3,
+                  lambdas=(0.002, 0.01, 0.05), default_quality=2)  # test_codec.py's tiny codec
+CODEC_EVAL = "synthetic:12:1"
+
+
+@pytest.fixture(scope="module")
+def tiny_codec(tmp_path_factory, module_home):
+    """A tiny codec trained 60 steps on synthetic faces (rates that grow with the quality): its run folder, whose
+    integer tables are not fixed, and the same model saved with its tables fixed (as a packaged one has them)."""
+    torch.manual_seed(0)
+    model = aekit.create_model("codec", **TINY_CODEC)
+    images = torch.from_numpy(make_faces(64, seed=0, size=32)[0]).permute(0, 3, 1, 2).float() / 127.5 - 1
+    optimizer = torch.optim.Adam(model.optimizer_groups(5e-3))
+    model.train()
+    for step in range(60):
+        x = images[(step * 16) % 64 : (step * 16) % 64 + 16]
+        loss, _ = model.training_loss(model(x), x)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    root = tmp_path_factory.mktemp("codec")
+    run = model.save_pretrained(root / "run")
+    model.fix_entropy_tables()
+    return {"run": run, "fixed": model.save_pretrained(root / "fixed")}
+
+
+def test_eval_on_a_codec_draws_its_rate_distortion_curve_against_pillow(tiny_codec, tmp_path):
+    from PIL import features
+
+    from aekit_eval import splits
+    from aekit_eval.rate_distortion import SWEEPS, sweep_span
+    from aekit_eval.report import linked_images, missing_links
+
+    out = tmp_path / "report"
+    result = invoke("eval", "--model", tiny_codec["fixed"], "--data", CODEC_EVAL, "--align", "off", "--out", out, "--quiet")
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    section = report["rate_distortion"]
+    assert section["images"] == 12 and section["tables"] == "stored with the model"
+    rows = section["rows"]
+    assert [(r["method"], r["quality"]) for r in rows] == [(f"aekit codec, quality {q}", q) for q in (1, 2, 3)]
+    sizes = [r["bytes_per_image"] for r in rows]
+    assert sizes[0] < sizes[1] < sizes[2], sizes  # more bytes at every higher quality
+    # the real bitstreams' bytes, the streams alone (the .npz's container is on top, and noted)
+    model = aekit.load(tiny_codec["fixed"])
+    faces = splits.load_eval(CODEC_EVAL, 32, None, False, "off").images
+    for row in rows:
+        assert row["bytes_per_image"] == pytest.approx(np.mean([len(s) for s in model.compress_faces(faces, row["quality"])]))
+        assert finite(row["file_bytes_per_image"]) and row["file_bytes_per_image"] > 0  # the whole .npz, over N
+        assert finite(row["psnr"]) and 0 < row["ssim"] <= 1
+    assert any(note.startswith("container: ") for note in section["notes"])
+    # Pillow's formats, each swept over all its settings, and read at the codec's bytes only within its sweep
+    formats = ["JPEG", "WEBP"] + (["AVIF"] if features.check("avif") else [])
+    assert section["formats"] == formats
+    for fmt in formats:
+        sweep = section["pillow"][fmt]["rows"]
+        assert [r["quality"] for r in sweep] == list(SWEEPS[fmt])
+        assert all(finite(r["bytes_per_image"]) and finite(r["psnr"]) and finite(r["ssim"]) for r in sweep)
+        low, high = sweep_span(sweep)
+        for row in rows:
+            assert (row["matched"][fmt] is None) == (not low <= row["bytes_per_image"] <= high)
+    assert section["pillow"]["JPEG"]["settings"] == {"optimize": True} and section["pillow"]["WEBP"]["settings"] == {"method": 6}
+    # the reconstruction table: the default quality's row, the same numbers
+    (row,) = report["reconstruction"]["rows"]
+    assert row["method"] == "aekit codec, quality 2 (default)" and row["bytes_per_image"] == rows[1]["bytes_per_image"]
+    assert row["psnr"] == rows[1]["psnr"] and report["model"]["codec"]["qualities"] == 3
+    # the files: the plot beside the report and shown in it, the table's rows in report.md and on stdout
+    with Image.open(out / "rd_curve.png") as image:
+        assert image.format == "PNG"
+    markdown = (out / "report.md").read_text(encoding="utf-8")
+    assert "rd_curve.png" in linked_images(markdown) and missing_links(out / "report.md") == []
+    assert "## Rate–distortion" in markdown and "JPEG PSNR / SSIM at same bytes" in markdown
+    for q in (1, 2, 3):
+        assert f"| aekit codec, quality {q} |" in markdown and f"aekit codec, quality {q} " in result.stdout
+    assert "| JPEG | 90 |" in markdown and "| WebP | 90 |" in markdown
+    assert "rate-distortion (12 faces" in result.stdout and f"{out}/rd_curve.png" in result.stdout
+
+
+def test_eval_on_a_codec_run_fixes_its_tables_and_leaves_out_what_does_not_apply(tiny_codec, tmp_path):
+    out = tmp_path / "report"
+    result = invoke("eval", "--model", tiny_codec["run"], "--data", CODEC_EVAL, "--baselines", "--noise", "gaussian:0.1",
+                    "--optimize-steps", 3, "--labels", "--train-data", "synthetic:40:5", "--pixel-labels", 0,
+                    "--runtime", "torch", "--out", out, "--quiet")
+    assert "Traceback" not in result.output
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    section = report["rate_distortion"]
+    assert section["tables"] == "fixed in memory for this report" and "fixed in memory" in section["notes"][0]
+    assert [r["quality"] for r in section["rows"]] == [1, 2, 3]
+    notes = report["reconstruction"]["notes"]
+    assert any(n.startswith("--baselines: PCA and JPEG / WebP at the latent's bytes are left out") for n in notes)
+    assert any(n.startswith("--optimize-steps: left out") for n in notes)
+    assert [r["method"] for r in report["reconstruction"]["rows"]] == ["aekit codec, quality 2 (default)"]
+    assert "denoising" not in report and "does not denoise" in report["denoising_left_out"]
+    assert "Left out: a codec model does not denoise" in (out / "report.md").read_text(encoding="utf-8")
+    # the probes still read the codec's latents (its analysis's, what it rounds into symbols)
+    features = report["features"]
+    assert features["rows"][0]["method"] == "aekit latents" and features["rows"][0]["dims"] == 8 * 4 * 4
+    assert "note: a codec model does not denoise" in result.stderr
+
+
+def test_at_bytes_reads_a_sweep_linearly_between_its_two_nearest_settings_and_never_beyond():
+    from aekit_eval.rate_distortion import at_bytes, matched
+
+    curve = [(300.0, 30.0, 0.9), (100.0, 20.0, 0.5), (200.0, 26.0, 0.8)]  # (bytes, PSNR, SSIM), in any order
+    assert at_bytes(curve, 150.0) == pytest.approx((23.0, 0.65))
+    assert at_bytes(curve, 275.0) == pytest.approx((29.0, 0.875))
+    assert at_bytes(curve, 100.0) == pytest.approx((20.0, 0.5)) and at_bytes(curve, 300.0) == pytest.approx((30.0, 0.9))
+    assert at_bytes(curve, 99.9) is None and at_bytes(curve, 300.1) is None and at_bytes([], 100.0) is None
+    sweeps = {fmt: [{"quality": i, "bytes_per_image": b, "psnr": p, "ssim": s} for i, (b, p, s) in enumerate(rows)]
+              for fmt, rows in (("JPEG", curve), ("WEBP", [(50.0, 25.0, 0.7), (120.0, 28.0, 0.8)]))}
+    reading = matched(sweeps, 110.0)
+    assert reading["JPEG"] == pytest.approx({"psnr": 20.6, "ssim": 0.53})
+    assert reading["WEBP"] == pytest.approx({"psnr": 28.0 - 3.0 * 10 / 70, "ssim": 0.8 - 0.1 * 10 / 70})
+    assert matched(sweeps, 40.0) == {"JPEG": None, "WEBP": None}

@@ -12,7 +12,13 @@ writes ``report/report.json``, ``report/report.md`` and PNG grids beside them, a
 - ``--noise SPEC`` (repeatable): PSNR / SSIM of the noisy input, of ``model.denoise`` and of
   scikit-image's NL-means and TV, whose parameters are tuned on other images of the same data;
 - ``--labels [FILE.csv]``: linear-probe accuracy on every binary label (the source's own attributes,
-  or a CSV keyed by file name) for the latents, PCA of the pixels, raw pixels and the majority class.
+  or a CSV keyed by file name) for the latents, PCA of the pixels, raw pixels and the majority class;
+- a codec model (the ``codec`` architecture): a rate-distortion section instead of the latent rows, always:
+  every quality's real bitstreams (bytes a face of the streams alone; the ``.npz`` container's overhead
+  noted) -> PSNR / SSIM, against Pillow's JPEG (``optimize=True``), WebP (``method=6``) and AVIF swept over
+  their qualities and read at the same bytes, as a table and ``rd_curve.png`` (``rate_distortion.py``, the
+  numbers of ``benchmarks/codec_table.py`` too). What does not apply to a codec (PCA and JPEG / WebP at the
+  latent's bytes, ``--noise``, ``--optimize-steps``) is left out with a note.
 
 Every number is computed on ``--data``, which may not overlap the model's recorded training data nor
 ``--train-data``. In Python: ``run_eval(EvalOptions(data=..., model=...))`` returns the report dict.

@@ -54,6 +54,12 @@ def eval_(model_path, data, train_data, baselines, noise, labels, limit, train_l
     gaussian:SIGMA, else each image's measured one); --labels adds linear probes against PCA, raw pixels and the majority
     class. --data must not overlap the data the model trained on.
 
+    A codec model (the `codec` architecture) gets a rate-distortion section instead: every quality's real
+    bitstreams (bytes a face of the streams alone) -> PSNR / SSIM, against JPEG (optimize=True), WebP
+    (method=6) and AVIF (when Pillow has it) at the same bytes, as a table and rd_curve.png; a run folder's
+    integer tables are fixed in memory first. PCA, --noise and --optimize-steps do not apply to it and are
+    left out with a note.
+
     --align (auto by default) finds the faces in --data's images (and --train-data's) and aligns them
     before the model sees them; each face is one evaluation image, carrying its photo's labels, so
     with --align on a photo of two faces counts twice, with the same labels. --limit counts photos.
@@ -82,4 +88,5 @@ def eval_(model_path, data, train_data, baselines, noise, labels, limit, train_l
                           optimize_steps=optimize_steps, runtime=runtime, align=align, bm3d_images=bm3d_images)
     result = run_eval(options, progress=not quiet)
     click.echo(as_text(result))
-    click.echo(f"\nwrote {out}/report.json, {out}/report.md and the PNG grids")
+    plot = f", {out}/{result['rate_distortion']['plot']}" if result.get("rate_distortion") else ""
+    click.echo(f"\nwrote {out}/report.json, {out}/report.md{plot} and the PNG grids")

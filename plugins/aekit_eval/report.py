@@ -20,6 +20,53 @@ def reconstruction_table(section: dict) -> tuple[list[str], list[list[str]]]:
     return headers, rows
 
 
+def _bytes1(value) -> str:
+    return "–" if value is None else f"{value:,.1f}"
+
+
+def _matched_cell(value) -> str:
+    return "–" if value is None else f"{value['psnr']:.2f} / {value['ssim']:.4f}"
+
+
+def rate_distortion_table(section: dict) -> tuple[list[str], list[list[str]]]:
+    """A codec's qualities: bytes a face, PSNR and SSIM, and each Pillow format's PSNR / SSIM at the same bytes."""
+    labels = section.get("labels", {})
+    formats = section["formats"]
+    headers = ["method", "bytes per image", "PSNR (dB)", "SSIM"] + [f"{labels.get(f, f)} PSNR / SSIM at same bytes"
+                                                                     for f in formats]
+    rows = [[r["method"], _bytes1(r["bytes_per_image"]), _num(r["psnr"], 2), _num(r["ssim"], 4)]
+            + [_matched_cell(r["matched"].get(f)) for f in formats] for r in section["rows"]]
+    return headers, rows
+
+
+def pillow_sweep_table(section: dict) -> tuple[list[str], list[list[str]]]:
+    """Every Pillow format at every quality setting it was swept over."""
+    labels = section.get("labels", {})
+    headers = ["format", "quality", "bytes per image", "PSNR (dB)", "SSIM"]
+    rows = [[labels.get(fmt, fmt), str(r["quality"]), _bytes1(r["bytes_per_image"]), _num(r["psnr"], 2), _num(r["ssim"], 4)]
+            for fmt in section["formats"] for r in section["pillow"][fmt]["rows"]]
+    return headers, rows
+
+
+def _pillow_settings(section: dict) -> str:
+    """``JPEG (optimize=True), WebP (method=6) and AVIF``: each format with the settings it was saved with."""
+    labels = section.get("labels", {})
+    parts = []
+    for fmt in section["formats"]:
+        settings = ", ".join(f"{k}={v}" for k, v in section["pillow"][fmt]["settings"].items())
+        parts.append(labels.get(fmt, fmt) + (f" (`{settings}`)" if settings else ""))
+    return ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else "".join(parts)
+
+
+def _model_summary(model: dict) -> str:
+    """``codec, 6 qualities, 128x4x4 latent`` for a codec; ``small, 16-d latent`` otherwise."""
+    codec = model.get("codec")
+    if codec:
+        return (f"{model['architecture']}, {codec['qualities']} qualities, "
+                f"{'x'.join(map(str, codec['latent_shape']))} latent")
+    return f"{model['architecture']}, {model['latent_dim']}-d latent"
+
+
 def denoising_table(section: dict) -> tuple[list[str], list[list[str]]]:
     headers = ["noise", "method", "parameter", "PSNR (dB)", "SSIM"]
     rows = []
@@ -89,7 +136,7 @@ def _align(report: dict) -> dict:
 
 def as_text(report: dict) -> str:
     """What `aekit eval` prints."""
-    parts = [f"model {report['model']['path']} ({report['model']['architecture']}, {report['model']['latent_dim']}-d latent)",
+    parts = [f"model {report['model']['path']} ({_model_summary(report['model'])})",
              f"evaluated on {report['data']['eval']['source']}: {report['data']['eval']['images']} images"
              + (f" ({_align(report)['summary']})" if _align(report).get("summary") else "")]
     train = report["data"].get("train")
@@ -97,6 +144,12 @@ def as_text(report: dict) -> str:
         parts.append(f"training split {train['description']}: {train['images']} images")
     rec = report["reconstruction"]
     parts += ["", f"reconstruction ({rec['images']} images)", text_table(*reconstruction_table(rec))]
+    if report.get("rate_distortion"):
+        rd = report["rate_distortion"]
+        parts += ["", f"rate-distortion ({rd['images']} faces; {rd['bytes']}; other formats read at the same bytes)",
+                  text_table(*rate_distortion_table(rd))] + rd["notes"]
+    if report.get("denoising_left_out"):
+        parts += ["", f"denoising: left out ({report['denoising_left_out']})"]
     if report.get("denoising"):
         den = report["denoising"]
         parts += ["", f"denoising ({den['images']} images; parameters tuned on {den['tuning_images']} others)",
@@ -117,7 +170,7 @@ def as_markdown(report: dict) -> str:
     """report.md: the same tables, the data each number comes from, and the PNG grids (relative links)."""
     model, data = report["model"], report["data"]
     lines = ["# aekit evaluation report", "",
-             f"- **model**: `{model['path']}` ({model['architecture']}, {model['latent_dim']}-d latent, id `{model['model_id']}`)",
+             f"- **model**: `{model['path']}` ({_model_summary(model)}, id `{model['model_id']}`)",
              f"- **trained on**: {data['model_training']}",
              f"- **evaluated on**: `{data['eval']['source']}`, {data['eval']['images']} images"
              + (" that the model never trained on" if data.get("overlap_checked") else
@@ -145,6 +198,20 @@ def as_markdown(report: dict) -> str:
     if rec.get("notes"):
         lines += [f"- {n}" for n in rec["notes"]] + [""]
     lines += [markdown_table(*reconstruction_table(rec)), "", f"![original / reconstructions]({rec['grid']})", ""]
+    if report.get("rate_distortion"):
+        rd = report["rate_distortion"]
+        lines += ["## Rate–distortion", "",
+                  f"The codec at each of its {rd['qualities']} qualities on {rd['images']} faces: mean bytes a face of its "
+                  "real bitstreams (the streams alone), PSNR (dB, mean of per-face PSNR on the [0, 1] scale) and SSIM of "
+                  f"the faces as `aekit decompress` writes them. {_pillow_settings(rd)} are swept over their quality "
+                  "settings (bytes: whole files, headers included) and read at the codec's bytes, linearly between "
+                  "their two nearest settings; – where a sweep does not reach.", ""]
+        lines += [f"- {n}" for n in rd["notes"]] + ([""] if rd["notes"] else [])
+        lines += [markdown_table(*rate_distortion_table(rd)), "", f"![rate-distortion: bytes a face to PSNR and SSIM]({rd['plot']})",
+                  "", "<details><summary>Pillow's sweeps</summary>", "", markdown_table(*pillow_sweep_table(rd)), "",
+                  "</details>", ""]
+    if report.get("denoising_left_out"):
+        lines += ["## Denoising", "", f"Left out: {report['denoising_left_out']}.", ""]
     if report.get("denoising"):
         den = report["denoising"]
         lines += ["## Denoising", "",

@@ -82,7 +82,6 @@ def run_eval(options: EvalOptions, progress: bool = True, log=_log_to_stderr) ->
     from aekit.checkpoint import architecture_name, model_fingerprint
     from aekit.loading import load
     from aekit.command_tools import skipped_lines
-    from aekit.images import image_grid
     from aekit.noise import parse_noise
     from aekit.devices import resolve_device
     from aekit.runtime import ModelOnRuntime
@@ -123,11 +122,16 @@ def run_eval(options: EvalOptions, progress: bool = True, log=_log_to_stderr) ->
     splits.check_eval_data(options.data, options.limit, record, options.train_data)
     if options.optimize_steps and not model.decodes_latents:
         raise AekitError("--optimize-steps: this model has skip connections (a denoiser); its output is not decoded from the latent alone")
+    # a codec model (the `codec` architecture) is measured by its bitstreams: a rate-distortion section instead of
+    # the latent rows, and what does not apply to it (PCA at the latent's bytes, denoising, refined latents) is
+    # left out with a note
+    coded = bool(getattr(model, "entropy_coded", False))
+    pca_asked = options.baselines and not coded
     # a model trained elsewhere (every downloaded one): what needs its training images is left out, not the report
     missing = None if options.train_data else splits.missing_training_data(record)
-    fits = (options.baselines or options.labels) and missing is None
-    if (options.baselines or options.labels) and missing:
-        left_out = [what for what, asked in (("the PCA baseline", options.baselines), ("the linear probes", options.labels))
+    fits = (pca_asked or options.labels) and missing is None
+    if (pca_asked or options.labels) and missing:
+        left_out = [what for what, asked in (("the PCA baseline", pca_asked), ("the linear probes", options.labels))
                     if asked]
         log(f"note: {missing}; {' and '.join(left_out)} need a training split and are left out: give --train-data "
             "SOURCE (images the evaluation data does not contain)")
@@ -139,6 +143,9 @@ def run_eval(options: EvalOptions, progress: bool = True, log=_log_to_stderr) ->
     if options.labels and not test_labels:
         raise AekitError(f"--labels: {options.data} has no labels (a folder needs an attributes.csv at its root; "
                          "or give --labels FILE.csv)")
+    if noises and coded:
+        log("note: a codec model does not denoise; the denoising tables are left out")
+    noises = [] if coded else noises
     if noises and len(evaluation) < 2:
         raise AekitError(f"--noise needs at least 2 evaluation images (one to tune the baselines on), got {len(evaluation)}")
     for line in skipped_lines(evaluation.skipped):
@@ -168,7 +175,67 @@ def run_eval(options: EvalOptions, progress: bool = True, log=_log_to_stderr) ->
     train_pixels = quality.to_unit(train.images).reshape(len(train), -1) if train is not None else None
     lap("training split")
 
-    # -- reconstruction --
+    # -- reconstruction (and a codec's rate-distortion section) --
+    latents, pca, rate_distortion = None, None, None
+    if coded:
+        reconstruction, rate_distortion = _codec_sections(model, on_runtime, evaluation, out, options, model_info, progress,
+                                                          log)
+        lap("rate-distortion")
+    else:
+        latents, pca, reconstruction = _latent_reconstruction(model, on_runtime, evaluation, clean, train, train_pixels,
+                                                              missing, out, options, progress, log)
+        lap("reconstruction")
+    result = {"format": FORMAT, "format_version": FORMAT_VERSION, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "command": options.command_line(), "settings": asdict(options),
+              "environment": _environment(__version__, device, on_runtime.name),
+              "model": model_info, "data": data_info, "reconstruction": reconstruction}
+    if rate_distortion is not None:
+        result["rate_distortion"] = rate_distortion
+
+    # -- denoising --
+    if coded and options.noise:
+        result["denoising_left_out"] = ("a codec model does not denoise: its output is its bitstream decoded "
+                                        "(`aekit compress` / `aekit decompress`)")
+    if noises:
+        tune_idx, report_idx = denoise.split_tuning(len(evaluation), options.seed)
+        tables = []
+        for number, noise in enumerate(noises, 1):
+            log(f"denoising: {noise.spec}")
+            noisy = noise(clean, np.random.default_rng([options.seed, number])).astype(np.float32)
+            tables.append(_denoise_table(model, on_runtime, noise.spec, number, noisy, clean, tune_idx, report_idx, out,
+                                         options, progress))
+        result["denoising"] = {"images": len(report_idx), "tuning_images": len(tune_idx), "tables": tables,
+                               "bm3d": _bm3d_info(options),
+                               "tuning": {"NL-means h / sigma": list(denoise.NL_MEANS_GRID), "TV weight / sigma": list(denoise.TV_GRID),
+                                          "nl_means": denoise.NL_MEANS_SETTINGS, "sigma": "estimated per image (Immerkaer 1996)"}}
+        lap("denoising")
+
+    # -- features --
+    if options.labels and train is None:
+        result["features_left_out"] = f"{missing}; give --train-data SOURCE to fit the linear probes"
+    elif options.labels:
+        if latents is None:  # a codec's: the analysis's latents, what it rounds into symbols
+            latents = _encode(on_runtime, clean, options.batch_size, progress)
+        result["features"] = _features(model, on_runtime, options, evaluation, test_labels, train, latents, train_pixels, clean,
+                                       pca, progress, log)
+        lap("features")
+
+    result["elapsed_s"] = round(time.time() - started, 1)
+    result["timings_s"] = timings
+    io.write_json(out / "report.json", result)
+    io.write_text(out / "report.md", render.as_markdown(result))
+    return result
+
+
+def _latent_reconstruction(model, on_runtime, evaluation, clean, train, train_pixels, missing, out, options, progress,
+                           log) -> tuple[np.ndarray, object, dict]:
+    """The reconstruction section of a latent model: its float32 and int8 latents (and refined ones), with
+    ``--baselines`` PCA, JPEG and WebP at the latent's bytes; writes reconstruction.png. Returns (the latents, the
+    PCA fitted or None, the section)."""
+    from aekit import io
+    from aekit.images import image_grid
+
+    latent_dim = model.config.latent_dim
     skips = not model.decodes_latents
     latents, recon = _encode_decode(on_runtime, clean, options.batch_size, skips, progress)
     rows, grid_rows, grid_labels, notes = [], [evaluation.images[:GRID_IMAGES]], ["original"], []
@@ -228,42 +295,111 @@ def run_eval(options: EvalOptions, progress: bool = True, log=_log_to_stderr) ->
     grid_name = "reconstruction.png"
     io.save_image(out / grid_name, image_grid(grid_rows, grid_labels, title=f"{options.data}: original and reconstructions"),
                   optimize=True)
-    lap("reconstruction")
-    result = {"format": FORMAT, "format_version": FORMAT_VERSION, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              "command": options.command_line(), "settings": asdict(options),
-              "environment": _environment(__version__, device, on_runtime.name),
-              "model": model_info, "data": data_info,
-              "reconstruction": {"images": len(evaluation), "latent_bytes": {"float32": float_bytes, "int8": latent_dim},
-                                 "rows": rows, "notes": notes, "grid": grid_name}}
+    return latents, pca, {"images": len(evaluation), "latent_bytes": {"float32": float_bytes, "int8": latent_dim},
+                          "rows": rows, "notes": notes, "grid": grid_name}
 
-    # -- denoising --
-    if noises:
-        tune_idx, report_idx = denoise.split_tuning(len(evaluation), options.seed)
-        tables = []
-        for number, noise in enumerate(noises, 1):
-            log(f"denoising: {noise.spec}")
-            noisy = noise(clean, np.random.default_rng([options.seed, number])).astype(np.float32)
-            tables.append(_denoise_table(model, on_runtime, noise.spec, number, noisy, clean, tune_idx, report_idx, out,
-                                         options, progress))
-        result["denoising"] = {"images": len(report_idx), "tuning_images": len(tune_idx), "tables": tables,
-                               "bm3d": _bm3d_info(options),
-                               "tuning": {"NL-means h / sigma": list(denoise.NL_MEANS_GRID), "TV weight / sigma": list(denoise.TV_GRID),
-                                          "nl_means": denoise.NL_MEANS_SETTINGS, "sigma": "estimated per image (Immerkaer 1996)"}}
-        lap("denoising")
 
-    # -- features --
-    if options.labels and train is None:
-        result["features_left_out"] = f"{missing}; give --train-data SOURCE to fit the linear probes"
-    elif options.labels:
-        result["features"] = _features(model, on_runtime, options, evaluation, test_labels, train, latents, train_pixels, clean,
-                                       pca, progress, log)
-        lap("features")
+def _codec_sections(model, on_runtime, evaluation, out, options, model_info, progress, log) -> tuple[dict, dict]:
+    """A codec model's reconstruction section (its default quality's real bitstreams) and rate-distortion section
+    (every quality against JPEG, WebP and AVIF at the same bytes: ``rate_distortion``'s numbers, the benchmark's);
+    writes reconstruction.png and rd_curve.png. A run folder's integer tables are fixed in memory first."""
+    from aekit import io
+    from aekit.images import image_grid
 
-    result["elapsed_s"] = round(time.time() - started, 1)
-    result["timings_s"] = timings
-    io.write_json(out / "report.json", result)
-    io.write_text(out / "report.md", render.as_markdown(result))
-    return result
+    from . import rate_distortion as rd
+
+    cfg, images = model.config, evaluation.images
+    notes, rd_notes = [], []
+    tables = "stored with the model"
+    if not model.tables_fixed:  # coding reads only the integer tables: fix them as packaging would, in memory
+        model.fix_entropy_tables()
+        tables = "fixed in memory for this report"
+        rd_notes.append("the model's integer tables were not fixed yet (a run folder): they were fixed in memory for "
+                        "this report, as `aekit models package` does; packaging fixes them on the float16 weights it "
+                        "ships, so a packaged model's bytes can differ slightly")
+        log("note: this codec's integer tables are not fixed yet (a run folder): fixed in memory for the report")
+    model_info["codec"] = {"qualities": cfg.qualities, "default_quality": cfg.default_quality,
+                           "latent_shape": list(cfg.latent_shape), "tables": tables}
+    for flag, asked, why in (("--baselines", options.baselines, "PCA and JPEG / WebP at the latent's bytes are left out: a "
+                              "codec's bytes are its bitstreams', and the rate-distortion section compares it with "
+                              "JPEG, WebP and AVIF at each quality's bytes"),
+                             ("--optimize-steps", options.optimize_steps, "left out: a codec's bitstream holds its "
+                              "analysis's rounded symbols, not a latent to refine")):
+        if asked:
+            notes.append(f"{flag}: {why}")
+            log(f"note: {flag} on a codec model: {why}")
+
+    log(f"coding {len(images)} faces at qualities 1 to {cfg.qualities}")
+    points = rd.codec_curve(model, images, decode=on_runtime.decode, batch_size=options.batch_size, keep=GRID_IMAGES,
+                            progress=progress)
+    file_bytes = _container_bytes(model, points, evaluation)
+    formats = rd.pillow_formats()
+    log(f"sweeping {', '.join(rd.LABELS[f] for f in formats)} over their quality settings")
+    sweeps = rd.pillow_sweep(images, formats, progress)
+
+    overheads = [f - p.bytes for p, f in zip(points, file_bytes)]
+    rd_notes.append(f"container: the .npz that `aekit compress` writes for these {len(images)} faces comes to "
+                    f"{_span(file_bytes, '{:,.1f}')} bytes a face over the qualities, {_span(overheads, '{:+,.1f}')} "
+                    "against the bitstreams alone (its names, qualities, CRC-32s, offsets, metadata and zip headers)"
+                    + ("; smaller than the streams where the file's deflate shrank them, so they are not as compact "
+                       "as they could be" if min(overheads) < 0 else "") + "; the table counts the bitstreams alone")
+    for fmt in formats:
+        low, high = rd.sweep_span(sweeps[fmt])
+        outside = [str(p.quality) for p in points if not low <= p.bytes <= high]
+        if outside:
+            settings = rd.SWEEPS[fmt]
+            rd_notes.append(f"{rd.LABELS[fmt]}: its sweep (quality {settings[0]} to {settings[-1]}) spans {low:,.0f} to "
+                            f"{high:,.0f} bytes a face, so it is not read at codec qualit{'ies' if len(outside) > 1 else 'y'} "
+                            f"{', '.join(outside)} (–)")
+    if "AVIF" not in formats:
+        rd_notes.append(rd.AVIF_MISSING)
+
+    plot = "rd_curve.png"
+    rd.plot_curve(out / plot, [(p.bytes, p.psnr, p.ssim) for p in points], sweeps,
+                  title=f"rate-distortion on {len(images)} faces: aekit codec against Pillow's formats")
+    grid = "reconstruction.png"
+    grid_rows = [images[:GRID_IMAGES]] + [p.decoded for p in points]
+    grid_labels = ["original"] + [f"q{p.quality}: {p.bytes:.0f} B" for p in points]
+    io.save_image(out / grid, image_grid(grid_rows, grid_labels, title=f"{options.data}: original and every quality"),
+                  optimize=True)
+
+    default = points[cfg.default_quality - 1]
+    notes.insert(0, f"a codec model: each face is its bitstream at the model's default quality {cfg.default_quality} "
+                    "(as `aekit compress` codes it; bytes: the bitstreams alone), decoded as `aekit decompress` writes "
+                    "it; every quality, against JPEG, WebP and AVIF at the same bytes, is in the rate-distortion section")
+    reconstruction = {"images": len(images), "latent_bytes": None, "notes": notes, "grid": grid,
+                      "rows": [{"method": f"aekit codec, quality {cfg.default_quality} (default)",
+                                "bytes_per_image": default.bytes, **default.scores,
+                                "settings": {"quality": cfg.default_quality, "bytes": "the bitstreams alone",
+                                             "file_bytes_per_image": file_bytes[cfg.default_quality - 1]}}]}
+    rows = [{"method": p.label, "quality": p.quality, "bytes_per_image": p.bytes, "file_bytes_per_image": f, **p.scores,
+             "matched": rd.matched(sweeps, p.bytes)} for p, f in zip(points, file_bytes)]
+    section = {"images": len(images), "qualities": cfg.qualities, "default_quality": cfg.default_quality,
+               "tables": tables, "rows": rows, "formats": formats, "labels": {f: rd.LABELS[f] for f in formats},
+               "pillow": {fmt: {"settings": rd.SAVE_OPTIONS[fmt], "rows": sweeps[fmt]} for fmt in formats},
+               "notes": rd_notes, "plot": plot,
+               "bytes": "aekit: the bitstreams alone, mean over faces; Pillow's formats: whole files, headers included",
+               "matched_at": "each format's PSNR and SSIM at the codec's bytes, linear between its two nearest "
+                             "settings; none outside its sweep"}
+    return reconstruction, section
+
+
+def _span(values, form: str) -> str:
+    """``12.5`` or ``12.5 to 14.0``: the smallest and largest of `values` as `form` writes them."""
+    low, high = form.format(min(values)), form.format(max(values))
+    return low if low == high else f"{low} to {high}"
+
+
+def _container_bytes(model, points, evaluation) -> list[float]:
+    """Bytes a face of the whole .npz that `aekit compress` would write for each point's bitstreams (the file's
+    names, qualities, CRC-32s, offsets, metadata and zip headers included), measured on a temporary file."""
+    import tempfile
+
+    from aekit_compress import save_bitstreams
+
+    with tempfile.TemporaryDirectory() as folder:
+        return [save_bitstreams(Path(folder) / f"{i}.npz", p.streams, p.qualities, evaluation.names, model,
+                                placements=evaluation.placements) / max(len(p.streams), 1) for i, p in enumerate(points)]
 
 
 # --- pieces ----------------------------------------------------------------------------------------------
