@@ -120,6 +120,20 @@ def fake_hub(monkeypatch):
 
 
 @pytest.fixture
+def without_bundled(monkeypatch):
+    """``hide(*tasks)``: the registered pretrained models less aekit's own of those tasks, as if aekit shipped none."""
+
+    def hide(*tasks):
+        from aekit import pretrained
+
+        every = pretrained.pretrained_models
+        monkeypatch.setattr(pretrained, "pretrained_models",
+                            lambda: [m for m in every() if not (m.plugin == "pretrained" and set(tasks) & set(m.tasks))])
+
+    return hide
+
+
+@pytest.fixture
 def install_plugin(tmp_path, monkeypatch):
     """Install fake distributions (a module plus a .dist-info with an aekit.plugins entry point) on sys.path.
 

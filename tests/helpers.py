@@ -43,6 +43,9 @@ def tiny_preset(arch: str, seed: int = 0):
     torch.manual_seed(seed)
     if arch == "drunet":  # a denoiser without a latent size of its own
         return aekit.create_model(arch, image_size=32, widths=(8, 16), blocks=1).eval()
+    if arch == "codec":  # GDN widths of its own; a 4x4x4 latent, two qualities
+        return aekit.create_model(arch, image_size=32, width=8, analysis_width=8, latent_channels=4, downsamplings=3,
+                                  qualities=2, lambdas=(0.002, 0.01), default_quality=1).eval()
     extra = {"convs_per_half": 1} if arch in ("article", "small") else {}
     return aekit.create_model(arch, image_size=32, widths=(8, 16), latent_dim=16, **extra).eval()
 

@@ -40,7 +40,7 @@ def test_every_preset_exports_its_parts_equal_to_pytorch(arch, fmt, tmp_path):
     assert json.loads((tmp_path / "out" / "export.json").read_text())["files"].keys() == manifest["files"].keys()
     rng = np.random.default_rng(1)
     inputs = {"encoder": rng.uniform(-1, 1, (7, 3, 32, 32)).astype(np.float32),  # a batch size never exported
-              "decoder": rng.normal(size=(7, 16)).astype(np.float32)}
+              "decoder": rng.normal(size=(7, model.config.latent_dim)).astype(np.float32)}
     inputs["denoiser"] = inputs["encoder"]
     for name, entry in manifest["files"].items():
         part, x = entry["part"], inputs[entry["part"]]

@@ -222,6 +222,11 @@ def test_onnx_int8_runs_quantised_graphs_close_to_pytorch(arch):
     from aekit.runtime import ModelOnRuntime
 
     model, faces = tiny_preset(arch), make_faces(8, seed=5, size=32)[0]
+    if not getattr(model, "quantises_to_int8", True):  # the codec: refused in one line, before any graph is made
+        with pytest.raises(aekit.AekitError, match="--runtime onnx-int8 is not for this model.*use --runtime onnx"):
+            ModelOnRuntime(model, "onnx-int8")
+        assert not (Path(os.environ["AEKIT_HOME"]) / "onnx").exists()
+        return
     on_int8 = ModelOnRuntime(model, "onnx-int8")
     assert on_int8.name == "onnx-int8"
     # a drunet's latent (its bottleneck's mean) is a by-product, not what it is used for: only its denoiser graph is run

@@ -303,7 +303,7 @@ def _model_for_bitstreams(coded, path, model_path):
         candidates.append((resolve_model(None, "compress").spec, "your default codec"))
     except AekitError:
         pass
-    candidates += [(m.name, "an installed codec") for m in pretrained_models() if "codec" in m.tasks]
+    candidates += [(m.name, "an installed codec") for m in pretrained_models() if {"compress", "codec"} & set(m.tasks)]
     tried = set()
     for spec, why in candidates:
         if str(spec) in tried:

@@ -146,6 +146,11 @@ class FaceCodec(Autoencoder):
     """
 
     entropy_coded = True  # what ``aekit compress`` looks for: this model writes bitstreams, not latents
+    # an ONNX graph of the synthesis is kept when within 1e-3 of PyTorch's output scale (about 1/8 of a level of 255):
+    # its inverse GDN amplifies float32's rounding past the 1e-4 other graphs meet; the symbols are unaffected
+    onnx_tolerance = 1e-3
+    quantises_to_int8 = False  # ModelOnRuntime refuses --runtime onnx-int8 with this reason
+    int8_refusal = "its GDN layers are far off in int8 and its bitstreams come from an exact float64 analysis"
 
     def __init__(self, config: CodecConfig | None = None):
         nn.Module.__init__(self)
@@ -172,7 +177,14 @@ class FaceCodec(Autoencoder):
 
     def forward(self, x, quality=None):
         cfg = self.config
-        y = self.encoder(x).float().reshape(len(x), *cfg.latent_shape)
+        y = self.encoder(x).float().reshape(-1, *cfg.latent_shape)  # -1: an exported graph takes any batch
+        if not self.training and (quality is None or isinstance(quality, int)):
+            # one quality for the whole batch: no row masks, so an exported graph (reconstruct) takes any batch
+            q = cfg.default_quality if quality is None else quality
+            with torch.autocast(x.device.type, enabled=False):
+                y_hat, bits = self._quantized(y, q)
+            self.last_bits, self.last_quality = bits, torch.full((len(bits),), q)
+            return self.decoder(y_hat.flatten(1))
         if quality is None:
             quality = torch.randint(1, cfg.qualities + 1, (len(x),)) if self.training else cfg.default_quality
         quality = self._qualities(quality, len(x)).to(x.device)
@@ -181,18 +193,22 @@ class FaceCodec(Autoencoder):
         with torch.autocast(x.device.type, enabled=False):  # likelihoods in float32, never bf16
             for q in quality.unique().tolist():
                 rows = quality == q
-                prior = self.priors[q - 1]
-                v = y[rows] * self.gain[q - 1].abs()[None, :, None, None]
-                v_noisy, likelihoods = prior(v)
-                if self.training and cfg.decoder_quantization == "ste":
-                    medians = prior.medians().detach()[None, :, None, None]
-                    v_hat = v + (torch.round(v - medians) + medians - v).detach()
-                else:
-                    v_hat = v_noisy  # rounded around the medians outside training
-                y_hat[rows] = v_hat * self.inverse_gain[q - 1].abs()[None, :, None, None]
-                bits[rows] = -torch.log2(likelihoods).flatten(1).sum(1)
+                y_hat[rows], bits[rows] = self._quantized(y[rows], q)
         self.last_bits, self.last_quality = bits, quality
         return self.decoder(y_hat.flatten(1))
+
+    def _quantized(self, y: torch.Tensor, q: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the synthesis's input, each image's bits) for latents `y` (N, M, s, s) at quality `q`: noise for the
+        rate and a straight-through rounding for the synthesis in training, rounding around the medians otherwise."""
+        prior = self.priors[q - 1]
+        v = y * self.gain[q - 1].abs()[None, :, None, None]
+        v_noisy, likelihoods = prior(v)
+        if self.training and self.config.decoder_quantization == "ste":
+            medians = prior.medians().detach()[None, :, None, None]
+            v_hat = v + (torch.round(v - medians) + medians - v).detach()
+        else:
+            v_hat = v_noisy  # rounded around the medians outside training
+        return v_hat * self.inverse_gain[q - 1].abs()[None, :, None, None], -torch.log2(likelihoods).flatten(1).sum(1)
 
     def training_loss(self, pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         """The rate-distortion loss of the last ``forward`` (the trainer's model-provided loss): the mean over images

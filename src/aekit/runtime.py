@@ -302,6 +302,9 @@ class ModelOnRuntime:
     def __init__(self, model, runtime: str = "auto"):
         self.model = model
         self.name = resolve_runtime(runtime, next(model.parameters()).device)
+        if self.name == "onnx-int8" and not getattr(model, "quantises_to_int8", True):
+            raise AekitError(f"--runtime onnx-int8 is not for this model ({type(model).__name__}): "
+                             f"{model.int8_refusal}; use --runtime onnx or torch")
         self._graphs: dict[str, _CachedGraph] = {}
 
     def prepare(self, *kinds: str) -> "ModelOnRuntime":
@@ -467,7 +470,8 @@ def _export_checked(module, reference, inputs, model, name: str, path) -> None:
     with io.atomic_path(path) as tmp:
         onnx_export.export_onnx(module, inputs[0], tmp, part, meta)
         worst = onnx_export.difference_from(reference, lambda x: onnx_export.run_onnx(tmp, x), inputs)
-        if not worst <= onnx_export.TOLERANCE:
+        # a model may allow more (the codec's synthesis: its inverse GDN amplifies float32's rounding)
+        if not worst <= getattr(model, "onnx_tolerance", onnx_export.TOLERANCE):
             raise ExportError(f"{name}: the ONNX graph differs from PyTorch by {worst:.2e}; use --runtime torch")
 
 
