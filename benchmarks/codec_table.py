@@ -1,14 +1,14 @@
-"""aekit's codec against JPEG, WebP and AVIF at matched bytes: the rate-distortion table and plot (issue 33).
+"""aekit's codec against JPEG, WebP and AVIF at matched bytes: the rate-distortion table and plot.
 
     python benchmarks/codec_table.py --model runs/codec --faces 1000 --out docs/results/codec
     python benchmarks/codec_table.py --model runs/codec --faces 100 --latent-model none   # quick
 
 On celeba-10k's test faces (images 9001-10000, 64x64), for a ``codec`` model (a run folder or a packaged one;
 a run's integer tables are fixed in memory, as packaging would): every quality's real bitstreams (``aekit
-compress --quality Q``: bytes of the streams alone, a face's mean) and a few ``--bytes`` targets, each with PSNR
+compress --quality Q``: the whole .npz it writes / faces, and the streams alone) and a few ``--bytes`` targets, each with PSNR
 (dB, the [0, 1] scale) and SSIM, mean over faces; and Pillow's JPEG (``optimize=True``), WebP (``method=6``) and
 AVIF (when this Pillow has it) swept over their quality settings, read at the codec's sizes by linear
-interpolation of PSNR and SSIM over bytes (the "matched bytes" columns). Also the faces-64 latent points: float16
+interpolation of PSNR and SSIM over bytes at the .npz's bytes a face (the "matched bytes" columns). Also the faces-64 latent points: float16
 (256 bytes) and its 128-d latent entropy-coded as benchmarks/latent_entropy.py does it (step 0.3 of each
 dimension's spread, histograms of --latent-train training faces). Writes ``table.md`` and ``curve.png`` in --out.
 
@@ -19,12 +19,14 @@ section too: the same faces give the same bytes, PSNR and SSIM (scikit-image's) 
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from aekit_compress import save_bitstreams
 from aekit_eval import rate_distortion as rd
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,7 +92,13 @@ def main():
               f"(decode {1000 * point.decode_s / n:.2f} ms a face)")
     targets = [rd.codec_point(model, test, target_bytes=float(t), latents=latents)
                for t in args.bytes.split(",") if t.strip()]
-    points = [(p.label, p.bytes, p.psnr, p.ssim) for p in qualities + targets]  # (label, bytes, psnr, ssim)
+    # the whole .npz `aekit compress` writes (names, qualities, CRCs, offsets, metadata, zip) a face: the bytes the
+    # other formats' files are compared at
+    names = [f"{9001 + i:06d}.jpg" for i in range(n)]
+    with tempfile.TemporaryDirectory() as folder:
+        file_bytes = [save_bitstreams(Path(folder) / "f.npz", p.streams, p.qualities, names, model) / n
+                      for p in qualities + targets]
+    points = [(p.label, f, p.bytes, p.psnr, p.ssim) for p, f in zip(qualities + targets, file_bytes)]
     print(f"encoding (float64 analysis): {1000 * encode_s / n:.2f} ms a face")
 
     formats = rd.pillow_formats()
@@ -98,14 +106,16 @@ def main():
     latent_rows = [] if args.latent_model == "none" else latent_points(args.latent_model, test, args.latent_train, args.images)
 
     lines = [f"{n} test faces of celeba-10k (64x64), codec {args.model} ({aekit.model_fingerprint(model)}); "
-             f"bytes a face are the bitstreams alone; other formats read at the same bytes "
+             f"bytes a face: the whole .npz `aekit compress` writes for the {n} faces / {n}, and the bitstreams alone; "
+             f"other formats' files read at the same bytes as the whole .npz "
              f"(linear between their two nearest quality settings; - where their sweep does not reach)\n",
-             "| method | bytes a face | PSNR dB | SSIM | " + " | ".join(f"{f} PSNR / SSIM at same bytes" for f in formats) + " |",
-             "|---|---:|---:|---:|" + "---:|" * len(formats)]
-    for label, size, p, s in points + latent_rows:
+             "| method | file bytes a face | bitstream bytes | PSNR dB | SSIM | "
+             + " | ".join(f"{f} PSNR / SSIM at same bytes" for f in formats) + " |",
+             "|---|---:|---:|---:|---:|" + "---:|" * len(formats)]
+    for label, size, stream, p, s in points + [(label, size, size, p, s) for label, size, p, s in latent_rows]:
         matched = rd.matched(sweeps, size)
         cells = [f"{m['psnr']:.2f} / {m['ssim']:.3f}" if m else "-" for m in (matched[f] for f in formats)]
-        lines.append(f"| {label} | {size:.1f} | {p:.2f} | {s:.3f} | " + " | ".join(cells) + " |")
+        lines.append(f"| {label} | {size:.1f} | {stream:.1f} | {p:.2f} | {s:.3f} | " + " | ".join(cells) + " |")
     lines += ["", "| format | quality | bytes a face | PSNR dB | SSIM |", "|---|---:|---:|---:|---:|"]
     for fmt in formats:
         for row in sweeps[fmt]:
@@ -118,7 +128,8 @@ def main():
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "table.md").write_text(table + "\n", encoding="utf-8")
-        rd.plot_curve(out / "curve.png", [(p.bytes, p.psnr, p.ssim) for p in qualities], sweeps, extra=latent_rows,
+        rd.plot_curve(out / "curve.png", [(f, p.psnr, p.ssim) for p, f in zip(qualities, file_bytes)], sweeps,
+                      extra=latent_rows,
                       xlim=PLOT_BYTES, title="64x64 test faces: rate-distortion")
         print(f"wrote {out / 'table.md'} and {out / 'curve.png'}")
 
