@@ -24,7 +24,7 @@ aekit train --arch codec --data "$DATA/images[:9000]" --val-fraction 0.02 \
     --epochs 85 --batch-size 32 --lr 3e-4 --clip-grad 1.0 --on-nan skip --schedule onecycle --flip --sample-every 10 --out "$OUT"
 # --task compress: `aekit compress` uses it without --model; generate, edit, embed keep faces-64
 aekit models package "$OUT" --name faces-64-codec --task compress --out "$PACKAGE" \
-    --description "face codec: entropy-coded bitstreams of 64x64 faces, 6 qualities (~50-600 bytes a face)"
-python benchmarks/codec_table.py --model "$PACKAGE" --faces 1000 --out docs/results/codec
+    --description "face codec: 64x64 faces to entropy-coded bitstreams, 6 qualities or --bytes N (codec preset)"
+python benchmarks/codec_table.py --model "$PACKAGE" --faces 1000 --out docs/results/faces-64-codec
 # then: write "$PACKAGE/README.md" (the model card, with docs/results/codec/table.md and curve.png) and run the
 # package command again to record its SHA-256 in pretrained.json

@@ -19,7 +19,7 @@ from aekit.cli import cli
 from aekit.synthetic import make_faces
 from helpers import save_tiny_model
 
-BUNDLED = {"faces-64": "codec", "faces-64-denoise": "denoise", "faces-64-features": "features"}
+BUNDLED = {"faces-64": "codec", "faces-64-denoise": "denoise", "faces-64-features": "features", "faces-64-codec": "compress"}
 
 runner = CliRunner()
 
@@ -92,6 +92,13 @@ def test_bundled_model_loads_strictly_and_matches_its_sums(name):
     if BUNDLED[name] == "codec":
         assert tuple(model.decode(model.encode(np.zeros((1, 64, 64, 3), np.uint8))).shape) == (1, 3, 64, 64)
         assert aekit.checkpoint.read_config(model_info.directory)["training"]["settings"]["noise"] in (None, "")
+    elif BUNDLED[name] == "compress":  # the bitstream codec: integer tables fixed, a face to bytes and back
+        faces = make_faces(2, seed=3, size=64)[0]
+        streams = model.compress_faces(faces, model.config.default_quality)
+        assert model.config.table_width > 0 and all(20 < len(s) < 2000 for s in streams)
+        assert model.compress_faces(faces, model.config.default_quality, batch_size=1) == streams  # exact symbols
+        assert model.decompress_faces(streams, model.config.default_quality).shape[0] == 2
+        assert aekit.checkpoint.read_config(model_info.directory)["training"]["settings"]["clip_grad"] > 0
     elif BUNDLED[name] == "features":  # the encoder alone: features, and a one-line refusal to decode
         assert model.encoder_only and not model.decodes_latents
         faces = np.zeros((2, 64, 64, 3), np.uint8)
@@ -207,7 +214,8 @@ def test_features_come_from_the_codec_until_a_feature_extractor_is_installed(tmp
     embedder = AutoencoderEmbedder(features="latent").fit(faces)
     assert aekit.model_fingerprint(embedder.model_) == fingerprint and embedder.transform(faces).shape == (3, 12)
     listing = runner.invoke(cli, ["models"]).output
-    assert "tiny-features  [default for features]" in listing and "faces-64  [default for codec, compress]" in listing
+    assert "tiny-features  [default for features]" in listing and "faces-64  [default for codec]" in listing
+    assert "faces-64-codec  [default for compress]" in listing
 
 
 def test_an_encoder_alone_ships_as_a_feature_extractor(tmp_path, face_folder):
@@ -316,8 +324,8 @@ def test_out_of_the_box_commands_use_the_pretrained_models(photos, tmp_path):
     steps = [
         (["denoise", str(noisy), "--out", str(tmp_path / "clean.png"), "-q"], "faces-64-denoise"),
         (["embed", str(photos), "--out", str(tmp_path / "f.npz"), "-q"], "faces-64-features"),
-        (["compress", str(photos), "--out", str(tmp_path / "z.npz"), "-q"], "faces-64"),
-        (["decompress", str(tmp_path / "z.npz"), "--out", str(tmp_path / "back")], "faces-64"),
+        (["compress", str(photos), "--out", str(tmp_path / "z.npz"), "-q"], "faces-64-codec"),
+        (["decompress", str(tmp_path / "z.npz"), "--out", str(tmp_path / "back")], "faces-64-codec"),
         (["generate", "--n", "4", "--seed", "0", "--out", str(tmp_path / "g.png")], "faces-64"),
     ]
     for args, name in steps:

@@ -146,12 +146,14 @@ class IntegerTables:
 
     @classmethod
     @torch.no_grad()
-    def from_prior(cls, prior: FactorizedPrior) -> IntegerTables:
-        """The prior's densities on integer offsets from each channel's median, quantised to integers."""
+    def from_prior(cls, prior: FactorizedPrior, margin: int = 0) -> IntegerTables:
+        """The prior's densities on integer offsets from each channel's median, quantised to integers; `margin`
+        more symbols on each side of the learned coding range, each at least 1/2**16 (a latent past the range is
+        clamped to it, so a range learned too narrow costs far more distortion than these few bits)."""
         quantiles = prior.quantiles.detach().float().cpu()
         medians = quantiles[:, 0, 1]
-        below = torch.ceil(medians - quantiles[:, 0, 0]).clamp(0, _MAX_SYMBOLS // 2).long()
-        above = torch.ceil(quantiles[:, 0, 2] - medians).clamp(0, _MAX_SYMBOLS // 2 - 1).long()
+        below = (torch.ceil(medians - quantiles[:, 0, 0]) + margin).clamp(0, _MAX_SYMBOLS // 2).long()
+        above = (torch.ceil(quantiles[:, 0, 2] - medians) + margin).clamp(0, _MAX_SYMBOLS // 2 - 1).long()
         lengths = below + above + 1
         width = int(lengths.max())
         steps = torch.arange(width, dtype=torch.float32)[None, :] - below[:, None]  # (C, L) offsets from the median
