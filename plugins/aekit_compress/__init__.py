@@ -122,12 +122,7 @@ def save_latents(path, latents: np.ndarray, names, model, dtype: str = "float16"
     names = [str(n) for n in names]
     if latents.ndim != 2 or len(latents) != len(names):
         raise LatentFileError(f"need (N, d) latents and N names, got {latents.shape} and {len(names)} names")
-    columns = None
-    if placements is not None:
-        columns = _placement_arrays(placements)
-        problem = _placement_problem(columns, len(names))
-        if problem:
-            raise LatentFileError(f"{path}: {problem}")
+    columns = _checked_placements(placements, len(names), path, LatentFileError)
     try:
         arrays = encode_for_storage(latents, dtype)
     except LatentFileError as exc:  # checked before anything is written: name the file that is not made
@@ -159,6 +154,17 @@ def _placement_arrays(placements) -> dict[str, np.ndarray]:
                 "face": np.asarray(placements["face"], dtype=np.int64),
                 "box": np.asarray(placements["box"], dtype=np.float32)}
     return placement_columns(list(placements))
+
+
+def _checked_placements(placements, count: int, path, error) -> dict[str, np.ndarray] | None:
+    """`placements` (or None) as the file's arrays, after checking them against `count` faces (`error` if not)."""
+    if placements is None:
+        return None
+    columns = _placement_arrays(placements)
+    problem = _placement_problem(columns, count)
+    if problem:
+        raise error(f"{path}: {problem}")
+    return columns
 
 
 def _placement_problem(arrays: dict[str, np.ndarray], count: int) -> str | None:

@@ -77,7 +77,7 @@ def save_bitstreams(path, streams: list[bytes], quality, names, model, model_nam
     from aekit import io, model_fingerprint
     from aekit.checkpoint import architecture_name
 
-    from . import PLACEMENT_KEYS, _placement_arrays, _placement_problem
+    from . import PLACEMENT_KEYS, _checked_placements
 
     names = [str(n) for n in names]
     quality = np.asarray(quality, dtype=np.int64).reshape(-1)
@@ -85,12 +85,7 @@ def save_bitstreams(path, streams: list[bytes], quality, names, model, model_nam
         raise BitstreamFileError(f"{len(streams)} bitstreams, {len(quality)} qualities and {len(names)} names")
     if len(quality) and (quality.min() < 1 or quality.max() > 255):
         raise BitstreamFileError("qualities must be from 1 to 255")
-    columns = None
-    if placements is not None:
-        columns = _placement_arrays(placements)
-        problem = _placement_problem(columns, len(names))
-        if problem:
-            raise BitstreamFileError(f"{path}: {problem}")
+    columns = _checked_placements(placements, len(names), path, BitstreamFileError)
     offsets = np.zeros(len(streams) + 1, np.int64)
     np.cumsum([len(s) for s in streams], out=offsets[1:])
     cfg = model.config
