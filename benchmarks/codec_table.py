@@ -19,14 +19,12 @@ section too: the same faces give the same bytes, PSNR and SSIM (scikit-image's) 
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from aekit_compress import save_bitstreams
 from aekit_eval import rate_distortion as rd
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,10 +92,7 @@ def main():
                for t in args.bytes.split(",") if t.strip()]
     # the whole .npz `aekit compress` writes (names, qualities, CRCs, offsets, metadata, zip) a face: the bytes the
     # other formats' files are compared at
-    names = [f"{9001 + i:06d}.jpg" for i in range(n)]
-    with tempfile.TemporaryDirectory() as folder:
-        file_bytes = [save_bitstreams(Path(folder) / "f.npz", p.streams, p.qualities, names, model) / n
-                      for p in qualities + targets]
+    file_bytes = rd.file_bytes(model, qualities + targets, [f"{9001 + i:06d}.jpg" for i in range(n)])
     points = [(p.label, f, p.bytes, p.psnr, p.ssim) for p, f in zip(qualities + targets, file_bytes)]
     print(f"encoding (float64 analysis): {1000 * encode_s / n:.2f} ms a face")
 

@@ -521,7 +521,7 @@ def test_eval_on_a_codec_draws_its_rate_distortion_curve_against_pillow(tiny_cod
         assert all(finite(r["bytes_per_image"]) and finite(r["psnr"]) and finite(r["ssim"]) for r in sweep)
         low, high = sweep_span(sweep)
         for row in rows:
-            assert (row["matched"][fmt] is None) == (not low <= row["bytes_per_image"] <= high)
+            assert (row["matched"][fmt] is None) == (not low <= row["file_bytes_per_image"] <= high)  # at the whole file's bytes
     assert section["pillow"]["JPEG"]["settings"] == {"optimize": True} and section["pillow"]["WEBP"]["settings"] == {"method": 6}
     # the reconstruction table: the default quality's row, the same numbers
     (row,) = report["reconstruction"]["rows"]

@@ -180,11 +180,9 @@ def test_without_a_default_each_task_uses_its_pretrained_model():
 
 
 @pytest.fixture
-def without_bundled_features(monkeypatch):
+def without_bundled_features(without_bundled):
     """The registered pretrained models less the bundled feature extractor, as if aekit shipped none."""
-    every = pretrained.pretrained_models
-    monkeypatch.setattr(pretrained, "pretrained_models",
-                        lambda: [m for m in every() if not (m.plugin == "pretrained" and "features" in m.tasks)])
+    without_bundled("features")
 
 
 def test_features_come_from_the_codec_until_a_feature_extractor_is_installed(tmp_path, install_plugin, face_folder,

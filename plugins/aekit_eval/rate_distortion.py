@@ -98,6 +98,19 @@ def codec_point(model, images: np.ndarray, quality: int | None = None, target_by
                       decoded[:keep], decode_s, target_bytes)
 
 
+def file_bytes(model, points: list[CodecPoint], names, placements=None) -> list[float]:
+    """Bytes a face of the whole .npz that `aekit compress` writes for each point's bitstreams (names, qualities,
+    CRC-32s, offsets, metadata and zip headers included): what other formats' files are compared with."""
+    import tempfile
+    from pathlib import Path
+
+    from aekit_compress import save_bitstreams
+
+    with tempfile.TemporaryDirectory() as folder:
+        return [save_bitstreams(Path(folder) / "faces.npz", p.streams, p.qualities, names, model, placements=placements)
+                / max(len(p.streams), 1) for p in points]
+
+
 def codec_curve(model, images: np.ndarray, latents=None, decode=None, batch_size: int = 256, keep: int = 0,
                 progress: bool = False) -> list[CodecPoint]:
     """`codec_point` at every quality, 1 (fewest bytes) to ``model.config.qualities``; the analysis runs once."""

@@ -32,9 +32,10 @@ def rate_distortion_table(section: dict) -> tuple[list[str], list[list[str]]]:
     """A codec's qualities: bytes a face, PSNR and SSIM, and each Pillow format's PSNR / SSIM at the same bytes."""
     labels = section.get("labels", {})
     formats = section["formats"]
-    headers = ["method", "bytes per image", "PSNR (dB)", "SSIM"] + [f"{labels.get(f, f)} PSNR / SSIM at same bytes"
-                                                                     for f in formats]
-    rows = [[r["method"], _bytes1(r["bytes_per_image"]), _num(r["psnr"], 2), _num(r["ssim"], 4)]
+    headers = ["method", "file bytes per image", "bitstream bytes", "PSNR (dB)", "SSIM"] + [
+        f"{labels.get(f, f)} PSNR / SSIM at same bytes" for f in formats]
+    rows = [[r["method"], _bytes1(r["file_bytes_per_image"]), _bytes1(r["bytes_per_image"]), _num(r["psnr"], 2),
+             _num(r["ssim"], 4)]
             + [_matched_cell(r["matched"].get(f)) for f in formats] for r in section["rows"]]
     return headers, rows
 

@@ -332,7 +332,7 @@ def _codec_sections(model, on_runtime, evaluation, out, options, model_info, pro
     log(f"coding {len(images)} faces at qualities 1 to {cfg.qualities}")
     points = rd.codec_curve(model, images, decode=on_runtime.decode, batch_size=options.batch_size, keep=GRID_IMAGES,
                             progress=progress)
-    file_bytes = _container_bytes(model, points, evaluation)
+    file_bytes = rd.file_bytes(model, points, evaluation.names, evaluation.placements)
     formats = rd.pillow_formats()
     log(f"sweeping {', '.join(rd.LABELS[f] for f in formats)} over their quality settings")
     sweeps = rd.pillow_sweep(images, formats, progress)
@@ -342,10 +342,11 @@ def _codec_sections(model, on_runtime, evaluation, out, options, model_info, pro
                     f"{_span(file_bytes, '{:,.1f}')} bytes a face over the qualities, {_span(overheads, '{:+,.1f}')} "
                     "against the bitstreams alone (its names, qualities, CRC-32s, offsets, metadata and zip headers)"
                     + ("; smaller than the streams where the file's deflate shrank them, so they are not as compact "
-                       "as they could be" if min(overheads) < 0 else "") + "; the table counts the bitstreams alone")
+                       "as they could be" if min(overheads) < 0 else "")
+                    + "; the other formats are read at the whole file's bytes, as benchmarks/codec_table.py does")
     for fmt in formats:
         low, high = rd.sweep_span(sweeps[fmt])
-        outside = [str(p.quality) for p in points if not low <= p.bytes <= high]
+        outside = [str(p.quality) for p, f in zip(points, file_bytes) if not low <= f <= high]
         if outside:
             settings = rd.SWEEPS[fmt]
             rd_notes.append(f"{rd.LABELS[fmt]}: its sweep (quality {settings[0]} to {settings[-1]}) spans {low:,.0f} to "
@@ -355,7 +356,7 @@ def _codec_sections(model, on_runtime, evaluation, out, options, model_info, pro
         rd_notes.append(rd.AVIF_MISSING)
 
     plot = "rd_curve.png"
-    rd.plot_curve(out / plot, [(p.bytes, p.psnr, p.ssim) for p in points], sweeps,
+    rd.plot_curve(out / plot, [(f, p.psnr, p.ssim) for p, f in zip(points, file_bytes)], sweeps,
                   title=f"rate-distortion on {len(images)} faces: aekit codec against Pillow's formats")
     grid = "reconstruction.png"
     grid_rows = [images[:GRID_IMAGES]] + [p.decoded for p in points]
@@ -373,14 +374,15 @@ def _codec_sections(model, on_runtime, evaluation, out, options, model_info, pro
                                 "settings": {"quality": cfg.default_quality, "bytes": "the bitstreams alone",
                                              "file_bytes_per_image": file_bytes[cfg.default_quality - 1]}}]}
     rows = [{"method": p.label, "quality": p.quality, "bytes_per_image": p.bytes, "file_bytes_per_image": f, **p.scores,
-             "matched": rd.matched(sweeps, p.bytes)} for p, f in zip(points, file_bytes)]
+             "matched": rd.matched(sweeps, f)} for p, f in zip(points, file_bytes)]
     section = {"images": len(images), "qualities": cfg.qualities, "default_quality": cfg.default_quality,
                "tables": tables, "rows": rows, "formats": formats, "labels": {f: rd.LABELS[f] for f in formats},
                "pillow": {fmt: {"settings": rd.SAVE_OPTIONS[fmt], "rows": sweeps[fmt]} for fmt in formats},
                "notes": rd_notes, "plot": plot,
-               "bytes": "aekit: the bitstreams alone, mean over faces; Pillow's formats: whole files, headers included",
-               "matched_at": "each format's PSNR and SSIM at the codec's bytes, linear between its two nearest "
-                             "settings; none outside its sweep"}
+               "bytes": "aekit: the whole .npz over the faces, and the bitstreams alone; Pillow's formats: whole "
+                        "files, headers included",
+               "matched_at": "each format's PSNR and SSIM at the codec's whole-file bytes, linear between its two "
+                             "nearest settings; none outside its sweep"}
     return reconstruction, section
 
 
@@ -388,18 +390,6 @@ def _span(values, form: str) -> str:
     """``12.5`` or ``12.5 to 14.0``: the smallest and largest of `values` as `form` writes them."""
     low, high = form.format(min(values)), form.format(max(values))
     return low if low == high else f"{low} to {high}"
-
-
-def _container_bytes(model, points, evaluation) -> list[float]:
-    """Bytes a face of the whole .npz that `aekit compress` would write for each point's bitstreams (the file's
-    names, qualities, CRC-32s, offsets, metadata and zip headers included), measured on a temporary file."""
-    import tempfile
-
-    from aekit_compress import save_bitstreams
-
-    with tempfile.TemporaryDirectory() as folder:
-        return [save_bitstreams(Path(folder) / f"{i}.npz", p.streams, p.qualities, evaluation.names, model,
-                                placements=evaluation.placements) / max(len(p.streams), 1) for i, p in enumerate(points)]
 
 
 # --- pieces ----------------------------------------------------------------------------------------------
