@@ -48,8 +48,8 @@ def compress(inputs, model_path, out, dtype, quality, target_bytes, batch_size, 
 
     A codec model (the `codec` architecture) writes one bitstream a face at --quality Q, or at a mean of
     --bytes N a face; it reports the bytes a face two ways, the bitstreams alone and the whole file, and
-    `aekit decompress` reads the file with no other option. A latent model (faces-64, the default until a
-    pretrained codec is installed) writes its latents in --dtype.
+    `aekit decompress` reads the file with no other option; faces-64-codec is the default. A latent model
+    (--model faces-64, or a run of `aekit train`) writes its latents in --dtype.
 
     With --align on (or auto, for photos not framed like CelebA) each face of a photo is one latent,
     named PHOTO#N (face N, largest first); the file's photo, face and box arrays say where each came
@@ -58,12 +58,13 @@ def compress(inputs, model_path, out, dtype, quality, target_bytes, batch_size, 
 
     \b
     Examples:
-      aekit compress faces/ --out faces.npz --report
-      aekit compress a.jpg b.png --dtype int8 --out two.npz
-      aekit compress photos/ --align on --out faces.npz                   # one latent per face found
-      aekit compress faces/ --optimize-steps 40 --out faces.npz --report   # slower, sharper
-      aekit compress faces/ --runtime onnx-int8 --out faces.npz            # int8 ONNX Runtime: faster on a CPU
-      aekit compress faces/ -m my-codec --bytes 200 --out faces.npz --report  # about 200 bytes a face
+      aekit compress faces/ --out faces.npz --report                        # faces-64-codec, quality 4
+      aekit compress faces/ --bytes 200 --out faces.npz --report            # about 200 bytes a face
+      aekit compress faces/ --quality 1 --out faces.npz                     # the fewest bytes
+      aekit compress photos/ --align on --out faces.npz                     # a bitstream per face found
+      aekit compress a.jpg b.png -m faces-64 --dtype int8 --out two.npz     # faces-64's latents, int8
+      aekit compress faces/ -m faces-64 --optimize-steps 40 --out z.npz     # latents: slower, sharper
+      aekit compress faces/ -m faces-64 --runtime onnx-int8 --out z.npz     # latents: int8 ONNX Runtime
     """
     from aekit.alignment import aligned_source, placement_columns
     from aekit.data import iter_batches, prefetch, split_slice
